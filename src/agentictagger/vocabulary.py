@@ -1,0 +1,153 @@
+"""The vocabulary tree: descriptors with stable ids, plain JSON round-trip.
+
+A descriptor id encodes its path ("d3.1.7" = child 7 of child 1 of root child 3), so ids stay
+stable when a run resumes and two vocabularies can be diffed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+ROOT_ID = "root"
+
+
+@dataclass
+class Descriptor:
+    id: str
+    name: str
+    definition: str
+    level: int  # 1 = top level
+    parent: str  # ROOT_ID for level 1
+    item_count: int = 0
+    children: list[str] = field(default_factory=list)
+
+
+class Vocabulary:
+    """A forest of descriptors under a virtual root."""
+
+    def __init__(self, descriptors: Iterable[Descriptor] = (), meta: dict | None = None) -> None:
+        self._by_id: dict[str, Descriptor] = {}
+        self.meta: dict = dict(meta or {})
+        self._root_children: list[str] = []
+        for d in descriptors:
+            self.add(d)
+
+    # -- construction -------------------------------------------------------------------------
+    def add(self, d: Descriptor) -> Descriptor:
+        if d.id in self._by_id or d.id == ROOT_ID:
+            raise ValueError(f"duplicate descriptor id {d.id!r}")
+        if d.parent == ROOT_ID:
+            if d.level != 1:
+                raise ValueError(f"descriptor {d.id!r} under the root must have level 1, has {d.level}")
+            self._root_children.append(d.id)
+        else:
+            parent = self._by_id.get(d.parent)
+            if parent is None:
+                raise ValueError(f"descriptor {d.id!r}: parent {d.parent!r} is not in the vocabulary")
+            if d.level != parent.level + 1:
+                raise ValueError(f"descriptor {d.id!r}: level {d.level} under a level-{parent.level} parent")
+            parent.children.append(d.id)
+        self._by_id[d.id] = d
+        return d
+
+    def add_children(self, parent_id: str, named: list[tuple[str, str]], counts: list[int] | None = None) -> list[Descriptor]:
+        """Add ``(name, definition)`` children under ``parent_id`` with path-derived ids."""
+        level = 1 if parent_id == ROOT_ID else self._by_id[parent_id].level + 1
+        prefix = "d" if parent_id == ROOT_ID else parent_id + "."
+        existing = len(self.children(parent_id))
+        out = []
+        for i, (name, definition) in enumerate(named):
+            idx = existing + i + 1
+            did = f"{prefix}{idx}"
+            out.append(
+                self.add(
+                    Descriptor(did, name, definition, level, parent_id, counts[i] if counts else 0)
+                )
+            )
+        return out
+
+    # -- queries ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, did: str) -> bool:
+        return did in self._by_id
+
+    def __iter__(self) -> Iterator[Descriptor]:
+        return iter(self._by_id.values())
+
+    def __getitem__(self, did: str) -> Descriptor:
+        return self._by_id[did]
+
+    def children(self, did: str = ROOT_ID) -> list[Descriptor]:
+        ids = self._root_children if did == ROOT_ID else self._by_id[did].children
+        return [self._by_id[c] for c in ids]
+
+    def level(self, level: int) -> list[Descriptor]:
+        return [d for d in self._by_id.values() if d.level == level]
+
+    @property
+    def depth(self) -> int:
+        return max((d.level for d in self._by_id.values()), default=0)
+
+    def path_to(self, did: str) -> list[Descriptor]:
+        out = []
+        while did != ROOT_ID:
+            d = self._by_id[did]
+            out.append(d)
+            did = d.parent
+        return out[::-1]
+
+    def path_names(self, did: str, sep: str = " > ") -> str:
+        return sep.join(d.name for d in self.path_to(did))
+
+    def is_valid_path(self, path: list[str]) -> bool:
+        """True when ``path`` starts at level 1 and each id is a child of the one before."""
+        parent = ROOT_ID
+        for did in path:
+            d = self._by_id.get(did)
+            if d is None or d.parent != parent:
+                return False
+            parent = did
+        return True
+
+    # -- I/O ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "meta": self.meta,
+            "descriptors": [
+                {k: v for k, v in asdict(d).items() if k != "children"} for d in self._by_id.values()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Vocabulary":
+        descs = sorted(data["descriptors"], key=lambda r: r["level"])
+        return cls((Descriptor(**r) for r in descs), meta=data.get("meta"))
+
+    def save(self, path: str | Path) -> None:
+        p = Path(path)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(p)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocabulary":
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def render(self, max_level: int | None = None) -> str:
+        """An indented text tree, for people."""
+        lines: list[str] = []
+
+        def walk(pid: str, indent: int) -> None:
+            for d in self.children(pid):
+                if max_level and d.level > max_level:
+                    return
+                lines.append(f"{'  ' * indent}- {d.name} ({d.item_count})  [{d.id}]")
+                walk(d.id, indent + 1)
+
+        walk(ROOT_ID, 0)
+        return "\n".join(lines)
