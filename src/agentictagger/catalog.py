@@ -1,0 +1,697 @@
+"""The item catalog: load, validate and render items to the one text every agent reads.
+
+A catalog is a list of :class:`Item` in file order, each with a unique string id and a rendered
+text. Loading validates every row before anything is returned: all problems (duplicate ids,
+blank ids, empty text, bad bytes, bad JSON, missing template fields...) are collected and raised
+together as one :class:`CatalogError`, so a user fixes a file in one pass and never works with a
+half-loaded catalog.
+
+:func:`load_shared` and :func:`load_sequences` read the project's datasets in the
+``shared/data/<name>/`` format (see ``shared/data/README.md``).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import html
+import io
+import json
+import logging
+import math
+import os
+import random
+import re
+import string
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from agentictagger.config import CatalogConfig
+
+log = logging.getLogger(__name__)
+
+#: At most this many problems are spelled out in one CatalogError; the rest are counted.
+MAX_LISTED_PROBLEMS = 50
+
+SHARED_DATASETS = ("scientific", "beauty", "sports")
+
+
+class CatalogError(ValueError):
+    """A catalog could not be loaded. ``problems`` holds one line per bad row."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    text: str  # the rendered text every agent reads
+    label: str | None = None  # optional ground-truth category, for diagnostics only
+    # Raw fields as read; excluded from hashing so items stay usable as dict keys / set members.
+    fields: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Row validation and rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    return isinstance(v, str) and not v.strip()
+
+
+def _id_to_str(v: Any) -> str | None:
+    """Ids are always strings; integral floats (a Parquet/pandas artefact) lose their '.0'."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, float):
+        return repr(v)
+    return None
+
+
+def _template_fields(template: str) -> list[str]:
+    """Top-level field names a str.format template uses; positional fields are a config error."""
+    names: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise CatalogError(f"catalog.text_template {template!r} is not a valid format string: {e}") from e
+    for _, name, _, _ in parsed:
+        if name is None:
+            continue
+        root = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if root == "" or root.isdigit():
+            raise CatalogError(
+                f"catalog.text_template {template!r} uses a positional field '{{{name}}}'; "
+                "name the row field instead, e.g. '{title}'."
+            )
+        if root not in names:
+            names.append(root)
+    return names
+
+
+def truncate_text(text: str, max_chars: int, ellipsis: str = "…") -> str:
+    """Cut ``text`` to at most ``max_chars`` characters at a sentence or word boundary."""
+    if len(text) <= max_chars:
+        return text
+    room = max(1, max_chars - len(ellipsis))
+    cut = text[:room]
+    # Prefer the end of a sentence, then a word boundary, as long as little is thrown away.
+    sentence_end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    if sentence_end >= room * 0.6:
+        return cut[: sentence_end + 1]
+    space = cut.rfind(" ")
+    if space >= room * 0.8:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + ellipsis
+
+
+class _Builder:
+    """Validates rows one at a time, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, cfg: CatalogConfig, source: str, unit: str) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.unit = unit  # "line", "row" or "record": how positions are named in messages
+        self.problems: list[str] = []
+        self.items: list[Item] = []
+        self.first_seen: dict[str, int] = {}
+        self.truncated: list[tuple[str, int]] = []
+        self.keys_seen: Counter[str] = Counter()
+        self.rows = 0
+        self.template = cfg.text_template or None
+        self.template_fields = _template_fields(self.template) if self.template else []
+        if cfg.label_field and cfg.label_field in self.template_fields:
+            raise CatalogError(
+                f"catalog.text_template uses the label field '{cfg.label_field}': the ground-truth "
+                "label must never be part of the item text. Remove it from the template or unset "
+                "catalog.label_field."
+            )
+        bad = [f for f in self.template_fields if f in set(cfg.exclude_fields)]
+        if bad:
+            raise CatalogError(
+                f"catalog.text_template uses excluded field(s) {bad}; remove them from the template "
+                "or from catalog.exclude_fields."
+            )
+
+    def problem(self, pos: int, item_id: str | None, what: str) -> None:
+        where = f"{self.unit} {pos}"
+        if item_id is not None:
+            where += f" (id {item_id!r})"
+        self.problems.append(f"{where}: {what}")
+
+    def add(self, pos: int, row: Any) -> None:
+        self.rows += 1
+        cfg = self.cfg
+        if not isinstance(row, Mapping):
+            self.problem(pos, None, f"is a JSON {type(row).__name__}, not an object; write one object per line")
+            return
+        self.keys_seen.update(row.keys())
+        raw_id = row.get(cfg.id_field)
+        item_id = None if _is_missing(raw_id) else _id_to_str(raw_id)
+        if _is_missing(raw_id):
+            self.problem(pos, None, f"missing or blank id field '{cfg.id_field}'; give every item a unique id")
+        elif item_id is None:
+            self.problem(
+                pos, None, f"id field '{cfg.id_field}' holds a {type(raw_id).__name__}; ids must be strings or integers"
+            )
+        elif item_id in self.first_seen:
+            self.problem(
+                pos,
+                item_id,
+                f"duplicate id, first seen on {self.unit} {self.first_seen[item_id]}; "
+                "give each item a unique id or remove the repeated row",
+            )
+        else:
+            self.first_seen[item_id] = pos
+
+        text = self._render(pos, item_id, row)
+        if text is None:
+            return
+        if not text:
+            self.problem(
+                pos,
+                item_id,
+                "rendered item text is empty; fill its text fields"
+                + (" or change catalog.text_template" if self.template else ""),
+            )
+            return
+        if len(text) > cfg.max_text_chars:
+            self.truncated.append((item_id or "?", len(text)))
+            text = truncate_text(text, cfg.max_text_chars)
+
+        label = None
+        if cfg.label_field:
+            lv = row.get(cfg.label_field)
+            label = None if _is_missing(lv) else str(lv)
+        if item_id is not None and self.first_seen.get(item_id) == pos:
+            self.items.append(Item(item_id=item_id, text=text, label=label, fields=dict(row)))
+
+    def _render(self, pos: int, item_id: str | None, row: Mapping[str, Any]) -> str | None:
+        if self.template:
+            missing = [f for f in self.template_fields if _is_missing_field(row, f)]
+            if missing:
+                self.problem(
+                    pos,
+                    item_id,
+                    f"text_template field(s) {missing} missing or null; add them to the row or change "
+                    "catalog.text_template",
+                )
+                return None
+            try:
+                return self.template.format_map(row).strip()
+            except (KeyError, IndexError, AttributeError, ValueError, TypeError) as e:
+                self.problem(pos, item_id, f"text_template cannot render this row ({type(e).__name__}: {e})")
+                return None
+        skip = {self.cfg.id_field, *self.cfg.exclude_fields}
+        if self.cfg.label_field:
+            skip.add(self.cfg.label_field)
+        lines = [
+            f"{k}: {v.strip()}"
+            for k, v in row.items()
+            if k not in skip and isinstance(v, str) and v.strip()
+        ]
+        return "\n".join(lines)
+
+    def finish(self) -> list[Item]:
+        cfg = self.cfg
+        if self.rows == 0:
+            self.problems.append(f"{self.source} holds no items; a catalog needs at least one row")
+        if self.problems:
+            hints: list[str] = []
+            if self.rows and cfg.id_field not in self.keys_seen:
+                fields = ", ".join(sorted(self.keys_seen)[:20]) or "none"
+                hints.append(
+                    f"No row has the id field '{cfg.id_field}' (fields seen: {fields}); set catalog.id_field."
+                )
+            missing_tpl = [f for f in self.template_fields if f not in self.keys_seen]
+            if self.rows and missing_tpl:
+                hints.append(f"No row has template field(s) {missing_tpl}; check catalog.text_template.")
+            shown = self.problems[:MAX_LISTED_PROBLEMS]
+            rest = len(self.problems) - len(shown)
+            msg = [
+                f"catalog {self.source}: {len(self.problems)} problem(s) in {self.rows} row(s); "
+                "nothing was loaded. Fix these rows and load again:"
+            ]
+            msg += ["  " + p for p in shown]
+            if rest:
+                msg.append(f"  ... and {rest} more problem(s) not listed")
+            msg += hints
+            raise CatalogError("\n".join(msg), self.problems)
+        if self.truncated:
+            longest = max(n for _, n in self.truncated)
+            examples = ", ".join(repr(i) for i, _ in self.truncated[:3])
+            log.warning(
+                "catalog %s: %d of %d item texts were longer than %d characters and were truncated "
+                "(longest %d; e.g. %s); raise catalog.max_text_chars to keep more.",
+                self.source,
+                len(self.truncated),
+                len(self.items),
+                cfg.max_text_chars,
+                longest,
+                examples,
+            )
+        if cfg.label_field and cfg.label_field not in self.keys_seen:
+            log.warning("catalog %s: no row has the label field '%s'; labels are all empty", self.source, cfg.label_field)
+        return self.items
+
+
+def _is_missing_field(row: Mapping[str, Any], name: str) -> bool:
+    return name not in row or row[name] is None or (isinstance(row[name], float) and math.isnan(row[name]))
+
+
+# ---------------------------------------------------------------------------------------------
+# File readers: each yields (position, row) and reports its own format problems to the builder.
+# ---------------------------------------------------------------------------------------------
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _read_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise CatalogError(f"catalog {path}: not a readable gzip file ({e}); re-compress it or drop '.gz'") from e
+    return data[len(_BOM):] if data.startswith(_BOM) else data
+
+
+def _undecodable(b: _Builder, pos: int, err: UnicodeDecodeError) -> None:
+    b.problem(
+        pos,
+        None,
+        f"bytes {err.object[err.start:err.end]!r} at column {err.start + 1} are not UTF-8; "
+        "re-save the file as UTF-8",
+    )
+
+
+def _feed_jsonl(b: _Builder, data: bytes) -> None:
+    for pos, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            b.rows += 1
+            _undecodable(b, pos, e)
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            b.rows += 1
+            b.problem(pos, None, f"malformed JSON ({e.msg} at column {e.colno}); fix or remove this line")
+            continue
+        b.add(pos, row)
+
+
+def _feed_csv(b: _Builder, data: bytes, delimiter: str) -> None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Name every bad line, not only the first, before giving up on the file.
+        for pos, raw in enumerate(data.split(b"\n"), start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                b.rows += 1
+                _undecodable(b, pos, e)
+        return
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as e:
+        raise CatalogError(f"catalog {b.source}: unreadable CSV header ({e})") from e
+    header = [h.strip() for h in header]
+    dupes = [h for h, n in Counter(header).items() if n > 1]
+    if dupes:
+        raise CatalogError(f"catalog {b.source}: the header repeats column(s) {dupes}; rename them")
+    start = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            b.rows += 1
+            b.problem(start, None, f"unreadable CSV ({e}); fix the quoting on this line")
+            start = reader.line_num + 1
+            continue
+        pos, start = start, reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            b.rows += 1
+            b.problem(
+                pos, None, f"has {len(cells)} columns but the header has {len(header)}; fix delimiters/quoting"
+            )
+            continue
+        # Empty cells are absent values, as a missing JSON key would be.
+        b.add(pos, {h: c for h, c in zip(header, cells) if c != ""})
+
+
+def _feed_parquet(b: _Builder, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow raises several unrelated types for corrupt files
+        raise CatalogError(f"catalog {path}: not a readable Parquet file ({e})") from e
+    for pos, row in enumerate(rows, start=1):
+        b.add(pos, {k: v for k, v in row.items() if v is not None})
+
+
+def _format_of(path: Path) -> str:
+    name = path.name.lower()
+    for suffix, fmt in (
+        (".jsonl.gz", "jsonl"),
+        (".ndjson.gz", "jsonl"),
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".csv.gz", "csv"),
+        (".csv", "csv"),
+        (".tsv.gz", "tsv"),
+        (".tsv", "tsv"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+    ):
+        if name.endswith(suffix):
+            return fmt
+    raise CatalogError(
+        f"catalog {path}: unknown file type; use .jsonl, .csv, .tsv or .parquet (optionally .gz for text formats)"
+    )
+
+
+def _shared_dataset_of(path: Path) -> str | None:
+    if path.name == "items.jsonl.gz" and path.parent.name in SHARED_DATASETS:
+        if (path.parent / "sequences.tsv.gz").exists():
+            return path.parent.name
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog
+# ---------------------------------------------------------------------------------------------
+
+
+class Catalog:
+    """Items in a fixed order (file order), with unique string ids."""
+
+    def __init__(self, items: Iterable[Item], config: CatalogConfig | None = None, source: str = "<items>") -> None:
+        self.items: list[Item] = list(items)
+        self.config = config or CatalogConfig()
+        self.source = source
+        self._index: dict[str, int] = {}
+        dupes = []
+        for i, it in enumerate(self.items):
+            if it.item_id in self._index:
+                dupes.append(f"item {i}: duplicate id {it.item_id!r} (first at item {self._index[it.item_id]})")
+            self._index.setdefault(it.item_id, i)
+        if dupes:
+            raise CatalogError(f"catalog {source}: duplicate item ids\n  " + "\n  ".join(dupes[:MAX_LISTED_PROBLEMS]), dupes)
+
+    # -- container protocol ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __getitem__(self, i: int) -> Item:
+        return self.items[i]
+
+    def __repr__(self) -> str:
+        return f"Catalog({len(self)} items from {self.source})"
+
+    @property
+    def ids(self) -> list[str]:
+        return [it.item_id for it in self.items]
+
+    @property
+    def texts(self) -> list[str]:
+        return [it.text for it in self.items]
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [it.label for it in self.items]
+
+    def index_of(self, item_id: str) -> int:
+        try:
+            return self._index[item_id]
+        except KeyError:
+            raise KeyError(f"item id {item_id!r} is not in catalog {self.source} ({len(self)} items)") from None
+
+    def by_id(self, item_id: str) -> Item:
+        return self.items[self.index_of(item_id)]
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._index
+
+    def subset(self, item_ids_or_indices: Iterable[str | int]) -> "Catalog":
+        """A catalog of the given items, in the given order (ids are strings, indices ints)."""
+        picked: list[Item] = []
+        for key in item_ids_or_indices:
+            if isinstance(key, str):
+                picked.append(self.by_id(key))
+            else:
+                try:
+                    idx = int(key)  # accepts numpy integers
+                except (TypeError, ValueError):
+                    raise TypeError(f"subset() takes item ids (str) or indices (int), got {key!r}") from None
+                if not -len(self) <= idx < len(self):
+                    raise IndexError(f"index {idx} is out of range for catalog {self.source} ({len(self)} items)")
+                picked.append(self.items[idx])
+        return Catalog(picked, self.config, source=f"{self.source}[subset]")
+
+    def sample(self, n: int, seed: int = 0) -> "Catalog":
+        """``n`` items drawn at random (reproducible by seed), kept in catalog order."""
+        if n < 0:
+            raise ValueError(f"sample size must be >= 0, got {n}")
+        if n >= len(self):
+            return self
+        idx = sorted(random.Random(seed).sample(range(len(self)), n))
+        return Catalog([self.items[i] for i in idx], self.config, source=f"{self.source}[sample {n}, seed {seed}]")
+
+    def to_jsonl(self, path: str | Path) -> Path:
+        """Write the items' raw fields, one object per line; ``Catalog.load(path, catalog.config)``
+        reads the same catalog back. Written to a temporary file first so a crash leaves no torn file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        id_field = self.config.id_field
+        tmp = path.with_name(path.name + ".tmp")
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(tmp, "wt", encoding="utf-8") as f:
+            for it in self.items:
+                row = dict(it.fields) if it.fields else {"text": it.text}
+                row.setdefault(id_field, it.item_id)
+                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, cfg: CatalogConfig | None = None) -> "Catalog":
+        """Load and validate a JSONL / CSV / TSV / Parquet file (text formats may be gzipped).
+
+        A ``shared/data/<name>/items.jsonl.gz`` file loaded without a ``text_template`` is read
+        by :func:`load_shared`, which knows each dataset's fields.
+        """
+        cfg = cfg or CatalogConfig()
+        path = Path(path)
+        if not path.exists():
+            raise CatalogError(f"catalog file {path} does not exist; check catalog.path")
+        shared = _shared_dataset_of(path)
+        if shared and not cfg.text_template:
+            log.info("catalog %s: reading it as the shared %r dataset", path, shared)
+            return load_shared(shared, root=path.parent.parent)
+        fmt = _format_of(path)
+        b = _Builder(cfg, str(path), "row" if fmt == "parquet" else "line")
+        if fmt == "parquet":
+            _feed_parquet(b, path)
+        else:
+            data = _read_bytes(path)
+            if fmt == "jsonl":
+                _feed_jsonl(b, data)
+            else:
+                _feed_csv(b, data, "," if fmt == "csv" else "\t")
+        return cls(b.finish(), cfg, source=str(path))
+
+    @classmethod
+    def from_records(
+        cls, records: Iterable[Mapping[str, Any]], cfg: CatalogConfig | None = None, source: str = "<records>"
+    ) -> "Catalog":
+        """Build from in-memory rows, with the same validation as :meth:`load` (positions are 1-based)."""
+        cfg = cfg or CatalogConfig()
+        b = _Builder(cfg, source, "record")
+        for pos, row in enumerate(records, start=1):
+            b.add(pos, row)
+        return cls(b.finish(), cfg, source=source)
+
+
+# ---------------------------------------------------------------------------------------------
+# The project's shared datasets
+# ---------------------------------------------------------------------------------------------
+
+_HTML_JUNK = re.compile(r"<!--.*?-->|<!\[[^\]]*\]>|</?[a-zA-Z][a-zA-Z0-9]*\s*/?>", re.S)
+
+
+def _clean(s: str | None) -> str:
+    s = html.unescape(_HTML_JUNK.sub(" ", s or ""))
+    return " ".join(s.split())
+
+
+# 23 scientific titles are a scraping artefact, literally "Industrial & Scientific />": the
+# level-1 category, not a title. They are dropped so no category text reaches the item text.
+_BROKEN_TITLE = re.compile(r"^Industrial & Scientific\s*/?>?\.?$")
+
+
+def _sentence(s: str) -> str:
+    return s + "." if s and s[-1] not in ".!?" else s
+
+
+def shared_data_root(root: str | Path | None = None, name: str | None = None) -> Path:
+    """Where shared datasets live: ``root``, else $AGENTICTAGGER_DATA, else ``../shared/data``
+    next to the repository, else ``/work/shared/data``."""
+    repo = Path(__file__).resolve().parents[2]
+    candidates = [Path(root)] if root is not None else []
+    if root is None:
+        if os.environ.get("AGENTICTAGGER_DATA"):
+            candidates.append(Path(os.environ["AGENTICTAGGER_DATA"]))
+        candidates += [repo.parent / "shared" / "data", repo / "shared" / "data", Path("/work/shared/data")]
+    for c in candidates:
+        if (c / name).is_dir() if name else c.is_dir():
+            return c
+    raise CatalogError(
+        f"shared dataset {name or ''!r} not found; looked in {', '.join(map(str, candidates))}. "
+        "Pass root= or set AGENTICTAGGER_DATA to the folder holding <name>/items.jsonl.gz."
+    )
+
+
+def _read_shared_items(name: str, root: str | Path | None) -> tuple[Path, list[dict[str, Any]]]:
+    if name not in SHARED_DATASETS:
+        raise CatalogError(f"unknown shared dataset {name!r}; choose one of {', '.join(SHARED_DATASETS)}")
+    path = shared_data_root(root, name) / name / "items.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return path, rows
+
+
+def scientific_label(categories: str | None, level: int = 2) -> str | None:
+    """The level-``level`` Amazon category (level 1 = 'Industrial & Scientific'). Some category
+    names contain ', ', so the path is split only on commas not followed by a space."""
+    if not categories:
+        return None
+    parts = re.split(r",(?! )", categories)
+    if len(parts) < level:
+        return None
+    return parts[level - 1].strip() or None
+
+
+def load_shared(name: str, root: str | Path | None = None, max_description_chars: int = 600) -> Catalog:
+    """Load a shared dataset (``scientific``, ``beauty`` or ``sports``) as a Catalog.
+
+    * ``scientific``: ``item_id = str(item_idx)``; text = title, ``Brand: <brand>.`` and the
+      description (HTML remnants removed, cut at a sentence/word boundary after
+      ``max_description_chars``); the 23 titles that read "Industrial & Scientific />" (a scraping
+      artefact) are left out. The categories are **never** in the text: they are the ground
+      truth. ``label`` = the level-2 Amazon category (None for the 131 items without categories).
+    * ``beauty``: ``item_id`` = ASIN; text = the title. The 7 items with an empty title fall back
+      to their IDGenRec text id (a short generated phrase, e.g. "na categories beauty skin care"),
+      with one logged warning: the recommender needs text for every item. No labels.
+    * ``sports``: ``item_id`` = ASIN; text = the IDGenRec text id, a weak stand-in: the shared
+      data has no real Sports metadata. No labels.
+
+    Each item's ``fields`` keep the source row (for scientific also ``categories``); the rendered
+    text is in ``fields['text']`` so ``to_jsonl`` + ``Catalog.load(path, catalog.config)`` round-trips.
+    """
+    path, rows = _read_shared_items(name, root)
+    records: list[dict[str, Any]] = []
+    if name == "scientific":
+        for r in rows:
+            title = _clean(r.get("title"))
+            if _BROKEN_TITLE.match(title):
+                title = ""
+            brand = _clean(r.get("brand"))
+            desc = truncate_text(_clean(r.get("description")), max_description_chars)
+            text = " ".join(p for p in (_sentence(title), _sentence(f"Brand: {brand}") if brand else "", desc) if p)
+            records.append(
+                {
+                    "item_id": str(r["item_idx"]),
+                    **r,
+                    "text": text,
+                    "category": scientific_label(r.get("categories")),
+                }
+            )
+    elif name == "beauty":
+        fallback = []
+        for r in rows:
+            text = _clean(r.get("title"))
+            if not text:
+                text = _clean(r.get("idgenrec_text_id"))
+                fallback.append(r["item_id"])
+            records.append({**r, "text": text})
+        if fallback:
+            log.warning(
+                "beauty: %d items have an empty title; their IDGenRec text id is used instead: %s",
+                len(fallback),
+                ", ".join(fallback),
+            )
+    else:
+        records = [{**r, "text": _clean(r.get("idgenrec_text_id"))} for r in rows]
+    cfg = CatalogConfig(
+        id_field="item_id",
+        text_template="{text}",
+        label_field="category" if name == "scientific" else None,
+        max_text_chars=4000,
+    )
+    return Catalog.from_records(records, cfg, source=str(path))
+
+
+def load_sequences(name: str, root: str | Path | None = None) -> list[tuple[str, list[str]]]:
+    """Per-user chronological item sequences of a shared dataset, oldest first, in file order.
+
+    The user key is the Amazon reviewerID for beauty/sports and ``str(user_idx)`` for scientific
+    (which has no raw ids); item ids match :func:`load_shared`. Every item id is checked against
+    the dataset's items file.
+    """
+    path, rows = _read_shared_items(name, root)
+    known = {str(r["item_idx"]) if name == "scientific" else r["item_id"] for r in rows}
+    seq_path = path.parent / "sequences.tsv.gz"
+    out: list[tuple[str, list[str]]] = []
+    unknown: list[str] = []
+    with gzip.open(seq_path, "rt", encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        user_col = header.index("user_idx" if name == "scientific" else "user_id")
+        items_col = len(header) - 1
+        for lineno, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            cells = line.rstrip("\n").split("\t")
+            items = cells[items_col].split()
+            bad = [i for i in items if i not in known]
+            if bad:
+                unknown.append(f"line {lineno}: unknown item id(s) {bad[:5]}")
+            out.append((cells[user_col], items))
+    if unknown:
+        raise CatalogError(
+            f"{seq_path}: {len(unknown)} sequence(s) name items missing from items.jsonl.gz:\n  "
+            + "\n  ".join(unknown[:MAX_LISTED_PROBLEMS]),
+            unknown,
+        )
+    return out
