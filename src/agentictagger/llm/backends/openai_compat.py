@@ -1,0 +1,270 @@
+"""Backend for any OpenAI-compatible chat-completions server (OpenAI, Gemini, vLLM, Ollama,
+llama-server, ...), through the official ``openai`` client.
+
+Thin on purpose: the constraint becomes ``response_format`` / vLLM guided-decoding extras (and a
+line in the prompt, for servers that ignore both), errors become Transient/permanent LLMErrors.
+Retries, caching, validation and re-asks are the client's job, so the SDK's own retries are off.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+from typing import Any
+from urllib.parse import urlparse
+
+import openai
+
+from agentictagger.config import LLMConfig
+from agentictagger.llm.types import (
+    ChatRequest,
+    ChatResponse,
+    ChoiceConstraint,
+    JsonSchemaConstraint,
+    LLMError,
+    TokenUsage,
+    TransientLLMError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Sent to keyless local servers (llama-server, vLLM, Ollama): the SDK insists on some key.
+LOCAL_DUMMY_KEY = "sk-local-no-key"
+# Bump when the way requests are rendered changes, so old cache entries are not reused.
+_PROMPT_FORMAT = "p1"
+# Statuses the server itself says are worth retrying (the same set the SDK retries).
+_TRANSIENT_STATUS = {408, 409, 429}
+
+
+def is_local_url(url: str) -> bool:
+    """Loopback / private-network / ``*.local`` hosts: self-hosted servers that need no key."""
+    host = (urlparse(url).hostname or "").lower()
+    if host in {"localhost", "host.docker.internal"} or host.endswith(".local") or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_unspecified
+
+
+def choice_schema(choices: tuple[str, ...]) -> dict[str, Any]:
+    """The object a ChoiceConstraint is wrapped in for JSON-schema structured output.
+
+    Written to satisfy OpenAI's strict mode (every property required, no extras)."""
+    return {
+        "type": "object",
+        "properties": {"choice": {"type": "string", "enum": list(choices)}},
+        "required": ["choice"],
+        "additionalProperties": False,
+    }
+
+
+def is_strict_compatible(schema: Any) -> bool:
+    """Whether OpenAI's ``strict`` mode accepts ``schema``: every object lists all its properties
+    as required and forbids additional ones. Sending strict=True otherwise is a 400 error."""
+    if isinstance(schema, list):
+        return all(is_strict_compatible(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props):
+            return False
+    return all(is_strict_compatible(v) for k, v in schema.items() if k not in {"enum", "const", "default"})
+
+
+def _schema_name(name: str) -> str:
+    cleaned = re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64]
+    return cleaned or "answer"
+
+
+def _choice_lines(choices: tuple[str, ...]) -> str:
+    return "\n".join(f"- {c}" for c in choices)
+
+
+def constraint_hint(request: ChatRequest, structured_output: str) -> str | None:
+    """Text appended to the last user message describing the required answer format."""
+    c = request.constraint
+    if isinstance(c, ChoiceConstraint):
+        if structured_output == "json_schema":
+            return (
+                'Answer with a JSON object {"choice": "<option>"} where <option> is exactly one of these '
+                "options, copied verbatim:\n" + _choice_lines(c.choices)
+            )
+        return "Answer with exactly one of these options, copied verbatim, and nothing else:\n" + _choice_lines(
+            c.choices
+        )
+    if isinstance(c, JsonSchemaConstraint):
+        return (
+            "Answer with only a JSON value (no prose, no code fence) that validates against this JSON schema:\n"
+            + json.dumps(c.schema, ensure_ascii=False, sort_keys=True)
+        )
+    return None
+
+
+class OpenAIBackend:
+    """One model on one OpenAI-compatible endpoint. Thread-safe (the SDK client is)."""
+
+    def __init__(self, cfg: LLMConfig):
+        self.cfg = cfg
+        self.base_url = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.model = cfg.model
+        key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+        if not key:
+            if not is_local_url(self.base_url):
+                var = cfg.api_key_env or "(none configured)"
+                raise LLMError(
+                    f"no API key for {self.base_url}: environment variable {var} is not set. "
+                    f"Export it (export {cfg.api_key_env or 'OPENAI_API_KEY'}=...) or set llm.api_key_env to "
+                    f"the variable that holds the key."
+                )
+            key = LOCAL_DUMMY_KEY
+        # Kept only to scrub it from error messages; never logged, cached or written.
+        self._secret = key
+        self._client = openai.OpenAI(
+            api_key=key,
+            base_url=self.base_url,
+            timeout=cfg.timeout_s,
+            max_retries=0,  # the LLMClient retries, with its own backoff and accounting
+        )
+        self._warned_likelihood = False
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
+
+    def identity(self) -> str:
+        return f"openai:{self.base_url}:{self.model}:so={self.cfg.structured_output}:{_PROMPT_FORMAT}"
+
+    # -- request -----------------------------------------------------------------------------
+    def build_kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        """The keyword arguments for ``chat.completions.create`` (public for inspection/tests)."""
+        mode = self.cfg.structured_output
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        hint = constraint_hint(request, mode)
+        if hint:
+            for m in reversed(messages):
+                if m["role"] == "user":
+                    m["content"] = f"{m['content']}\n\n{hint}"
+                    break
+            else:
+                messages.append({"role": "user", "content": hint})
+        p = request.params
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": p.temperature,
+            "max_tokens": p.max_tokens,
+            "top_p": p.top_p,
+        }
+        if p.seed is not None:
+            kwargs["seed"] = p.seed
+        if p.stop:
+            kwargs["stop"] = list(p.stop)
+        c = request.constraint
+        if c is not None and mode == "json_schema":
+            if isinstance(c, ChoiceConstraint):
+                schema, name, strict = choice_schema(c.choices), "choice", True
+            else:
+                schema, name, strict = c.schema, _schema_name(c.name), is_strict_compatible(c.schema)
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": strict},
+            }
+        elif c is not None and mode == "guided":
+            if isinstance(c, ChoiceConstraint):
+                kwargs["extra_body"] = {"guided_choice": list(c.choices)}
+            else:
+                kwargs["extra_body"] = {"guided_json": c.schema}
+        return kwargs
+
+    # -- call --------------------------------------------------------------------------------
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        if request.choice_mode == "likelihood" and not self._warned_likelihood:
+            self._warned_likelihood = True
+            log.warning(
+                "choice_mode='likelihood' needs token log-probabilities; %s generates the choice instead", self
+            )
+        try:
+            completion = self._client.chat.completions.create(**self.build_kwargs(request))
+        except openai.APITimeoutError as exc:
+            raise TransientLLMError(f"{self.base_url}: request timed out after {self.cfg.timeout_s}s") from exc
+        except openai.APIConnectionError as exc:
+            raise TransientLLMError(f"{self.base_url}: connection failed: {self._scrub(str(exc))}") from exc
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        except openai.APIError as exc:
+            raise LLMError(f"{self.base_url}: {self._scrub(str(exc))}") from exc
+        return self._to_response(request, completion)
+
+    def _status_error(self, exc: openai.APIStatusError) -> LLMError:
+        status = exc.status_code
+        msg = f"{self.base_url} answered HTTP {status}: {self._scrub(_error_text(exc))}"
+        if status in _TRANSIENT_STATUS or status >= 500:
+            err: LLMError = TransientLLMError(msg)
+            retry_after = _retry_after(exc)
+            if retry_after is not None:
+                err.retry_after = retry_after  # type: ignore[attr-defined]
+            return err
+        hint = {
+            401: " (check the API key in the environment variable " + str(self.cfg.api_key_env) + ")",
+            404: f" (check base_url and that model {self.model!r} exists there)",
+        }.get(status, "")
+        return LLMError(msg + hint)
+
+    def _to_response(self, request: ChatRequest, completion: Any) -> ChatResponse:
+        if not getattr(completion, "choices", None):
+            raise TransientLLMError(f"{self.base_url}: response without choices")
+        message = completion.choices[0].message
+        text = message.content or ""
+        if isinstance(request.constraint, ChoiceConstraint) and self.cfg.structured_output == "json_schema":
+            text = _unwrap_choice(text)
+        usage = TokenUsage()
+        u = getattr(completion, "usage", None)
+        if u is not None:
+            details = getattr(u, "prompt_tokens_details", None)
+            usage = TokenUsage(
+                prompt_tokens=int(u.prompt_tokens or 0),
+                completion_tokens=int(u.completion_tokens or 0),
+                cached_prompt_tokens=int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+            )
+        return ChatResponse(text=text, usage=usage, model=completion.model or self.model)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _unwrap_choice(text: str) -> str:
+    """``{"choice": "x"}`` -> ``x``; anything else is returned unchanged for the validator."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(value, dict) and isinstance(value.get("choice"), str):
+        return value["choice"]
+    return text
+
+
+def _error_text(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:500]
+        return json.dumps(body)[:500]
+    return str(exc.message)[:500]
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    try:
+        value = exc.response.headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (AttributeError, ValueError):
+        return None

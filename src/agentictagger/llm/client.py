@@ -1,0 +1,367 @@
+"""The client every algorithm talks to: cache, limits, retries, validation, re-asks, usage.
+
+Backends stay thin (one request in, one raw answer out); everything that makes calls reliable
+and cheap lives here, once, for all backends:
+
+    cache lookup -> rate limit -> backend call (retry transient errors with backoff + jitter)
+    -> validate against the constraint (re-ask with a correction, bounded) -> cache store -> usage
+
+A request either returns a valid :class:`ChatResponse` or raises :class:`LLMError` saying which
+stage, how many attempts and the last error. Nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from agentictagger.config import LLMConfig
+from agentictagger.llm.cache import CachedAnswer, ResponseCache
+from agentictagger.llm.types import (
+    Backend,
+    ChatRequest,
+    ChatResponse,
+    ChoiceConstraint,
+    Constraint,
+    InvalidAnswerError,
+    LLMError,
+    Message,
+    SamplingParams,
+    TransientLLMError,
+)
+from agentictagger.llm.usage import UsageTracker, estimate_cost
+from agentictagger.llm.validate import validate_answer
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+class RateLimiter:
+    """Spaces request starts at least ``60 / requests_per_minute`` seconds apart (all threads).
+
+    Even spacing rather than a burst bucket: providers that enforce per-second limits answer a
+    burst with 429s, which cost a backoff each.
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if requests_per_minute is not None and requests_per_minute <= 0:
+            raise ValueError(f"requests_per_minute must be positive or empty, got {requests_per_minute}")
+        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._next = float("-inf")
+
+    def acquire(self) -> float:
+        """Block until this caller may start a request; returns the seconds waited."""
+        if self.interval <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        wait_s = slot - now
+        if wait_s > 0:
+            self._sleep(wait_s)
+        return wait_s
+
+
+def correction_message(error: InvalidAnswerError) -> str:
+    return (
+        f"Your previous answer was not accepted: {error}. "
+        "Reply again with only the corrected answer, in exactly the required format, and nothing else."
+    )
+
+
+def reask_request(request: ChatRequest, bad_text: str, error: InvalidAnswerError) -> ChatRequest:
+    """``request`` plus the invalid answer and a correction, so the model sees what was wrong."""
+    messages = request.messages + (
+        Message("assistant", bad_text),
+        Message("user", correction_message(error)),
+    )
+    return replace(request, messages=messages)
+
+
+class LLMClient:
+    """Reliable, cached, accounted calls to one backend. Safe to share between threads."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        cfg: LLMConfig,
+        cache_dir: str | Path | None,
+        usage: UsageTracker | None = None,
+    ):
+        if cfg.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {cfg.max_concurrency}")
+        if cfg.max_retries < 0 or cfg.max_reasks < 0:
+            raise ValueError("max_retries and max_reasks must be >= 0")
+        self.backend = backend
+        self.cfg = cfg
+        self.identity = backend.identity()
+        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        self.usage = usage if usage is not None else UsageTracker()
+        self.rate_limiter = RateLimiter(cfg.requests_per_minute)
+        # Bounds requests in flight across map() calls and callers' own threads alike.
+        self._slots = threading.BoundedSemaphore(cfg.max_concurrency)
+        self._counter_lock = threading.Lock()
+        self._backend_calls = 0
+        self._cache_hits = 0
+        self._key_locks: dict[str, list] = {}  # key -> [lock, refcount]
+        self._key_locks_guard = threading.Lock()
+        self._rng = random.Random()
+        self._sleep: Callable[[float], None] = time.sleep
+
+    # -- counters --------------------------------------------------------------------------
+    @property
+    def backend_calls(self) -> int:
+        """Backend invocations made by this client (retries and re-asks included)."""
+        return self._backend_calls
+
+    @property
+    def cache_hits(self) -> int:
+        return self._cache_hits
+
+    # -- building requests -----------------------------------------------------------------
+    def chat_request(
+        self,
+        system: str | None,
+        user: str,
+        *,
+        constraint: Constraint | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> ChatRequest:
+        """A request with this endpoint's defaults (temperature, max_tokens, choice mode)."""
+        params = SamplingParams(
+            temperature=self.cfg.temperature if temperature is None else temperature,
+            max_tokens=self.cfg.max_tokens if max_tokens is None else max_tokens,
+        )
+        # Likelihood scoring needs token log-probabilities, which only the embedded backend has.
+        choice_mode = (
+            self.cfg.choice_mode
+            if self.cfg.backend == "embedded" and isinstance(constraint, ChoiceConstraint)
+            else "generate"
+        )
+        return ChatRequest.chat(system, user, constraint=constraint, params=params, choice_mode=choice_mode)
+
+    # -- one request -----------------------------------------------------------------------
+    def complete(self, request: ChatRequest, stage: str = "default") -> ChatResponse:
+        """A validated answer to ``request``, from the cache or the backend; raises LLMError."""
+        self.usage.begin(stage)
+        try:
+            return self._complete(request, stage)
+        finally:
+            self.usage.end(stage)
+
+    def _complete(self, request: ChatRequest, stage: str) -> ChatResponse:
+        t0 = time.perf_counter()
+        key = request.cache_key(self.identity)
+        hit = self._cached(key, stage)
+        if hit is not None:
+            return hit
+        # Identical requests in flight at once (duplicate items in a batch) wait for the first
+        # one and then read its answer from the cache instead of paying twice.
+        with self._key_lock(key if self.cache is not None else None):
+            hit = self._cached(key, stage)
+            if hit is not None:
+                return hit
+            resp = self._ask_until_valid(request, stage)
+            resp.latency_s = time.perf_counter() - t0
+            if self.cache is not None:
+                self.cache.put(key, CachedAnswer(resp.text, resp.parsed, resp.usage, resp.model))
+            self.usage.record_answered(stage)
+            return resp
+
+    def _cached(self, key: str, stage: str) -> ChatResponse | None:
+        if self.cache is None:
+            return None
+        got = self.cache.get(key)
+        if got is None:
+            return None
+        with self._counter_lock:
+            self._cache_hits += 1
+        self.usage.record_cache_hit(stage)
+        # ``usage`` reports what the answer cost when it was first computed; the tracker
+        # charges nothing for a hit.
+        return ChatResponse(
+            text=got.text, parsed=got.parsed, usage=got.usage, cached=True, latency_s=0.0, model=got.model, attempts=0
+        )
+
+    @contextmanager
+    def _key_lock(self, key: str | None) -> Iterator[None]:
+        if key is None:
+            yield
+            return
+        with self._key_locks_guard:
+            entry = self._key_locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._key_locks_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._key_locks[key]
+
+    def _ask_until_valid(self, request: ChatRequest, stage: str) -> ChatResponse:
+        current = request
+        attempts = 0
+        last_error: InvalidAnswerError | None = None
+        for round_no in range(self.cfg.max_reasks + 1):
+            try:
+                resp, n = self._call_with_retries(current, stage)
+            except LLMError as exc:
+                attempts += getattr(exc, "attempts", 1)
+                self.usage.record_failure(stage)
+                # Keep the kind (transient vs. permanent) so callers can tell an outage from a bad
+                # request; backend-specific subclasses are reported as their base kind.
+                kind = type(exc) if type(exc) in (LLMError, TransientLLMError, InvalidAnswerError) else LLMError
+                raise self._final_error(kind, stage, attempts, exc) from exc
+            attempts += n
+            try:
+                resp.parsed = validate_answer(request, resp.text)
+            except InvalidAnswerError as exc:
+                last_error = exc
+                if round_no < self.cfg.max_reasks:
+                    self.usage.record_reask(stage)
+                    log.info("stage %s: invalid answer, re-asking (%d/%d): %s", stage, round_no + 1,
+                             self.cfg.max_reasks, exc)
+                    current = reask_request(current, resp.text, exc)
+                continue
+            resp.attempts = attempts
+            resp.cached = False
+            return resp
+        self.usage.record_failure(stage)
+        assert last_error is not None
+        raise self._final_error(
+            InvalidAnswerError, stage, attempts, last_error,
+            note=f"no valid answer after {self.cfg.max_reasks} re-ask(s)",
+        ) from last_error
+
+    def _call_with_retries(self, request: ChatRequest, stage: str) -> tuple[ChatResponse, int]:
+        """One answer from the backend, retrying transient errors; returns it and the tries used."""
+        tries = self.cfg.max_retries + 1
+        for attempt in range(tries):
+            self.rate_limiter.acquire()
+            t0 = time.perf_counter()
+            with self._slots:
+                with self._counter_lock:
+                    self._backend_calls += 1
+                try:
+                    resp = self.backend.complete(request)
+                except TransientLLMError as exc:
+                    self.usage.record_failed_call(stage, time.perf_counter() - t0)
+                    if attempt + 1 >= tries:
+                        exc.attempts = attempt + 1  # type: ignore[attr-defined]
+                        raise
+                    error: TransientLLMError = exc
+                except LLMError as exc:
+                    self.usage.record_failed_call(stage, time.perf_counter() - t0)
+                    exc.attempts = attempt + 1  # type: ignore[attr-defined]
+                    raise
+                else:
+                    latency = time.perf_counter() - t0
+                    resp.latency_s = latency
+                    self.usage.record_call(
+                        stage,
+                        resp.usage,
+                        latency,
+                        estimate_cost(resp.usage, self.cfg.price_per_million_input, self.cfg.price_per_million_output),
+                    )
+                    return resp, attempt + 1
+            # Back off outside the concurrency slot so other requests keep the backend busy.
+            self.usage.record_retry(stage)
+            delay = self._backoff(attempt, getattr(error, "retry_after", None))
+            log.info("stage %s: transient error (try %d/%d), retrying in %.2fs: %s", stage, attempt + 1, tries,
+                     delay, error)
+            self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * (2**attempt))
+        # Jitter in [base/2, base] de-synchronises threads that failed together (one 429 burst).
+        delay = base * (0.5 + 0.5 * self._rng.random())
+        if retry_after is not None and retry_after > 0:
+            delay = max(delay, min(retry_after, self.cfg.backoff_max_s))
+        return delay
+
+    def _final_error(
+        self, cls: type[LLMError], stage: str, attempts: int, last: Exception, note: str | None = None
+    ) -> LLMError:
+        what = note or ("gave up after retries" if isinstance(last, TransientLLMError) else "failed")
+        err = cls(
+            f"LLM stage {stage!r} on {self.identity}: {what} ({attempts} attempt(s)); last error: {last}"
+        )
+        err.stage = stage  # type: ignore[attr-defined]
+        err.attempts = attempts  # type: ignore[attr-defined]
+        err.last_error = last  # type: ignore[attr-defined]
+        return err
+
+    # -- many requests ---------------------------------------------------------------------
+    def map(
+        self,
+        requests: Sequence[ChatRequest],
+        stage: str = "default",
+        progress: Progress | None = None,
+    ) -> list[ChatResponse | LLMError]:
+        """Answers in input order; a request that failed for good is an LLMError in its slot.
+
+        Runs up to ``cfg.max_concurrency`` requests at once. ``progress(done, total)`` is called
+        from the calling thread after each request finishes. Exceptions that are not LLMError
+        (bugs) propagate after the pool is stopped.
+        """
+        requests = list(requests)
+        total = len(requests)
+        results: list[ChatResponse | LLMError | None] = [None] * total
+        if total == 0:
+            return []
+        if progress is not None:
+            progress(0, total)
+
+        def one(i: int) -> None:
+            try:
+                results[i] = self.complete(requests[i], stage)
+            except LLMError as exc:
+                results[i] = exc
+
+        done = 0
+        pool = ThreadPoolExecutor(max_workers=min(self.cfg.max_concurrency, total), thread_name_prefix=f"llm-{stage}")
+        try:
+            pending: set[Future[None]] = {pool.submit(one, i) for i in range(total)}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    fut.result()  # re-raises a bug in a worker
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> "LLMClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
