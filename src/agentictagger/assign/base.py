@@ -1,0 +1,200 @@
+"""The assignment data structure, the assigner interface, its configuration and the path validator.
+
+Every assigner walks the vocabulary tree from the root and may only choose among the children of
+the descriptor it chose one level up (or stop), so a path is valid by construction. The validator
+below is the second line of defence: ``assign_catalog`` runs every path an assigner returns
+through it and refuses to write an invalid one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Protocol, Sequence, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentictagger.vocabulary import Vocabulary
+
+
+class AssignConfig(BaseModel):
+    """How items get their descriptor paths (paper §4.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assigner: Literal["embedding", "llm", "hybrid", "single_call"] = Field(
+        "embedding",
+        description="'embedding': nearest child by cosine similarity at each level (offline default, "
+        "measured best on Scientific; see bench/RESULTS.md). 'llm': the LLM picks one child per level "
+        "(or 'none of these'). 'hybrid': an embedding shortlist of the children, then the LLM picks. "
+        "'single_call': the paper's variant, the whole tree in context, the LLM outputs the full path.",
+    )
+    llm: str = Field("default", description="Name of the LLM endpoint (a key of RunConfig.llms) the LLM assigners use.")
+    stop_quantile: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Embedding assigner: at each level, items whose best child similarity falls below this "
+        "quantile of that level's best similarities (calibrated on the items assigned together) stop "
+        "there. 0 = only stop at leaves.",
+    )
+    min_similarity: float | None = Field(
+        None, description="Embedding assigner: stop where the best child cosine similarity is below this value."
+    )
+    shortlist: int = Field(5, ge=1, description="Hybrid assigner: children shortlisted by embedding before the LLM picks.")
+    items_per_call: int = Field(
+        1,
+        ge=1,
+        description="LLM assigner: items judged in one call (same parent node; a JSON array-of-enums answer). "
+        ">1 suits hosted backends; keep 1 for the embedded model.",
+    )
+    allow_stop: bool = Field(True, description="LLM assigners: offer 'none of these' so an item can stop above a leaf.")
+    max_level: int | None = Field(None, ge=1, description="Assign at most this many levels; empty = the whole tree.")
+    single_call_max_paths: int = Field(
+        1500,
+        ge=1,
+        description="Single-call assigner: up to this many tree paths, the answer is a choice among full paths "
+        "(valid by construction); above it, a JSON list of names that is repaired to its longest valid prefix.",
+    )
+    checkpoint_every: int = Field(
+        500, ge=1, description="Items per chunk; finished chunks are appended to assignments.partial.jsonl so a run resumes."
+    )
+    max_item_chars: int = Field(600, ge=50, description="Item text is cut to this many characters in LLM prompts.")
+
+
+@runtime_checkable
+class ItemLike(Protocol):
+    item_id: str
+    text: str
+
+
+class Assigner(Protocol):
+    """One small interface, like the build's agents: items in, one descriptor path per item out."""
+
+    name: str
+
+    def assign(self, items: Sequence[ItemLike], vocab: Vocabulary) -> list[list[str]]:
+        """Return one path (descriptor ids, level 1 first; may be empty) per item, in order."""
+        ...
+
+
+class InvalidPathError(ValueError):
+    """An assigner returned a path that does not walk down the vocabulary tree."""
+
+
+def check_path(vocab: Vocabulary, item_id: str, path: Sequence[str]) -> None:
+    """Raise :class:`InvalidPathError` naming the item and the first bad step."""
+    if vocab.is_valid_path(list(path)):
+        return
+    parent = "root"
+    for i, did in enumerate(path):
+        if did not in vocab:
+            raise InvalidPathError(
+                f"item {item_id!r}: level {i + 1} descriptor {did!r} is not in the vocabulary "
+                f"(path {list(path)}); the assigner and the vocabulary file do not match"
+            )
+        if vocab[did].parent != parent:
+            raise InvalidPathError(
+                f"item {item_id!r}: level {i + 1} descriptor {did!r} is not a child of {parent!r} "
+                f"(path {list(path)}); an assigner must only choose among the children of its previous choice"
+            )
+        parent = did
+    raise InvalidPathError(f"item {item_id!r}: invalid path {list(path)}")
+
+
+@dataclass
+class Assignment:
+    """item_id -> descriptor path (ids, level 1 first). Insertion order is catalog order."""
+
+    paths: dict[str, list[str]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[tuple[str, list[str]]]:
+        return iter(self.paths.items())
+
+    def __getitem__(self, item_id: str) -> list[str]:
+        return self.paths[item_id]
+
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self.paths
+
+    @property
+    def item_ids(self) -> list[str]:
+        return list(self.paths)
+
+    def validate(self, vocab: Vocabulary) -> None:
+        for item_id, path in self.paths.items():
+            check_path(vocab, item_id, path)
+
+    def subset(self, item_ids: Iterable[str]) -> "Assignment":
+        return Assignment({i: self.paths[i] for i in item_ids}, dict(self.meta))
+
+    # -- I/O ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"meta": self.meta, "paths": self.paths}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Assignment":
+        return cls({str(k): list(v) for k, v in data["paths"].items()}, dict(data.get("meta") or {}))
+
+    def save_json(self, path: str | Path) -> None:
+        _atomic_write(Path(path), json.dumps(self.to_dict(), ensure_ascii=False))
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> "Assignment":
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def save_jsonl(self, path: str | Path) -> None:
+        """One ``{"item_id", "path"}`` object per line; the meta goes into a first ``{"meta": ...}`` line."""
+        lines = [json.dumps({"meta": self.meta}, ensure_ascii=False)]
+        lines += [json.dumps({"item_id": i, "path": p}, ensure_ascii=False) for i, p in self.paths.items()]
+        _atomic_write(Path(path), "\n".join(lines) + "\n")
+
+    @classmethod
+    def load_jsonl(cls, path: str | Path) -> "Assignment":
+        out = cls()
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not valid JSON ({e}); delete the line or the file to redo it") from e
+            if "meta" in row:
+                out.meta.update(row["meta"])
+            else:
+                out.paths[str(row["item_id"])] = list(row["path"])
+        return out
+
+    def save_parquet(self, path: str | Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "item_id": pa.array(list(self.paths), pa.string()),
+                "path": pa.array(list(self.paths.values()), pa.list_(pa.string())),
+            }
+        )
+        table = table.replace_schema_metadata({"agentictagger.meta": json.dumps(self.meta)})
+        pq.write_table(table, str(path))
+
+    @classmethod
+    def load_parquet(cls, path: str | Path) -> "Assignment":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(str(path))
+        meta_raw = (table.schema.metadata or {}).get(b"agentictagger.meta")
+        ids = table.column("item_id").to_pylist()
+        paths = table.column("path").to_pylist()
+        return cls({str(i): list(p or []) for i, p in zip(ids, paths)}, json.loads(meta_raw) if meta_raw else {})
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,129 @@
+"""Embedding assigner: nearest child by cosine similarity at each level, vectorised per parent node."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from agentictagger.assign.base import ItemLike
+from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
+
+
+class TextEncoder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, d) float32, L2-normalised."""
+        ...
+
+
+def descriptor_text(d: Descriptor) -> str:
+    return f"{d.name}: {d.definition}" if d.definition and d.definition != d.name else d.name
+
+
+class DescriptorIndex:
+    """Embeddings of every descriptor, row-aligned, with the child rows of each node precomputed."""
+
+    def __init__(self, vocab: Vocabulary, encoder: TextEncoder) -> None:
+        self.vocab = vocab
+        self.ids = [d.id for d in vocab]
+        self.row = {did: i for i, did in enumerate(self.ids)}
+        texts = [descriptor_text(vocab[did]) for did in self.ids]
+        self.matrix = encoder.encode(texts).astype(np.float32) if texts else np.zeros((0, 1), np.float32)
+        self._children: dict[str, tuple[list[str], np.ndarray]] = {}
+
+    def children(self, node: str) -> tuple[list[str], np.ndarray]:
+        hit = self._children.get(node)
+        if hit is None:
+            ids = [c.id for c in self.vocab.children(node)]
+            hit = (ids, self.matrix[[self.row[c] for c in ids]] if ids else self.matrix[:0])
+            self._children[node] = hit
+        return hit
+
+    def shortlist(self, vec: np.ndarray, node: str, m: int) -> list[str]:
+        """The ``m`` children of ``node`` most similar to ``vec``, in vocabulary order (prefix-stable prompts)."""
+        ids, mat = self.children(node)
+        if len(ids) <= m:
+            return list(ids)
+        sims = mat @ vec
+        keep = set(np.argsort(-sims, kind="stable")[:m].tolist())
+        return [c for i, c in enumerate(ids) if i in keep]
+
+
+class EmbeddingAssigner:
+    """At each level, the child whose "name: definition" embedding is closest to the item's text.
+
+    An item stops at a node without children, or where its best similarity is below the level's
+    calibrated cut (``stop_quantile`` of the best similarities of the items assigned together) or
+    below ``min_similarity``.
+    """
+
+    name = "embedding"
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        stop_quantile: float = 0.0,
+        min_similarity: float | None = None,
+        max_level: int | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.stop_quantile = stop_quantile
+        self.min_similarity = min_similarity
+        self.max_level = max_level
+        self._index: tuple[int, DescriptorIndex] | None = None
+        self.stats: dict = {}
+
+    def index(self, vocab: Vocabulary) -> DescriptorIndex:
+        if self._index is None or self._index[0] != id(vocab):
+            self._index = (id(vocab), DescriptorIndex(vocab, self.encoder))
+        return self._index[1]
+
+    def assign(self, items: Sequence[ItemLike], vocab: Vocabulary) -> list[list[str]]:
+        if not items:
+            return []
+        x = self.encoder.encode([it.text for it in items]).astype(np.float32)
+        return self.assign_vectors(x, vocab)
+
+    def assign_vectors(self, x: np.ndarray, vocab: Vocabulary) -> list[list[str]]:
+        index = self.index(vocab)
+        n = x.shape[0]
+        paths: list[list[str]] = [[] for _ in range(n)]
+        node = [ROOT_ID] * n
+        active = np.arange(n)
+        level = 0
+        stopped_by_threshold = 0
+        while active.size and (self.max_level is None or level < self.max_level):
+            level += 1
+            groups: dict[str, list[int]] = defaultdict(list)
+            for i in active.tolist():
+                groups[node[i]].append(i)
+            picks: list[tuple[np.ndarray, list[str], np.ndarray, np.ndarray]] = []
+            for parent, members in groups.items():
+                ids, mat = index.children(parent)
+                if not ids:
+                    continue  # a leaf: these items are done
+                idx = np.asarray(members)
+                sims = x[idx] @ mat.T
+                best = sims.argmax(axis=1)
+                picks.append((idx, ids, best, sims[np.arange(len(idx)), best]))
+            if not picks:
+                break
+            all_best = np.concatenate([p[3] for p in picks])
+            cut = -np.inf
+            if self.stop_quantile > 0:
+                cut = float(np.quantile(all_best, self.stop_quantile))
+            if self.min_similarity is not None:
+                cut = max(cut, self.min_similarity)
+            nxt: list[int] = []
+            for idx, ids, best, score in picks:
+                for i, b, s in zip(idx.tolist(), best.tolist(), score.tolist()):
+                    if s < cut:
+                        stopped_by_threshold += 1
+                        continue
+                    paths[i].append(ids[b])
+                    node[i] = ids[b]
+                    nxt.append(i)
+            active = np.asarray(nxt, dtype=np.int64)
+        self.stats = {"stopped_by_threshold": self.stats.get("stopped_by_threshold", 0) + stopped_by_threshold}
+        return paths

@@ -1,0 +1,155 @@
+"""Assign a whole catalog: chunking, checkpoint/resume, validation, and the files a run writes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from agentictagger.assign.base import Assigner, AssignConfig, Assignment, ItemLike, check_path
+from agentictagger.assign.embedding import EmbeddingAssigner, TextEncoder
+from agentictagger.assign.llm import HybridAssigner, LLMAssigner, MapClient, SingleCallAssigner
+from agentictagger.vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+
+PARTIAL = "assignments.partial.jsonl"
+
+
+def make_assigner(
+    cfg: AssignConfig,
+    embedder: TextEncoder | None = None,
+    llm_client: MapClient | None = None,
+    choice_mode: str = "generate",
+) -> Assigner:
+    """The assigner named by ``cfg.assigner``; ``choice_mode`` comes from the LLM endpoint's config."""
+    kind = cfg.assigner
+    if kind in ("embedding", "hybrid") and embedder is None:
+        raise ValueError(f"assigner {kind!r} needs an embedder")
+    if kind in ("llm", "hybrid", "single_call") and llm_client is None:
+        raise ValueError(f"assigner {kind!r} needs an LLM client (role {cfg.llm!r})")
+    common: dict[str, Any] = dict(choice_mode=choice_mode, allow_stop=cfg.allow_stop, max_level=cfg.max_level, max_item_chars=cfg.max_item_chars)
+    if kind == "embedding":
+        return EmbeddingAssigner(embedder, stop_quantile=cfg.stop_quantile, min_similarity=cfg.min_similarity, max_level=cfg.max_level)  # type: ignore[arg-type]
+    if kind == "llm":
+        return LLMAssigner(llm_client, items_per_call=cfg.items_per_call, **common)  # type: ignore[arg-type]
+    if kind == "hybrid":
+        return HybridAssigner(llm_client, embedder, shortlist=cfg.shortlist, items_per_call=cfg.items_per_call, **common)  # type: ignore[arg-type]
+    if kind == "single_call":
+        return SingleCallAssigner(llm_client, max_paths=cfg.single_call_max_paths, **common)  # type: ignore[arg-type]
+    raise ValueError(f"unknown assigner {kind!r}; use embedding, llm, hybrid or single_call")
+
+
+def _items_of(catalog: Any) -> list[ItemLike]:
+    return list(catalog.items) if hasattr(catalog, "items") else list(catalog)
+
+
+def assign_catalog(
+    catalog: Any,
+    vocab: Vocabulary,
+    assigner: Assigner,
+    *,
+    chunk_size: int = 500,
+    checkpoint: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Assignment:
+    """Assign every item of ``catalog`` (a Catalog or a sequence of items) in chunks.
+
+    Each finished chunk is validated and appended to ``checkpoint`` (JSONL); a rerun with the same
+    checkpoint skips the items already there. Every path is checked against the vocabulary before
+    it is written: an assigner that returns an invalid path stops the run with the item named.
+    """
+    items = _items_of(catalog)
+    seen: set[str] = set()
+    for it in items:
+        if it.item_id in seen:
+            raise ValueError(f"item id {it.item_id!r} appears twice in the catalog; item ids must be unique")
+        seen.add(it.item_id)
+    done: dict[str, list[str]] = {}
+    ck = Path(checkpoint) if checkpoint else None
+    if ck and ck.exists():
+        for n, line in enumerate(ck.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s:%d: truncated line (killed mid-write?), the chunk is redone", ck, n)
+                continue
+            if row.get("item_id") in seen:
+                check_path(vocab, row["item_id"], row["path"])
+                done[row["item_id"]] = row["path"]
+        log.info("resuming: %d of %d items already assigned in %s", len(done), len(items), ck)
+    todo = [it for it in items if it.item_id not in done]
+    t0 = time.perf_counter()
+    for s in range(0, len(todo), chunk_size):
+        chunk = todo[s : s + chunk_size]
+        paths = assigner.assign(chunk, vocab)
+        if len(paths) != len(chunk):
+            raise RuntimeError(f"assigner {assigner.name!r} returned {len(paths)} paths for {len(chunk)} items")
+        for it, p in zip(chunk, paths):
+            check_path(vocab, it.item_id, p)
+            done[it.item_id] = list(p)
+        if ck:
+            with ck.open("a", encoding="utf-8") as f:
+                for it, p in zip(chunk, paths):
+                    f.write(json.dumps({"item_id": it.item_id, "path": list(p)}, ensure_ascii=False) + "\n")
+        if progress:
+            progress(len(done), len(items))
+    elapsed = time.perf_counter() - t0
+    meta = {
+        "assigner": assigner.name,
+        "items": len(items),
+        "resumed_items": len(items) - len(todo),
+        "seconds": round(elapsed, 3),
+        "items_per_s": round(len(todo) / elapsed, 2) if elapsed > 0 and todo else None,
+        "stats": dict(getattr(assigner, "stats", {}) or {}),
+        "vocabulary_descriptors": len(vocab),
+    }
+    return Assignment({it.item_id: done[it.item_id] for it in items}, meta)
+
+
+def run_assign(
+    catalog: Any,
+    vocab: Vocabulary,
+    cfg: AssignConfig,
+    run_dir: str | Path,
+    embedder: TextEncoder | None = None,
+    llm_client_factory: Callable[[str], Any] | None = None,
+    choice_mode: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Assignment:
+    """Assign ``catalog`` and write ``assignments.jsonl``, ``semantic_ids.parquet`` and ``.jsonl`` to ``run_dir``.
+
+    ``llm_client_factory(role_name)`` returns the client for ``cfg.llm`` (only called for LLM
+    assigners). ``choice_mode`` defaults to the client's ``cfg.choice_mode`` when it has one.
+    Resumes from ``assignments.partial.jsonl`` in ``run_dir``.
+    """
+    from agentictagger.semantic_ids import SemanticIds
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    client = None
+    if cfg.assigner != "embedding":
+        if llm_client_factory is None:
+            raise ValueError(f"assigner {cfg.assigner!r} needs an LLM: pass llm_client_factory")
+        client = llm_client_factory(cfg.llm)
+    if choice_mode is None:
+        # Likelihood scoring needs token log-probabilities, which only the embedded backend has.
+        llm_cfg = getattr(client, "cfg", None)
+        choice_mode = llm_cfg.choice_mode if llm_cfg is not None and llm_cfg.backend == "embedded" else "generate"
+    mode = choice_mode
+    assigner = make_assigner(cfg, embedder, client, choice_mode=mode)
+    assignment = assign_catalog(catalog, vocab, assigner, chunk_size=cfg.checkpoint_every, checkpoint=run / PARTIAL, progress=progress)
+    assignment.meta["config"] = cfg.model_dump(mode="json")
+    assignment.save_jsonl(run / "assignments.jsonl")
+    sids = SemanticIds.from_assignment(assignment, vocab)
+    sids.save_parquet(run / "semantic_ids.parquet")
+    sids.save_jsonl(run / "semantic_ids.jsonl")
+    (run / "token_vocabulary.json").write_text(json.dumps(sids.token_report(vocab), indent=1), encoding="utf-8")
+    return assignment
+
+
+__all__ = ["assign_catalog", "make_assigner", "run_assign", "PARTIAL"]
