@@ -1,0 +1,242 @@
+"""Vocabulary diagnostics: judge a vocabulary and its assignment without training a recommender.
+
+Coverage, utilization (paper B.3: share of descriptors used by more than one item), cardinality,
+collisions, depth, and, where ground-truth categories exist, NMI and purity per level.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from agentictagger.assign.base import Assignment
+    from agentictagger.vocabulary import Vocabulary
+
+LabelPath = Sequence[str]
+
+
+def purity(clusters: Sequence[Any], labels: Sequence[Any]) -> float:
+    """Share of items whose label is the majority label of their cluster."""
+    if not clusters:
+        return float("nan")
+    by: dict[Any, Counter] = {}
+    for c, y in zip(clusters, labels):
+        by.setdefault(c, Counter())[y] += 1
+    return sum(cnt.most_common(1)[0][1] for cnt in by.values()) / len(clusters)
+
+
+def utilization(per_item_terms: Sequence[Sequence[str]], vocabulary: Sequence[str] | None = None) -> dict:
+    """Share of terms used by more than one item (each item counts a term once).
+
+    ``over_used`` divides by the distinct terms that occur (the paper's free-form figure);
+    ``over_vocabulary`` divides by a given vocabulary, so unused entries count as not utilized.
+    """
+    counts: Counter[str] = Counter()
+    for terms in per_item_terms:
+        counts.update(set(terms))
+    shared = sum(1 for c in counts.values() if c > 1)
+    out = {
+        "unique_terms": len(counts),
+        "used_by_more_than_one": shared,
+        "over_used": shared / len(counts) if counts else float("nan"),
+    }
+    if vocabulary is not None:
+        vocab_set = set(vocabulary)
+        out["vocabulary_size"] = len(vocab_set)
+        out["over_vocabulary"] = sum(1 for t in vocab_set if counts.get(t, 0) > 1) / len(vocab_set) if vocab_set else float("nan")
+    return out
+
+
+def normalise_labels(labels: Mapping[str, str | LabelPath | None]) -> dict[str, list[str]]:
+    """Label paths per item; a string label is one level (or a path when written 'A > B')."""
+    out: dict[str, list[str]] = {}
+    for k, v in labels.items():
+        if v is None:
+            continue
+        path = [p.strip() for p in v.split(" > ")] if isinstance(v, str) else [str(p) for p in v]
+        path = [p for p in path if p]
+        if path:
+            out[k] = path
+    return out
+
+
+def compute_diagnostics(
+    assignment: "Assignment",
+    vocab: "Vocabulary",
+    labels: Mapping[str, str | LabelPath | None] | None = None,
+    max_label_levels: int = 2,
+) -> dict:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    paths = assignment.paths
+    n = len(paths)
+    depth = max(vocab.depth, max((len(p) for p in paths.values()), default=0))
+    out: dict[str, Any] = {"items": n, "vocabulary_descriptors": len(vocab), "vocabulary_depth": vocab.depth}
+
+    # Coverage: share of items with a level-l descriptor; and among items whose level-(l-1)
+    # descriptor has children (so a level-l choice existed), the share that took one.
+    cov, cov_avail = {}, {}
+    for lvl in range(1, depth + 1):
+        reached = sum(1 for p in paths.values() if len(p) >= lvl)
+        could = sum(1 for p in paths.values() if len(p) >= lvl - 1 and (lvl == 1 or vocab[p[lvl - 2]].children))
+        cov[lvl] = reached / n if n else float("nan")
+        cov_avail[lvl] = reached / could if could else float("nan")
+    out["coverage_per_level"] = cov
+    out["coverage_where_children_exist"] = cov_avail
+
+    # Cardinality per level: descriptors used vs available.
+    card = {}
+    for lvl in range(1, depth + 1):
+        used = {p[lvl - 1] for p in paths.values() if len(p) >= lvl}
+        card[lvl] = {"used": len(used), "vocabulary": len(vocab.level(lvl))}
+    out["cardinality_per_level"] = card
+
+    util = utilization(list(paths.values()), [d.id for d in vocab])
+    util_level = {}
+    for lvl in range(1, depth + 1):
+        u = utilization([[p[lvl - 1]] if len(p) >= lvl else [] for p in paths.values()], [d.id for d in vocab.level(lvl)])
+        util_level[lvl] = {"over_vocabulary": u.get("over_vocabulary"), "over_used": u["over_used"]}
+    util["per_level"] = util_level
+    out["utilization"] = util
+
+    buckets = Counter(tuple(p) for p in paths.values())
+    colliding = sum(c for c in buckets.values() if c > 1)
+    largest_path, largest = buckets.most_common(1)[0] if buckets else ((), 0)
+    sizes = np.array(list(buckets.values()) or [0])
+    out["collisions"] = {
+        "distinct_paths": len(buckets),
+        "collision_rate": colliding / n if n else float("nan"),
+        "largest_bucket": int(largest),
+        "largest_bucket_path": [vocab[d].name for d in largest_path],
+        "mean_bucket_size": float(sizes.mean()),
+        "median_bucket_size": float(np.median(sizes)),
+        "items_per_distinct_path": n / len(buckets) if buckets else float("nan"),
+    }
+    out["depth_distribution"] = dict(sorted(Counter(len(p) for p in paths.values()).items()))
+    out["mean_depth"] = float(np.mean([len(p) for p in paths.values()])) if n else float("nan")
+
+    if labels:
+        lab = normalise_labels(labels)
+        rows = []
+        label_levels = min(max_label_levels, max((len(v) for v in lab.values()), default=0))
+        for lvl in range(1, min(depth, 3) + 1):
+            for m in range(1, label_levels + 1):
+                ids = [i for i in paths if i in lab and len(lab[i]) >= m]
+                if not ids:
+                    continue
+                # A cluster is the path prefix down to level l (an item that stopped above l keeps
+                # its shorter prefix); a label is the label path down to level m.
+                clusters = [" / ".join(paths[i][:lvl]) for i in ids]
+                truth = [" / ".join(lab[i][:m]) for i in ids]
+                rows.append(
+                    {
+                        "level": lvl,
+                        "label_level": m,
+                        "items": len(ids),
+                        "clusters": len(set(clusters)),
+                        "classes": len(set(truth)),
+                        "nmi": float(normalized_mutual_info_score(truth, clusters)),
+                        "purity": purity(clusters, truth),
+                    }
+                )
+        out["label_agreement"] = rows
+        out["labelled_items"] = sum(1 for i in paths if i in lab)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "nan" if v != v else f"{v:.3f}"
+    return str(v)
+
+
+def render_tables(diag: dict) -> list:
+    """Rich tables for people: per-level figures, collisions, and label agreement."""
+    from rich.table import Table
+
+    t = Table(title=f"Assignment diagnostics: {diag['items']} items, {diag['vocabulary_descriptors']} descriptors")
+    for col in ("level", "coverage", "coverage where children exist", "used / in vocabulary", "utilization (vocab)", "utilization (used)"):
+        t.add_column(col, justify="right")
+    for lvl, c in diag["coverage_per_level"].items():
+        card = diag["cardinality_per_level"][lvl]
+        u = diag["utilization"]["per_level"][lvl]
+        t.add_row(str(lvl), _fmt(c), _fmt(diag["coverage_where_children_exist"][lvl]), f"{card['used']} / {card['vocabulary']}", _fmt(u["over_vocabulary"]), _fmt(u["over_used"]))
+    u = diag["utilization"]
+    t.add_row("all", "", "", f"{u['unique_terms']} / {u.get('vocabulary_size', '')}", _fmt(u.get("over_vocabulary")), _fmt(u["over_used"]))
+    c = diag["collisions"]
+    s = Table(title="Collisions and depth")
+    s.add_column("measure")
+    s.add_column("value", justify="right")
+    s.add_row("distinct paths", str(c["distinct_paths"]))
+    s.add_row("items sharing their full path", _fmt(c["collision_rate"]))
+    s.add_row("largest bucket", f"{c['largest_bucket']} ({' > '.join(c['largest_bucket_path'])})")
+    s.add_row("mean / median bucket size", f"{_fmt(c['mean_bucket_size'])} / {_fmt(c['median_bucket_size'])}")
+    s.add_row("depth distribution", ", ".join(f"{k}: {v}" for k, v in diag["depth_distribution"].items()))
+    tables = [t, s]
+    if diag.get("label_agreement"):
+        g = Table(title=f"Agreement with ground-truth categories ({diag['labelled_items']} labelled items)")
+        for col in ("our level", "label level", "clusters", "classes", "NMI", "purity"):
+            g.add_column(col, justify="right")
+        for r in diag["label_agreement"]:
+            g.add_row(str(r["level"]), str(r["label_level"]), str(r["clusters"]), str(r["classes"]), _fmt(r["nmi"]), _fmt(r["purity"]))
+        tables.append(g)
+    return tables
+
+
+def print_diagnostics(diag: dict, console: Any = None) -> None:
+    from rich.console import Console
+
+    console = console or Console()
+    for t in render_tables(diag):
+        console.print(t)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_diagnostics(diag: dict, path: str | Path) -> None:
+    p = Path(path)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(json.dumps(diag, indent=1, ensure_ascii=False, default=_json_default), encoding="utf-8")
+    tmp.replace(p)
+
+
+def labels_from_catalog(catalog: Any) -> dict[str, str | None] | None:
+    items = list(catalog.items) if hasattr(catalog, "items") else list(catalog)
+    labels = {it.item_id: getattr(it, "label", None) for it in items}
+    return labels if any(v is not None for v in labels.values()) else None
+
+
+def run_report(run_dir: str | Path, catalog: Any = None, vocab: "Vocabulary | None" = None) -> dict:
+    """Read ``assignments.jsonl`` (and ``vocabulary.json`` unless given) from ``run_dir``, write
+    ``diagnostics.json`` there and return it. Labels come from the catalog when it has them."""
+    from agentictagger.assign.base import Assignment
+    from agentictagger.semantic_ids import SemanticIds
+    from agentictagger.vocabulary import Vocabulary
+
+    run = Path(run_dir)
+    a_path = run / "assignments.jsonl"
+    if not a_path.exists():
+        raise FileNotFoundError(f"{a_path} not found: run `agentictagger assign` for this run folder first")
+    assignment = Assignment.load_jsonl(a_path)
+    if vocab is None:
+        v_path = run / "vocabulary.json"
+        if not v_path.exists():
+            raise FileNotFoundError(f"{v_path} not found: build or copy the vocabulary into the run folder")
+        vocab = Vocabulary.load(v_path)
+    assignment.validate(vocab)
+    diag = compute_diagnostics(assignment, vocab, labels_from_catalog(catalog) if catalog is not None else None)
+    diag["token_vocabulary"] = SemanticIds.from_assignment(assignment, vocab).token_report(vocab)
+    diag["assigner"] = assignment.meta.get("assigner")
+    save_diagnostics(diag, run / "diagnostics.json")
+    return diag

@@ -1,0 +1,157 @@
+"""Semantic IDs: item -> (level-1 id, ..., level-k id, resolver), unique per item (paper §4.4, A.1.4).
+
+The resolver numbers the items that share the same descriptor path, 0, 1, 2, ... in catalog order
+(the order of the assignment), so every item gets a unique tuple. Paths may differ in length.
+The exported table has exactly the columns ``item_id: str, path: list[str], path_names:
+list[str], resolver: int``; recommenders read nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from agentictagger.assign.base import Assignment
+    from agentictagger.vocabulary import Vocabulary
+
+COLUMNS = ("item_id", "path", "path_names", "resolver")
+
+
+@dataclass(frozen=True)
+class SemanticId:
+    item_id: str
+    path: tuple[str, ...]
+    path_names: tuple[str, ...]
+    resolver: int
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """The ID as tokens: descriptor ids, then the resolver as ``"#<n>"``."""
+        return self.path + (f"#{self.resolver}",)
+
+
+class SemanticIds:
+    def __init__(self, rows: list[SemanticId]) -> None:
+        self.rows = rows
+        seen: dict[tuple, str] = {}
+        for r in rows:
+            key = (r.path, r.resolver)
+            if key in seen:
+                raise ValueError(
+                    f"items {seen[key]!r} and {r.item_id!r} share the semantic ID {key}; "
+                    "rebuild the table with SemanticIds.from_assignment"
+                )
+            seen[key] = r.item_id
+        self._by_item = {r.item_id: r for r in rows}
+        if len(self._by_item) != len(rows):
+            dup = next(i for i, c in Counter(r.item_id for r in rows).items() if c > 1)
+            raise ValueError(f"item {dup!r} appears more than once in the semantic-ID table")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[SemanticId]:
+        return iter(self.rows)
+
+    def __getitem__(self, item_id: str) -> SemanticId:
+        return self._by_item[item_id]
+
+    @classmethod
+    def from_assignment(cls, assignment: "Assignment", vocab: "Vocabulary") -> "SemanticIds":
+        counter: Counter[tuple[str, ...]] = Counter()
+        rows = []
+        for item_id, path in assignment.paths.items():
+            p = tuple(path)
+            rows.append(SemanticId(item_id, p, tuple(vocab[d].name for d in p), counter[p]))
+            counter[p] += 1
+        return cls(rows)
+
+    # -- reports ------------------------------------------------------------------------------
+    def token_report(self, vocab: "Vocabulary | None" = None) -> dict:
+        """Token vocabulary size, "base tokens + resolvers" (Table 7): distinct descriptors used, and
+        resolver tokens needed (= the largest number of items sharing one path)."""
+        used = {d for r in self.rows for d in r.path}
+        resolvers = max((r.resolver for r in self.rows), default=-1) + 1
+        per_level: dict[int, int] = {}
+        for lvl in range(1, max((len(r.path) for r in self.rows), default=0) + 1):
+            per_level[lvl] = len({r.path[lvl - 1] for r in self.rows if len(r.path) >= lvl})
+        out = {
+            "items": len(self.rows),
+            "base_tokens": len(used),
+            "resolvers": resolvers,
+            "vocab_size": f"{len(used)}+{resolvers}",
+            "total_tokens": len(used) + resolvers,
+            "base_tokens_per_level": per_level,
+            "max_id_length": max((len(r.path) for r in self.rows), default=0) + 1,
+        }
+        if vocab is not None:
+            out["vocabulary_descriptors"] = len(vocab)
+        return out
+
+    # -- I/O ----------------------------------------------------------------------------------
+    def to_arrow(self):
+        import pyarrow as pa
+
+        return pa.table(
+            {
+                "item_id": pa.array([r.item_id for r in self.rows], pa.string()),
+                "path": pa.array([list(r.path) for r in self.rows], pa.list_(pa.string())),
+                "path_names": pa.array([list(r.path_names) for r in self.rows], pa.list_(pa.string())),
+                "resolver": pa.array([r.resolver for r in self.rows], pa.int64()),
+            }
+        )
+
+    def save_parquet(self, path: str | Path) -> None:
+        import pyarrow.parquet as pq
+
+        p = Path(path)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        pq.write_table(self.to_arrow(), str(tmp))
+        tmp.replace(p)
+
+    @classmethod
+    def load_parquet(cls, path: str | Path) -> "SemanticIds":
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(str(path))
+        missing = [c for c in COLUMNS if c not in t.column_names]
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing}; a semantic-ID table has {list(COLUMNS)}")
+        cols = {c: t.column(c).to_pylist() for c in COLUMNS}
+        return cls(
+            [
+                SemanticId(str(i), tuple(p or ()), tuple(n or ()), int(r))
+                for i, p, n, r in zip(cols["item_id"], cols["path"], cols["path_names"], cols["resolver"])
+            ]
+        )
+
+    def save_jsonl(self, path: str | Path) -> None:
+        p = Path(path)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for r in self.rows:
+                f.write(
+                    json.dumps(
+                        {"item_id": r.item_id, "path": list(r.path), "path_names": list(r.path_names), "resolver": r.resolver},
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+        tmp.replace(p)
+
+    @classmethod
+    def load_jsonl(cls, path: str | Path) -> "SemanticIds":
+        rows = []
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                rows.append(SemanticId(str(d["item_id"]), tuple(d["path"]), tuple(d["path_names"]), int(d["resolver"])))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{path}:{n}: not a semantic-ID row ({e}); expected keys {list(COLUMNS)}") from e
+        return cls(rows)
