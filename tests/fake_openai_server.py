@@ -49,7 +49,7 @@ class Reply:
 @dataclass
 class RecordedRequest:
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: Any
     received_at: float  # time.monotonic() on arrival
 
@@ -124,7 +124,9 @@ class FakeOpenAIServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -250,7 +252,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         with fake._lock:
-            fake.requests.append(RecordedRequest(self.path, dict(self.headers.items()), body, time.monotonic()))
+            fake.requests.append(RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
             fake._active += 1
             fake.max_concurrent = max(fake.max_concurrent, fake._active)
         try:
