@@ -449,3 +449,29 @@ def test_stage_usage_round_trip():
 def test_client_is_a_context_manager(openai_cfg, tmp_path):
     with make_client(openai_cfg(), tmp_path) as client:
         assert isinstance(client, LLMClient)
+
+
+class _SelfCheckingBackend:
+    """A backend that validates its own output (as the embedded one does under a grammar) and
+    raises InvalidAnswerError without handing the text back, then answers validly."""
+
+    def __init__(self) -> None:
+        self.seen: list[ChatRequest] = []
+
+    def identity(self) -> str:
+        return "self-checking"
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        self.seen.append(request)
+        if len(self.seen) == 1:
+            raise InvalidAnswerError("answer hit max_tokens=5 before the JSON closed")
+        return ChatResponse(text="Blue", model="self-checking")
+
+
+def test_backend_rejected_answer_is_reasked(openai_cfg, tmp_path):
+    backend = _SelfCheckingBackend()
+    resp = LLMClient(backend, openai_cfg(), tmp_path).complete(choice_req(), stage="s")
+    assert resp.parsed == "Blue" and resp.attempts == 2
+    last = backend.seen[1].messages[-1]
+    assert last.role == "user" and "max_tokens=5" in last.content
+    assert backend.seen[1].messages[-2].role == "user"  # no invented assistant turn

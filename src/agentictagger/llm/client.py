@@ -85,13 +85,13 @@ def correction_message(error: InvalidAnswerError) -> str:
     )
 
 
-def reask_request(request: ChatRequest, bad_text: str, error: InvalidAnswerError) -> ChatRequest:
-    """``request`` plus the invalid answer and a correction, so the model sees what was wrong."""
-    messages = request.messages + (
-        Message("assistant", bad_text),
-        Message("user", correction_message(error)),
-    )
-    return replace(request, messages=messages)
+def reask_request(request: ChatRequest, bad_text: str | None, error: InvalidAnswerError) -> ChatRequest:
+    """``request`` plus the invalid answer and a correction, so the model sees what was wrong.
+
+    ``bad_text`` is None when the backend rejected its own answer without handing it back
+    (a grammar-constrained answer cut off by max_tokens): then only the correction is added."""
+    added = (Message("assistant", bad_text),) if bad_text is not None else ()
+    return replace(request, messages=request.messages + added + (Message("user", correction_message(error)),))
 
 
 class LLMClient:
@@ -222,8 +222,13 @@ class LLMClient:
         attempts = 0
         last_error: InvalidAnswerError | None = None
         for round_no in range(self.cfg.max_reasks + 1):
+            bad_text: str | None
             try:
                 resp, n = self._call_with_retries(current, stage)
+            except InvalidAnswerError as exc:
+                # The backend validated its own answer and rejected it: re-askable like ours.
+                attempts += getattr(exc, "attempts", 1)
+                last_error, bad_text = exc, getattr(exc, "text", None)
             except LLMError as exc:
                 attempts += getattr(exc, "attempts", 1)
                 self.usage.record_failure(stage)
@@ -231,20 +236,21 @@ class LLMClient:
                 # request; backend-specific subclasses are reported as their base kind.
                 kind = type(exc) if type(exc) in (LLMError, TransientLLMError, InvalidAnswerError) else LLMError
                 raise self._final_error(kind, stage, attempts, exc) from exc
-            attempts += n
-            try:
-                resp.parsed = validate_answer(request, resp.text)
-            except InvalidAnswerError as exc:
-                last_error = exc
-                if round_no < self.cfg.max_reasks:
-                    self.usage.record_reask(stage)
-                    log.info("stage %s: invalid answer, re-asking (%d/%d): %s", stage, round_no + 1,
-                             self.cfg.max_reasks, exc)
-                    current = reask_request(current, resp.text, exc)
-                continue
-            resp.attempts = attempts
-            resp.cached = False
-            return resp
+            else:
+                attempts += n
+                try:
+                    resp.parsed = validate_answer(request, resp.text)
+                except InvalidAnswerError as exc:
+                    last_error, bad_text = exc, resp.text
+                else:
+                    resp.attempts = attempts
+                    resp.cached = False
+                    return resp
+            if round_no < self.cfg.max_reasks:
+                self.usage.record_reask(stage)
+                log.info("stage %s: invalid answer, re-asking (%d/%d): %s", stage, round_no + 1,
+                         self.cfg.max_reasks, last_error)
+                current = reask_request(current, bad_text, last_error)
         self.usage.record_failure(stage)
         assert last_error is not None
         raise self._final_error(
