@@ -217,6 +217,23 @@ def test_jsonl_csv_parquet_gz_round_trip(tmp_path: Path) -> None:
     _same(ref, Catalog.load(out, ref.config))
 
 
+def test_parquet_integer_ids_and_blank_csv_cells(tmp_path: Path) -> None:
+    pq.write_table(pa.Table.from_pylist([{"id": 5, "t": "five"}, {"id": 6, "t": None}]), tmp_path / "n.parquet")
+    err = load_error(tmp_path / "n.parquet", CatalogConfig(id_field="id", text_template="{t}"))
+    assert err.problems == [
+        "row 2 (id '6'): text_template field(s) ['t'] missing or null; add them to the row or change catalog.text_template"
+    ]
+    pq.write_table(pa.Table.from_pylist([{"id": 5, "t": "five"}]), tmp_path / "n.parquet")
+    assert Catalog.load(tmp_path / "n.parquet", CatalogConfig(id_field="id")).ids == ["5"]
+    c = tmp_path / "b.csv"
+    c.write_text("item_id,title,brand,category\nA,Bolt,,hw\n,Nut,x,\n", encoding="utf-8")
+    err = load_error(c, TPL)
+    assert err.problems == ["line 3: missing or blank id field 'item_id'; give every item a unique id"]
+    c.write_text("item_id,title,brand,category\nA,Bolt,,\n", encoding="utf-8")
+    cat = Catalog.load(c, TPL)
+    assert cat[0].text == "Bolt. Brand:" and cat[0].label is None
+
+
 def test_subset_sample_and_items() -> None:
     recs = [{"item_id": f"i{k}", "title": f"thing {k}"} for k in range(20)]
     cat = Catalog.from_records(recs, CatalogConfig(text_template="{title}"))

@@ -362,8 +362,9 @@ def _feed_csv(b: _Builder, data: bytes, delimiter: str) -> None:
                 pos, None, f"has {len(cells)} columns but the header has {len(header)}; fix delimiters/quoting"
             )
             continue
-        # Empty cells are absent values, as a missing JSON key would be.
-        b.add(pos, {h: c for h, c in zip(header, cells) if c != ""})
+        # CSV cannot tell an empty string from a missing value; an empty cell is kept as "" (as
+        # JSON "" would be), so optional template fields may be blank. Blank ids are still errors.
+        b.add(pos, dict(zip(header, cells)))
 
 
 def _feed_parquet(b: _Builder, path: Path) -> None:
