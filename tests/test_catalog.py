@@ -331,3 +331,4 @@ def test_shared_items_file_loads_through_catalog_load() -> None:
     path = shared_data_root(None, "scientific") / "scientific" / "items.jsonl.gz"
     cat = Catalog.load(path)
     assert len(cat) == 4344 and cat.labels[0] == "Industrial Electrical"
+    assert Catalog.load("shared:beauty").ids[:1] == ["B004756YJA"]

@@ -510,10 +510,13 @@ class Catalog:
     def load(cls, path: str | Path, cfg: CatalogConfig | None = None) -> "Catalog":
         """Load and validate a JSONL / CSV / TSV / Parquet file (text formats may be gzipped).
 
-        A ``shared/data/<name>/items.jsonl.gz`` file loaded without a ``text_template`` is read
-        by :func:`load_shared`, which knows each dataset's fields.
+        ``"shared:<name>"`` (e.g. ``"shared:scientific"``), or a ``shared/data/<name>/items.jsonl.gz``
+        file loaded without a ``text_template``, is read by :func:`load_shared`, which knows each
+        dataset's fields.
         """
         cfg = cfg or CatalogConfig()
+        if isinstance(path, str) and path.startswith("shared:"):
+            return load_shared(path.split(":", 1)[1])
         path = Path(path)
         if not path.exists():
             raise CatalogError(f"catalog file {path} does not exist; check catalog.path")
