@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class _Section(BaseModel):
@@ -52,6 +52,12 @@ class LLMConfig(_Section):
         "likelihood",
         description="How the embedded backend picks one of a list of choices: grammar-constrained "
         "generation, or the choice with the highest log-probability (measured better; see bench/RESULTS.md).",
+    )
+    prefix_reuse: bool = Field(
+        True,
+        description="Embedded backend: reuse the evaluated KV state of the longest matching token prefix "
+        "across calls (live context + a small RAM snapshot cache), so shared instructions are evaluated "
+        "once. Off = every prompt evaluated from scratch (for measurement).",
     )
     timeout_s: float = Field(60.0, description="Per-request timeout in seconds.")
     max_retries: int = Field(5, description="Retries on transient errors (429, 5xx, timeouts, dropped connections).")
@@ -101,6 +107,72 @@ class CatalogConfig(_Section):
     max_text_chars: int = Field(2000, description="Longer item texts are truncated, with a warning.")
 
 
+class ArchitectConfig(_Section):
+    kind: Literal["embedding", "llm"] = Field(
+        "embedding",
+        description="'embedding': offline (cluster in embedding space, name clusters by key phrases). "
+        "'llm': the paper's architect LLM, the endpoint named by 'llm'.",
+    )
+    llm: str = Field("architect", description="Name of the entry in 'llms' to use (falls back to 'default').")
+    merge_threshold: float = Field(
+        0.92, description="Offline: merge descriptors whose name+definition embeddings are this similar."
+    )
+    max_validation_retries: int = Field(2, description="LLM: re-asks when the descriptors fail validation.")
+    max_tokens: int = Field(1500, description="LLM: completion budget of one architect call.")
+
+
+class AnnotatorConfig(_Section):
+    kind: Literal["embedding", "llm"] = Field(
+        "embedding",
+        description="'embedding': nearest descriptor by similarity with a calibrated threshold (offline). "
+        "'llm': annotator LLM calls, run in parallel.",
+    )
+    llm: str = Field("annotator", description="Name of the entry in 'llms' to use (falls back to 'default').")
+    threshold: float = Field(
+        0.35,
+        description="Offline: cosine similarity below which an item fits no descriptor (a failure). "
+        "Calibrated on Scientific, see bench/RESULTS.md.",
+    )
+    margin: float = Field(0.02, description="Offline: descriptors within this similarity of the best also match.")
+    output: Literal["json", "choice"] = Field(
+        "json",
+        description="LLM: 'json' = descriptor plus a failure note; 'choice' = the descriptor only "
+        "(cheaper; lets the embedded backend choose by likelihood).",
+    )
+    items_per_call: int = Field(1, description="LLM: items per annotator call (batching for hosted backends).")
+
+
+class BuildConfig(_Section):
+    """Vocabulary building (paper §4.1, Algorithms 1-2; defaults from appendix A.1.4)."""
+
+    architect: ArchitectConfig = Field(default_factory=ArchitectConfig)
+    annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
+    root_descriptors: int = Field(15, description="Target descriptor count of the root job (A.1.4: 15).")
+    child_descriptors: int = Field(8, description="Target descriptor count of a sub-job (capped by its size).")
+    min_descriptors: int = Field(2, description="Fewest descriptors a job may end with.")
+    max_descriptors: int = Field(40, description="Most descriptors a job may hold.")
+    n_representatives: int = Field(40, description="K-medoids representatives the architect sees per job.")
+    n_failure_reports: int = Field(20, description="Distilled failure reports the architect sees per refinement.")
+    refine_steps: int = Field(3, description="Refinement steps per job (A.1.4: 3).")
+    max_refine_steps: int = Field(6, description="Hard cap when the architect asks for more steps.")
+    coverage_target: float = Field(0.95, description="Stop refining once this share of a job's items is covered.")
+    min_failures: int = Field(20, description="Stop refining when fewer failures than this remain (A.1.4: 20).")
+    min_cluster_size: int = Field(
+        30, description="A descriptor with more items than this becomes its own sub-job (A.1.4: 30)."
+    )
+    max_depth: int = Field(6, description="Deepest level built.")
+    branching: Literal["all", "one"] = Field(
+        "all",
+        description="'all': an item follows every descriptor it matches into sub-jobs; 'one': one "
+        "randomly chosen matching descriptor (branching factor 1, §6.2).",
+    )
+    subsample: float | None = Field(
+        None,
+        description="Build from a random subset of the catalog: a count (>1) or a fraction (<=1). Empty = all.",
+    )
+    max_parallel_jobs: int = Field(2, description="Independent cluster jobs run at once.")
+
+
 class RunConfig(_Section):
     """Everything for one run; one YAML file."""
 
@@ -111,6 +183,7 @@ class RunConfig(_Section):
     seed: int = Field(0, description="Seed for every random choice.")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    build: BuildConfig = Field(default_factory=BuildConfig)
     llms: dict[str, LLMConfig] = Field(
         default_factory=lambda: {"default": LLMConfig()},
         description="Named LLM endpoints; roles refer to them by name.",
@@ -158,9 +231,7 @@ def config_template(model: type[BaseModel] = RunConfig, indent: int = 0) -> str:
             lines.append(f"{pad}{name}:")
             lines.append(config_template(ann, indent + 1))
             continue
-        default = f.get_default(call_default_factory=True)
-        if isinstance(default, BaseModel):
-            default = default.model_dump(mode="json")
+        default = TypeAdapter(Any).dump_python(f.get_default(call_default_factory=True), mode="json")
         dumped = yaml.safe_dump({name: default}, sort_keys=False).rstrip("\n")
         lines.extend(pad + ln for ln in dumped.splitlines())
     return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""`agentictagger` command line: a thin layer over the Python API.
+
+Every command takes ``--config run.yaml`` and ``--set section.field=value`` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from agentictagger.config import RunConfig, config_template  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="Run configuration (YAML).")
+SetOpt = typer.Option(None, "--set", "-s", help="Override a config field: section.field=value (repeatable).")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+    )
+
+
+def _load(config: Optional[Path], sets: Optional[list[str]], **extra: Any) -> RunConfig:
+    overrides = list(sets or [])
+    overrides += [f"{k}={v}" for k, v in extra.items() if v is not None]
+    try:
+        return RunConfig.load(config, overrides)
+    except Exception as exc:  # pydantic / YAML errors: say what and where, no traceback
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _catalog(cfg: RunConfig):
+    from agentictagger.catalog import Catalog, CatalogError
+
+    if not cfg.catalog.path:
+        console.print("[red]no catalog:[/red] set catalog.path in the config or pass --catalog FILE")
+        raise typer.Exit(2)
+    try:
+        return Catalog.load(cfg.catalog.path, cfg.catalog)
+    except CatalogError as exc:
+        console.print(f"[red]catalog error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+class _BuildProgress:
+    """A live line: jobs done / running / queued, coverage, calls, tokens, cost."""
+
+    def __init__(self, usage_source: Any = None) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]build[/bold]"),
+            BarColumn(),
+            TextColumn("{task.fields[line]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("build", total=1, line="starting")
+        self.usage_source = usage_source
+
+    def __call__(self, stats: dict) -> None:
+        done, running, queued = stats.get("done", 0), stats.get("running", 0), stats.get("queued", 0)
+        cov = stats.get("last_coverage")
+        line = f"jobs {done} done / {running} running / {queued} queued"
+        if cov is not None:
+            line += f" | level {stats.get('level')} coverage {cov:.0%}"
+        usage = stats.get("usage")
+        if usage:
+            line += f" | calls {usage['calls']} (cache {usage['cache_hits']}) tokens {usage['tokens']} ${usage['cost']:.4f}"
+        self.progress.update(self.task, completed=done, total=max(1, done + running + queued), line=line)
+
+    def __enter__(self) -> "_BuildProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _do_build(cfg: RunConfig) -> Any:
+    from agentictagger.vocab.api import build_vocabulary
+    from agentictagger.vocab.builder import BuildError
+    from agentictagger.vocab.summary import build_summary
+
+    catalog = _catalog(cfg)
+    t0 = time.monotonic()
+    with _BuildProgress() as bar:
+        try:
+            result = build_vocabulary(catalog, cfg, progress=bar)
+        except BuildError as exc:
+            console.print(f"[red]build incomplete:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    summary = build_summary(cfg.run_dir)
+    table = Table(title=f"vocabulary built in {time.monotonic() - t0:.1f}s ({summary['build_items']} items)")
+    for col in ("level", "jobs", "descriptors", "coverage in jobs", "items tagged"):
+        table.add_column(col, justify="right")
+    for lv, row in summary["coverage_by_level"].items():
+        table.add_row(lv, str(row["jobs"]), str(row["descriptors"]), f"{row['coverage_in_jobs']:.1%}", f"{row['share_of_all_items_tagged']:.1%}")
+    console.print(table)
+    ref = summary["refinement"]
+    if ref.get("jobs_refined"):
+        console.print(
+            f"refinement: {ref['jobs_refined']} jobs refined, coverage {ref['mean_first']:.1%} -> {ref['mean_last']:.1%}"
+        )
+    for w in result.warnings[:10]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    return result
+
+
+@app.command()
+def build(
+    config: Optional[Path] = ConfigOpt,
+    sets: Optional[list[str]] = SetOpt,
+    catalog: Optional[str] = typer.Option(None, help="Catalog file (overrides catalog.path)."),
+    run_dir: Optional[str] = typer.Option(None, help="Run folder (overrides run_dir)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Build the descriptor vocabulary (resumes a killed run in the same run folder)."""
+    _setup_logging(verbose)
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir})
+    _do_build(cfg)
+    console.print(f"outputs: {Path(cfg.run_dir) / 'vocabulary.json'}, build_log.jsonl, usage.json")
+
+
+@app.command("config-template")
+def config_template_cmd() -> None:
+    """Print a YAML config with every field, its default and its description."""
+    typer.echo(config_template())
+
+
+def sample_catalog_path() -> Path:
+    return Path(str(resources.files("agentictagger") / "data" / "sample_catalog.jsonl"))
+
+
+def demo_config(run_dir: str = "runs/demo") -> RunConfig:
+    return RunConfig.load(
+        None,
+        [
+            f"run_dir={run_dir}",
+            f"catalog.path={sample_catalog_path()}",
+            "catalog.id_field=item_id",
+            "catalog.text_template='{title}. Brand: {brand}. {description}'",
+            "catalog.label_field=category",
+        ],
+    )
+
+
+@app.command()
+def demo(
+    run_dir: str = typer.Option("runs/demo", help="Run folder."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Offline end to end on the shipped sample catalog (304 Amazon Industrial & Scientific items)."""
+    _setup_logging(verbose)
+    cfg = demo_config(run_dir)
+    console.print(f"[bold]agentictagger demo[/bold]: {sample_catalog_path().name}, offline embedding agents")
+    result = _do_build(cfg)
+    console.print(result.vocabulary.render(max_level=2), markup=False)
+    _maybe_assign_and_report(cfg)
+
+
+def _maybe_assign_and_report(cfg: RunConfig) -> None:
+    try:
+        from agentictagger.pipeline import assign_and_report
+    except ImportError:
+        return
+    assign_and_report(cfg, _catalog(cfg), console)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

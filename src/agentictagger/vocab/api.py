@@ -1,0 +1,162 @@
+"""`build_vocabulary`: wires configuration, catalog, embeddings and agents into a build."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from agentictagger.catalog import Catalog
+from agentictagger.config import LLMConfig, RunConfig
+from agentictagger.vocab.agents import EmbeddingAnnotator, EmbeddingArchitect
+from agentictagger.vocab.builder import BuildResult, VocabularyBuilder
+from agentictagger.vocab.keyphrases import brand_terms, first_word_brands
+
+log = logging.getLogger(__name__)
+
+
+def build_set(catalog: Catalog, cfg: RunConfig) -> Catalog:
+    """The items the vocabulary is built from: all, or a seeded subsample (§6.2)."""
+    sub = cfg.build.subsample
+    if sub is None:
+        return catalog
+    n = int(round(sub * len(catalog))) if sub <= 1 else int(sub)
+    return catalog.sample(max(1, n), seed=cfg.seed)
+
+
+def role_llm(cfg: RunConfig, name: str) -> LLMConfig:
+    if name in cfg.llms:
+        return cfg.llms[name]
+    if "default" in cfg.llms:
+        return cfg.llms["default"]
+    raise KeyError(f"no LLM named {name!r} (or 'default') under 'llms' in the config")
+
+
+def build_vocabulary(
+    catalog: Catalog,
+    cfg: RunConfig,
+    *,
+    embedder: Any = None,
+    client_factory: Callable[[LLMConfig, Any], Any] | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> BuildResult:
+    """Build the descriptor tree for ``catalog`` into ``cfg.run_dir`` (resumes if state is there).
+
+    ``client_factory(llm_cfg, usage)`` makes an LLM client; it defaults to the LLM layer's
+    ``make_client`` and is only called for roles configured as 'llm'.
+    """
+    from agentictagger.embed import Embedder  # heavy import (torch): only when building
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    items = build_set(catalog, cfg)
+    _check_same_build_set(run_dir, items.ids)
+    (run_dir / "config.yaml").write_text(cfg.dump_yaml(), encoding="utf-8")
+    embedder = embedder or Embedder(cfg.embedding, cache_dir=Path(cfg.cache_dir) / "embeddings")
+    texts = items.texts
+    t0 = time.monotonic()
+    emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)
+    embed_s = time.monotonic() - t0
+
+    known_brands = [str(it.fields.get("brand") or "") for it in items if it.fields.get("brand")]
+    exclude = frozenset(first_word_brands(texts) | brand_terms(known_brands))
+
+    usage = _load_usage(run_dir)
+    clients: dict[str, Any] = {}
+
+    def client(role_name: str) -> Any:
+        if role_name not in clients:
+            llm_cfg = role_llm(cfg, role_name)
+            if client_factory is not None:
+                clients[role_name] = client_factory(llm_cfg, usage)
+            else:
+                from agentictagger.llm.factory import make_client
+
+                clients[role_name] = make_client(llm_cfg, Path(cfg.cache_dir) / "llm", usage=usage)
+        return clients[role_name]
+
+    b = cfg.build
+    offline_architect = EmbeddingArchitect(
+        embedder.encode, merge_threshold=b.architect.merge_threshold, max_descriptors=b.max_descriptors
+    )
+    if b.architect.kind == "llm":
+        from agentictagger.vocab.llm_agents import LLMArchitect
+
+        architect: Any = LLMArchitect(
+            client(b.architect.llm),
+            min_count=b.min_descriptors,
+            max_count=b.max_descriptors,
+            max_validation_retries=b.architect.max_validation_retries,
+            max_tokens=b.architect.max_tokens,
+            brand_terms=exclude,
+        )
+        fallback = offline_architect
+    else:
+        architect, fallback = offline_architect, None
+    if b.annotator.kind == "llm":
+        from agentictagger.vocab.llm_agents import LLMAnnotator
+
+        ann_llm = role_llm(cfg, b.annotator.llm)
+        annotator: Any = LLMAnnotator(
+            client(b.annotator.llm),
+            output=b.annotator.output,
+            items_per_call=b.annotator.items_per_call,
+            choice_mode=ann_llm.choice_mode if ann_llm.backend == "embedded" else "generate",
+        )
+    else:
+        annotator = EmbeddingAnnotator(embedder.encode, threshold=b.annotator.threshold, margin=b.annotator.margin)
+
+    builder = VocabularyBuilder(
+        b,
+        texts=texts,
+        embeddings=emb,
+        architect=architect,
+        annotator=annotator,
+        run_dir=run_dir,
+        fallback_architect=fallback,
+        exclude_terms=exclude,
+        seed=cfg.seed,
+        progress=progress,
+    )
+    try:
+        return builder.run()
+    finally:
+        _save_usage(run_dir, usage, embed_s, len(texts))
+
+
+def _check_same_build_set(run_dir: Path, ids: list[str]) -> None:
+    path = run_dir / "build_state" / "build_items.json"
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != ids:
+            raise ValueError(
+                f"{run_dir} holds a build over different items (catalog, subsample or seed changed). "
+                "Use a new run folder, or delete it to start over."
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ids), encoding="utf-8")
+
+
+def _load_usage(run_dir: Path) -> Any:
+    try:
+        from agentictagger.llm.usage import UsageTracker
+    except ImportError:  # pragma: no cover - the LLM layer is part of the package
+        return None
+    path = run_dir / "usage.json"
+    if path.exists():
+        try:
+            return UsageTracker.load(path)
+        except Exception:  # noqa: BLE001 - a damaged usage file must not stop a resume
+            log.warning("could not read %s; usage starts from zero", path)
+    return UsageTracker()
+
+
+def _save_usage(run_dir: Path, usage: Any, embed_s: float, n_items: int) -> None:
+    data: dict[str, Any] = usage.to_dict() if usage is not None else {}
+    data["embedding"] = {"items": n_items, "seconds": round(embed_s, 3)}
+    (run_dir / "usage.json").write_text(json.dumps(data, indent=1), encoding="utf-8")

@@ -1,0 +1,420 @@
+"""Top-down vocabulary building (paper Algorithms 1-2) with checkpoints and resume.
+
+One *cluster job* covers a group of items under one parent descriptor: the architect proposes
+descriptors from K-medoids representatives, annotators tag every item, and the architect
+refines from distilled failure reports until coverage, failure count or step budget says stop.
+Every descriptor with enough items then becomes its own job, one level down. Each job's state
+is written after every step, so a killed run resumes where it stopped; with the LLM response
+cache, no finished call is paid for twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import zlib
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from agentictagger.config import BuildConfig
+from agentictagger.vocab.agents import (
+    Annotator,
+    Architect,
+    DescriptorDraft,
+    FailureReport,
+    ItemAnnotation,
+    JobView,
+)
+from agentictagger.vocab.representatives import select_representatives
+from agentictagger.vocab.validate import check_descriptors, drop_invalid
+from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
+
+log = logging.getLogger(__name__)
+
+EncodeFn = Callable[[Sequence[str]], np.ndarray]
+ProgressFn = Callable[[dict], None]
+
+
+class BuildError(RuntimeError):
+    """Some jobs failed for good; their state stays in the run folder and a rerun resumes them."""
+
+
+@dataclass
+class StepRecord:
+    step: int  # 0 = initial proposal, 1.. = refinements
+    descriptors: list[list[str]]  # [name, definition]
+    coverage: float
+    n_items: int
+    n_failures: int
+    n_errors: int
+    summary: str
+    wants_more_steps: bool = False
+    fallback: bool = False  # the LLM architect gave up and the offline one stepped in
+    seconds: float = 0.0
+
+
+@dataclass
+class JobState:
+    job_id: str  # ROOT_ID or the parent descriptor's id
+    level: int
+    parent_path: list[str]
+    items: list[int]  # indices into the build set
+    steps: list[StepRecord] = field(default_factory=list)
+    annotations: list[list[int]] = field(default_factory=list)  # last step's matches per item
+    notes: list[str] = field(default_factory=list)  # last step's failure notes per item
+    errors: list[str] = field(default_factory=list)  # last step's call errors per item
+    status: str = "running"  # running | done | failed
+    error: str = ""
+    final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx]}]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "JobState":
+        data = dict(data)
+        data["steps"] = [StepRecord(**s) for s in data.get("steps", [])]
+        return cls(**data)
+
+    def last_annotations(self) -> list[ItemAnnotation]:
+        return [ItemAnnotation(m, n, e) for m, n, e in zip(self.annotations, self.notes, self.errors)]
+
+
+@dataclass
+class BuildResult:
+    vocabulary: Vocabulary
+    jobs: list[JobState]
+    run_dir: Path
+    seconds: float
+    warnings: list[str]
+
+
+def _job_file(state_dir: Path, job_id: str) -> Path:
+    return state_dir / "jobs" / f"{job_id}.json"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{threading.get_ident()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _seed(base: int, job_id: str) -> int:
+    return (base * 1_000_003 + zlib.crc32(job_id.encode())) % (2**31)
+
+
+class VocabularyBuilder:
+    """Runs cluster jobs top-down over a fixed build set of items."""
+
+    def __init__(
+        self,
+        cfg: BuildConfig,
+        *,
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        architect: Architect,
+        annotator: Annotator,
+        run_dir: str | Path,
+        fallback_architect: Architect | None = None,
+        encode: EncodeFn | None = None,
+        exclude_terms: frozenset[str] = frozenset(),
+        seed: int = 0,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        if len(texts) != len(embeddings):
+            raise ValueError("texts and embeddings differ in length")
+        self.cfg = cfg
+        self.texts = list(texts)
+        self.emb = np.asarray(embeddings, dtype=np.float32)
+        self.architect = architect
+        self.annotator = annotator
+        self.fallback_architect = fallback_architect
+        self.run_dir = Path(run_dir)
+        self.state_dir = self.run_dir / "build_state"
+        self.exclude_terms = exclude_terms
+        self.seed = seed
+        self.progress = progress
+        self._log_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.stats: dict[str, Any] = {"done": 0, "running": 0, "queued": 0, "last_coverage": None, "level": 1}
+
+    # -- the whole build (Algorithm 1) ----------------------------------------------------------
+    def run(self) -> BuildResult:
+        t0 = time.monotonic()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        jobs: dict[str, JobState] = {}
+        failed: list[JobState] = []
+        root = self._load_or_new(ROOT_ID, 1, [], list(range(len(self.texts))))
+        with ThreadPoolExecutor(max_workers=max(1, self.cfg.max_parallel_jobs), thread_name_prefix="job") as pool:
+            pending: dict[Future, JobState] = {}
+            queue = [root]
+
+            def submit_ready() -> None:
+                while queue and len(pending) < max(1, self.cfg.max_parallel_jobs):
+                    job = queue.pop(0)
+                    pending[pool.submit(self._run_job, job)] = job
+                self._set_stats(running=len(pending), queued=len(queue))
+
+            submit_ready()
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = pending.pop(fut)
+                    try:
+                        fut.result()
+                    except Exception as exc:  # noqa: BLE001 - recorded, reported, resumable
+                        job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+                        self._save(job)
+                        failed.append(job)
+                        log.error("job %s failed: %s (rerun the build to resume it)", job.job_id, job.error)
+                        continue
+                    jobs[job.job_id] = job
+                    self._set_stats(done=len(jobs))
+                    queue.extend(self._children(job))
+                submit_ready()
+        warnings = self._warnings(jobs.values())
+        vocab = self._assemble(jobs)
+        vocab.meta.update(
+            {
+                "build_items": len(self.texts),
+                "jobs": len(jobs),
+                "branching": self.cfg.branching,
+                "architect": self.cfg.architect.kind,
+                "annotator": self.cfg.annotator.kind,
+            }
+        )
+        vocab.save(self.run_dir / "vocabulary.json")
+        result = BuildResult(vocab, list(jobs.values()), self.run_dir, time.monotonic() - t0, warnings)
+        if failed:
+            raise BuildError(
+                f"{len(failed)} job(s) failed: "
+                + "; ".join(f"{j.job_id}: {j.error}" for j in failed)
+                + f". Their state is in {self.state_dir}; run the build again to resume."
+            )
+        return result
+
+    def _children(self, job: JobState) -> list[JobState]:
+        out = []
+        if job.level >= self.cfg.max_depth:
+            return out
+        for k, d in enumerate(job.final):
+            if len(d["members"]) > self.cfg.min_cluster_size:
+                did = _descriptor_id(job.job_id, k)
+                out.append(self._load_or_new(did, job.level + 1, job.parent_path + [d["name"]], d["members"]))
+        return out
+
+    # -- one cluster job (Algorithm 2) ----------------------------------------------------------
+    def _run_job(self, job: JobState) -> JobState:
+        if job.status == "done":
+            return job
+        job.status, job.error = "running", ""
+        view = JobView(
+            job_id=job.job_id,
+            level=job.level,
+            parent_path=job.parent_path,
+            texts=[self.texts[i] for i in job.items],
+            embeddings=self.emb[job.items],
+            seed=_seed(self.seed, job.job_id),
+            exclude_terms=self.exclude_terms,
+        )
+        target = self._target(job)
+        if not job.steps:
+            t = time.monotonic()
+            reps = select_representatives(view.embeddings, self.cfg.n_representatives, view.seed)
+            drafts, fallback = self._architect_call(lambda a: a.propose(view, reps, target), view)
+            drafts = self._clean(drafts, view)
+            self._annotate_and_record(job, view, drafts, 0, "initial proposal", False, fallback, t)
+        while not self._should_stop(job):
+            t = time.monotonic()
+            drafts = [DescriptorDraft(n, d) for n, d in job.steps[-1].descriptors]
+            annotations = job.last_annotations()
+            failures = self._distill_failures(view, annotations)
+            refinement, fallback = self._architect_call(
+                lambda a: a.refine(view, drafts, annotations, failures, target), view
+            )
+            new = self._clean(refinement.descriptors, view)
+            self._annotate_and_record(
+                job, view, new, len(job.steps), refinement.summary, refinement.wants_more_steps, fallback, t
+            )
+        self._finalise(job)
+        return job
+
+    def _target(self, job: JobState) -> int:
+        if job.job_id == ROOT_ID:
+            return self.cfg.root_descriptors
+        by_size = max(self.cfg.min_descriptors, len(job.items) // 10)
+        return int(min(self.cfg.child_descriptors, by_size))
+
+    def _should_stop(self, job: JobState) -> bool:
+        last = job.steps[-1]
+        refinements = len(job.steps) - 1
+        budget = self.cfg.max_refine_steps if last.wants_more_steps else self.cfg.refine_steps
+        budget = min(budget, self.cfg.max_refine_steps)
+        return (
+            last.coverage >= self.cfg.coverage_target
+            or last.n_failures < self.cfg.min_failures
+            or refinements >= budget
+        )
+
+    def _architect_call(self, fn: Callable[[Architect], Any], view: JobView) -> tuple[Any, bool]:
+        try:
+            return fn(self.architect), False
+        except Exception as exc:  # noqa: BLE001
+            if self.fallback_architect is None:
+                raise
+            log.warning("job %s: architect failed (%s); using the offline architect for this step", view.job_id, exc)
+            return fn(self.fallback_architect), True
+
+    def _clean(self, drafts: list[DescriptorDraft], view: JobView) -> list[DescriptorDraft]:
+        problems = check_descriptors(
+            drafts,
+            min_count=1,
+            max_count=self.cfg.max_descriptors,
+            brand_terms=self.exclude_terms,
+            parent_path=view.parent_path,
+        )
+        kept = drop_invalid(drafts, problems)
+        seen: set[str] = set()
+        kept = [d for d in kept if not (d.name.lower() in seen or seen.add(d.name.lower()))]
+        if problems:
+            log.info("job %s: dropped descriptors: %s", view.job_id, "; ".join(map(str, problems)))
+        if not kept:
+            raise RuntimeError(f"job {view.job_id}: no valid descriptor left ({'; '.join(map(str, problems))})")
+        return kept[: self.cfg.max_descriptors]
+
+    def _annotate_and_record(
+        self,
+        job: JobState,
+        view: JobView,
+        drafts: list[DescriptorDraft],
+        step: int,
+        summary: str,
+        wants_more: bool,
+        fallback: bool,
+        t0: float,
+    ) -> None:
+        annotations = self.annotator.annotate(view, drafts, list(range(len(view))))
+        scored = [a for a in annotations if not a.error]
+        n_err = len(annotations) - len(scored)
+        if n_err * 2 > len(annotations):
+            raise RuntimeError(
+                f"job {job.job_id} step {step}: {n_err} of {len(annotations)} annotator calls failed "
+                f"(first: {next(a.error for a in annotations if a.error)})"
+            )
+        covered = sum(a.covered for a in scored)
+        rec = StepRecord(
+            step=step,
+            descriptors=[[d.name, d.definition] for d in drafts],
+            coverage=covered / max(1, len(scored)),
+            n_items=len(annotations),
+            n_failures=len(scored) - covered,
+            n_errors=n_err,
+            summary=summary,
+            wants_more_steps=wants_more,
+            fallback=fallback,
+            seconds=round(time.monotonic() - t0, 3),
+        )
+        job.steps.append(rec)
+        job.annotations = [a.matches for a in annotations]
+        job.notes = [a.note for a in annotations]
+        job.errors = [a.error for a in annotations]
+        self._save(job)
+        self._log({"job": job.job_id, "level": job.level, "parent_path": job.parent_path, **asdict(rec), "descriptors": len(drafts)})
+        self._set_stats(last_coverage=rec.coverage, level=job.level)
+        if n_err:
+            log.warning("job %s step %d: %d annotator call(s) failed; those items are excluded from coverage", job.job_id, step, n_err)
+
+    def _distill_failures(self, view: JobView, annotations: list[ItemAnnotation]) -> list[FailureReport]:
+        failed = [i for i, a in enumerate(annotations) if not a.covered and not a.error]
+        if not failed:
+            return []
+        picks = select_representatives(view.embeddings[failed], self.cfg.n_failure_reports, view.seed + 1)
+        return [FailureReport(failed[p], view.texts[failed[p]], annotations[failed[p]].note) for p in picks]
+
+    def _finalise(self, job: JobState) -> None:
+        last = job.steps[-1]
+        members: list[list[int]] = [[] for _ in last.descriptors]
+        rng = np.random.default_rng(_seed(self.seed, job.job_id + "/branch"))
+        for local, matches in enumerate(job.annotations):
+            if not matches:
+                continue
+            chosen = matches if self.cfg.branching == "all" else [matches[int(rng.integers(len(matches)))]]
+            for k in chosen:
+                members[k].append(job.items[local])
+        order = sorted(range(len(members)), key=lambda k: (-len(members[k]), k))
+        job.final = [
+            {"name": last.descriptors[k][0], "definition": last.descriptors[k][1], "members": members[k]}
+            for k in order
+            if members[k]
+        ]
+        job.status = "done"
+        self._save(job)
+
+    # -- state, logs, assembly ------------------------------------------------------------------
+    def _load_or_new(self, job_id: str, level: int, parent_path: list[str], items: list[int]) -> JobState:
+        path = _job_file(self.state_dir, job_id)
+        if path.exists():
+            job = JobState.from_json(json.loads(path.read_text(encoding="utf-8")))
+            if job.items != items:
+                raise BuildError(
+                    f"{path} was written for different items; the run folder belongs to another "
+                    "catalog or configuration. Use a new run folder."
+                )
+            if job.status == "failed":
+                job.status = "running"
+            return job
+        job = JobState(job_id, level, parent_path, list(items))
+        self._save(job)
+        return job
+
+    def _save(self, job: JobState) -> None:
+        _atomic_write(_job_file(self.state_dir, job.job_id), json.dumps(asdict(job), ensure_ascii=False))
+
+    def _log(self, record: dict) -> None:
+        with self._log_lock, open(self.run_dir / "build_log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": time.time(), **record}, ensure_ascii=False) + "\n")
+
+    def _set_stats(self, **kw: Any) -> None:
+        with self._stats_lock:
+            self.stats.update(kw)
+            snapshot = dict(self.stats)
+        if self.progress:
+            self.progress(snapshot)
+
+    def _warnings(self, jobs: Any) -> list[str]:
+        out = []
+        for job in jobs:
+            last = job.steps[-1]
+            if last.coverage < self.cfg.coverage_target and last.n_failures >= self.cfg.min_failures:
+                out.append(
+                    f"job {job.job_id} ({' > '.join(job.parent_path) or 'root'}) ended at coverage "
+                    f"{last.coverage:.0%} with {last.n_failures} uncovered items"
+                )
+            if any(s.fallback for s in job.steps):
+                out.append(f"job {job.job_id}: the offline architect stood in for a failed LLM architect")
+        for w in out:
+            log.warning(w)
+        return out
+
+    def _assemble(self, jobs: dict[str, JobState]) -> Vocabulary:
+        vocab = Vocabulary()
+
+        def add(job_id: str) -> None:
+            job = jobs.get(job_id)
+            if job is None:
+                return
+            for k, d in enumerate(job.final):
+                did = _descriptor_id(job_id, k)
+                vocab.add(Descriptor(did, d["name"], d["definition"], job.level, job_id, len(d["members"])))
+                add(did)
+
+        add(ROOT_ID)
+        return vocab
+
+
+def _descriptor_id(parent_id: str, k: int) -> str:
+    return f"d{k + 1}" if parent_id == ROOT_ID else f"{parent_id}.{k + 1}"

@@ -1,0 +1,127 @@
+"""What a finished build looks like: coverage per level, refinement effect, level-1 grouping."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from agentictagger.vocab.builder import JobState
+from agentictagger.vocabulary import ROOT_ID, Vocabulary
+
+
+def load_jobs(run_dir: str | Path) -> list[JobState]:
+    folder = Path(run_dir) / "build_state" / "jobs"
+    return [JobState.from_json(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
+
+
+def refinement_effect(jobs: Sequence[JobState]) -> dict[str, Any]:
+    """Coverage after the first vs the last step of every job that refined (paper Fig. 4)."""
+    pairs = [(j.steps[0].coverage, j.steps[-1].coverage, j.level) for j in jobs if len(j.steps) > 1]
+    out: dict[str, Any] = {
+        "jobs_total": len(jobs),
+        "jobs_refined": len(pairs),
+        "jobs_stopped_after_first_step": len(jobs) - len(pairs),
+    }
+    if not pairs:
+        return out
+    first = np.array([p[0] for p in pairs])
+    last = np.array([p[1] for p in pairs])
+    delta = last - first
+    out.update(
+        {
+            "mean_first": float(first.mean()),
+            "mean_last": float(last.mean()),
+            "mean_change": float(delta.mean()),
+            "share_improved": float((delta > 0).mean()),
+            "per_job": [
+                {"level": lv, "first": round(a, 4), "last": round(b, 4)} for a, b, lv in pairs
+            ],
+        }
+    )
+    if len(pairs) >= 2 and np.any(delta != 0):
+        from scipy.stats import wilcoxon
+
+        res = wilcoxon(last, first, alternative="greater", zero_method="wilcox")
+        out["wilcoxon_p_greater"] = float(res.pvalue)
+        out["wilcoxon_statistic"] = float(res.statistic)
+    return out
+
+
+def coverage_by_level(jobs: Sequence[JobState], n_items: int) -> dict[str, Any]:
+    """Per level: jobs, descriptors, item-weighted final coverage of the jobs, and the share of
+    all build items that reached that level with a descriptor."""
+    by_level: dict[int, list[JobState]] = defaultdict(list)
+    for j in jobs:
+        by_level[j.level].append(j)
+    out = {}
+    for level in sorted(by_level):
+        js = by_level[level]
+        items = sum(len(j.items) for j in js)
+        covered = sum(j.steps[-1].coverage * len(j.items) for j in js)
+        reached: set[int] = set()
+        for j in js:
+            for d in j.final:
+                reached.update(d["members"])
+        out[str(level)] = {
+            "jobs": len(js),
+            "descriptors": sum(len(j.final) for j in js),
+            "items_in_jobs": items,
+            "coverage_in_jobs": round(covered / max(1, items), 4),
+            "share_of_all_items_tagged": round(len(reached) / max(1, n_items), 4),
+        }
+    return out
+
+
+def level1_grouping(jobs: Sequence[JobState]) -> dict[int, str]:
+    """Build-set index -> the level-1 descriptor id the root job's annotator chose first."""
+    root = next(j for j in jobs if j.job_id == ROOT_ID)
+    names = [d[0] for d in root.steps[-1].descriptors]
+    order = {d["name"]: k for k, d in enumerate(root.final)}
+    out = {}
+    for local, matches in enumerate(root.annotations):
+        if matches and names[matches[0]] in order:
+            out[root.items[local]] = f"d{order[names[matches[0]]] + 1}"
+    return out
+
+
+def grouping_scores(pred: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    pred_arr, gold_arr = np.asarray(pred), np.asarray(gold)
+    nmi = normalized_mutual_info_score(gold_arr, pred_arr)
+    purity = 0
+    for c in np.unique(pred_arr):
+        _, counts = np.unique(gold_arr[pred_arr == c], return_counts=True)
+        purity += counts.max()
+    return {"nmi": round(float(nmi), 4), "purity": round(purity / max(1, len(gold_arr)), 4), "n": len(gold_arr)}
+
+
+def build_summary(run_dir: str | Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    jobs = load_jobs(run_dir)
+    vocab = Vocabulary.load(run_dir / "vocabulary.json")
+    n_items = len(json.loads((run_dir / "build_state" / "build_items.json").read_text(encoding="utf-8")))
+    usage = json.loads((run_dir / "usage.json").read_text(encoding="utf-8")) if (run_dir / "usage.json").exists() else {}
+    return {
+        "build_items": n_items,
+        "vocabulary_size": len(vocab),
+        "depth": vocab.depth,
+        "descriptors_per_level": {str(lv): len(vocab.level(lv)) for lv in range(1, vocab.depth + 1)},
+        "coverage_by_level": coverage_by_level(jobs, n_items),
+        "refinement": refinement_effect(jobs),
+        "usage": usage,
+    }
+
+
+def names_of_first_levels(vocab: Vocabulary, levels: int = 2) -> list[dict[str, Any]]:
+    out = []
+    for d in vocab.children(ROOT_ID):
+        entry: dict[str, Any] = {"name": d.name, "items": d.item_count}
+        if levels > 1:
+            entry["children"] = [f"{c.name} ({c.item_count})" for c in vocab.children(d.id)]
+        out.append(entry)
+    return out
