@@ -141,6 +141,8 @@ def test_missing_key_for_remote_url_names_the_variable(monkeypatch):
     cfg = LLMConfig(backend="openai", base_url="https://api.example.com/v1", api_key_env=KEY_VAR)
     with pytest.raises(LLMError, match=KEY_VAR):
         OpenAIBackend(cfg)
+    with pytest.raises(LLMError, match="api_key_env is empty"):
+        OpenAIBackend(cfg.model_copy(update={"api_key_env": None}))
 
 
 def test_local_server_without_key_uses_a_dummy(fake_openai, openai_cfg, monkeypatch):

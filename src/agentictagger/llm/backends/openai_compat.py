@@ -117,11 +117,15 @@ class OpenAIBackend:
         key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         if not key:
             if not is_local_url(self.base_url):
-                var = cfg.api_key_env or "(none configured)"
+                if not cfg.api_key_env:
+                    raise LLMError(
+                        f"no API key for {self.base_url}: llm.api_key_env is empty; set it to the name of "
+                        "the environment variable that holds the key (e.g. OPENAI_API_KEY)"
+                    )
                 raise LLMError(
-                    f"no API key for {self.base_url}: environment variable {var} is not set. "
-                    f"Export it (export {cfg.api_key_env or 'OPENAI_API_KEY'}=...) or set llm.api_key_env to "
-                    f"the variable that holds the key."
+                    f"no API key for {self.base_url}: environment variable {cfg.api_key_env} is not set. "
+                    f"Export it (export {cfg.api_key_env}=...) or set llm.api_key_env to the variable "
+                    "that holds the key."
                 )
             key = LOCAL_DUMMY_KEY
         # Kept only to scrub it from error messages; never logged, cached or written.
