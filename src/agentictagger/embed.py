@@ -164,7 +164,7 @@ class EmbeddingCache:
         self._conn = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS emb (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS emb (k BLOB PRIMARY KEY, v BLOB NOT NULL)")
         self.dim = dim
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
