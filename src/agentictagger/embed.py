@@ -133,6 +133,9 @@ def _pooling_dim(path: Path) -> int | None:
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
+# Embedders share model instances, so encoding is serialised process-wide: with one torch thread
+# per the config, concurrent calls would only contend for the same cores.
+_ENCODE_LOCK = threading.Lock()
 
 
 def _load_model(path: str, device: str) -> Any:
@@ -214,7 +217,6 @@ class Embedder:
             root = Path(cache_dir if cache_dir is not None else _DEFAULT_CACHE_DIR)
             self.cache = EmbeddingCache(root / "embeddings" / f"{self.model_identity}.sqlite")
         self.stats = {"requested": 0, "cache_hits": 0, "encoded": 0, "model_calls": 0}
-        self._encode_lock = threading.Lock()
 
     @property
     def model(self) -> Any:
@@ -263,7 +265,7 @@ class Embedder:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo), desc="embedding", unit="text")
-        with self._encode_lock:
+        with _ENCODE_LOCK:
             torch.set_num_threads(self.cfg.num_threads)
             for i in range(0, len(todo), _CHUNK):
                 part = todo[i : i + _CHUNK]
