@@ -187,8 +187,8 @@ class TigerModel(nn.Module):
         return (h * self.cfg.d_model ** -0.5) @ self.embed.weight.t()
 
     # -- training --------------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced cross-entropy; ``labels`` (B, T) = code + EOS, PAD-padded."""
+    def decoder_logits(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V) for ``labels`` (B, T) = code + EOS, PAD-padded."""
         enc, key_bias = self.encode(input_ids)
         dec_in = torch.cat([torch.full_like(labels[:, :1], PAD), labels[:, :-1]], dim=1)
         T = labels.shape[1]
@@ -197,8 +197,20 @@ class TigerModel(nn.Module):
         x = self.drop(self.embed(dec_in))
         for layer in self.dec_layers:
             x = layer(x, enc, self_bias, key_bias)
-        logits = self.logits(self.drop(self.dec_norm(x)))
+        return self.logits(self.drop(self.dec_norm(x)))
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean token cross-entropy (the training loss)."""
+        logits = self.decoder_logits(input_ids, labels)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=PAD)
+
+    @torch.no_grad()
+    def log_likelihood(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Summed log-probability of each label sequence (B,), the score beam search ranks by."""
+        self.eval()
+        logp = torch.log_softmax(self.decoder_logits(input_ids, labels).float(), dim=-1)
+        tok = logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return (tok * (labels != PAD)).sum(dim=1)
 
     # -- decoding --------------------------------------------------------------------------------
     @torch.no_grad()
