@@ -1,0 +1,247 @@
+"""Benchmark of the embedded llama.cpp backend (bundled SmolLM2-135M-Instruct, one thread).
+
+Measures
+  (a) prompt-evaluation and generation speed (tokens/s),
+  (b) choice accuracy on Industrial_and_Scientific items: grammar-constrained generation vs
+      likelihood with sum / mean (per-token) log-probability, with majority and random baselines,
+  (c) prompt tokens evaluated per item with prefix reuse on vs off (same prompts, shared
+      instructions + choices first, the item last).
+
+Run:  nice -n 10 env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 .venv/bin/python bench/llm_backend.py
+Writes bench/results/llm_backend.json and prints a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import gzip
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from agentictagger.config import LLMConfig
+from agentictagger.llm.backends.embedded import EmbeddedBackend
+from agentictagger.llm.types import ChatRequest, ChoiceConstraint, SamplingParams
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path("/work/shared/data/scientific/items.jsonl.gz")
+OUT = ROOT / "bench" / "results" / "llm_backend.json"
+
+SYSTEM = (
+    "You sort products of an industrial and scientific supply store into departments. "
+    "Read the product and answer with the name of its department, exactly as written in this list:\n"
+)
+
+
+def level2(categories: str) -> str | None:
+    # Some category names contain ", " themselves; the path separator is a comma without a space.
+    parts = re.split(r",(?! )", categories or "")
+    return parts[1].strip() if len(parts) > 1 and parts[1].strip() else None
+
+
+def item_text(row: dict, desc_chars: int) -> str:
+    desc = (row.get("description") or "").strip()
+    if len(desc) > desc_chars:
+        desc = desc[:desc_chars].rsplit(" ", 1)[0] + " ..."
+    parts = [f"Title: {(row.get('title') or '').strip()}"]
+    if (row.get("brand") or "").strip():
+        parts.append(f"Brand: {row['brand'].strip()}")
+    if desc:
+        parts.append(f"Description: {desc}")
+    return "\n".join(parts)
+
+
+def load_sample(n: int, seed: int, desc_chars: int) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in gzip.open(DATA, "rt", encoding="utf-8")]
+    labelled = [(r, level2(r.get("categories") or "")) for r in rows]
+    labelled = [(r, lab) for r, lab in labelled if lab]
+    picked = random.Random(seed).sample(labelled, n)
+    return [(item_text(r, desc_chars), lab) for r, lab in picked]
+
+
+def request(choices: tuple[str, ...], text: str, mode: str) -> ChatRequest:
+    system = SYSTEM + "\n".join(f"- {c}" for c in choices)
+    return ChatRequest.chat(
+        system,
+        f"Product:\n{text}\n\nDepartment:",
+        constraint=ChoiceConstraint(choices),
+        params=SamplingParams(max_tokens=32),
+        choice_mode=mode,  # type: ignore[arg-type]
+    )
+
+
+def measure_speed(backend: EmbeddedBackend, repeats: int = 3) -> dict:
+    """Prompt tokens/s (fresh context, no reuse) and generation tokens/s (free text)."""
+    m = backend.model
+    prompt_rates, gen_rates = [], []
+    text = " ".join(["The quick brown fox jumps over the lazy dog near the river bank."] * 20)
+    for _ in range(repeats):
+        req = ChatRequest.chat(None, "Write a long story about a lighthouse keeper. " + text)
+        toks = m.prompt_tokens(req.messages)
+        with m.lock:
+            t0 = time.perf_counter()
+            m.prepare(toks, reuse=False)
+            prompt_rates.append(len(toks) / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            out, _, _ = m.sample(SamplingParams(max_tokens=64), None, 64, 0, ())
+            gen_rates.append(len(out) / (time.perf_counter() - t0))
+    return {
+        "prompt_tokens": len(toks),
+        "prompt_tok_per_s_median": round(statistics.median(prompt_rates), 1),
+        "generated_tokens_per_run": 64,
+        "gen_tok_per_s_median": round(statistics.median(gen_rates), 1),
+        "repeats": repeats,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=200, help="items sampled for the accuracy comparison")
+    ap.add_argument("--n-reuse", type=int, default=30, help="items for the prefix reuse on/off comparison")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--desc-chars", type=int, default=200, help="description truncated to this many characters")
+    ap.add_argument("--limit", type=int, default=None, help="only run the first LIMIT items (quick checks)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+
+    t_start = time.perf_counter()
+    sample = load_sample(args.n, args.seed, args.desc_chars)
+    labels = [lab for _, lab in sample]
+    choices = tuple(sorted(set(labels)))
+    cfg = LLMConfig(n_threads=1)
+    backend = EmbeddedBackend(cfg)
+
+    speed = measure_speed(backend)
+    print(f"speed: prompt {speed['prompt_tok_per_s_median']} tok/s, generation {speed['gen_tok_per_s_median']} tok/s")
+
+    preds: dict[str, list[str]] = {"generate": [], "likelihood_sum": [], "likelihood_mean": []}
+    per_item: list[dict] = []
+    pruned: list[dict] = []
+    for i, (text, lab) in enumerate(sample[: args.limit]):
+        t0 = time.perf_counter()
+        r = backend.complete(request(choices, text, "generate"))
+        t_gen = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        scores, usage = backend.score_choices(request(choices, text, "likelihood"))
+        t_lik = time.perf_counter() - t0
+        if i < args.n_reuse:
+            # The production path (complete, sum, pruned) must pick the same choice as full scoring.
+            t0 = time.perf_counter()
+            rp = backend.complete(request(choices, text, "likelihood"))
+            pruned.append({"s": time.perf_counter() - t0, "decoded": rp.usage.completion_tokens,
+                           "agrees": rp.parsed == max(scores, key=lambda s: s.logprob).choice})
+        preds["generate"].append(r.parsed)
+        preds["likelihood_sum"].append(max(scores, key=lambda s: s.logprob).choice)
+        preds["likelihood_mean"].append(max(scores, key=lambda s: s.mean_logprob).choice)
+        per_item.append(
+            {
+                "prompt_tokens": r.usage.prompt_tokens,
+                "evaluated_generate": r.usage.prompt_tokens - r.usage.cached_prompt_tokens,
+                "evaluated_likelihood": usage.prompt_tokens - usage.cached_prompt_tokens,
+                "choice_tokens_decoded": usage.completion_tokens,
+                "s_generate": t_gen,
+                "s_likelihood": t_lik,
+            }
+        )
+        if (i + 1) % 20 == 0:
+            acc = {k: sum(p == y for p, y in zip(v, labels)) / len(v) for k, v in preds.items()}
+            print(f"  {i + 1}/{len(sample)} items, {time.perf_counter() - t_start:.0f}s, acc so far {acc}", flush=True)
+
+    sample = sample[: args.limit]
+    labels = labels[: args.limit]
+    n = len(sample)
+    counts = collections.Counter(labels)
+    majority_label, majority_n = counts.most_common(1)[0]
+    accuracy = {}
+    for k, v in preds.items():
+        pc = collections.Counter(v)
+        top, top_n = pc.most_common(1)[0]
+        accuracy[k] = {
+            "accuracy": round(sum(p == y for p, y in zip(v, labels)) / n, 4),
+            "distinct_predicted": len(pc),
+            "most_predicted": top,
+            "most_predicted_share": round(top_n / n, 4),
+        }
+    accuracy["baseline_majority"] = {"accuracy": round(majority_n / n, 4), "label": majority_label}
+    accuracy["baseline_random"] = {"accuracy": round(1 / len(choices), 4)}
+
+    # (c) the same prompts with prefix reuse off (generate mode, the first n_reuse items)
+    off = EmbeddedBackend(cfg.model_copy(update={"prefix_reuse": False}))
+    off_items = []
+    for text, _ in sample[: args.n_reuse]:
+        t0 = time.perf_counter()
+        r = off.complete(request(choices, text, "generate"))
+        off_items.append({"evaluated": r.usage.prompt_tokens - r.usage.cached_prompt_tokens, "s": time.perf_counter() - t0})
+    on_items = per_item[: args.n_reuse]
+    reuse = {
+        "items": args.n_reuse,
+        "mode": "generate (grammar), items in the same order as the accuracy run",
+        "mean_prompt_tokens": round(statistics.mean(p["prompt_tokens"] for p in on_items), 1),
+        "on_mean_evaluated_tokens": round(statistics.mean(p["evaluated_generate"] for p in on_items), 1),
+        "off_mean_evaluated_tokens": round(statistics.mean(p["evaluated"] for p in off_items), 1),
+        "on_mean_seconds_per_item": round(statistics.mean(p["s_generate"] for p in on_items), 3),
+        "off_mean_seconds_per_item": round(statistics.mean(p["s"] for p in off_items), 3),
+        "note": "the first item of the 'on' run evaluates its whole prompt; later ones only the item part",
+    }
+
+    result = {
+        "command": "nice -n 10 env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 .venv/bin/python bench/llm_backend.py "
+        + " ".join(sys.argv[1:]),
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "note": "2 cores shared with several concurrent jobs; timings are noisy and pessimistic",
+            "n_threads": cfg.n_threads,
+        },
+        "model": backend.identity(),
+        "data": {
+            "file": str(DATA),
+            "items": n,
+            "seed": args.seed,
+            "text": f"title + brand + description truncated to {args.desc_chars} chars (no categories)",
+            "label": "level-2 category (re.split(r',(?! )', categories)[1])",
+            "choices": list(choices),
+            "n_choices": len(choices),
+            "choice_list": "all level-2 categories present in the sample",
+        },
+        "speed": speed,
+        "accuracy": accuracy,
+        "seconds_per_item": {
+            "generate": round(statistics.mean(p["s_generate"] for p in per_item), 3),
+            "likelihood_score_all_choices": round(statistics.mean(p["s_likelihood"] for p in per_item), 3),
+            "likelihood_choice_tokens_decoded": round(statistics.mean(p["choice_tokens_decoded"] for p in per_item), 1),
+            "likelihood_complete_sum_pruned": round(statistics.mean(p["s"] for p in pruned), 3),
+            "likelihood_complete_sum_pruned_tokens_decoded": round(statistics.mean(p["decoded"] for p in pruned), 1),
+            "note": "likelihood_score_all_choices scores every choice (needed to compare sum and mean); "
+            f"the pruned production path (complete, sum) was timed on the first {len(pruned)} items",
+        },
+        "pruned_agrees_with_full_sum": f"{sum(p['agrees'] for p in pruned)}/{len(pruned)}",
+        "prefix_reuse": reuse,
+        "wall_seconds": round(time.perf_counter() - t_start, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    print(f"\n{n} items, {len(choices)} choices (random {accuracy['baseline_random']['accuracy']:.3f}, "
+          f"majority {accuracy['baseline_majority']['accuracy']:.3f})")
+    print(f"{'mode':<18}{'accuracy':>9}{'distinct':>9}  most predicted (share)")
+    for k in ("generate", "likelihood_sum", "likelihood_mean"):
+        a = accuracy[k]
+        print(f"{k:<18}{a['accuracy']:>9.3f}{a['distinct_predicted']:>9}  {a['most_predicted']} ({a['most_predicted_share']:.2f})")
+    print(f"prefix reuse: evaluated prompt tokens/item on {reuse['on_mean_evaluated_tokens']} vs off "
+          f"{reuse['off_mean_evaluated_tokens']} (of {reuse['mean_prompt_tokens']}); seconds/item "
+          f"{reuse['on_mean_seconds_per_item']} vs {reuse['off_mean_seconds_per_item']}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
