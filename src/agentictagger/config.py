@@ -129,9 +129,14 @@ class AnnotatorConfig(_Section):
     )
     llm: str = Field("annotator", description="Name of the entry in 'llms' to use (falls back to 'default').")
     threshold: float = Field(
-        0.35,
-        description="Offline: cosine similarity below which an item fits no descriptor (a failure). "
-        "Calibrated on Scientific, see bench/RESULTS.md.",
+        0.38,
+        description="Offline: cosine similarity below which a level-1 item fits no descriptor (a failure). "
+        "Calibrated on Scientific against Amazon level-2 categories (bench/calibrate_annotator.py).",
+    )
+    threshold_step: float = Field(
+        0.03,
+        description="Offline: added to the threshold per level below 1 (finer descriptors need closer "
+        "matches; calibrated at Amazon level 3: 0.44).",
     )
     margin: float = Field(0.02, description="Offline: descriptors within this similarity of the best also match.")
     output: Literal["json", "choice"] = Field(

@@ -99,9 +99,12 @@ class EmbeddingAnnotator:
     descriptors (the branching factor of the build decides whether it does).
     """
 
-    def __init__(self, encode: EncodeFn, threshold: float, margin: float = 0.02, max_matches: int = 3) -> None:
+    def __init__(
+        self, encode: EncodeFn, threshold: float, margin: float = 0.02, max_matches: int = 3, threshold_step: float = 0.0
+    ) -> None:
         self.encode = encode
         self.threshold = threshold
+        self.threshold_step = threshold_step
         self.margin = margin
         self.max_matches = max_matches
 
@@ -113,6 +116,7 @@ class EmbeddingAnnotator:
 
     def annotate(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int]) -> list[ItemAnnotation]:
         sims = self.similarities(job, descriptors, items)
+        threshold = self.threshold + self.threshold_step * (job.level - 1)
         out: list[ItemAnnotation] = []
         for row, i in enumerate(items):
             if sims.shape[1] == 0:
@@ -121,11 +125,11 @@ class EmbeddingAnnotator:
             s = sims[row]
             order = np.argsort(-s, kind="stable")
             best = float(s[order[0]])
-            if best < self.threshold:
+            if best < threshold:
                 miss = descriptors[int(order[0])].name
                 out.append(ItemAnnotation([], f"{_clip(job.texts[i])} | nearest: {miss} ({best:.2f})"))
                 continue
-            matches = [int(j) for j in order[: self.max_matches] if s[j] >= max(self.threshold, best - self.margin)]
+            matches = [int(j) for j in order[: self.max_matches] if s[j] >= max(threshold, best - self.margin)]
             out.append(ItemAnnotation(matches))
         return out
 

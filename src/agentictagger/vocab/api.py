@@ -108,7 +108,12 @@ def build_vocabulary(
             choice_mode=ann_llm.choice_mode if ann_llm.backend == "embedded" else "generate",
         )
     else:
-        annotator = EmbeddingAnnotator(embedder.encode, threshold=b.annotator.threshold, margin=b.annotator.margin)
+        annotator = EmbeddingAnnotator(
+            embedder.encode,
+            threshold=b.annotator.threshold,
+            margin=b.annotator.margin,
+            threshold_step=b.annotator.threshold_step,
+        )
 
     builder = VocabularyBuilder(
         b,
