@@ -342,3 +342,14 @@ def test_run_assign_writes_outputs_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="needs an LLM"):
         run_assign(ITEMS, v, AssignConfig(assigner="llm"), tmp_path / "x")
     assert isinstance(make_assigner(AssignConfig(assigner="single_call"), llm_client=ScriptedClient()), SingleCallAssigner)
+
+
+def test_embedding_lookahead_lets_a_specific_descendant_pick_the_branch():
+    v = Vocabulary()
+    tools, makeup = v.add_children(ROOT_ID, [("Accessories", "misc things"), ("Makeup", "makeup cosmetics")])
+    v.add_children(tools.id, [("Tweezers", "tweezers slanted steel")])
+    item = [It("t", "slanted steel tweezers with makeup pouch")]
+    plain = EmbeddingAssigner(WordEncoder(), lookahead=0.0).assign(item, v)
+    ahead = EmbeddingAssigner(WordEncoder(), lookahead=0.5).assign(item, v)
+    assert names(v, plain) == [["Makeup"]]
+    assert names(v, ahead) == [["Accessories", "Tweezers"]]

@@ -31,6 +31,7 @@ class DescriptorIndex:
         texts = [descriptor_text(vocab[did]) for did in self.ids]
         self.matrix = encoder.encode(texts).astype(np.float32) if texts else np.zeros((0, 1), np.float32)
         self._children: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._subtree: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def children(self, node: str) -> tuple[list[str], np.ndarray]:
         hit = self._children.get(node)
@@ -40,12 +41,50 @@ class DescriptorIndex:
             self._children[node] = hit
         return hit
 
-    def shortlist(self, vec: np.ndarray, node: str, m: int) -> list[str]:
-        """The ``m`` children of ``node`` most similar to ``vec``, in vocabulary order (prefix-stable prompts)."""
-        ids, mat = self.children(node)
+    def subtree(self, node: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of every proper descendant of each child of ``node``, grouped by child, and the
+        start offset of each child's group (for ``np.maximum.reduceat``); children without
+        descendants get their own row so every group is non-empty."""
+        hit = self._subtree.get(node)
+        if hit is None:
+            rows: list[int] = []
+            starts: list[int] = []
+            for c in self.vocab.children(node):
+                starts.append(len(rows))
+                desc = [self.row[d.id] for d in self._descendants(c.id)]
+                rows.extend(desc or [self.row[c.id]])
+            hit = (np.asarray(rows, dtype=np.int64), np.asarray(starts, dtype=np.int64))
+            self._subtree[node] = hit
+        return hit
+
+    def _descendants(self, node: str) -> list[Descriptor]:
+        out: list[Descriptor] = []
+        stack = list(self.vocab.children(node))
+        while stack:
+            d = stack.pop()
+            out.append(d)
+            stack.extend(self.vocab.children(d.id))
+        return out
+
+    def scores(self, x: np.ndarray, node: str, lookahead: float = 0.0) -> np.ndarray:
+        """(n, children) scores: cosine similarity to each child, blended with the best similarity
+        anywhere in the child's subtree. A broad name ("Industrial Electrical") often matches an
+        item less well than one of its specific descendants ("Capacitors"); looking ahead lets the
+        specific match pull the item into the right branch (measured on Scientific, see RESULTS)."""
+        _, mat = self.children(node)
+        sims = x @ mat.T
+        if lookahead <= 0:
+            return sims
+        rows, starts = self.subtree(node)
+        deep = np.maximum.reduceat(x @ self.matrix[rows].T, starts, axis=1)
+        return (1.0 - lookahead) * sims + lookahead * np.maximum(sims, deep)
+
+    def shortlist(self, vec: np.ndarray, node: str, m: int, lookahead: float = 0.0) -> list[str]:
+        """The ``m`` children of ``node`` scoring best for ``vec``, in vocabulary order (prefix-stable prompts)."""
+        ids, _ = self.children(node)
         if len(ids) <= m:
             return list(ids)
-        sims = mat @ vec
+        sims = self.scores(vec[None, :], node, lookahead)[0]
         keep = set(np.argsort(-sims, kind="stable")[:m].tolist())
         return [c for i, c in enumerate(ids) if i in keep]
 
@@ -53,7 +92,8 @@ class DescriptorIndex:
 class EmbeddingAssigner:
     """At each level, the child whose "name: definition" embedding is closest to the item's text.
 
-    An item stops at a node without children, or where its best similarity is below the level's
+    A child's score blends its own similarity with the best similarity in its subtree
+    (``lookahead``; 0 = the child alone). An item stops at a node without children, or where its best similarity is below the level's
     calibrated cut (``stop_quantile`` of the best similarities of the items assigned together) or
     below ``min_similarity``.
     """
@@ -66,8 +106,10 @@ class EmbeddingAssigner:
         stop_quantile: float = 0.0,
         min_similarity: float | None = None,
         max_level: int | None = None,
+        lookahead: float = 0.5,
     ) -> None:
         self.encoder = encoder
+        self.lookahead = lookahead
         self.stop_quantile = stop_quantile
         self.min_similarity = min_similarity
         self.max_level = max_level
@@ -104,7 +146,7 @@ class EmbeddingAssigner:
                 if not ids:
                     continue  # a leaf: these items are done
                 idx = np.asarray(members)
-                sims = x[idx] @ mat.T
+                sims = index.scores(x[idx], parent, self.lookahead)
                 best = sims.argmax(axis=1)
                 picks.append((idx, ids, best, sims[np.arange(len(idx)), best]))
             if not picks:

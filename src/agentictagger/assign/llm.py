@@ -246,10 +246,11 @@ class HybridAssigner(LLMAssigner):
 
     name = "hybrid"
 
-    def __init__(self, client: MapClient, encoder: TextEncoder, shortlist: int = 5, **kw: Any) -> None:
+    def __init__(self, client: MapClient, encoder: TextEncoder, shortlist: int = 5, lookahead: float = 0.5, **kw: Any) -> None:
         super().__init__(client, **kw)
         self.encoder = encoder
         self.shortlist = shortlist
+        self.lookahead = lookahead
         self._index: tuple[int, DescriptorIndex] | None = None
         self._x: np.ndarray | None = None
 
@@ -260,7 +261,7 @@ class HybridAssigner(LLMAssigner):
 
     def candidates(self, vocab: Vocabulary, node: str, item_pos: int) -> list[Descriptor]:
         assert self._index is not None and self._x is not None
-        return [vocab[c] for c in self._index[1].shortlist(self._x[item_pos], node, self.shortlist)]
+        return [vocab[c] for c in self._index[1].shortlist(self._x[item_pos], node, self.shortlist, self.lookahead)]
 
 
 def tree_paths(vocab: Vocabulary, include_internal: bool, max_level: int | None = None) -> list[list[str]]:

@@ -32,11 +32,11 @@ def make_assigner(
         raise ValueError(f"assigner {kind!r} needs an LLM client (role {cfg.llm!r})")
     common: dict[str, Any] = dict(choice_mode=choice_mode, allow_stop=cfg.allow_stop, max_level=cfg.max_level, max_item_chars=cfg.max_item_chars)
     if kind == "embedding":
-        return EmbeddingAssigner(embedder, stop_quantile=cfg.stop_quantile, min_similarity=cfg.min_similarity, max_level=cfg.max_level)  # type: ignore[arg-type]
+        return EmbeddingAssigner(embedder, stop_quantile=cfg.stop_quantile, min_similarity=cfg.min_similarity, max_level=cfg.max_level, lookahead=cfg.lookahead)  # type: ignore[arg-type]
     if kind == "llm":
         return LLMAssigner(llm_client, items_per_call=cfg.items_per_call, **common)  # type: ignore[arg-type]
     if kind == "hybrid":
-        return HybridAssigner(llm_client, embedder, shortlist=cfg.shortlist, items_per_call=cfg.items_per_call, **common)  # type: ignore[arg-type]
+        return HybridAssigner(llm_client, embedder, shortlist=cfg.shortlist, lookahead=cfg.lookahead, items_per_call=cfg.items_per_call, **common)  # type: ignore[arg-type]
     if kind == "single_call":
         return SingleCallAssigner(llm_client, max_paths=cfg.single_call_max_paths, **common)  # type: ignore[arg-type]
     raise ValueError(f"unknown assigner {kind!r}; use embedding, llm, hybrid or single_call")
