@@ -27,7 +27,7 @@ from agentictagger.vocab.agents import DescriptorDraft, descriptor_text  # noqa:
 from agentictagger.vocab.keyphrases import brand_terms, first_word_brands, name_groups  # noqa: E402
 
 cat = load_shared("scientific")
-emb_model = Embedder(cache_dir=REPO / ".cache/agentictagger/embeddings")
+emb_model = Embedder(cache_dir=REPO / ".cache/agentictagger")
 texts = cat.texts
 X = emb_model.encode(texts)
 exclude = first_word_brands(texts) | brand_terms([str(it.fields.get("brand") or "") for it in cat])

@@ -56,7 +56,7 @@ def build_vocabulary(
     items = build_set(catalog, cfg)
     _check_same_build_set(run_dir, items.ids)
     (run_dir / "config.yaml").write_text(cfg.dump_yaml(), encoding="utf-8")
-    embedder = embedder or Embedder(cfg.embedding, cache_dir=Path(cfg.cache_dir) / "embeddings")
+    embedder = embedder or Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
     texts = items.texts
     t0 = time.monotonic()
     emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)
