@@ -146,6 +146,54 @@ def build(
     console.print(f"outputs: {Path(cfg.run_dir) / 'vocabulary.json'}, build_log.jsonl, usage.json")
 
 
+@app.command()
+def assign(
+    config: Optional[Path] = ConfigOpt,
+    sets: Optional[list[str]] = SetOpt,
+    catalog: Optional[str] = typer.Option(None, help="Catalog file (overrides catalog.path)."),
+    run_dir: Optional[str] = typer.Option(None, help="Run folder holding vocabulary.json."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Give every item one valid descriptor path; write the semantic-ID table (resumable)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from agentictagger import pipeline
+
+    _setup_logging(verbose)
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir})
+    cat = _catalog(cfg)
+    if not (Path(cfg.run_dir) / "vocabulary.json").exists():
+        console.print(f"[red]no vocabulary:[/red] {cfg.run_dir}/vocabulary.json is missing; run `agentictagger build` first")
+        raise typer.Exit(2)
+    with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task(f"assign ({cfg.assign.assigner})", total=len(cat))
+        result = pipeline.assign(cfg, cat, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"assigned {len(result)} items -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl")
+
+
+@app.command()
+def report(
+    config: Optional[Path] = ConfigOpt,
+    sets: Optional[list[str]] = SetOpt,
+    catalog: Optional[str] = typer.Option(None, help="Catalog file (labels, if any, give NMI/purity)."),
+    run_dir: Optional[str] = typer.Option(None, help="Run folder."),
+) -> None:
+    """Vocabulary diagnostics: coverage, utilization, collisions, depth, NMI/purity vs labels."""
+    from agentictagger import pipeline
+    from agentictagger.diagnostics import print_diagnostics
+
+    _setup_logging(False)
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir})
+    cat = _catalog(cfg) if cfg.catalog.path else None
+    try:
+        diag = pipeline.report(cfg, cat)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    print_diagnostics(diag, console)
+    console.print(f"written: {cfg.run_dir}/diagnostics.json")
+
+
 @app.command("config-template")
 def config_template_cmd() -> None:
     """Print a YAML config with every field, its default and its description."""
@@ -184,10 +232,8 @@ def demo(
 
 
 def _maybe_assign_and_report(cfg: RunConfig) -> None:
-    try:
-        from agentictagger.pipeline import assign_and_report
-    except ImportError:
-        return
+    from agentictagger.pipeline import assign_and_report
+
     assign_and_report(cfg, _catalog(cfg), console)
 
 

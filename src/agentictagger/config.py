@@ -178,6 +178,11 @@ class BuildConfig(_Section):
     max_parallel_jobs: int = Field(2, description="Independent cluster jobs run at once.")
 
 
+# Imported here, after the sections the LLM layer needs, because the assign package imports
+# llm/, which imports LLMConfig from this module.
+from agentictagger.assign.base import AssignConfig  # noqa: E402
+
+
 class RunConfig(_Section):
     """Everything for one run; one YAML file."""
 
@@ -189,6 +194,7 @@ class RunConfig(_Section):
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
+    assign: AssignConfig = Field(default_factory=AssignConfig)
     llms: dict[str, LLMConfig] = Field(
         default_factory=lambda: {"default": LLMConfig()},
         description="Named LLM endpoints; roles refer to them by name.",
