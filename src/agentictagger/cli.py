@@ -68,14 +68,12 @@ class _BuildProgress:
     """A live line: jobs done / running / queued, coverage, calls, tokens, cost."""
 
     def __init__(self, usage_source: Any = None) -> None:
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]build[/bold]"),
-            BarColumn(),
-            TextColumn("{task.fields[line]}"),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[line]}"),
             console=console,
             transient=False,
         )
@@ -85,12 +83,12 @@ class _BuildProgress:
     def __call__(self, stats: dict) -> None:
         done, running, queued = stats.get("done", 0), stats.get("running", 0), stats.get("queued", 0)
         cov = stats.get("last_coverage")
-        line = f"jobs {done} done / {running} running / {queued} queued"
+        line = f"jobs {done} done/{running} run/{queued} queued"
         if cov is not None:
-            line += f" | level {stats.get('level')} coverage {cov:.0%}"
+            line += f" | L{stats.get('level')} cov {cov:.0%}"
         usage = stats.get("usage")
         if usage:
-            line += f" | calls {usage['calls']} (cache {usage['cache_hits']}) tokens {usage['tokens']} ${usage['cost']:.4f}"
+            line += f" | calls {usage['calls']} (+{usage['cache_hits']} cached) tok {usage['tokens']} ${usage['cost']:.3f}"
         self.progress.update(self.task, completed=done, total=max(1, done + running + queued), line=line)
 
     def __enter__(self) -> "_BuildProgress":

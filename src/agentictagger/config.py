@@ -217,7 +217,7 @@ class RunConfig(_Section):
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
-    """Apply one ``dotted.path=value`` override; the value is parsed as YAML."""
+    """Apply one ``dotted.path=value`` override; the value is parsed as YAML, else kept as text."""
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like section.field=value")
     key, raw = item.split("=", 1)
@@ -227,7 +227,10 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ValueError(f"override {item!r}: {p} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError:  # e.g. a text template such as '{title}. {brand}': take it verbatim
+        node[parts[-1]] = raw
 
 
 def config_template(model: type[BaseModel] = RunConfig, indent: int = 0) -> str:

@@ -60,7 +60,9 @@ class TrainConfig:
     budget_minutes: float | None = None  # wall time for the whole fit (training + validation)
     eval_every_steps: int | None = None  # None = once per epoch
     val_users: int | None = None  # validate on a fixed random subsample of users; None = all
+    max_steps: int | None = None  # a step budget: fairer than wall time when other work shares the cores
     beam_size: int = 20
+    val_beam_size: int | None = None  # beam for validation only (None = beam_size); N@10 needs >= 10
     eval_batch_size: int = 256
     grad_clip: float = 1.0
     seed: int = 0
@@ -70,10 +72,16 @@ class TrainConfig:
         return asdict(self)
 
 
-# The A.1 sizes are the model default; the cpu preset keeps the model and trades validation cost.
+# "paper" = appendix A.1 (4+4 layers, d_ff 1024, 6 heads x 64, validation on every user once per
+# epoch). "cpu" = what fits a few minutes on 2 shared cores: 2+2 layers, d_ff 512, 4 heads x 32
+# (measured 0.96 s vs 3.9 s per batch of 256 and 4x faster beam search on the loaded machine),
+# validation on a fixed 1,000-user sample with beam 10 every 300 steps.
 PRESETS: dict[str, dict] = {
     "paper": {"model": {}, "train": {}},
-    "cpu": {"model": {}, "train": {"val_users": 2000, "eval_every_steps": 250, "patience": 6}},
+    "cpu": {
+        "model": {"num_layers": 2, "d_ff": 512, "num_heads": 4, "d_kv": 32},
+        "train": {"val_users": 1000, "eval_every_steps": 300, "patience": 5, "val_beam_size": 10},
+    },
 }
 
 
@@ -172,6 +180,8 @@ def run_fit(
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     steps_per_epoch = math.ceil(len(lengths) / tc.batch_size)
     planned = tc.max_epochs * steps_per_epoch
+    if tc.max_steps:
+        planned = min(planned, tc.max_steps)
     warm = min(tc.warmup_steps / planned, tc.warmup_frac)
     budget_s = tc.budget_minutes * 60 if tc.budget_minutes else None
     eval_every = tc.eval_every_steps or steps_per_epoch
@@ -220,17 +230,21 @@ def run_fit(
             if budget_s and time.perf_counter() - t0 >= budget_s:
                 out_of_time = True
                 break
+            if step >= planned:
+                break
             if step % eval_every == 0 and do_validate():
                 stopped = "early_stopping"
                 break
         else:
             continue
         break
+    if step >= planned and not out_of_time and stopped == "max_epochs":
+        stopped = "max_steps" if tc.max_steps and planned == tc.max_steps else "max_epochs"
     if out_of_time:
         stopped = "budget"
         if not history or history[-1]["step"] != step:
             do_validate()
-    elif stopped == "max_epochs" and (not history or history[-1]["step"] != step):
+    elif stopped in ("max_epochs", "max_steps") and (not history or history[-1]["step"] != step):
         do_validate()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -316,7 +330,8 @@ def fit_generative(
         return model(ids, labels)
 
     def validate() -> dict[str, float]:
-        ranked = recommend(model, book, trie, val.histories, tc.beam_size, tc.eval_batch_size, device=device)
+        ranked = recommend(model, book, trie, val.histories, tc.val_beam_size or tc.beam_size, tc.eval_batch_size,
+                           device=device)
         return evaluate_rankings(ranked, val.targets)
 
     fit = run_fit(model, step_loss, lengths, validate, tc, name=codes.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -115,6 +116,22 @@ def build_vocabulary(
             threshold_step=b.annotator.threshold_step,
         )
 
+    def report(stats: dict) -> None:
+        if progress is None:
+            return
+        if usage is not None:
+            total = usage.total()
+            stats = {
+                **stats,
+                "usage": {
+                    "calls": total.calls,
+                    "cache_hits": total.cache_hits,
+                    "tokens": total.prompt_tokens + total.completion_tokens,
+                    "cost": total.cost_usd,
+                },
+            }
+        progress(stats)
+
     builder = VocabularyBuilder(
         b,
         texts=texts,
@@ -125,11 +142,22 @@ def build_vocabulary(
         fallback_architect=fallback,
         exclude_terms=exclude,
         seed=cfg.seed,
-        progress=progress,
+        progress=report,
     )
+    # Calls and tokens grow inside a job step too: refresh the progress line while building.
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(1.0):
+            report(dict(builder.stats))
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    if progress is not None:
+        ticker.start()
     try:
         return builder.run()
     finally:
+        stop.set()
         _save_usage(run_dir, usage, embed_s, len(texts))
 
 

@@ -14,6 +14,10 @@ What it adds over ``Llama.create_chat_completion``:
   last) resume from their longest matching prefix. ``usage.cached_prompt_tokens`` counts the
   prompt tokens that were not evaluated because of it.
 
+Usage accounting: ``prompt_tokens`` is the chat-formatted prompt length; ``completion_tokens`` is
+the number of generated tokens, or in likelihood mode the number of choice tokens decoded to score
+the choices (what the call really cost).
+
 llama.cpp contexts are not thread-safe and loading costs memory, so each (GGUF, n_ctx, n_threads)
 is loaded once per process and every call holds that model's lock.
 """
@@ -222,7 +226,9 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ChoiceScore:
-    """Log-probability of one choice (its tokens + end-of-turn) as the assistant's whole answer."""
+    """Log-probability of one choice (its tokens + end-of-turn) as the assistant's whole answer.
+
+    ``logprob`` is -inf for a choice skipped by pruning (it cannot beat the best one)."""
 
     choice: str
     logprob: float
