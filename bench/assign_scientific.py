@@ -90,6 +90,11 @@ def main() -> None:
     ap.add_argument("--choice-mode", default=None, help="embedded choice mode for the level walk (default: LLMConfig's)")
     ap.add_argument("--vocab", default=None, help="an extra built vocabulary.json to evaluate")
     ap.add_argument("--skip-llm", action="store_true")
+    ap.add_argument(
+        "--add-to-existing",
+        action="store_true",
+        help="only evaluate --vocab (embedding assigner) and add it to the existing results file",
+    )
     ap.add_argument("--cache-dir", default=str(ROOT / ".cache/agentictagger"))
     ap.add_argument("--out", default=str(ROOT / "bench/results/assign_scientific.json"))
     args = ap.parse_args()
@@ -103,14 +108,16 @@ def main() -> None:
     sample = labelled.sample(args.llm_sample, seed=args.seed)
     embedder = Embedder(EmbeddingConfig(), cache_dir=args.cache_dir)
 
-    vocabs: dict[str, tuple[Vocabulary, bool]] = {"amazon_categories": (category_vocabulary(catalog.items), True)}
+    vocabs: dict[str, tuple[Vocabulary, bool]] = {}
+    if not args.add_to_existing:
+        vocabs["amazon_categories"] = (category_vocabulary(catalog.items), True)
     if args.vocab:
         vocabs["built:" + args.vocab] = (Vocabulary.load(args.vocab), False)
 
     llm_cfg = LLMConfig(max_concurrency=1)
     choice_mode = args.choice_mode or llm_cfg.choice_mode
     client = None
-    if not args.skip_llm:
+    if not args.skip_llm and not args.add_to_existing:
         from agentictagger.llm.factory import make_client
 
         client = make_client(llm_cfg, Path(args.cache_dir) / "llm")
@@ -137,7 +144,7 @@ def main() -> None:
         a_all = assign_catalog(catalog, vocab, emb, chunk_size=len(catalog))
         runs["embedding_all_items"] = summarise(a_all, vocab, labels, oracle)
         runs["embedding_sample"] = summarise(a_all.subset(sample.ids), vocab, labels, oracle)
-        if client is not None:
+        if client is not None and oracle:  # LLM runs only where accuracy is measurable (and slow)
             assigners = {
                 "llm_sample": LLMAssigner(client, choice_mode=choice_mode),
                 "hybrid_sample": HybridAssigner(client, embedder, shortlist=args.shortlist, lookahead=args.lookahead, choice_mode=choice_mode),
@@ -150,6 +157,11 @@ def main() -> None:
                 print(f"   {name}: {json.dumps({k: runs[name].get(k) for k in ('level1_accuracy', 'items_per_s')})}", file=sys.stderr, flush=True)
         result["vocabularies"][vname] = {"descriptors": len(vocab), "depth": vocab.depth, "ground_truth_vocabulary": oracle, "runs": runs}
     result["seconds_total"] = round(time.perf_counter() - t_start, 1)
+    if args.add_to_existing:
+        old = json.loads(Path(args.out).read_text(encoding="utf-8"))
+        old["vocabularies"].update(result["vocabularies"])
+        old.setdefault("added", []).append({"command": result["command"], "seconds": result["seconds_total"]})
+        result = old
     Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
 
