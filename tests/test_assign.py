@@ -353,3 +353,39 @@ def test_embedding_lookahead_lets_a_specific_descendant_pick_the_branch():
     ahead = EmbeddingAssigner(WordEncoder(), lookahead=0.5).assign(item, v)
     assert names(v, plain) == [["Makeup"]]
     assert names(v, ahead) == [["Accessories", "Tweezers"]]
+
+
+def test_llm_assigner_through_the_real_client_cache_and_reasks(tmp_path):
+    """The LLM client around an in-test backend: answers are validated (sloppy case accepted,
+    nonsense re-asked then given up on, so the item stops), and a rerun is served from the cache."""
+    from agentictagger.config import LLMConfig
+    from agentictagger.llm.client import LLMClient
+
+    class Backend:
+        calls = 0
+
+        def identity(self) -> str:
+            return "scripted-backend"
+
+        def complete(self, request):
+            Backend.calls += 1
+            user = request.messages[1].content  # the original prompt; a re-ask appends turns
+            if "belongs to" not in user:
+                item = user.rsplit("Item:\n", 1)[1]
+                text = ScriptedClient._pick(item, request.constraint.choices, user).upper()  # sloppy case
+            else:
+                text = "I think it is a lovely product"  # never valid
+            return ChatResponse(text=text)
+
+    v = make_vocab()
+    cfg = LLMConfig(max_reasks=1, max_retries=0, max_concurrency=2)
+    client = LLMClient(Backend(), cfg, tmp_path / "cache")
+    a = LLMAssigner(client)
+    paths = a.assign(ITEMS, v)
+    assert names(v, paths) == [["Hair"], ["Nails"], ["Hair"], ["Nails"], ["Skin"], ["Nails"]]
+    assert a.stats["failed_calls"] == 5  # the five level-2 calls, each asked twice
+    first = Backend.calls
+    assert first == 6 + 5 * 2
+    again = LLMAssigner(LLMClient(Backend(), cfg, tmp_path / "cache")).assign(ITEMS, v)
+    assert again == paths
+    assert Backend.calls - first == 5 * 2  # level 1 from the cache; failures are not cached
