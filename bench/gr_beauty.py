@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agentictagger.recsys.critique import EmbeddingSimulator, allowed_matrix, group_index
+from agentictagger.recsys.critique import CallableSimulator, EmbeddingSimulator, allowed_matrix, group_index
 from agentictagger.recsys.data import Samples, leave_last_out, load_shared_item_texts, load_shared_sequences
 from agentictagger.recsys.sasrec import SASRecConfig, evaluate_sasrec, fit_sasrec
 from agentictagger.recsys.sidtable import read_level1_descriptors, read_semantic_id_table
@@ -61,6 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--random-like", default="rq-kmeans", choices=["rq-kmeans", "agentictagger"],
                     help="whose code shape the random IDs copy")
     ap.add_argument("--critique-k", type=int, default=2, help="level-1 descriptors the offline simulator names")
+    ap.add_argument("--simulator", default="offline", choices=["offline", "llm", "both"],
+                    help="critique user simulator: offline embedding top-k, an LLM (the paper's setting), or both")
+    ap.add_argument("--llm-config", help="RunConfig YAML whose llms['simulator'] (or 'default') endpoint plays the user")
+    ap.add_argument("--llm-users", type=int, default=300,
+                    help="test users the LLM simulator reads (one call each; vanilla is re-scored on the same users)")
     ap.add_argument("--critique-models", default="agentictagger",
                     help="generative models to also decode under critique (comma list)")
     ap.add_argument("--test-users", type=int, default=None, help="evaluate on a random subset (development only)")
@@ -92,6 +97,34 @@ def round_metrics(m: dict) -> dict:
     return {k: round(float(v), 4) for k, v in m.items()}
 
 
+def llm_choose(config_path: str | None, cache_dir: str):
+    """A ``choose(text, descriptors) -> ids`` callable on any configured LLM backend.
+
+    Shared instructions and the level-1 list come first and the item last, so prefix caching pays
+    for the shared part once; the answer is constrained to a JSON list of known ids."""
+    from agentictagger.config import LLMConfig, RunConfig
+    from agentictagger.llm.factory import make_client
+    from agentictagger.llm.types import JsonSchemaConstraint
+
+    rc = RunConfig.load(config_path) if config_path else RunConfig()
+    cfg = rc.llms.get("simulator") or rc.llms.get("default") or LLMConfig()
+    client = make_client(cfg, cache_dir)
+
+    def choose(text, descriptors):
+        listing = "\n".join(f"- {d.id}: {d.name}" + (f" ({d.definition})" if d.definition else "") for d in descriptors)
+        system = ("You are a shopper telling a recommender what you want next. From the list of top-level "
+                  "product categories, pick every category that could describe the product you want. "
+                  'Answer as JSON: {"categories": [ids]}.\n\nCategories:\n' + listing)
+        schema = {"type": "object", "properties": {"categories": {
+            "type": "array", "items": {"enum": [d.id for d in descriptors]}, "minItems": 1, "maxItems": 5}},
+            "required": ["categories"]}
+        req = client.chat_request(system, f"The product you want next: {text}",
+                                  constraint=JsonSchemaConstraint(schema, name="critique"), max_tokens=64)
+        return list(dict.fromkeys(client.complete(req, stage="user_simulator").parsed["categories"]))
+
+    return choose, f"llm:{cfg.backend}:{cfg.model}"
+
+
 def write_markdown(path: Path, res: dict) -> None:
     lines = [SECTION, "", f"Command (run {res['finished_at'] or 'unfinished'}, {res['device']}, "
              f"{res['threads']} threads, {res['budget_minutes']} min budget per model):", "",
@@ -113,10 +146,12 @@ def write_markdown(path: Path, res: dict) -> None:
     if res.get("critique"):
         lines += ["", "Critique-constrained decoding (§5.3): the beam may only end on items whose level-1 "
                   "descriptor the user simulator named after reading the target item's text.", "",
-                  "| model | simulator | target's level-1 named | | R@5 | N@5 | R@10 | N@10 |", "|---|---|---|---|---|---|---|---|"]
+                  "| model | simulator | users | level-1 named per user (of all) | target's level-1 named | | R@5 | N@5 | R@10 | N@10 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for c in res["critique"]:
             for label, m in (("vanilla", c["vanilla"]), ("+critique", c["critique"])):
-                lines.append(f"| {c['model']} | {c['simulator']} | {c['simulator_recall']:.3f} | {label} | {m['R@5']:.4f} | "
+                lines.append(f"| {c['model']} | {c['simulator']} | {c['users']} | {c['mean_allowed']} ({c['n_level1']}) | "
+                             f"{c['simulator_recall']:.3f} | {label} | {m['R@5']:.4f} | "
                              f"{m['N@5']:.4f} | {m['R@10']:.4f} | {m['N@10']:.4f} |")
     lines += ["", f"Raw results: `bench/results/{Path(res['out']).name}`.", ""]
     if res.get("notes"):
@@ -219,24 +254,35 @@ def main(argv=None) -> int:
         descs = read_level1_descriptors(args.vocab)
         item_l1 = codes["agentictagger"].item_level1
         groups, gids = group_index(item_l1, descs)
-        sim = EmbeddingSimulator(descs, encode, k=args.critique_k)
-        t = time.perf_counter()
-        allowed = sim.allowed([texts[i] for i in test.targets])
-        sim_seconds = time.perf_counter() - t
-        am = allowed_matrix(allowed, gids)
-        sim_recall = float(am[np.arange(len(test)), groups[test.targets]].mean())
-        for m in crit_models:
+        sims = []
+        if args.simulator in ("offline", "both"):
+            sims.append((EmbeddingSimulator(descs, encode, k=args.critique_k), test))
+        if args.simulator in ("llm", "both"):
+            choose, llm_name = llm_choose(args.llm_config, args.cache_dir)
+            sims.append((CallableSimulator(descs, choose, name=llm_name),
+                         subsample(test, args.llm_users, args.seed + 1)))
+        for sim, users in sims:
             t = time.perf_counter()
-            cm, _ = evaluate_generative(runs[m], test, am, groups, len(gids))
-            vanilla = next(r["test"] for r in res["rows"] if r["method"] == m)
-            res["critique"].append({
-                "model": m, "simulator": sim.name, "n_level1": len(descs), "k": sim.k,
-                "simulator_recall": round(sim_recall, 4), "simulator_seconds": round(sim_seconds, 1),
-                "vanilla": vanilla, "critique": round_metrics(cm),
-                "improvement": {k: (round(cm[k] / vanilla[k] - 1, 4) if vanilla[k] else None) for k in cm},
-                "eval_seconds": round(time.perf_counter() - t, 1),
-            })
-            save()
+            allowed = sim.allowed([texts[i] for i in users.targets])
+            sim_seconds = time.perf_counter() - t
+            am = allowed_matrix(allowed, gids)
+            sim_recall = float(am[np.arange(len(users)), groups[users.targets]].mean())
+            for m in crit_models:
+                t = time.perf_counter()
+                cm, _ = evaluate_generative(runs[m], users, am, groups, len(gids))
+                if users is test:
+                    vanilla = next(r["test"] for r in res["rows"] if r["method"] == m)
+                else:
+                    vanilla = round_metrics(evaluate_generative(runs[m], users)[0])
+                res["critique"].append({
+                    "model": m, "simulator": sim.name, "users": len(users), "n_level1": len(descs),
+                    "mean_allowed": round(float(am.sum(1).mean()), 2),
+                    "simulator_recall": round(sim_recall, 4), "simulator_seconds": round(sim_seconds, 1),
+                    "vanilla": vanilla, "critique": round_metrics(cm),
+                    "improvement": {k: (round(cm[k] / vanilla[k] - 1, 4) if vanilla[k] else None) for k in cm},
+                    "eval_seconds": round(time.perf_counter() - t, 1),
+                })
+                save()
 
     # -- SASRec ----------------------------------------------------------------------------------------
     if "sasrec" in methods:
