@@ -76,3 +76,13 @@ def test_level1_reader(tmp_path):
         {"id": "d1.1", "name": "Moist", "definition": "", "level": 2, "parent": "d1", "item_count": 2}]}))
     (d,) = read_level1_descriptors(p)
     assert (d.id, d.text) == ("d1", "Skin: skin care")
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_reads_tables_written_by_the_assignment_code(tmp_path, fmt):
+    """The contract with agentictagger.semantic_ids: its files load here unchanged."""
+    sid = pytest.importorskip("agentictagger.semantic_ids")
+    table = sid.SemanticIds([sid.SemanticId(r.item_id, r.path, r.path_names, r.resolver) for r in ROWS])
+    p = tmp_path / f"semantic_ids.{fmt}"
+    getattr(table, f"save_{fmt}")(p)
+    assert read_semantic_id_table(p) == ROWS
