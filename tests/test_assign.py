@@ -389,3 +389,13 @@ def test_llm_assigner_through_the_real_client_cache_and_reasks(tmp_path):
     again = LLMAssigner(LLMClient(Backend(), cfg, tmp_path / "cache")).assign(ITEMS, v)
     assert again == paths
     assert Backend.calls - first == 5 * 2  # level 1 from the cache; failures are not cached
+
+
+def test_resume_retries_items_left_without_a_descriptor(tmp_path):
+    v = make_vocab()
+    ck = tmp_path / "ck.jsonl"
+    ck.write_text('{"item_id": "a", "path": []}\n{"item_id": "b", "path": ["d2", "d2.1"]}\n')
+    again = FlakyAssigner(EmbeddingAssigner(WordEncoder()), fail_on_call=None)
+    a = assign_catalog(ITEMS[:2], v, again, checkpoint=ck)
+    assert again.seen == ["a"] and names(v, [a["a"]]) == [["Hair", "Shampoo"]]
+    assert a.meta["empty_paths"] == 0

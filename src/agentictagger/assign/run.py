@@ -58,7 +58,7 @@ def assign_catalog(
     """Assign every item of ``catalog`` (a Catalog or a sequence of items) in chunks.
 
     Each finished chunk is validated and appended to ``checkpoint`` (JSONL); a rerun with the same
-    checkpoint skips the items already there. Every path is checked against the vocabulary before
+    checkpoint skips the items already there (except empty paths, which are retried). Every path is checked against the vocabulary before
     it is written: an assigner that returns an invalid path stops the run with the item named.
     """
     items = _items_of(catalog)
@@ -78,7 +78,8 @@ def assign_catalog(
             except json.JSONDecodeError:
                 log.warning("%s:%d: truncated line (killed mid-write?), the chunk is redone", ck, n)
                 continue
-            if row.get("item_id") in seen:
+            # Empty paths (a failed level-1 call) are redone; later lines win over earlier ones.
+            if row.get("item_id") in seen and row.get("path"):
                 check_path(vocab, row["item_id"], row["path"])
                 done[row["item_id"]] = row["path"]
         log.info("resuming: %d of %d items already assigned in %s", len(done), len(items), ck)
@@ -99,10 +100,21 @@ def assign_catalog(
         if progress:
             progress(len(done), len(items))
     elapsed = time.perf_counter() - t0
+    empty = [it.item_id for it in items if not done[it.item_id]]
+    if empty:
+        # Only an LLM call that failed for good at level 1 leaves a path empty; such items have no
+        # semantic ID a recommender can use, so say which ones to rerun (the cache keeps the rest).
+        log.warning(
+            "%d items have no descriptor (a level-1 call failed for good), e.g. %s; rerun the assignment "
+            "to retry them (answered calls come from the cache)",
+            len(empty),
+            ", ".join(empty[:5]),
+        )
     meta = {
         "assigner": assigner.name,
         "items": len(items),
         "resumed_items": len(items) - len(todo),
+        "empty_paths": len(empty),
         "seconds": round(elapsed, 3),
         "items_per_s": round(len(todo) / elapsed, 2) if elapsed > 0 and todo else None,
         "stats": dict(getattr(assigner, "stats", {}) or {}),
