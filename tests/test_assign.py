@@ -399,3 +399,16 @@ def test_resume_retries_items_left_without_a_descriptor(tmp_path):
     a = assign_catalog(ITEMS[:2], v, again, checkpoint=ck)
     assert again.seen == ["a"] and names(v, [a["a"]]) == [["Hair", "Shampoo"]]
     assert a.meta["empty_paths"] == 0
+
+
+def test_single_call_drops_definitions_when_the_tree_is_too_long():
+    v = make_vocab()
+    client = ScriptedClient()
+    SingleCallAssigner(client).assign(ITEMS[:1], v)
+    assert "- Hair: hair shampoo dryer" in client.requests[0].messages[-1].content
+    short = ScriptedClient()
+    a = SingleCallAssigner(short, max_tree_chars=60)
+    a.assign(ITEMS[:1], v)
+    prompt = short.requests[0].messages[-1].content
+    assert "- Hair\n" in prompt and "  - Shampoo\n" in prompt and "hair shampoo dryer" not in prompt
+    assert a.stats["tree_without_definitions"] == 1

@@ -64,6 +64,12 @@ class AssignConfig(BaseModel):
         description="Single-call assigner: up to this many tree paths, the answer is a choice among full paths "
         "(valid by construction); above it, a JSON list of names that is repaired to its longest valid prefix.",
     )
+    single_call_max_tree_chars: int = Field(
+        8000,
+        ge=100,
+        description="Single-call assigner: a tree whose text with definitions is longer than this is shown "
+        "with names only, so it fits the model's context (about 4 characters per token).",
+    )
     checkpoint_every: int = Field(
         500, ge=1, description="Items per chunk; finished chunks are appended to assignments.partial.jsonl so a run resumes."
     )

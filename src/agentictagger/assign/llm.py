@@ -319,23 +319,25 @@ class SingleCallAssigner(_UsageTally):
         max_paths: int = 1500,
         max_level: int | None = None,
         max_item_chars: int = 600,
+        max_tree_chars: int = 8000,
     ) -> None:
         super().__init__()
         self.client = client
         self.choice_mode = choice_mode
         self.allow_stop = allow_stop
         self.max_paths = max_paths
+        self.max_tree_chars = max_tree_chars
         self.max_level = max_level
         self.max_item_chars = max_item_chars
 
-    def _tree_text(self, vocab: Vocabulary) -> str:
+    def _tree_text(self, vocab: Vocabulary, definitions: bool = True) -> str:
         lines: list[str] = []
 
         def walk(node: str, depth: int) -> None:
             for d in vocab.children(node):
                 if self.max_level is not None and d.level > self.max_level:
                     return
-                definition = " ".join(d.definition.split())
+                definition = " ".join(d.definition.split()) if definitions else ""
                 extra = f": {definition}" if definition and definition != d.name else ""
                 lines.append(f"{'  ' * depth}- {d.name}{extra}")
                 walk(d.id, depth + 1)
@@ -343,9 +345,18 @@ class SingleCallAssigner(_UsageTally):
         walk(ROOT_ID, 0)
         return "\n".join(lines)
 
+    def tree(self, vocab: Vocabulary) -> str:
+        """The tree with definitions, or names only when that would exceed ``max_tree_chars``
+        (a 188-descriptor tree with definitions is ~4,800 tokens, over a 4,096-token context)."""
+        text = self._tree_text(vocab)
+        if len(text) > self.max_tree_chars:
+            self.stats["tree_without_definitions"] = 1
+            text = self._tree_text(vocab, definitions=False)
+        return text
+
     def assign(self, items: Sequence[ItemLike], vocab: Vocabulary) -> list[list[str]]:
         paths = tree_paths(vocab, include_internal=self.allow_stop, max_level=self.max_level)
-        tree = self._tree_text(vocab)
+        tree = self.tree(vocab)
         by_choice = dict(zip(self._path_labels(vocab, paths), (tuple(p) for p in paths)))
         as_choice = len(paths) <= self.max_paths
         if as_choice:

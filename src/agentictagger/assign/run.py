@@ -38,7 +38,7 @@ def make_assigner(
     if kind == "hybrid":
         return HybridAssigner(llm_client, embedder, shortlist=cfg.shortlist, lookahead=cfg.lookahead, items_per_call=cfg.items_per_call, **common)  # type: ignore[arg-type]
     if kind == "single_call":
-        return SingleCallAssigner(llm_client, max_paths=cfg.single_call_max_paths, **common)  # type: ignore[arg-type]
+        return SingleCallAssigner(llm_client, max_paths=cfg.single_call_max_paths, max_tree_chars=cfg.single_call_max_tree_chars, **common)  # type: ignore[arg-type]
     raise ValueError(f"unknown assigner {kind!r}; use embedding, llm, hybrid or single_call")
 
 
