@@ -109,8 +109,9 @@ class _UsageTally:
 class LLMAssigner(_UsageTally):
     """Walks down the tree; at each level the LLM picks one child of the previous choice or stops.
 
-    With ``shortlist_index`` set (the hybrid assigner) only the ``shortlist`` children most similar to
-    the item by embedding are offered.
+    Subclasses narrow the candidates per item by overriding :meth:`candidates` (the hybrid assigner
+    offers only the children most similar to the item by embedding). ``items_per_call`` > 1 asks
+    for several items under the same node in one call (a JSON array of enums; hosted backends).
     """
 
     name = "llm"
