@@ -7,6 +7,7 @@ these interfaces, so the same loop runs with LLM agents (``llm_agents.py``) or o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
@@ -167,7 +168,9 @@ class EmbeddingArchitect:
         labels = np.argmax(job.embeddings @ centres.T, axis=1)
         groups = [[job.texts[i] for i in np.flatnonzero(labels == c)] for c in range(len(centres))]
         groups = [g for g in groups if len(g) >= min(self.min_group_items, len(job))]
-        named = name_groups(groups, self.encode, exclude_terms=set(job.exclude_terms), taken_names=job.parent_path)
+        named = name_groups(
+            groups, self.encode, exclude_terms=_name_exclusions(job), taken_names=job.parent_path, context=_context(job)
+        )
         return [DescriptorDraft(g.name, g.definition) for g in named]
 
     def refine(
@@ -206,12 +209,16 @@ class EmbeddingArchitect:
                 named = name_groups(
                     groups + ([covered_texts] if covered_texts else []),
                     self.encode,
-                    exclude_terms=set(job.exclude_terms),
+                    exclude_terms=_name_exclusions(job),
                     taken_names=[d.name for d in kept] + job.parent_path,
+                    context=_context(job),
                 )[: len(groups)]
                 kept += [DescriptorDraft(g.name, g.definition) for g in named]
                 changes.append(f"added {len(named)} for {len(failed)} failures")
-        return Refinement(kept, wants_more_steps=False, summary="; ".join(changes) or "no change")
+        # Like an LLM architect that sees it could not address every failure this round: ask
+        # for another step (the builder caps this at max_refine_steps).
+        wants_more = len(failed) > self.failures_per_new_group * self.max_new_per_step and room > self.max_new_per_step
+        return Refinement(kept, wants_more_steps=wants_more, summary="; ".join(changes) or "no change")
 
     def _merge_near_duplicates(self, descs: list[DescriptorDraft], counts: list[int]) -> tuple[list[DescriptorDraft], int]:
         if len(descs) < 2:
@@ -225,6 +232,17 @@ class EmbeddingArchitect:
                 alive.append(int(i))
         alive.sort()
         return [descs[i] for i in alive], len(descs) - len(alive)
+
+
+def _name_exclusions(job: JobView) -> set[str]:
+    """Brand-like words, and the words of the parent path: a child of "Shampoo" should say what
+    kind of shampoo ("Sulfate-free"), not repeat "Shampoo"."""
+    words = {w.lower() for name in job.parent_path for w in re.findall(r"[A-Za-z][A-Za-z\-']+", name)}
+    return set(job.exclude_terms) | words
+
+
+def _context(job: JobView) -> str:
+    return job.parent_path[-1] if job.parent_path else ""
 
 
 def _clip(text: str, n: int = 200) -> str:

@@ -87,12 +87,14 @@ def name_groups(
     taken_names: Sequence[str] = (),
     n_phrases: int = 5,
     min_df_share: float = 0.05,
+    context: str = "",
 ) -> list[GroupName]:
     """One distinct, human-readable name + definition per group of item texts.
 
     ``groups`` are the texts of sibling groups (the contrast set for distinctiveness);
     ``exclude_terms`` are brand-like words never used in names; ``taken_names`` are names
-    already used by siblings that a new name must not repeat.
+    already used by siblings that a new name must not repeat; ``context`` (the parent's name)
+    opens each definition, so a child named without its parent's words still matches its items.
     """
     if not groups:
         return []
@@ -141,7 +143,8 @@ def name_groups(
         picked = [phrases[i] for i in chosen]
         name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names)
         used_names.add(name.lower())
-        definition = "Items whose text is mainly about " + ", ".join(picked) + "."
+        subject = f"{context} items" if context else "Items"
+        definition = f"{subject} whose text is mainly about " + ", ".join(picked) + "."
         out.append(GroupName(name, definition, picked))
     return out
 
