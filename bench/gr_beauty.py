@@ -35,6 +35,7 @@ import torch
 
 from agentictagger.recsys.critique import CallableSimulator, EmbeddingSimulator, allowed_matrix, group_index
 from agentictagger.recsys.data import Samples, leave_last_out, load_shared_item_texts, load_shared_sequences
+from agentictagger.recsys.metrics import evaluate_rankings
 from agentictagger.recsys.sasrec import SASRecConfig, evaluate_sasrec, fit_sasrec
 from agentictagger.recsys.sidtable import read_level1_descriptors, read_semantic_id_table
 from agentictagger.recsys.tokenizers import ItemCodes, random_codes_like, rq_kmeans_codes, semantic_id_codes
@@ -143,7 +144,7 @@ def write_markdown(path: Path, res: dict) -> None:
     for r in res["rows"]:
         t = r["test"]
         tpi = r.get("tokens_per_item")
-        tpi_s = f"{tpi['mean']:.2f} ({tpi['min']}-{tpi['max']})" if tpi else "1 (item ID)"
+        tpi_s = f"{tpi['mean']:.2f} ({tpi['min']}-{tpi['max']})" if tpi else ("1 (item ID)" if r.get("key") == "sasrec" else "-")
         lines.append(f"| {r['method']} | {r['loss']} | {t['R@5']:.4f} | {t['N@5']:.4f} | {t['R@10']:.4f} | "
                      f"{t['N@10']:.4f} | {r['train_seconds']:.0f} | {r['epochs']:.2f} | {r['stopped_by']} | {tpi_s} | "
                      f"{r.get('vocab', r.get('n_items', ''))} |")
@@ -196,6 +197,9 @@ def main(argv=None) -> int:
     configure_threads(args.threads)
     device = default_device()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in ("agentictagger", "rq-kmeans", "random", "sasrec")]
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; choose from agentictagger, rq-kmeans, random, sasrec")
     if "agentictagger" in methods and not args.sid_table:
         log.warning("no --sid-table: skipping the agentictagger IDs")
         methods.remove("agentictagger")
@@ -323,6 +327,13 @@ def main(argv=None) -> int:
             "n_items": data.n_items, "config": scfg.to_dict(), "valid_history": run.fit.history,
         })
         save()
+
+    # -- popularity: a reference floor that needs no training ------------------------------------------
+    pop = np.bincount(np.concatenate(split.train_sequences), minlength=data.n_items)
+    top = np.argsort(-pop, kind="stable")[:10]
+    res["rows"].append({"key": "popularity", "method": "most popular (training interactions)", "loss": "none",
+                        "test": round_metrics(evaluate_rankings(np.tile(top, (len(test), 1)), test.targets)),
+                        "train_seconds": 0.0, "epochs": 0.0, "stopped_by": "-", "n_items": data.n_items})
 
     res["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res["total_seconds"] = round(time.perf_counter() - t_all, 1)
