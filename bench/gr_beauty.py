@@ -59,8 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="agentictagger,rq-kmeans,random,sasrec",
                     help="comma list; agentictagger is skipped without --sid-table")
-    ap.add_argument("--random-like", default="rq-kmeans", choices=["rq-kmeans", "agentictagger"],
-                    help="whose code shape the random IDs copy")
+    ap.add_argument("--random-like", default="auto", choices=["auto", "rq-kmeans", "agentictagger"],
+                    help="whose codes the random IDs permute across items; auto = agentictagger when "
+                         "--sid-table is given (the floor that isolates what the descriptors mean), else rq-kmeans")
     ap.add_argument("--critique-k", type=int, default=2, help="level-1 descriptors the offline simulator names")
     ap.add_argument("--simulator", default="offline", choices=["offline", "llm", "both"],
                     help="critique user simulator: offline embedding top-k, an LLM (the paper's setting), or both")
@@ -203,6 +204,8 @@ def main(argv=None) -> int:
     if "agentictagger" in methods and not args.sid_table:
         log.warning("no --sid-table: skipping the agentictagger IDs")
         methods.remove("agentictagger")
+    if args.random_like == "auto":
+        args.random_like = "agentictagger" if args.sid_table else "rq-kmeans"
     t_all = time.perf_counter()
     data = load_shared_sequences("beauty")
     split = leave_last_out(data, max_history=20)
@@ -333,7 +336,7 @@ def main(argv=None) -> int:
     top = np.argsort(-pop, kind="stable")[:10]
     res["rows"].append({"key": "popularity", "method": "most popular (training interactions)", "loss": "none",
                         "test": round_metrics(evaluate_rankings(np.tile(top, (len(test), 1)), test.targets)),
-                        "train_seconds": 0.0, "epochs": 0.0, "stopped_by": "-", "n_items": data.n_items})
+                        "train_seconds": 0.0, "epochs": 0.0, "stopped_by": "-", "vocab": "-"})
 
     res["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res["total_seconds"] = round(time.perf_counter() - t_all, 1)
