@@ -152,7 +152,7 @@ def main() -> None:
         r, s_gen, c_gen = timed(lambda: backend.complete(request(choices, text, "generate")))
         (scores, usage), s_full, c_full = timed(lambda: backend.score_choices(request(choices, text, "likelihood")))
         again, s_pruned, c_pruned = timed(lambda: backend.complete(request(choices, text, "likelihood")))
-        assert r.usage.cached_prompt_tokens == r.usage.prompt_tokens - 1, r.usage  # really cached
+        assert r.usage.cached_prompt_tokens == r.usage.prompt_tokens - 2, r.usage  # really cached (see _MIN_BATCH)
         best_sum = max(scores, key=lambda s: s.logprob).choice
         preds["generate"].append(r.parsed)
         preds["likelihood_sum"].append(best_sum)
