@@ -246,6 +246,12 @@ def main(argv=None) -> int:
         emb = encode(texts)
         res["embedding"] = {"model": embedder.cfg.model, "dim": int(emb.shape[1]), "seconds": round(time.perf_counter() - t, 1)}
     sid_rows = read_semantic_id_table(args.sid_table) if args.sid_table else None
+    # The table and vocabulary are not committed (runs/ is ignored): record what was read.
+    import hashlib
+
+    res["inputs"] = {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16]
+                     for p in (args.sid_table, args.vocab) if p}
+    vocab_bytes = Path(args.vocab).read_bytes() if args.vocab else None  # read once, before anything can rewrite it
     if sid_rows is not None:
         codes["agentictagger"] = semantic_id_codes(sid_rows, data.item_ids)
     if "rq-kmeans" in methods or ("random" in methods and args.random_like == "rq-kmeans"):
@@ -282,8 +288,8 @@ def main(argv=None) -> int:
     # -- critique-constrained decoding ---------------------------------------------------------------
     crit_models = [m for m in args.critique_models.split(",") if m in runs]
     if args.vocab and sid_rows is not None and crit_models:
-        descs = read_level1_descriptors(args.vocab)
-        res["vocab_meta"] = (json.loads(Path(args.vocab).read_text(encoding="utf-8")).get("meta") or {})
+        descs = read_level1_descriptors(args.vocab, text=vocab_bytes.decode("utf-8"))
+        res["vocab_meta"] = json.loads(vocab_bytes).get("meta") or {}
         item_l1 = codes["agentictagger"].item_level1
         groups, gids = group_index(item_l1, descs)
         sims = []

@@ -104,10 +104,12 @@ def write_semantic_id_table(rows: Sequence[SemanticIDRow], path: str | Path) -> 
         p.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
 
 
-def read_level1_descriptors(vocab_path: str | Path) -> list[Level1Descriptor]:
-    """Level-1 descriptors of a ``vocabulary.json`` ({"descriptors": [{id, name, definition, level, ...}]})."""
+def read_level1_descriptors(vocab_path: str | Path, text: str | None = None) -> list[Level1Descriptor]:
+    """Level-1 descriptors of a ``vocabulary.json`` ({"descriptors": [{id, name, definition, level, ...}]}).
+
+    ``text``: the file's content when the caller already read it (then ``vocab_path`` only names it)."""
     p = Path(vocab_path)
-    data = json.loads(p.read_text(encoding="utf-8"))
+    data = json.loads(text if text is not None else p.read_text(encoding="utf-8"))
     descs = data.get("descriptors") if isinstance(data, dict) else None
     if not isinstance(descs, list):
         raise ValueError(f"{p}: expected an object with a 'descriptors' list")
