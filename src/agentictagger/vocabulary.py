@@ -14,6 +14,12 @@ from typing import Iterable, Iterator
 ROOT_ID = "root"
 
 
+def descriptor_text(name: str, definition: str) -> str:
+    """The text a descriptor is embedded as: the build's annotator and the assigner must match
+    items against the same text, or assignment drifts from what the build measured."""
+    return f"{name}: {definition}" if definition and definition != name else name
+
+
 @dataclass
 class Descriptor:
     id: str

@@ -9,6 +9,7 @@ import numpy as np
 
 from agentictagger.assign.base import ItemLike
 from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
+from agentictagger.vocabulary import descriptor_text as vocabulary_text
 
 
 class TextEncoder(Protocol):
@@ -18,7 +19,7 @@ class TextEncoder(Protocol):
 
 
 def descriptor_text(d: Descriptor) -> str:
-    return f"{d.name}: {d.definition}" if d.definition and d.definition != d.name else d.name
+    return vocabulary_text(d.name, d.definition)
 
 
 class DescriptorIndex:

@@ -14,6 +14,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from agentictagger.vocab.keyphrases import name_groups
+from agentictagger.vocabulary import descriptor_text as vocabulary_text
 from agentictagger.vocab.representatives import medoid_clusters
 
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
@@ -84,7 +85,7 @@ class Annotator(Protocol):
 
 
 def descriptor_text(d: DescriptorDraft) -> str:
-    return f"{d.name}: {d.definition}"
+    return vocabulary_text(d.name, d.definition)
 
 
 # --------------------------------------------------------------------------------------------
