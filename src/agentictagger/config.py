@@ -180,9 +180,60 @@ class BuildConfig(_Section):
     max_parallel_jobs: int = Field(2, description="Independent cluster jobs run at once.")
 
 
-# Imported here, after the sections the LLM layer needs, because the assign package imports
-# llm/, which imports LLMConfig from this module.
-from agentictagger.assign.base import AssignConfig  # noqa: E402
+class AssignConfig(_Section):
+    """How items get their descriptor paths (paper §4.2)."""
+
+    assigner: Literal["embedding", "llm", "hybrid", "single_call"] = Field(
+        "embedding",
+        description="'embedding': nearest child by cosine similarity at each level (offline default, "
+        "measured best on Scientific; see bench/RESULTS.md). 'llm': the LLM picks one child per level "
+        "(or 'none of these'). 'hybrid': an embedding shortlist of the children, then the LLM picks. "
+        "'single_call': the paper's variant, the whole tree in context, the LLM outputs the full path.",
+    )
+    llm: str = Field("default", description="Name of the LLM endpoint (a key of RunConfig.llms) the LLM assigners use.")
+    stop_quantile: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Embedding assigner: at each level, items whose best child similarity falls below this "
+        "quantile of that level's best similarities (calibrated on the items assigned together) stop "
+        "there. 0 = only stop at leaves.",
+    )
+    min_similarity: float | None = Field(
+        None, description="Embedding assigner: stop where the best child cosine similarity is below this value."
+    )
+    lookahead: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Embedding and hybrid assigners: weight of the best match inside a child's subtree in "
+        "that child's score (0 = the child's own similarity only). 0.5 measured best on Scientific.",
+    )
+    shortlist: int = Field(5, ge=1, description="Hybrid assigner: children shortlisted by embedding before the LLM picks.")
+    items_per_call: int = Field(
+        1,
+        ge=1,
+        description="LLM assigner: items judged in one call (same parent node; a JSON array-of-enums answer). "
+        ">1 suits hosted backends; keep 1 for the embedded model.",
+    )
+    allow_stop: bool = Field(True, description="LLM assigners: offer 'none of these' so an item can stop above a leaf.")
+    max_level: int | None = Field(None, ge=1, description="Assign at most this many levels; empty = the whole tree.")
+    single_call_max_paths: int = Field(
+        1500,
+        ge=1,
+        description="Single-call assigner: up to this many tree paths, the answer is a choice among full paths "
+        "(valid by construction); above it, a JSON list of names that is repaired to its longest valid prefix.",
+    )
+    single_call_max_tree_chars: int = Field(
+        8000,
+        ge=100,
+        description="Single-call assigner: a tree whose text with definitions is longer than this is shown "
+        "with names only, so it fits the model's context (about 4 characters per token).",
+    )
+    checkpoint_every: int = Field(
+        500, ge=1, description="Items per chunk; finished chunks are appended to assignments.partial.jsonl so a run resumes."
+    )
+    max_item_chars: int = Field(600, ge=50, description="Item text is cut to this many characters in LLM prompts.")
 
 
 class RunConfig(_Section):
