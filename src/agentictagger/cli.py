@@ -211,6 +211,9 @@ def demo_config(run_dir: str = "runs/demo") -> RunConfig:
             "catalog.id_field=item_id",
             "catalog.text_template='{title}. Brand: {brand}. {description}'",
             "catalog.label_field=category",
+            # 304 items: smaller sub-jobs than the paper's 30 so the demo shows a hierarchy.
+            "build.min_cluster_size=12",
+            "build.root_descriptors=10",
         ],
     )
 
