@@ -32,7 +32,7 @@ from agentictagger.vocab.agents import (
     JobView,
 )
 from agentictagger.vocab.representatives import select_representatives
-from agentictagger.vocab.validate import check_descriptors, drop_invalid
+from agentictagger.vocab.validate import check_descriptors, drop_invalid, unique_by_name
 from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class VocabularyBuilder:
             return out
         for k, d in enumerate(job.final):
             if len(d["members"]) > self.cfg.min_cluster_size:
-                did = _descriptor_id(job.job_id, k)
+                did = descriptor_id(job.job_id, k)
                 out.append(self._load_or_new(did, job.level + 1, job.parent_path + [d["name"]], d["members"]))
         return out
 
@@ -277,9 +277,7 @@ class VocabularyBuilder:
             brand_terms=self.exclude_terms,
             parent_path=view.parent_path,
         )
-        kept = drop_invalid(drafts, problems)
-        seen: set[str] = set()
-        kept = [d for d in kept if not (d.name.lower() in seen or seen.add(d.name.lower()))]
+        kept = unique_by_name(drop_invalid(drafts, problems))
         if problems:
             log.info("job %s: dropped descriptors: %s", view.job_id, "; ".join(map(str, problems)))
         if not kept:
@@ -408,7 +406,7 @@ class VocabularyBuilder:
             if job is None:
                 return
             for k, d in enumerate(job.final):
-                did = _descriptor_id(job_id, k)
+                did = descriptor_id(job_id, k)
                 vocab.add(Descriptor(did, d["name"], d["definition"], job.level, job_id, len(d["members"])))
                 add(did)
 
@@ -416,5 +414,6 @@ class VocabularyBuilder:
         return vocab
 
 
-def _descriptor_id(parent_id: str, k: int) -> str:
+def descriptor_id(parent_id: str, k: int) -> str:
+    """Path-derived id of the k-th (0-based) child of ``parent_id``."""
     return f"d{k + 1}" if parent_id == ROOT_ID else f"{parent_id}.{k + 1}"

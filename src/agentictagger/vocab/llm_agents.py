@@ -21,7 +21,7 @@ from agentictagger.vocab.agents import (
     JobView,
     Refinement,
 )
-from agentictagger.vocab.validate import check_descriptors, drop_invalid
+from agentictagger.vocab.validate import check_descriptors, drop_invalid, unique_by_name
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class LLMArchitect:
                 )
         # Keep the usable part of the last answer when enough of it survives the checks.
         kept = drop_invalid(drafts, problems)
-        kept = _unique(kept)
+        kept = unique_by_name(kept)
         if len(kept) >= lo:
             log.warning(
                 "job %s: architect kept %d of %d descriptors after dropping invalid ones (%s)",
@@ -145,14 +145,6 @@ class LLMArchitect:
         )
 
 
-def _unique(drafts: list[DescriptorDraft]) -> list[DescriptorDraft]:
-    seen: set[str] = set()
-    out = []
-    for d in drafts:
-        if d.name.lower() not in seen:
-            seen.add(d.name.lower())
-            out.append(d)
-    return out
 
 
 class LLMAnnotator:

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from agentictagger.vocab.builder import JobState
+from agentictagger.vocab.builder import JobState, descriptor_id
 from agentictagger.vocabulary import ROOT_ID, Vocabulary
 
 
@@ -84,7 +84,7 @@ def level1_grouping(jobs: Sequence[JobState]) -> dict[int, str]:
     out = {}
     for local, matches in enumerate(root.annotations):
         if matches and names[matches[0]] in order:
-            out[root.items[local]] = f"d{order[names[matches[0]]] + 1}"
+            out[root.items[local]] = descriptor_id(ROOT_ID, order[names[matches[0]]])
     return out
 
 

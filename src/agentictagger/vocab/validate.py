@@ -77,3 +77,15 @@ def drop_invalid(
     """The drafts without those named by a per-descriptor problem."""
     bad = {p.index for p in problems if p.index is not None}
     return [d for i, d in enumerate(drafts) if i not in bad]
+
+
+def unique_by_name(drafts: Sequence[DescriptorDraft]) -> list[DescriptorDraft]:
+    """The drafts with later case-insensitive repeats of a name removed, order kept."""
+    seen: set[str] = set()
+    out = []
+    for d in drafts:
+        key = d.name.lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
