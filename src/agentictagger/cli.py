@@ -27,6 +27,10 @@ from agentictagger.config import RunConfig, config_template  # noqa: E402
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
 
+from agentictagger.llm.models_cli import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")
+
 ConfigOpt = typer.Option(None, "--config", "-c", help="Run configuration (YAML).")
 SetOpt = typer.Option(None, "--set", "-s", help="Override a config field: section.field=value (repeatable).")
 

