@@ -133,9 +133,11 @@ def test_architect_that_never_complies_falls_back_offline(tmp_path):
         return scripted_llm(r)
 
     with FakeOpenAIServer(handler=handler) as server:
-        cfg = RunConfig.model_validate(llm_config(tmp_path, server))
+        # The fallback is opt-in (build.architect.fallback); without it the build fails (test_honest_build.py).
+        cfg = RunConfig.model_validate(llm_config(tmp_path, server, architect={"kind": "llm", "fallback": "offline"}))
         res = build_vocabulary(cat, cfg)
     assert any("offline architect" in w for w in res.warnings)
+    assert res.jobs[0].steps[0].architect == "offline-fallback" and res.vocabulary.meta["fallbacks"] >= 1
     assert all(d.name.lower() != "misc" for d in res.vocabulary)
     assert len(res.vocabulary) >= 2
 

@@ -103,7 +103,18 @@ class _BuildProgress:
         self.progress.stop()
 
 
+def _fail(what: str, exc: BaseException, note: str) -> None:
+    """One line on stderr (never wrapped, never read as markup), exit status 1."""
+    from rich.markup import escape
+
+    text = " ".join(str(exc).split())
+    console.print(f"[red]{what}:[/red] {escape(note)}{escape(text)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(1) from exc
+
+
 def _do_build(cfg: RunConfig) -> Any:
+    from agentictagger.llm.models import ModelError
+    from agentictagger.llm.types import LLMError
     from agentictagger.vocab.api import build_vocabulary
     from agentictagger.vocab.builder import BuildError
     from agentictagger.vocab.summary import build_summary
@@ -114,8 +125,9 @@ def _do_build(cfg: RunConfig) -> Any:
         try:
             result = build_vocabulary(catalog, cfg, progress=bar)
         except BuildError as exc:
-            console.print(f"[red]build incomplete:[/red] {exc}")
-            raise typer.Exit(1) from exc
+            _fail("build failed", exc, "vocabulary.json not written; ")
+        except (LLMError, ModelError, ImportError) as exc:  # an LLM endpoint or model that cannot start
+            _fail("build failed", exc, "")
     summary = build_summary(cfg.run_dir)
     table = Table(title=f"vocabulary built in {time.monotonic() - t0:.1f}s ({summary['build_items']} items)")
     for col in ("level", "jobs", "descriptors", "coverage in jobs", "items tagged"):

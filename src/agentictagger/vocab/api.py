@@ -95,7 +95,8 @@ def build_vocabulary(
             max_tokens=b.architect.max_tokens,
             brand_terms=exclude,
         )
-        fallback = offline_architect
+        # Only invalid answers may hand a step to the offline architect, and only when asked to.
+        fallback = offline_architect if b.architect.fallback == "offline" else None
     else:
         architect, fallback = offline_architect, None
     if b.annotator.kind == "llm":

@@ -45,6 +45,18 @@ class BuildError(RuntimeError):
     """Some jobs failed for good; their state stays in the run folder and a rerun resumes them."""
 
 
+@dataclass(frozen=True)
+class ArchitectSource:
+    """Which architect wrote a step's descriptors: 'llm', 'offline', or 'offline-fallback' (the
+    LLM architect's answers stayed invalid and build.architect.fallback let the offline one in)."""
+
+    kind: str
+    reason: str = ""
+
+    def __bool__(self) -> bool:  # truthy = a fallback, as the old bool flag was
+        return self.kind == "offline-fallback"
+
+
 @dataclass
 class StepRecord:
     step: int  # 0 = initial proposal, 1.. = refinements
@@ -57,6 +69,15 @@ class StepRecord:
     wants_more_steps: bool = False
     fallback: bool = False  # the LLM architect gave up and the offline one stepped in
     seconds: float = 0.0
+    architect: str = ""  # llm | offline | offline-fallback ("" in state written before it was recorded)
+    fallback_reason: str = ""  # why the LLM architect's answer was not used
+
+    def __post_init__(self) -> None:
+        # The step's ArchitectSource travels in the ``fallback`` slot from _architect_call.
+        src = self.fallback
+        if isinstance(src, ArchitectSource):
+            self.architect, self.fallback_reason, self.fallback = src.kind, src.reason, bool(src)
+        self.fallback = bool(self.fallback)
 
 
 @dataclass
@@ -177,25 +198,25 @@ class VocabularyBuilder:
                     queue.extend(self._children(job))
                 submit_ready()
         warnings = self._warnings(jobs.values())
+        if failed:
+            # No vocabulary.json from a build with failed jobs: it would silently lack their subtrees.
+            raise BuildError(
+                f"{len(failed)} job(s) failed: "
+                + "; ".join(f"{j.job_id}: {j.error}" for j in failed)
+                + f". Their state is in {self.state_dir}; run the build again to resume."
+            )
         vocab = self._assemble(jobs)
         vocab.meta.update(
             {
                 "build_items": len(self.texts),
                 "jobs": len(jobs),
                 "branching": self.cfg.branching,
-                "architect": self.cfg.architect.kind,
+                **architect_meta(jobs.values(), self.cfg.architect.kind),
                 "annotator": self.cfg.annotator.kind,
             }
         )
-        vocab.save(self.run_dir / "vocabulary.json")
-        result = BuildResult(vocab, list(jobs.values()), self.run_dir, time.monotonic() - t0, warnings)
-        if failed:
-            raise BuildError(
-                f"{len(failed)} job(s) failed: "
-                + "; ".join(f"{j.job_id}: {j.error}" for j in failed)
-                + f". Their state is in {self.state_dir}; run the build again to resume."
-            )
-        return result
+        vocab.save(self.run_dir / "vocabulary.json")  # atomic: written to a temporary file, then renamed
+        return BuildResult(vocab, list(jobs.values()), self.run_dir, time.monotonic() - t0, warnings)
 
     def _children(self, job: JobState) -> list[JobState]:
         out = []
@@ -260,14 +281,26 @@ class VocabularyBuilder:
             or refinements >= budget
         )
 
-    def _architect_call(self, fn: Callable[[Architect], Any], view: JobView) -> tuple[Any, bool]:
+    def _architect_call(self, fn: Callable[[Architect], Any], view: JobView) -> tuple[Any, ArchitectSource]:
+        """The architect's answer and who gave it. Only a validation failure of the LLM
+        architect's answers (ArchitectGaveUp) may hand the step to the offline architect, and only
+        when build.architect.fallback is 'offline'; a failed call (HTTP, auth, connection, a
+        prompt that cannot fit) fails the job, and with it the build."""
+        kind = "llm" if self.cfg.architect.kind == "llm" else "offline"
         try:
-            return fn(self.architect), False
+            return fn(self.architect), ArchitectSource(kind)
         except Exception as exc:  # noqa: BLE001
-            if self.fallback_architect is None:
+            if (
+                kind != "llm"
+                or self.fallback_architect is None
+                or getattr(self.cfg.architect, "fallback", "none") != "offline"
+                or not _is_validation_failure(exc)
+            ):
                 raise
-            log.warning("job %s: architect failed (%s); using the offline architect for this step", view.job_id, exc)
-            return fn(self.fallback_architect), True
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            log.warning("job %s: %s; the offline architect writes this step (build.architect.fallback=offline)",
+                        view.job_id, reason)
+            return fn(self.fallback_architect), ArchitectSource("offline-fallback", reason)
 
     def _clean(self, drafts: list[DescriptorDraft], view: JobView) -> list[DescriptorDraft]:
         problems = check_descriptors(
@@ -392,8 +425,12 @@ class VocabularyBuilder:
                     f"job {job.job_id} ({' > '.join(job.parent_path) or 'root'}) ended at coverage "
                     f"{last.coverage:.0%} with {last.n_failures} uncovered items"
                 )
-            if any(s.fallback for s in job.steps):
-                out.append(f"job {job.job_id}: the offline architect stood in for a failed LLM architect")
+            n_fallback = sum(1 for s in job.steps if s.fallback)
+            if n_fallback:
+                out.append(
+                    f"job {job.job_id}: the offline architect stood in for the LLM architect in {n_fallback} "
+                    f"step(s) (its answers stayed invalid; first: {next(s.fallback_reason for s in job.steps if s.fallback)[:160]})"
+                )
         for w in out:
             log.warning(w)
         return out
@@ -412,6 +449,45 @@ class VocabularyBuilder:
 
         add(ROOT_ID)
         return vocab
+
+
+def _is_validation_failure(exc: BaseException) -> bool:
+    from agentictagger.vocab.llm_agents import ArchitectGaveUp
+
+    return isinstance(exc, ArchitectGaveUp)
+
+
+def step_architect(step: StepRecord, configured: str) -> str:
+    """Who wrote a step's descriptors (state written before this was recorded: from the flag)."""
+    if step.architect:
+        return step.architect
+    if step.fallback:
+        return "offline-fallback"
+    return "llm" if configured == "llm" else "offline"
+
+
+def architect_meta(jobs: Any, configured: str) -> dict:
+    """What actually produced the descriptors, for vocabulary.json's meta: ``architect`` is
+    'llm' or 'offline' when one architect wrote every step, else e.g.
+    'llm+offline-fallback(3 steps)'; with per-kind step counts and the fallbacks' reasons."""
+    by_kind: dict[str, int] = {}
+    fallbacks: list[dict] = []
+    for job in jobs:
+        for s in job.steps:
+            kind = step_architect(s, configured)
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            if kind == "offline-fallback":
+                fallbacks.append({"job": job.job_id, "step": s.step, "reason": s.fallback_reason})
+    main = "llm" if configured == "llm" else "offline"
+    others = [k for k in sorted(by_kind) if k != main]
+    label = "+".join(([main] if by_kind.get(main) or not others else []) + [f"{k}({by_kind[k]} steps)" for k in others])
+    return {
+        "architect": label,
+        "architect_configured": configured,
+        "architect_steps_by_kind": by_kind,
+        "fallbacks": len(fallbacks),
+        "fallback_steps": fallbacks,
+    }
 
 
 def descriptor_id(parent_id: str, k: int) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from agentictagger.llm.types import (
     ChatRequest,
     ChatResponse,
     ChoiceConstraint,
+    InvalidAnswerError,
     JsonSchemaConstraint,
     LLMError,
     SamplingParams,
@@ -27,11 +28,59 @@ log = logging.getLogger(__name__)
 
 
 class ArchitectGaveUp(LLMError):
-    """The architect's answers stayed invalid after the allowed re-asks."""
+    """The architect's answers stayed invalid after the allowed re-asks (a validation failure,
+    unlike an HTTP, auth or connection error from the client)."""
+
+
+class PromptTooLong(LLMError):
+    """Even the most trimmed prompt does not fit the model's context."""
+
+
+class PromptBudget:
+    """How many prompt tokens a request may use: the context minus the answer's max_tokens and a
+    margin, counted by the client (exactly on a local server, conservatively otherwise).
+
+    When the answer budget would leave the prompt less than half the context, the answer budget
+    is lowered to half the context (logged once): a truncated prompt is worse than a shorter cap
+    on a JSON answer that rarely needs it."""
+
+    def __init__(self, client: Any, max_tokens: int, what: str) -> None:
+        self.client = client
+        self.context = getattr(client, "context_tokens", None)
+        self.max_tokens = max_tokens
+        if self.context:
+            self.margin = 32 + self.context // 50
+            half = self.context // 2 - self.margin
+            if self.context - max_tokens - self.margin < half and max_tokens > half:
+                self.max_tokens = max(64, half)
+                log.warning(
+                    "%s: max_tokens %d leaves too little of the %d-token context for the prompt; using %d",
+                    what, max_tokens, self.context, self.max_tokens,
+                )
+        else:
+            self.margin = 0
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        return self.context - self.max_tokens - self.margin if self.context else None
+
+    def count(self, request: ChatRequest) -> int:
+        count = getattr(self.client, "count_tokens", None)
+        if callable(count):
+            return int(count(request))
+        return sum(len(m.content) for m in request.messages) // 3
+
+    def fits(self, request: ChatRequest) -> bool:
+        limit = self.prompt_tokens
+        return limit is None or self.count(request) <= limit
 
 
 class LLMArchitect:
-    """Proposes and refines descriptors with an LLM; every answer is validated and re-asked."""
+    """Proposes and refines descriptors with an LLM; every answer is validated and re-asked.
+
+    Prompts are trimmed to the model's context (``client.context_tokens``): item texts are
+    shortened first, then the fewest representatives / failure reports are dropped (smallest
+    groups last in the list, so first to go), then definitions are shortened."""
 
     def __init__(
         self,
@@ -50,11 +99,29 @@ class LLMArchitect:
         self.max_validation_retries = max_validation_retries
         self.params = SamplingParams(temperature=temperature, max_tokens=max_tokens)
         self.brand_terms = brand_terms
+        self._budget: PromptBudget | None = None
+        # What the last call showed: (items shown, items available, trim level), for logs and tests.
+        self.last_fit: tuple[int, int, int] | None = None
+
+    @property
+    def budget(self) -> PromptBudget:
+        if self._budget is None:
+            self._budget = PromptBudget(self.client, self.params.max_tokens, "architect")
+        return self._budget
 
     def propose(self, job: JobView, representatives: list[int], target: int) -> list[DescriptorDraft]:
         lo, hi = self._bounds(target)
-        user = prompts.propose_prompt(job.parent_path, [job.texts[i] for i in representatives], target, lo, hi)
-        drafts, _ = self._ask(job, user, prompts.descriptors_schema(lo, hi), lo, hi, representatives)
+        texts = [job.texts[i] for i in representatives]
+
+        def user(n: int, level: int) -> str:
+            return prompts.propose_prompt(
+                job.parent_path, texts[:n], target, lo, hi, item_chars=prompts.PROPOSE_ITEM_CHARS[level]
+            )
+
+        drafts, _ = self._ask(
+            job, user, len(texts), len(prompts.PROPOSE_ITEM_CHARS), prompts.descriptors_schema(lo, hi), lo, hi,
+            representatives,
+        )
         return drafts
 
     def refine(
@@ -72,18 +139,26 @@ class LLMArchitect:
                 counts[a.matches[0]] += 1
         scored = [a for a in annotations if not a.error]
         coverage = sum(a.covered for a in scored) / max(1, len(scored))
-        user = prompts.refine_prompt(
-            job.parent_path,
-            [d.name for d in descriptors],
-            [d.definition for d in descriptors],
-            counts,
-            coverage,
-            [f"{f.text} | {f.note}" if f.note else f.text for f in failures],
-            lo,
-            hi,
-        )
+        reports = [f"{f.text} | {f.note}" if f.note else f.text for f in failures]
+
+        def user(n: int, level: int) -> str:
+            item_chars, definition_chars = prompts.REFINE_LEVELS[level]
+            return prompts.refine_prompt(
+                job.parent_path,
+                [d.name for d in descriptors],
+                [d.definition for d in descriptors],
+                counts,
+                coverage,
+                reports[:n],
+                lo,
+                hi,
+                item_chars=item_chars,
+                definition_chars=definition_chars,
+            )
+
         drafts, raw = self._ask(
-            job, user, prompts.descriptors_schema(lo, hi, with_continue=True), lo, hi, [f.item for f in failures]
+            job, user, len(reports), len(prompts.REFINE_LEVELS), prompts.descriptors_schema(lo, hi, with_continue=True),
+            lo, hi, [f.item for f in failures],
         )
         return Refinement(drafts, wants_more_steps=bool(raw.get("needs_more_steps")), summary="architect revision")
 
@@ -92,48 +167,90 @@ class LLMArchitect:
         lo = max(self.min_count, min(target // 2, hi))
         return lo, hi
 
-    def _ask(
-        self, job: JobView, user: str, schema: dict, lo: int, hi: int, shown: list[int]
-    ) -> tuple[list[DescriptorDraft], dict]:
-        messages_user = user
-        last_problems: list[str] = []
-        for attempt in range(self.max_validation_retries + 1):
-            req = ChatRequest.chat(
+    def _fit(
+        self, job: JobView, user: Callable[[int, int], str], n_max: int, n_levels: int, suffix: str, schema: dict
+    ) -> tuple[ChatRequest, int]:
+        budget = self.budget
+        params = SamplingParams(temperature=self.params.temperature, max_tokens=budget.max_tokens)
+
+        def build(n: int, level: int) -> ChatRequest:
+            return ChatRequest.chat(
                 prompts.ARCHITECT_SYSTEM,
-                messages_user,
+                user(n, level) + suffix,
                 constraint=JsonSchemaConstraint(schema, name="descriptors"),
-                params=self.params,
+                params=params,
             )
-            resp: ChatResponse = self.client.complete(req, stage="architect")
-            raw = resp.parsed if isinstance(resp.parsed, dict) else {}
-            drafts = [
-                DescriptorDraft(str(d.get("name", "")).strip(), str(d.get("definition", "")).strip())
-                for d in raw.get("descriptors", [])
-                if isinstance(d, dict)
-            ]
-            problems = check_descriptors(
-                drafts,
-                min_count=lo,
-                max_count=hi,
-                brand_terms=self.brand_terms,
-                item_texts=[job.texts[i] for i in shown],
-                parent_path=job.parent_path,
+
+        fitted = prompts.fit_prompt(build, n_max, n_levels, budget.fits)
+        if fitted is None:
+            raise PromptTooLong(
+                f"job {job.job_id}: the architect's prompt does not fit the model's context "
+                f"({budget.context} tokens, {budget.max_tokens} kept for the answer) even with one item "
+                "and the shortest texts; raise llm.n_ctx / llm.context_tokens or lower build.architect.max_tokens"
             )
-            if not problems:
-                return drafts, raw
-            last_problems = [str(p) for p in problems]
+        request, n, level = fitted
+        self.last_fit = (n, n_max, level)
+        if n < n_max or level > 0:
+            log.info(
+                "job %s: architect prompt trimmed to fit %s prompt tokens: %d of %d items, trim level %d",
+                job.job_id, budget.prompt_tokens, n, n_max, level,
+            )
+        return request, n
+
+    def _ask(
+        self,
+        job: JobView,
+        user: Callable[[int, int], str],
+        n_max: int,
+        n_levels: int,
+        schema: dict,
+        lo: int,
+        hi: int,
+        shown: list[int],
+    ) -> tuple[list[DescriptorDraft], dict]:
+        suffix = ""
+        last_problems: list[str] = []
+        drafts: list[DescriptorDraft] = []
+        problems: list = []
+        raw: dict = {}
+        for attempt in range(self.max_validation_retries + 1):
+            req, n_shown = self._fit(job, user, n_max, n_levels, suffix, schema)
+            try:
+                resp: ChatResponse = self.client.complete(req, stage="architect")
+            except InvalidAnswerError as exc:
+                # The client's own re-asks did not yield JSON of the required shape (often an
+                # answer cut off at max_tokens): a validation failure like any other.
+                drafts, raw, problems = [], {}, []
+                why = str(getattr(exc, "last_error", exc)).split("; expected", 1)[0]
+                last_problems = [f"the answer was not JSON of the required form: {why[:300]}"]
+            else:
+                raw = resp.parsed if isinstance(resp.parsed, dict) else {}
+                drafts = [
+                    DescriptorDraft(str(d.get("name", "")).strip(), str(d.get("definition", "")).strip())
+                    for d in raw.get("descriptors", [])
+                    if isinstance(d, dict)
+                ]
+                problems = check_descriptors(
+                    drafts,
+                    min_count=lo,
+                    max_count=hi,
+                    brand_terms=self.brand_terms,
+                    item_texts=[job.texts[i] for i in shown[:n_shown]],
+                    parent_path=job.parent_path,
+                )
+                if not problems:
+                    return drafts, raw
+                last_problems = [str(p) for p in problems]
             log.info("job %s: architect answer rejected (attempt %d): %s", job.job_id, attempt + 1, "; ".join(last_problems))
             if attempt < self.max_validation_retries:
-                messages_user = (
-                    user
-                    + "\n\nYour previous answer was rejected for these reasons:\n- "
+                suffix = (
+                    "\n\nYour previous answer was rejected for these reasons:\n- "
                     + "\n- ".join(last_problems)
                     + "\nAnswer again, fixing them."
                 )
         # Keep the usable part of the last answer when enough of it survives the checks.
-        kept = drop_invalid(drafts, problems)
-        kept = unique_by_name(kept)
-        if len(kept) >= lo:
+        kept = unique_by_name(drop_invalid(drafts, problems))
+        if drafts and len(kept) >= lo:
             log.warning(
                 "job %s: architect kept %d of %d descriptors after dropping invalid ones (%s)",
                 job.job_id, len(kept), len(drafts), "; ".join(last_problems),
@@ -145,14 +262,15 @@ class LLMArchitect:
         )
 
 
-
-
 class LLMAnnotator:
     """Tags items with one descriptor (or none plus a note) through many parallel LLM calls.
 
     ``output='json'`` asks for the descriptor and a note; ``output='choice'`` only picks
     among the names (cheap, and lets the embedded backend choose by likelihood); the note of
     a failure is then the item text itself.
+
+    The descriptor list must fit the model's context with the longest item: definitions are
+    shortened first (down to names only), then item texts.
     """
 
     def __init__(self, client: Any, *, output: str = "json", items_per_call: int = 1, max_tokens: int = 200, choice_mode: str = "generate") -> None:
@@ -163,14 +281,17 @@ class LLMAnnotator:
         self.items_per_call = max(1, items_per_call)
         self.params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
         self.choice_mode = choice_mode
+        # The trim the last annotate() call used: (definition_chars, item_chars).
+        self.last_fit: tuple[int | None, int] = (None, prompts.ANNOTATE_ITEM_CHARS[0])
 
     def annotate(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int]) -> list[ItemAnnotation]:
         names = [d.name for d in descriptors]
         index = {n: i for i, n in enumerate(names)}
-        shared = prompts.annotate_prompt(job.parent_path, names, [d.definition for d in descriptors])
+        definitions = [d.definition for d in descriptors]
         if self.items_per_call > 1 and self.output == "json":
-            return self._annotate_batched(job, descriptors, shared, index, items)
-        requests = [self._request(shared, names, job.texts[i]) for i in items]
+            return self._annotate_batched(job, descriptors, index, items)
+        shared, item_chars = self._fit_single(job, names, definitions, items)
+        requests = [self._request(shared, names, job.texts[i], item_chars) for i in items]
         out: list[ItemAnnotation] = []
         for i, resp in zip(items, self.client.map(requests, stage="annotator")):
             if isinstance(resp, LLMError):
@@ -179,18 +300,48 @@ class LLMAnnotator:
             out.append(self._parse(resp.parsed, index, job.texts[i]))
         return out
 
-    def _request(self, shared: str, names: list[str], text: str) -> ChatRequest:
+    def _shared_fit(
+        self, job: JobView, names: list[str], definitions: list[str], probe: Callable[[str, int], ChatRequest], max_tokens: int
+    ) -> tuple[str, int]:
+        """The shared prefix and item length with the longest definitions that let ``probe``
+        (the worst-case request of this step) fit; raises PromptTooLong when nothing does."""
+        budget = PromptBudget(self.client, max_tokens, "annotator")
+        for item_chars in prompts.ANNOTATE_ITEM_CHARS:
+            for definition_chars in prompts.ANNOTATE_DEFINITION_CHARS:
+                shared = prompts.annotate_prompt(job.parent_path, names, definitions, definition_chars)
+                if budget.fits(probe(shared, item_chars)):
+                    self.last_fit = (definition_chars, item_chars)
+                    if (definition_chars, item_chars) != (None, prompts.ANNOTATE_ITEM_CHARS[0]):
+                        log.info(
+                            "job %s: annotator prompt trimmed to fit %s prompt tokens: definitions %s chars, items %d chars",
+                            job.job_id, budget.prompt_tokens, definition_chars, item_chars,
+                        )
+                    return shared, item_chars
+            if budget.prompt_tokens is None:
+                break
+        raise PromptTooLong(
+            f"job {job.job_id}: the annotator's prompt ({len(names)} descriptor names) does not fit the model's "
+            f"context ({budget.context} tokens) even without definitions; raise llm.n_ctx / llm.context_tokens"
+        )
+
+    def _fit_single(self, job: JobView, names: list[str], definitions: list[str], items: list[int]) -> tuple[str, int]:
+        longest = max((job.texts[i] for i in items), key=lambda t: len(prompts.clip(t, None)), default="")
+        return self._shared_fit(
+            job, names, definitions, lambda shared, chars: self._request(shared, names, longest, chars), self.params.max_tokens
+        )
+
+    def _request(self, shared: str, names: list[str], text: str, item_chars: int = prompts.ANNOTATE_ITEM_CHARS[0]) -> ChatRequest:
         if self.output == "choice":
             return ChatRequest.chat(
                 prompts.ANNOTATOR_SYSTEM,
-                shared + prompts.annotate_item(text, with_note=False),
+                shared + prompts.annotate_item(text, with_note=False, item_chars=item_chars),
                 constraint=ChoiceConstraint(tuple(names) + (prompts.NONE_CHOICE,)),
                 params=self.params,
                 choice_mode=self.choice_mode,  # type: ignore[arg-type]
             )
         return ChatRequest.chat(
             prompts.ANNOTATOR_SYSTEM,
-            shared + prompts.annotate_item(text, with_note=True),
+            shared + prompts.annotate_item(text, with_note=True, item_chars=item_chars),
             constraint=JsonSchemaConstraint(prompts.annotation_schema(names), name="annotation"),
             params=self.params,
         )
@@ -208,25 +359,37 @@ class LLMAnnotator:
         clipped = " ".join(text.split())[:200]
         return ItemAnnotation([], f"{clipped} | {note}" if note else clipped)
 
+    def _batch_request(self, shared: str, names: list[str], texts: list[str], item_chars: int) -> ChatRequest:
+        return ChatRequest.chat(
+            prompts.ANNOTATOR_SYSTEM,
+            shared + prompts.annotate_batch_item(texts, item_chars),
+            constraint=JsonSchemaConstraint(prompts.batch_annotation_schema(names, len(texts)), name="annotations"),
+            params=SamplingParams(temperature=0.0, max_tokens=self.params.max_tokens * len(texts)),
+        )
+
     def _annotate_batched(
-        self, job: JobView, descriptors: list[DescriptorDraft], shared: str, index: dict[str, int], items: list[int]
+        self, job: JobView, descriptors: list[DescriptorDraft], index: dict[str, int], items: list[int]
     ) -> list[ItemAnnotation]:
         names = [d.name for d in descriptors]
+        definitions = [d.definition for d in descriptors]
         chunks = [items[k : k + self.items_per_call] for k in range(0, len(items), self.items_per_call)]
-        requests = [
-            ChatRequest.chat(
-                prompts.ANNOTATOR_SYSTEM,
-                shared + prompts.annotate_batch_item([job.texts[i] for i in chunk]),
-                constraint=JsonSchemaConstraint(prompts.batch_annotation_schema(names, len(chunk)), name="annotations"),
-                params=SamplingParams(temperature=0.0, max_tokens=self.params.max_tokens * len(chunk)),
-            )
-            for chunk in chunks
-        ]
+        widest = max(chunks, key=lambda c: sum(len(job.texts[i]) for i in c), default=[])
+        shared, item_chars = self._shared_fit(
+            job, names, definitions,
+            lambda sh, chars: self._batch_request(sh, names, [job.texts[i] for i in widest], chars),
+            self.params.max_tokens * max(1, len(widest)),
+        )
+        requests = [self._batch_request(shared, names, [job.texts[i] for i in chunk], item_chars) for chunk in chunks]
         result: dict[int, ItemAnnotation] = {}
         retry: list[int] = []
         for chunk, resp in zip(chunks, self.client.map(requests, stage="annotator")):
             if isinstance(resp, LLMError):
-                retry += chunk
+                if _worth_asking_singly(resp):
+                    retry += chunk
+                else:
+                    # An auth/permission/not-found/outage answer is the same for one item: no retries.
+                    for i in chunk:
+                        result[i] = ItemAnnotation([], "", error=str(resp))
                 continue
             entries = resp.parsed.get("annotations", []) if isinstance(resp.parsed, dict) else []
             got: dict[int, Any] = {}
@@ -245,3 +408,11 @@ class LLMAnnotator:
             for i, a in zip(retry, single.annotate(job, descriptors, retry)):
                 result[i] = a
         return [result[i] for i in items]
+
+
+def _worth_asking_singly(error: LLMError) -> bool:
+    """A failed batch is re-asked item by item only when a smaller request can succeed: the
+    answer was invalid (garbled batch), or the batch was too big for the server (HTTP 400/413)."""
+    if isinstance(error, InvalidAnswerError):
+        return True
+    return getattr(error, "status", None) in (400, 413)

@@ -6,7 +6,9 @@ with prefix caching pays for the shared part once per job step.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 ARCHITECT_SYSTEM = (
     "You are the architect of a hierarchical item taxonomy used by a recommender system. "
@@ -30,12 +32,58 @@ def _scope(parent_path: Sequence[str]) -> str:
     return "the category '" + " > ".join(parent_path) + "'"
 
 
+def clip(text: str, limit: int | None) -> str:
+    """``text`` on one line, cut to ``limit`` characters (None = whole)."""
+    flat = " ".join(text.split())
+    return flat if limit is None else flat[:limit]
+
+
 def _numbered(texts: Sequence[str], limit: int = 300) -> str:
-    return "\n".join(f"{i + 1}. {' '.join(t.split())[:limit]}" for i, t in enumerate(texts))
+    return "\n".join(f"{i + 1}. {clip(t, limit)}" for i, t in enumerate(texts))
 
 
-def descriptor_list(names: Sequence[str], definitions: Sequence[str]) -> str:
-    return "\n".join(f"- {n}: {d}" for n, d in zip(names, definitions))
+def _definition(d: str, limit: int | None) -> str:
+    return d if limit is None else clip(d, limit)
+
+
+def descriptor_list(names: Sequence[str], definitions: Sequence[str], definition_chars: int | None = None) -> str:
+    """One line per descriptor; definitions cut to ``definition_chars`` (0 = names only)."""
+    if definition_chars == 0:
+        return "\n".join(f"- {n}" for n in names)
+    return "\n".join(f"- {n}: {_definition(d, definition_chars)}" for n, d in zip(names, definitions))
+
+
+# Trim levels, longest first: how much of each item (and definition) a prompt shows when the
+# whole prompt does not fit the model's context. Level 0 is the untrimmed prompt.
+PROPOSE_ITEM_CHARS = (300, 200, 150, 100, 60)
+REFINE_LEVELS = ((400, None), (250, None), (150, None), (100, 160), (60, 100), (60, 50))
+ANNOTATE_DEFINITION_CHARS = (None, 200, 120, 60, 30, 0)
+ANNOTATE_ITEM_CHARS = (1500, 800, 400, 200, 100)
+
+
+def fit_prompt(
+    build: Callable[[int, int], T], n_max: int, n_levels: int, fits: Callable[[T], bool], n_min: int = 1
+) -> tuple[T, int, int] | None:
+    """The fullest prompt that fits: ``build(n, level)`` shows the first ``n`` items at trim
+    ``level`` (0 = untrimmed). All ``n_max`` items at the first level that fits; failing that,
+    the most items (at least ``n_min``) at the last level. Returns (prompt, n, level) or None.
+
+    Showing every item shortened beats showing fewer whole ones: the architect needs the
+    spread of the group more than each item's fine print."""
+    for level in range(n_levels):
+        cand = build(n_max, level)
+        if fits(cand):
+            return cand, n_max, level
+    level = n_levels - 1
+    lo, hi, best = min(n_min, n_max), n_max - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        cand = build(mid, level)
+        if fits(cand):
+            best, lo = (cand, mid, level), mid + 1
+        else:
+            hi = mid - 1
+    return best
 
 
 def descriptors_schema(min_count: int, max_count: int, with_continue: bool = False) -> dict:
@@ -53,10 +101,12 @@ def descriptors_schema(min_count: int, max_count: int, with_continue: bool = Fal
     return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
 
 
-def propose_prompt(parent_path: Sequence[str], examples: Sequence[str], target: int, lo: int, hi: int) -> str:
+def propose_prompt(
+    parent_path: Sequence[str], examples: Sequence[str], target: int, lo: int, hi: int, item_chars: int = 300
+) -> str:
     return (
         f"All items below belong to {_scope(parent_path)}. Here are {len(examples)} representative items:\n"
-        f"{_numbered(examples)}\n\n"
+        f"{_numbered(examples, item_chars)}\n\n"
         f"Propose about {target} descriptors (between {lo} and {hi}) that split items like these into "
         "finer, mutually exclusive categories at the next level of detail. "
         'Answer with JSON: {"descriptors": [{"name": ..., "definition": ...}, ...]}.'
@@ -72,13 +122,17 @@ def refine_prompt(
     failures: Sequence[str],
     lo: int,
     hi: int,
+    item_chars: int = 400,
+    definition_chars: int | None = None,
 ) -> str:
-    current = "\n".join(f"- {n} ({c} items): {d}" for n, d, c in zip(names, definitions, counts))
+    current = "\n".join(
+        f"- {n} ({c} items): {_definition(d, definition_chars)}" for n, d, c in zip(names, definitions, counts)
+    )
     return (
         f"You maintain the descriptors for items in {_scope(parent_path)}. Current descriptors "
         f"(with how many items annotators tagged with each):\n{current}\n\n"
         f"They cover {coverage:.0%} of the items. Annotators could not tag these representative items "
-        f"(item text | their note):\n{_numbered(failures, 400)}\n\n"
+        f"(item text | their note):\n{_numbered(failures, item_chars)}\n\n"
         "Revise the descriptor set so that such items fit: add, rename, merge, split or remove "
         f"descriptors. Keep between {lo} and {hi} descriptors, mutually exclusive, no brands, no "
         "catch-alls. Set needs_more_steps to true only if another revision round would clearly help. "
@@ -86,28 +140,31 @@ def refine_prompt(
     )
 
 
-def annotate_prompt(parent_path: Sequence[str], names: Sequence[str], definitions: Sequence[str]) -> str:
+def annotate_prompt(
+    parent_path: Sequence[str], names: Sequence[str], definitions: Sequence[str], definition_chars: int | None = None
+) -> str:
     """The shared prefix of every annotation call of one job step."""
     return (
-        f"Items belong to {_scope(parent_path)}. Descriptors:\n{descriptor_list(names, definitions)}\n\n"
+        f"Items belong to {_scope(parent_path)}. Descriptors:\n"
+        f"{descriptor_list(names, definitions, definition_chars)}\n\n"
         f"Answer with the name of the one descriptor that fits the item best, or '{NONE_CHOICE}' if none fits"
     )
 
 
-def annotate_item(text: str, with_note: bool) -> str:
+def annotate_item(text: str, with_note: bool, item_chars: int = 1500) -> str:
     tail = (
         '. Answer JSON {"descriptor": <name or none>, "note": <if none: what the item is and why nothing fits>}.'
         if with_note
         else "."
     )
-    return f"{tail}\n\nItem: {' '.join(text.split())[:1500]}"
+    return f"{tail}\n\nItem: {clip(text, item_chars)}"
 
 
-def annotate_batch_item(texts: Sequence[str]) -> str:
+def annotate_batch_item(texts: Sequence[str], item_chars: int = 1500) -> str:
     return (
         '. Answer JSON {"annotations": [{"item": <number>, "descriptor": <name or none>, "note": <if none: '
         'what the item is and why nothing fits>}, ...]} with one entry per item, in order.\n\nItems:\n'
-        + _numbered(texts, 1500)
+        + _numbered(texts, item_chars)
     )
 
 
