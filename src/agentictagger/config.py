@@ -117,6 +117,11 @@ class CatalogConfig(_Section):
     exclude_fields: list[str] = Field(
         default_factory=list, description="Fields never put into the item text (e.g. ground-truth labels)."
     )
+    brand_field: str | None = Field(
+        "brand",
+        description="Column holding the item's brand, if any: its whole brand names and brand-only words are never "
+        "used as descriptor names. Empty = no brand column (brand-like words are then inferred from text openings).",
+    )
     label_field: str | None = Field(
         None, description="Optional ground-truth category field, used only for diagnostics (NMI / purity)."
     )
@@ -160,7 +165,16 @@ class AnnotatorConfig(_Section):
         description="Offline: added to the threshold per level below 1 (finer descriptors need closer "
         "matches; calibrated at Amazon level 3: 0.44).",
     )
-    margin: float = Field(0.02, description="Offline: descriptors within this similarity of the best also match.")
+    margin: float = Field(0.02, ge=0.0, le=1.0, description="Offline: descriptors within this similarity of the best also match.")
+    outlier_z: float = Field(
+        2.0,
+        gt=0.0,
+        le=10.0,
+        description="Offline, with the offline architect's prototypes: an item fits its nearest descriptor "
+        "unless its similarity lies more than this many standard deviations below the mean similarity of "
+        "the items that chose that descriptor (label-free, calibrated on each job's own items). Such items "
+        "are the job's failures.",
+    )
     output: Literal["json", "choice"] = Field(
         "json",
         description="LLM: 'json' = descriptor plus a failure note; 'choice' = the descriptor only "
@@ -169,25 +183,75 @@ class AnnotatorConfig(_Section):
     items_per_call: int = Field(1, description="LLM: items per annotator call (batching for hosted backends).")
 
 
+class NamingConfig(_Section):
+    """Who names the offline architect's groups (the grouping itself is done in embedding space)."""
+
+    kind: Literal["keyphrase", "llm"] = Field(
+        "keyphrase",
+        description="'keyphrase': distinctive noun phrases of the group (offline, no LLM). 'llm': the LLM named by "
+        "'llm' names each group from its most central item texts (a small local model does this well).",
+    )
+    llm: str = Field("namer", description="Name of the entry in 'llms' to use (falls back to 'default').")
+    max_level: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="LLM namer: levels 1..max_level are named by the LLM, deeper levels by key phrases "
+        "(each LLM name costs one call; deep levels hold many small groups).",
+    )
+    titles_per_group: int = Field(8, ge=1, le=50, description="LLM namer: central item texts shown per group.")
+    max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
+
+
+class GroupingConfig(_Section):
+    """How the offline architect groups a job's items (vocab/grouping.py)."""
+
+    fine_per_group: int = Field(
+        4, ge=1, le=50, description="Fine KMeans clusters per descriptor, merged bottom-up (Ward) into descriptors."
+    )
+    min_fine_size: int = Field(5, ge=1, description="Fine clusters hold at least this many items on average.")
+    guide_levels: int = Field(
+        1,
+        ge=0,
+        le=20,
+        description="Levels 1..guide_levels name the fine clusters too and blend each fine cluster's vector with "
+        "its name's embedding before merging (one namer call per fine cluster). 0 = merge by centroids only.",
+    )
+    guide_weight: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the name embedding in a fine cluster's vector.")
+    prototype_weight: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="A descriptor is matched by its prototype: (1-w) * its items' centroid + w * its name's embedding.",
+    )
+
+
 class BuildConfig(_Section):
     """Vocabulary building (paper §4.1, Algorithms 1-2; defaults from appendix A.1.4)."""
 
     architect: ArchitectConfig = Field(default_factory=ArchitectConfig)
     annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
-    root_descriptors: int = Field(15, description="Target descriptor count of the root job (A.1.4: 15).")
-    child_descriptors: int = Field(8, description="Target descriptor count of a sub-job (capped by its size).")
-    min_descriptors: int = Field(2, description="Fewest descriptors a job may end with.")
-    max_descriptors: int = Field(40, description="Most descriptors a job may hold.")
-    n_representatives: int = Field(40, description="K-medoids representatives the architect sees per job.")
-    n_failure_reports: int = Field(20, description="Distilled failure reports the architect sees per refinement.")
-    refine_steps: int = Field(3, description="Refinement steps per job (A.1.4: 3).")
-    max_refine_steps: int = Field(6, description="Hard cap when the architect asks for more steps.")
-    coverage_target: float = Field(0.95, description="Stop refining once this share of a job's items is covered.")
-    min_failures: int = Field(20, description="Stop refining when fewer failures than this remain (A.1.4: 20).")
-    min_cluster_size: int = Field(
-        30, description="A descriptor with more items than this becomes its own sub-job (A.1.4: 30)."
+    naming: NamingConfig = Field(default_factory=NamingConfig)
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig)
+    root_descriptors: int = Field(15, ge=1, le=200, description="Target descriptor count of the root job (A.1.4: 15).")
+    child_descriptors: int = Field(8, ge=1, le=200, description="Target descriptor count of a sub-job (capped by its size).")
+    min_descriptors: int = Field(2, ge=1, le=200, description="Fewest descriptors a job may end with.")
+    max_descriptors: int = Field(
+        30,
+        ge=1,
+        le=500,
+        description="Most descriptors a job may hold. A job that reaches it says so in the build log and summary.",
     )
-    max_depth: int = Field(6, description="Deepest level built.")
+    n_representatives: int = Field(40, ge=1, le=1000, description="K-medoids representatives the architect sees per job.")
+    n_failure_reports: int = Field(20, ge=0, le=1000, description="Distilled failure reports the architect sees per refinement.")
+    refine_steps: int = Field(3, ge=0, le=100, description="Refinement steps per job (A.1.4: 3).")
+    max_refine_steps: int = Field(6, ge=0, le=100, description="Hard cap when the architect asks for more steps.")
+    coverage_target: float = Field(0.95, ge=0.0, le=1.0, description="Stop refining once this share of a job's items is covered.")
+    min_failures: int = Field(20, ge=0, description="Stop refining when fewer failures than this remain (A.1.4: 20).")
+    min_cluster_size: int = Field(
+        30, ge=1, description="A descriptor with more items than this becomes its own sub-job (A.1.4: 30)."
+    )
+    max_depth: int = Field(6, ge=1, le=50, description="Deepest level built.")
     branching: Literal["all", "one"] = Field(
         "all",
         description="'all': an item follows every descriptor it matches into sub-jobs; 'one': one "
@@ -195,9 +259,10 @@ class BuildConfig(_Section):
     )
     subsample: float | None = Field(
         None,
+        gt=0.0,
         description="Build from a random subset of the catalog: a count (>1) or a fraction (<=1). Empty = all.",
     )
-    max_parallel_jobs: int = Field(2, description="Independent cluster jobs run at once.")
+    max_parallel_jobs: int = Field(2, ge=1, le=256, description="Independent cluster jobs run at once.")
 
 
 class AssignConfig(_Section):

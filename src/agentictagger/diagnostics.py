@@ -71,7 +71,7 @@ def compute_diagnostics(
     labels: Mapping[str, str | LabelPath | None] | None = None,
     max_label_levels: int = 2,
 ) -> dict:
-    from sklearn.metrics import normalized_mutual_info_score
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     paths = assignment.paths
     n = len(paths)
@@ -141,6 +141,7 @@ def compute_diagnostics(
                         "clusters": len(set(clusters)),
                         "classes": len(set(truth)),
                         "nmi": float(normalized_mutual_info_score(truth, clusters)),
+                        "ari": float(adjusted_rand_score(truth, clusters)),
                         "purity": purity(clusters, truth),
                     }
                 )
@@ -160,14 +161,24 @@ def render_tables(diag: dict) -> list:
     from rich.table import Table
 
     t = Table(title=f"Assignment diagnostics: {diag['items']} items, {diag['vocabulary_descriptors']} descriptors")
-    for col in ("level", "coverage", "coverage where children exist", "used / in vocabulary", "utilization (vocab)", "utilization (used)"):
+    build = diag.get("build_coverage_per_level") or {}
+    cols = ["level", "assigned coverage", "coverage where children exist"]
+    if build:
+        cols.append("build-time coverage (accepted by annotators)")
+    cols += ["used / in vocabulary", "utilization (vocab)", "utilization (used)"]
+    for col in cols:
         t.add_column(col, justify="right")
     for lvl, c in diag["coverage_per_level"].items():
         card = diag["cardinality_per_level"][lvl]
         u = diag["utilization"]["per_level"][lvl]
-        t.add_row(str(lvl), _fmt(c), _fmt(diag["coverage_where_children_exist"][lvl]), f"{card['used']} / {card['vocabulary']}", _fmt(u["over_vocabulary"]), _fmt(u["over_used"]))
+        row = [str(lvl), _fmt(c), _fmt(diag["coverage_where_children_exist"][lvl])]
+        if build:
+            b = build.get(str(lvl)) or build.get(lvl)
+            row.append(_fmt(b["coverage_in_jobs"]) if b else "")
+        row += [f"{card['used']} / {card['vocabulary']}", _fmt(u["over_vocabulary"]), _fmt(u["over_used"])]
+        t.add_row(*row)
     u = diag["utilization"]
-    t.add_row("all", "", "", f"{u['unique_terms']} / {u.get('vocabulary_size', '')}", _fmt(u.get("over_vocabulary")), _fmt(u["over_used"]))
+    t.add_row("all", "", "", *([""] if build else []), f"{u['unique_terms']} / {u.get('vocabulary_size', '')}", _fmt(u.get("over_vocabulary")), _fmt(u["over_used"]))
     c = diag["collisions"]
     s = Table(title="Collisions and depth")
     s.add_column("measure")
@@ -180,10 +191,10 @@ def render_tables(diag: dict) -> list:
     tables = [t, s]
     if diag.get("label_agreement"):
         g = Table(title=f"Agreement with ground-truth categories ({diag['labelled_items']} labelled items)")
-        for col in ("our level", "label level", "clusters", "classes", "NMI", "purity"):
+        for col in ("our level", "label level", "clusters", "classes", "NMI", "ARI", "purity"):
             g.add_column(col, justify="right")
         for r in diag["label_agreement"]:
-            g.add_row(str(r["level"]), str(r["label_level"]), str(r["clusters"]), str(r["classes"]), _fmt(r["nmi"]), _fmt(r["purity"]))
+            g.add_row(str(r["level"]), str(r["label_level"]), str(r["clusters"]), str(r["classes"]), _fmt(r["nmi"]), _fmt(r.get("ari", float("nan"))), _fmt(r["purity"]))
         tables.append(g)
     return tables
 
@@ -238,5 +249,13 @@ def run_report(run_dir: str | Path, catalog: Any = None, vocab: "Vocabulary | No
     diag = compute_diagnostics(assignment, vocab, labels_from_catalog(catalog) if catalog is not None else None)
     diag["token_vocabulary"] = SemanticIds.from_assignment(assignment, vocab).token_report(vocab)
     diag["assigner"] = assignment.meta.get("assigner")
+    if (run / "build_state" / "jobs").is_dir():
+        # What the build's annotators accepted, before assignment forces every item somewhere.
+        from agentictagger.vocab.summary import coverage_by_level, load_jobs
+
+        jobs = load_jobs(run)
+        if jobs:
+            n_build = sum(len(j.items) for j in jobs if j.level == 1)
+            diag["build_coverage_per_level"] = coverage_by_level(jobs, n_build)
     save_diagnostics(diag, run / "diagnostics.json")
     return diag

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ROOT_ID = "root"
 
@@ -29,6 +32,18 @@ class Descriptor:
     parent: str  # ROOT_ID for level 1
     item_count: int = 0
     children: list[str] = field(default_factory=list)
+    named_by: str = ""  # who wrote the name: "llm", "keyphrase", "keyphrase-fallback", "" = unknown
+    exemplars: list[str] = field(default_factory=list)  # ids of the most central member items
+
+
+#: Descriptor fields kept out of vocabulary.json: vectors live in the prototypes sidecar.
+_NOT_IN_JSON = ("children",)
+PROTOTYPES_SUFFIX = ".prototypes.npz"
+
+
+def prototypes_path(vocabulary_json: str | Path) -> Path:
+    p = Path(vocabulary_json)
+    return p.with_name(p.stem + PROTOTYPES_SUFFIX)
 
 
 class Vocabulary:
@@ -37,6 +52,9 @@ class Vocabulary:
     def __init__(self, descriptors: Iterable[Descriptor] = (), meta: dict | None = None) -> None:
         self._by_id: dict[str, Descriptor] = {}
         self.meta: dict = dict(meta or {})
+        # Matching vectors per descriptor id (unit length): the centroid of the descriptor's
+        # items blended with the embedding of its name and definition. Saved beside the JSON.
+        self.prototypes: dict[str, "np.ndarray"] = {}
         self._root_children: list[str] = []
         for d in descriptors:
             self.add(d)
@@ -125,7 +143,7 @@ class Vocabulary:
         return {
             "meta": self.meta,
             "descriptors": [
-                {k: v for k, v in asdict(d).items() if k != "children"} for d in self._by_id.values()
+                {k: v for k, v in asdict(d).items() if k not in _NOT_IN_JSON} for d in self._by_id.values()
             ],
         }
 
@@ -135,14 +153,37 @@ class Vocabulary:
         return cls((Descriptor(**r) for r in descs), meta=data.get("meta"))
 
     def save(self, path: str | Path) -> None:
+        """Write the JSON (and, when there are prototypes, ``<path>.prototypes.npz``), each
+        atomically; the sidecar first, so a JSON that exists always has its vectors."""
+        import numpy as np
+
         p = Path(path)
+        side = prototypes_path(p)
+        if self.prototypes:
+            ids = [d for d in self._by_id if d in self.prototypes]
+            mat = np.stack([np.asarray(self.prototypes[d], dtype=np.float32) for d in ids])
+            tmp_side = side.with_name(side.name + ".tmp.npz")
+            np.savez_compressed(tmp_side, ids=np.asarray(ids), vectors=mat.astype(np.float16))
+            tmp_side.replace(side)
+        elif side.exists():
+            side.unlink()
         tmp = p.with_suffix(p.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
         tmp.replace(p)
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        p = Path(path)
+        vocab = cls.from_dict(json.loads(p.read_text(encoding="utf-8")))
+        side = prototypes_path(p)
+        if side.exists():
+            import numpy as np
+
+            with np.load(side, allow_pickle=False) as z:
+                for did, vec in zip(z["ids"].tolist(), z["vectors"].astype(np.float32)):
+                    if did in vocab:
+                        vocab.prototypes[did] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        return vocab
 
     def render(self, max_level: int | None = None) -> str:
         """An indented text tree, for people."""

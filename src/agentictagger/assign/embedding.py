@@ -29,8 +29,17 @@ class DescriptorIndex:
         self.vocab = vocab
         self.ids = [d.id for d in vocab]
         self.row = {did: i for i, did in enumerate(self.ids)}
-        texts = [descriptor_text(vocab[did]) for did in self.ids]
-        self.matrix = encoder.encode(texts).astype(np.float32) if texts else np.zeros((0, 1), np.float32)
+        # A descriptor with a prototype (its items' centroid blended with its name, written by the
+        # build) is matched by it; others by the embedding of "name: definition".
+        need = [did for did in self.ids if did not in vocab.prototypes]
+        encoded = encoder.encode([descriptor_text(vocab[did]) for did in need]) if need else None
+        rows = dict(zip(need, encoded)) if encoded is not None else {}
+        if self.ids:
+            self.matrix = np.stack(
+                [np.asarray(vocab.prototypes[did] if did in vocab.prototypes else rows[did], dtype=np.float32) for did in self.ids]
+            )
+        else:
+            self.matrix = np.zeros((0, 1), np.float32)
         self._children: dict[str, tuple[list[str], np.ndarray]] = {}
         self._subtree: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 

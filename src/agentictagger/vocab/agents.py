@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from agentictagger.vocab.keyphrases import name_groups
 from agentictagger.vocabulary import descriptor_text as vocabulary_text
-from agentictagger.vocab.representatives import medoid_clusters
 
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
 
@@ -24,6 +22,11 @@ EncodeFn = Callable[[Sequence[str]], np.ndarray]
 class DescriptorDraft:
     name: str
     definition: str
+    # Offline architect only: the vector items are matched against (group centroid blended with
+    # the name's embedding), who wrote the name, and the group's most central items (local idx).
+    prototype: np.ndarray | None = field(default=None, repr=False, compare=False)
+    named_by: str = ""
+    exemplars: list[int] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass
@@ -37,6 +40,7 @@ class JobView:
     embeddings: np.ndarray  # (len(texts), dim), L2-normalised
     seed: int = 0
     exclude_terms: frozenset[str] = frozenset()  # brand-like words never to use as names
+    brand_strings: frozenset[str] = frozenset()  # whole brand names (normalised), never names
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -94,31 +98,74 @@ def descriptor_text(d: DescriptorDraft) -> str:
 
 
 class EmbeddingAnnotator:
-    """Nearest descriptor by cosine similarity between item text and "name: definition".
+    """Nearest descriptor by cosine similarity.
 
-    Items whose best similarity is below ``threshold`` are failures; their note is the item's
-    own text and its nearest miss. ``margin`` lets an item follow several near-tied
-    descriptors (the branching factor of the build decides whether it does).
+    A descriptor is matched by its prototype when the architect gave one (offline architect: the
+    group centroid blended with the name), else by the embedding of "name: definition".
+
+    Which items *fit* (coverage, failures) is decided one of two ways:
+
+    * ``acceptance="spread"`` (default for prototypes): an item fits its nearest descriptor when
+      its similarity is within ``outlier_z`` standard deviations below the mean similarity of the
+      items that chose that descriptor. Label-free and calibrated on each job's own items: the
+      failures are the items lying outside every group's spread.
+    * ``acceptance="threshold"``: a fixed cosine ``threshold`` (+ ``threshold_step`` per level
+      below 1), for descriptors matched by their text embedding.
+
+    ``margin`` lets an item follow several near-tied descriptors (the build's branching decides).
     """
 
     def __init__(
-        self, encode: EncodeFn, threshold: float, margin: float = 0.02, max_matches: int = 3, threshold_step: float = 0.0
+        self,
+        encode: EncodeFn,
+        threshold: float,
+        margin: float = 0.02,
+        max_matches: int = 3,
+        threshold_step: float = 0.0,
+        outlier_z: float = 2.0,
+        acceptance: str = "auto",
     ) -> None:
         self.encode = encode
         self.threshold = threshold
         self.threshold_step = threshold_step
         self.margin = margin
         self.max_matches = max_matches
+        self.outlier_z = outlier_z
+        self.acceptance = acceptance
+
+    def vectors(self, descriptors: list[DescriptorDraft]) -> np.ndarray:
+        need = [i for i, d in enumerate(descriptors) if d.prototype is None]
+        enc = self.encode([descriptor_text(descriptors[i]) for i in need]) if need else None
+        rows = dict(zip(need, enc)) if enc is not None else {}
+        return np.stack(
+            [np.asarray(d.prototype if d.prototype is not None else rows[i], dtype=np.float32) for i, d in enumerate(descriptors)]
+        )
 
     def similarities(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int]) -> np.ndarray:
         if not descriptors or not items:
             return np.zeros((len(items), len(descriptors)), dtype=np.float32)
-        d = self.encode([descriptor_text(x) for x in descriptors])
-        return job.embeddings[items] @ d.T
+        return job.embeddings[items] @ self.vectors(descriptors).T
+
+    def cutoffs(self, job: JobView, descriptors: list[DescriptorDraft], sims: np.ndarray) -> np.ndarray:
+        """Per descriptor, the similarity below which an item does not fit it."""
+        mode = self.acceptance
+        if mode == "auto":
+            mode = "spread" if descriptors and all(d.prototype is not None for d in descriptors) else "threshold"
+        fixed = self.threshold + self.threshold_step * (job.level - 1)
+        if mode == "threshold" or sims.shape[0] == 0:
+            return np.full(len(descriptors), fixed, dtype=np.float32)
+        best = sims.argmax(axis=1)
+        top = sims[np.arange(len(sims)), best]
+        cut = np.full(len(descriptors), float(top.mean() - self.outlier_z * top.std()), dtype=np.float32)
+        for k in range(len(descriptors)):
+            s = top[best == k]
+            if len(s) >= 5:
+                cut[k] = float(s.mean() - self.outlier_z * s.std())
+        return cut
 
     def annotate(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int]) -> list[ItemAnnotation]:
         sims = self.similarities(job, descriptors, items)
-        threshold = self.threshold + self.threshold_step * (job.level - 1)
+        cut = self.cutoffs(job, descriptors, sims) if descriptors else np.zeros(0)
         out: list[ItemAnnotation] = []
         for row, i in enumerate(items):
             if sims.shape[1] == 0:
@@ -126,53 +173,129 @@ class EmbeddingAnnotator:
                 continue
             s = sims[row]
             order = np.argsort(-s, kind="stable")
-            best = float(s[order[0]])
-            if best < threshold:
-                miss = descriptors[int(order[0])].name
+            first = int(order[0])
+            best = float(s[first])
+            if best < cut[first]:
+                miss = descriptors[first].name
                 out.append(ItemAnnotation([], f"{_clip(job.texts[i])} | nearest: {miss} ({best:.2f})"))
                 continue
-            matches = [int(j) for j in order[: self.max_matches] if s[j] >= max(threshold, best - self.margin)]
-            out.append(ItemAnnotation(matches))
+            matches = [int(j) for j in order[: self.max_matches] if s[j] >= max(cut[j], best - self.margin)]
+            out.append(ItemAnnotation(matches or [first]))
         return out
 
 
 class EmbeddingArchitect:
-    """Proposes descriptors by clustering in embedding space and naming clusters by key phrases.
+    """Groups a job's items in embedding space and has a namer say what each group is.
 
-    ``propose`` groups the job's items around medoids of the representatives; ``refine`` adds
-    named groups for the failed items, merges descriptors whose embeddings nearly coincide and
-    drops descriptors no item chose.
+    ``propose``: fine KMeans clusters (``fine_per_group`` per descriptor), merged bottom-up by
+    size-weighted Ward linkage into ``target`` groups (:mod:`agentictagger.vocab.grouping`). At
+    levels up to ``guide_levels`` the namer also names the fine clusters first and each fine
+    cluster's vector is blended with its name's embedding (weight ``guide_weight``), so groups that
+    are the same kind of item merge even when their texts differ. Each group is then named, and
+    its prototype is its centroid blended with its name's embedding (``prototype_weight``).
+
+    ``refine``: drops descriptors no item chose, merges near-duplicate prototypes, and adds named
+    groups for failed items when they form groups of at least ``min_new_group_share`` of the job.
     """
 
     def __init__(
         self,
         encode: EncodeFn,
+        namer: Any = None,
+        *,
         merge_threshold: float = 0.92,
         min_group_items: int = 3,
         failures_per_new_group: int = 15,
         max_new_per_step: int = 8,
-        max_descriptors: int = 40,
+        max_descriptors: int = 30,
+        fine_per_group: int = 4,
+        min_fine_size: int = 5,
+        guide_levels: int = 1,
+        guide_weight: float = 0.5,
+        prototype_weight: float = 0.2,
+        min_new_group_share: float = 0.01,
+        exemplars: int = 8,
+        restarts: int = 5,
     ) -> None:
+        from agentictagger.vocab.naming import KeyphraseNamer
+
         self.encode = encode
+        self.namer = namer if namer is not None else KeyphraseNamer(encode)
         self.merge_threshold = merge_threshold
         self.min_group_items = min_group_items
         self.failures_per_new_group = failures_per_new_group
         self.max_new_per_step = max_new_per_step
         self.max_descriptors = max_descriptors
+        self.fine_per_group = fine_per_group
+        self.min_fine_size = min_fine_size
+        self.guide_levels = guide_levels
+        self.guide_weight = guide_weight
+        self.prototype_weight = prototype_weight
+        self.min_new_group_share = min_new_group_share
+        self.n_exemplars = exemplars
+        self.restarts = restarts
 
+    # -- helpers ----------------------------------------------------------------------------------
+    def _ctx(self, job: JobView, taken: Sequence[str] = ()) -> Any:
+        from agentictagger.vocab.naming import NamingContext
+
+        return NamingContext(list(job.parent_path), list(taken), frozenset(job.exclude_terms), frozenset(job.brand_strings))
+
+    def _central(self, job: JobView, members: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Members sorted by closeness to their centroid, and the unit centroid."""
+        c = job.embeddings[members].mean(axis=0)
+        c = c / max(float(np.linalg.norm(c)), 1e-12)
+        order = members[np.argsort(-(job.embeddings[members] @ c), kind="stable")]
+        return [int(i) for i in order], c
+
+    def _named_drafts(self, job: JobView, groups: list[np.ndarray], taken: Sequence[str]) -> list[DescriptorDraft]:
+        from agentictagger.vocab.naming import NamingGroup
+
+        central = [self._central(job, g) for g in groups]
+        labels = self.namer.name([NamingGroup([job.texts[i] for i in order[:40]]) for order, _ in central], self._ctx(job, taken))
+        name_vecs = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
+        out = []
+        for (order, cent), lb, nv in zip(central, labels, name_vecs):
+            w = self.prototype_weight
+            proto = (1 - w) * cent + w * np.asarray(nv, dtype=np.float32)
+            proto = proto / max(float(np.linalg.norm(proto)), 1e-12)
+            out.append(DescriptorDraft(lb.name, lb.definition, proto.astype(np.float32), lb.named_by, order[: self.n_exemplars]))
+        return out
+
+    # -- the role ---------------------------------------------------------------------------------
     def propose(self, job: JobView, representatives: list[int], target: int) -> list[DescriptorDraft]:
-        reps = representatives or list(range(len(job)))
-        k = max(1, min(target, len(reps)))
-        medoid_pos, _ = medoid_clusters(job.embeddings[reps], k, job.seed)
-        centres = job.embeddings[[reps[m] for m in medoid_pos]]
-        # Every job item joins its nearest centre, so names are learnt from whole groups.
-        labels = np.argmax(job.embeddings @ centres.T, axis=1)
-        groups = [[job.texts[i] for i in np.flatnonzero(labels == c)] for c in range(len(centres))]
-        groups = [g for g in groups if len(g) >= min(self.min_group_items, len(job))]
-        named = name_groups(
-            groups, self.encode, exclude_terms=_name_exclusions(job), taken_names=job.parent_path, context=_context(job)
-        )
-        return [DescriptorDraft(g.name, g.definition) for g in named]
+        from agentictagger.vocab.grouping import fine_clusters, n_fine_clusters, normalise, order_by_size, ward_merge
+        from agentictagger.vocab.naming import NamingGroup
+
+        n = len(job)
+        target = max(1, min(target, n))
+        m = n_fine_clusters(n, target, self.fine_per_group, self.min_fine_size)
+        # Several fine clusterings, each merged by centroids; keep the one whose groups are
+        # tightest (lowest within-group squared error), like KMeans's n_init: label-free, and it
+        # makes the result depend less on one random start.
+        best: tuple[float, np.ndarray, np.ndarray] | None = None
+        for r in range(max(1, self.restarts)):
+            f, c = fine_clusters(job.embeddings, m, job.seed + 7919 * r)
+            sz = np.bincount(f, minlength=len(c))
+            g = ward_merge(c, sz, target)[f] if len(c) > target else f
+            sse = _within_sse(job.embeddings, g)
+            if best is None or sse < best[0]:
+                best = (sse, f, c)
+        assert best is not None
+        _, fine, cent = best
+        m = len(cent)
+        sizes = np.bincount(fine, minlength=m)
+        vectors = cent
+        if job.level <= self.guide_levels and self.guide_weight > 0 and m > target:
+            order = [self._central(job, np.flatnonzero(fine == c))[0] for c in range(m)]
+            labels = self.namer.name([NamingGroup([job.texts[i] for i in o[:40]]) for o in order], self._ctx(job))
+            nv = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
+            vectors = normalise((1 - self.guide_weight) * cent + self.guide_weight * np.asarray(nv, dtype=np.float32))
+        to_group = ward_merge(vectors, sizes, target) if m > target else np.arange(m)
+        labels_ = order_by_size(to_group[fine])
+        groups = [np.flatnonzero(labels_ == g) for g in range(int(labels_.max()) + 1)]
+        groups = [g for g in groups if len(g) >= min(self.min_group_items, n)]
+        return self._named_drafts(job, groups, [])
 
     def refine(
         self,
@@ -187,7 +310,6 @@ class EmbeddingArchitect:
             if a.matches:
                 counts[a.matches[0]] += 1
         changes: list[str] = []
-        # Drop descriptors no item picked first.
         keep = [i for i in range(len(descriptors)) if counts[i] > 0]
         if len(keep) < len(descriptors):
             changes.append(f"removed {len(descriptors) - len(keep)} unused")
@@ -196,35 +318,29 @@ class EmbeddingArchitect:
         kept, merged = self._merge_near_duplicates(kept, kept_counts)
         if merged:
             changes.append(f"merged {merged} near-duplicates")
-        # New groups for the items nothing covers.
-        failed = [i for i, a in enumerate(annotations) if not a.covered]
+        failed = np.asarray([i for i, a in enumerate(annotations) if not a.covered], dtype=np.int64)
         room = self.max_descriptors - len(kept)
-        if len(failed) >= self.min_group_items and room > 0:
+        min_size = max(self.min_group_items, int(np.ceil(self.min_new_group_share * len(job))))
+        if len(failed) >= min_size and room > 0:
+            from agentictagger.vocab.grouping import fine_clusters
+
             n_new = int(np.clip(round(len(failed) / self.failures_per_new_group), 1, min(self.max_new_per_step, room)))
-            _, labels = medoid_clusters(job.embeddings[failed], n_new, job.seed + len(descriptors))
-            groups = [[job.texts[failed[j]] for j in np.flatnonzero(labels == c)] for c in range(n_new)]
-            groups = [g for g in groups if len(g) >= self.min_group_items]
+            lab, _ = fine_clusters(job.embeddings[failed], n_new, job.seed + len(descriptors))
+            groups = [failed[lab == c] for c in range(n_new)]
+            groups = [g for g in groups if len(g) >= min_size]
             if groups:
-                # Name new groups against the covered items too, so they get distinct names.
-                covered_texts = [job.texts[i] for i, a in enumerate(annotations) if a.covered]
-                named = name_groups(
-                    groups + ([covered_texts] if covered_texts else []),
-                    self.encode,
-                    exclude_terms=_name_exclusions(job),
-                    taken_names=[d.name for d in kept] + job.parent_path,
-                    context=_context(job),
-                )[: len(groups)]
-                kept += [DescriptorDraft(g.name, g.definition) for g in named]
-                changes.append(f"added {len(named)} for {len(failed)} failures")
-        # Like an LLM architect that sees it could not address every failure this round: ask
-        # for another step (the builder caps this at max_refine_steps).
+                new = self._named_drafts(job, groups, [d.name for d in kept])
+                kept += new
+                changes.append(f"added {len(new)} for {len(failed)} failures")
+        if room <= 0 and len(failed) >= min_size:
+            changes.append(f"at the cap of {self.max_descriptors} descriptors: no room for new groups")
         wants_more = len(failed) > self.failures_per_new_group * self.max_new_per_step and room > self.max_new_per_step
         return Refinement(kept, wants_more_steps=wants_more, summary="; ".join(changes) or "no change")
 
     def _merge_near_duplicates(self, descs: list[DescriptorDraft], counts: list[int]) -> tuple[list[DescriptorDraft], int]:
         if len(descs) < 2:
             return descs, 0
-        e = self.encode([descriptor_text(d) for d in descs])
+        e = EmbeddingAnnotator(self.encode, 0.0).vectors(descs)
         sim = e @ e.T
         order = np.argsort(-np.asarray(counts), kind="stable")
         alive: list[int] = []
@@ -235,15 +351,13 @@ class EmbeddingArchitect:
         return [descs[i] for i in alive], len(descs) - len(alive)
 
 
-def _name_exclusions(job: JobView) -> set[str]:
-    """Brand-like words, and the words of the parent path: a child of "Shampoo" should say what
-    kind of shampoo ("Sulfate-free"), not repeat "Shampoo"."""
-    words = {w.lower() for name in job.parent_path for w in re.findall(r"[A-Za-z][A-Za-z\-']+", name)}
-    return set(job.exclude_terms) | words
-
-
-def _context(job: JobView) -> str:
-    return job.parent_path[-1] if job.parent_path else ""
+def _within_sse(x: np.ndarray, labels: np.ndarray) -> float:
+    """Sum of squared distances of items to their group's mean."""
+    total = 0.0
+    for g in np.unique(labels):
+        xs = x[labels == g]
+        total += float(((xs - xs.mean(axis=0)) ** 2).sum())
+    return total
 
 
 def _clip(text: str, n: int = 200) -> str:

@@ -15,9 +15,22 @@ from agentictagger.catalog import Catalog
 from agentictagger.config import LLMConfig, RunConfig
 from agentictagger.vocab.agents import EmbeddingAnnotator, EmbeddingArchitect
 from agentictagger.vocab.builder import BuildResult, VocabularyBuilder
-from agentictagger.vocab.keyphrases import brand_terms, first_word_brands
+from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands
 
 log = logging.getLogger(__name__)
+
+
+def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> Any:
+    """The offline architect's namer: key phrases, or the LLM for levels 1..max_level."""
+    from agentictagger.vocab.naming import KeyphraseNamer, LevelNamer, LLMNamer
+
+    offline = KeyphraseNamer(encode)
+    if naming.kind != "llm":
+        return offline
+    llm = LLMNamer(
+        client(naming.llm), offline, titles_per_group=naming.titles_per_group, max_reasks=naming.max_reasks
+    )
+    return LevelNamer(llm, offline, naming.max_level)
 
 
 def build_set(catalog: Catalog, cfg: RunConfig) -> Catalog:
@@ -63,8 +76,10 @@ def build_vocabulary(
     emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)
     embed_s = time.monotonic() - t0
 
-    known_brands = [str(it.fields.get("brand") or "") for it in items if it.fields.get("brand")]
-    exclude = frozenset(first_word_brands(texts) | brand_terms(known_brands))
+    brand_field = cfg.catalog.brand_field
+    brands = [str(it.fields.get(brand_field) or "") if brand_field else "" for it in items]
+    exclude = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
+    whole_brands = frozenset(brand_strings(brands))
 
     usage = _load_usage(run_dir)
     clients: dict[str, Any] = {}
@@ -82,7 +97,11 @@ def build_vocabulary(
 
     b = cfg.build
     offline_architect = EmbeddingArchitect(
-        embedder.encode, merge_threshold=b.architect.merge_threshold, max_descriptors=b.max_descriptors
+        embedder.encode,
+        make_namer(b.naming, embedder.encode, client),
+        merge_threshold=b.architect.merge_threshold,
+        max_descriptors=b.max_descriptors,
+        **b.grouping.model_dump(),
     )
     if b.architect.kind == "llm":
         from agentictagger.vocab.llm_agents import LLMArchitect
@@ -115,6 +134,7 @@ def build_vocabulary(
             threshold=b.annotator.threshold,
             margin=b.annotator.margin,
             threshold_step=b.annotator.threshold_step,
+            outlier_z=b.annotator.outlier_z,
         )
 
     def report(stats: dict) -> None:
@@ -142,6 +162,8 @@ def build_vocabulary(
         run_dir=run_dir,
         fallback_architect=fallback,
         exclude_terms=exclude,
+        brand_strings=whole_brands,
+        item_ids=items.ids,
         seed=cfg.seed,
         progress=report,
     )

@@ -92,7 +92,29 @@ class JobState:
     errors: list[str] = field(default_factory=list)  # last step's call errors per item
     status: str = "running"  # running | done | failed
     error: str = ""
-    final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx]}]
+    final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx], ...}]
+    # Last step's descriptors as the offline architect made them: prototype vectors (rounded),
+    # who named each, and their exemplars (build idx). Empty lists for an LLM architect.
+    prototypes: list[list[float] | None] = field(default_factory=list)
+    named_by: list[str] = field(default_factory=list)
+    exemplars: list[list[int]] = field(default_factory=list)
+
+    def drafts(self) -> list[DescriptorDraft]:
+        """The last step's descriptors, with their prototypes when the architect gave them."""
+        last = self.steps[-1]
+        out = []
+        for k, (n, d) in enumerate(last.descriptors):
+            proto = self.prototypes[k] if k < len(self.prototypes) else None
+            out.append(
+                DescriptorDraft(
+                    n,
+                    d,
+                    np.asarray(proto, dtype=np.float32) if proto is not None else None,
+                    self.named_by[k] if k < len(self.named_by) else "",
+                    [],
+                )
+            )
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> "JobState":
@@ -143,8 +165,10 @@ class VocabularyBuilder:
         fallback_architect: Architect | None = None,
         encode: EncodeFn | None = None,
         exclude_terms: frozenset[str] = frozenset(),
+        brand_strings: frozenset[str] = frozenset(),
         seed: int = 0,
         progress: ProgressFn | None = None,
+        item_ids: Sequence[str] | None = None,
     ) -> None:
         if len(texts) != len(embeddings):
             raise ValueError("texts and embeddings differ in length")
@@ -157,8 +181,10 @@ class VocabularyBuilder:
         self.run_dir = Path(run_dir)
         self.state_dir = self.run_dir / "build_state"
         self.exclude_terms = exclude_terms
+        self.brand_strings = brand_strings
         self.seed = seed
         self.progress = progress
+        self.item_ids = list(item_ids) if item_ids is not None else None
         self._log_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self.stats: dict[str, Any] = {"done": 0, "running": 0, "queued": 0, "last_coverage": None, "level": 1}
@@ -241,6 +267,7 @@ class VocabularyBuilder:
             embeddings=self.emb[job.items],
             seed=_seed(self.seed, job.job_id),
             exclude_terms=self.exclude_terms,
+            brand_strings=self.brand_strings,
         )
         target = self._target(job)
         if not job.steps:
@@ -251,7 +278,7 @@ class VocabularyBuilder:
             self._annotate_and_record(job, view, drafts, 0, "initial proposal", False, fallback, t)
         while not self._should_stop(job):
             t = time.monotonic()
-            drafts = [DescriptorDraft(n, d) for n, d in job.steps[-1].descriptors]
+            drafts = job.drafts()
             annotations = job.last_annotations()
             failures = self._distill_failures(view, annotations)
             refinement, fallback = self._architect_call(
@@ -350,6 +377,16 @@ class VocabularyBuilder:
             seconds=round(time.monotonic() - t0, 3),
         )
         job.steps.append(rec)
+        job.prototypes = [
+            [round(float(v), 5) for v in d.prototype] if d.prototype is not None else None for d in drafts
+        ]
+        job.named_by = [d.named_by for d in drafts]
+        job.exemplars = [[job.items[i] for i in d.exemplars] for d in drafts]
+        if len(drafts) >= self.cfg.max_descriptors:
+            log.warning(
+                "job %s step %d: %d descriptors, the cap (build.max_descriptors=%d)",
+                job.job_id, step, len(drafts), self.cfg.max_descriptors,
+            )
         job.annotations = [a.matches for a in annotations]
         job.notes = [a.note for a in annotations]
         job.errors = [a.error for a in annotations]
@@ -378,7 +415,14 @@ class VocabularyBuilder:
                 members[k].append(job.items[local])
         order = sorted(range(len(members)), key=lambda k: (-len(members[k]), k))
         job.final = [
-            {"name": last.descriptors[k][0], "definition": last.descriptors[k][1], "members": members[k]}
+            {
+                "name": last.descriptors[k][0],
+                "definition": last.descriptors[k][1],
+                "members": members[k],
+                "prototype": job.prototypes[k] if k < len(job.prototypes) else None,
+                "named_by": job.named_by[k] if k < len(job.named_by) else "",
+                "exemplars": job.exemplars[k] if k < len(job.exemplars) else [],
+            }
             for k in order
             if members[k]
         ]
@@ -444,7 +488,20 @@ class VocabularyBuilder:
                 return
             for k, d in enumerate(job.final):
                 did = descriptor_id(job_id, k)
-                vocab.add(Descriptor(did, d["name"], d["definition"], job.level, job_id, len(d["members"])))
+                vocab.add(
+                    Descriptor(
+                        did,
+                        d["name"],
+                        d["definition"],
+                        job.level,
+                        job_id,
+                        len(d["members"]),
+                        named_by=d.get("named_by", ""),
+                        exemplars=[self.item_ids[i] for i in d.get("exemplars", [])] if self.item_ids else [],
+                    )
+                )
+                if d.get("prototype") is not None:
+                    vocab.prototypes[did] = np.asarray(d["prototype"], dtype=np.float32)
                 add(did)
 
         add(ROOT_ID)

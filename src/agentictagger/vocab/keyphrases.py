@@ -30,6 +30,8 @@ PACKAGING_WORDS = frozenset(
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | PACKAGING_WORDS
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z\-']+")
+# Brand words may hold digits ("3M", "X-Acto"): a word with at least one letter.
+_BRAND_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-']*")
 
 
 def first_word_brands(
@@ -58,15 +60,52 @@ def first_word_brands(
     }
 
 
-def brand_terms(brands: Sequence[str]) -> set[str]:
-    """Lower-cased words of known brand names (e.g. a catalog's brand field)."""
-    out: set[str] = set()
+def brand_terms(brands: Sequence[str], texts: Sequence[str] = (), max_nonbrand_share: float = 0.5) -> set[str]:
+    """Lower-cased words that act as brands in this catalog, never ordinary category words.
+
+    ``brands[i]`` is item i's brand string (may be empty) and ``texts[i]`` its text. Two kinds of
+    words are returned:
+
+    * every word of a brand string that never occurs outside brand strings (in the catalog's
+      texts with each item's own brand removed): "hatchbox", "amscope";
+    * a brand's *leading* word when items mention it outside brand strings in at most
+      ``max_nonbrand_share`` times as many items as carry the brand ("3m", "dewalt").
+
+    Words common in non-brand text stay usable however many brands contain them: "lab",
+    "safety", "supply" (brand "Lab Safety Supply"), "medical", "industrial", "tape". Without
+    ``texts`` only the leading words of brands are returned (the other words cannot be judged).
+    """
+    brands = [b or "" for b in brands]
+
+    def tokens(text: str) -> list[str]:
+        return [t for t in _BRAND_TOKEN.findall(text) if any(c.isalpha() for c in t)]
+
+    lead_items: Counter[str] = Counter()
+    brand_vocab: set[str] = set()
     for b in brands:
-        for t in _TOKEN.findall(b or ""):
-            t = t.lower()
-            if len(t) > 2 and t not in STOP_WORDS:
-                out.add(t)
+        toks = [t.lower() for t in tokens(b)]
+        toks = [t for t in toks if len(t) > 1 and t not in STOP_WORDS]
+        if toks:
+            lead_items[toks[0]] += 1
+        brand_vocab.update(toks)
+    if not texts:
+        return set(lead_items)
+    nonbrand_df: Counter[str] = Counter()
+    for i, text in enumerate(texts):
+        b = brands[i] if i < len(brands) else ""
+        if b:
+            text = re.sub(r"(?i)brand:\s*" + re.escape(b), " ", text)
+            text = re.sub(r"(?i)" + re.escape(b), " ", text)
+        nonbrand_df.update({t.lower() for t in tokens(text)} & brand_vocab)
+    out = {w for w in brand_vocab if nonbrand_df[w] == 0}
+    out |= {w for w, n in lead_items.items() if nonbrand_df[w] <= max_nonbrand_share * n}
     return out
+
+
+def brand_strings(brands: Sequence[str]) -> set[str]:
+    """Whole brand names, normalised (lower case, single spaces): a descriptor named exactly
+    like a brand is rejected even when each of its words is an ordinary word."""
+    return {" ".join(t.lower() for t in _TOKEN.findall(b or "")) for b in brands if b and _TOKEN.search(b)}
 
 
 @dataclass
@@ -88,6 +127,7 @@ def name_groups(
     n_phrases: int = 5,
     min_df_share: float = 0.05,
     context: str = "",
+    parent_path: Sequence[str] = (),
 ) -> list[GroupName]:
     """One distinct, human-readable name + definition per group of item texts.
 
@@ -96,6 +136,9 @@ def name_groups(
     already used by siblings that a new name must not repeat; ``context`` (the parent's name)
     opens each definition, so a child named without its parent's words still matches its items.
     """
+    from agentictagger.vocab.names import head_word, is_noun_phrase, name_key
+
+    parent_heads = {head_word(p) for p in parent_path[-1:]}
     if not groups:
         return []
     vec = CountVectorizer(
@@ -111,10 +154,12 @@ def name_groups(
     except ValueError:  # no usable words at all
         return [_fallback(i, taken_names) for i in range(len(groups))]
     vocab = np.asarray(vec.get_feature_names_out())
-    ok = np.array([_usable(p, exclude_terms) for p in vocab])
+    ok = np.array(
+        [_usable(p, exclude_terms) and is_noun_phrase(p) and head_word(p) not in parent_heads for p in vocab]
+    )
     df_all = np.asarray(x.sum(axis=0)).ravel() / max(1, len(all_texts))
     bounds = np.cumsum([0] + [len(g) for g in groups])
-    used_names = {n.lower() for n in taken_names}
+    used_names = {name_key(n) for n in taken_names}
     out: list[GroupName] = []
     for gi in range(len(groups)):
         lo, hi = bounds[gi], bounds[gi + 1]
@@ -142,9 +187,10 @@ def name_groups(
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
         name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names)
-        used_names.add(name.lower())
-        subject = f"{context} items" if context else "Items"
-        definition = f"{subject} whose text is mainly about " + ", ".join(picked) + "."
+        used_names.add(name_key(name))
+        examples = [p for p in picked if p.lower() != name.lower()][:3] or picked[:1]
+        scope = f" within {context}" if context else ""
+        definition = f"{name}{scope}: items such as " + _join_words(examples) + "."
         out.append(GroupName(name, definition, picked))
     return out
 
@@ -173,15 +219,23 @@ def _mmr(emb: np.ndarray, score: np.ndarray, k: int, diversity: float = 0.5) -> 
     return chosen
 
 
+def _join_words(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _make_name(picked: list[str], coverage: list[float], used: set[str]) -> str:
+    from agentictagger.vocab.names import name_key
+
     if not picked:
         return _fallback(len(used), list(used)).name
     options = [_title(picked[0])]
-    # Two phrases only when the first covers a minority of the group and the second a real
-    # share too ("Shampoo & Conditioner"); otherwise the pair reads as noise ("Lotion & Pure").
+    # Two phrases only when both are single nouns, the first covers a minority of the group and
+    # the second a real share too ("Shampoo & Conditioner"); a pair of longer phrases reads as
+    # noise ("Adhesive & Length Width").
     if len(picked) > 1:
         a, b = picked[0], picked[1]
-        if not set(a.split()) & set(b.split()):
+        if len(a.split()) == 1 and len(b.split()) == 1 and a != b:
             pair = f"{_title(a)} & {_title(b)}"
             if coverage[0] < 0.3 and coverage[1] >= 0.2:
                 options.insert(0, pair)
@@ -189,11 +243,11 @@ def _make_name(picked: list[str], coverage: list[float], used: set[str]) -> str:
                 options.append(pair)
     options += [_title(p) for p in picked[1:]]
     for opt in options:
-        if opt.lower() not in used:
+        if name_key(opt) not in used:
             return opt
     base = options[0]
     i = 2
-    while f"{base} ({i})".lower() in used:
+    while name_key(f"{base} ({i})") in used:
         i += 1
     return f"{base} ({i})"
 

@@ -1,0 +1,140 @@
+"""What makes a descriptor name acceptable: a noun phrase naming a kind of item.
+
+Used by every namer (key phrases offline, the LLM namer) and by the name-quality figures of the
+benchmarks, so "acceptable" means one thing everywhere. Word classes come from ``lemminflect``
+(a maintained English lemma/inflection lexicon, no model download): a name's head (its last
+word) must have a noun reading; colour, marketing and unit words never head a name; lemmas make
+"Filament" and "Filaments" the same name among siblings and catch a child that repeats its
+parent's head word ("Screw > Screws").
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-']*")
+
+COLOUR_WORDS = frozenset(
+    """black white red blue green yellow pink purple orange brown grey gray silver gold golden beige
+    ivory cream navy teal turquoise violet magenta cyan maroon burgundy tan khaki bronze copper-colored
+    clear transparent translucent multicolor multicolored rainbow neon pastel nude""".split()
+)
+# Words that praise, size or package an item rather than say what it is.
+MARKETING_WORDS = frozenset(
+    """super deluxe premium pro professional ultra mini max plus best top new original genuine
+    authentic classic luxury quality great perfect ideal advanced basic standard heavy-duty
+    universal essential essentials collection series edition bundle kit kits set sets pack packs
+    assorted assortment various variety value bulk lot travel size large small medium xl""".split()
+)
+UNIT_WORDS = frozenset(
+    """oz ounce ounces fl ml l lb lbs g gram grams kg mg mm cm m ft inch inches in psi
+    awg volt volts v watt watts w amp amps a mah ohm hz rpm pcs pc pk ct count""".split()
+)
+FUNCTION_WORDS = frozenset(
+    """and or with for of the a an to in on by from without per x & &amp; + / vs""".split()
+)
+
+
+def words(name: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(name)]
+
+
+@lru_cache(maxsize=65536)
+def _lemmas(word: str) -> dict[str, tuple[str, ...]]:
+    import lemminflect
+
+    return dict(lemminflect.getAllLemmas(word))
+
+
+def lemma(word: str) -> str:
+    """Noun lemma when the word has a noun reading ("Gloves" -> "glove"), else the word."""
+    w = word.lower()
+    lem = _lemmas(w)
+    if "NOUN" in lem:
+        return lem["NOUN"][0].lower()
+    for pos in ("PROPN", "VERB", "ADJ"):
+        if pos in lem:
+            return lem[pos][0].lower()
+    return w
+
+
+def name_key(name: str) -> str:
+    """Comparison key for sibling names: lemmas of the content words, in order."""
+    return " ".join(lemma(w) for w in words(name) if w not in FUNCTION_WORDS)
+
+
+def head_word(name: str) -> str:
+    """The lemma of the last content word: the noun a noun phrase names ("Lab Gloves" -> "glove")."""
+    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    return lemma(content[-1]) if content else ""
+
+
+def is_noun(word: str) -> bool:
+    """True when the word can be a noun: a noun reading in the lexicon, or an unknown word that is
+    not a number (unknown words are mostly technical nouns: "nitrile", "thermocouple")."""
+    w = word.lower()
+    if w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS or w in FUNCTION_WORDS:
+        return False
+    if not any(c.isalpha() for c in w):
+        return False
+    lem = _lemmas(w)
+    if not lem:
+        return len(w) > 2
+    return "NOUN" in lem or "PROPN" in lem
+
+
+def name_problems(
+    name: str,
+    *,
+    parent_path: Sequence[str] = (),
+    siblings: Iterable[str] = (),
+    brand_terms: frozenset[str] | set[str] = frozenset(),
+    brand_strings: frozenset[str] | set[str] = frozenset(),
+    max_words: int = 5,
+) -> list[str]:
+    """Why ``name`` is not an acceptable descriptor name; [] when it is."""
+    ws = words(name)
+    out: list[str] = []
+    if not ws:
+        return ["empty name"]
+    content = [w for w in ws if w not in FUNCTION_WORDS]
+    if len(ws) > max_words:
+        out.append(f"{name!r} has {len(ws)} words; use at most {max_words}")
+    if not content or not is_noun(content[-1]):
+        out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
+    if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
+        out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
+    parts = [p for p in re.split(r"\s*(?:&|\+|\band\b)\s*", name, flags=re.I) if words(p)]
+    if len(parts) > 2:
+        out.append(f"{name!r} joins more than two phrases")
+    elif len(parts) == 2:
+        # "Shampoo & Conditioner", "Pipes and Fittings" read as one kind of item; a pair of
+        # longer phrases ("Adhesive & Length Width") is two unrelated key phrases glued together.
+        if any(len([w for w in words(p) if w not in FUNCTION_WORDS]) > 1 for p in parts) or not all(
+            is_noun(words(p)[-1]) for p in parts
+        ):
+            out.append(f"{name!r} joins two unrelated phrases")
+    norm = " ".join(ws)
+    if norm in brand_strings:
+        out.append(f"{name!r} is a brand name")
+    elif brand_terms and sum(w in brand_terms for w in content) * 2 > len(content):
+        out.append(f"{name!r} looks like a brand name, not a category")
+    if parent_path:
+        parent_heads = {head_word(p) for p in parent_path[-1:]}
+        if head_word(name) in parent_heads:
+            out.append(f"{name!r} repeats its parent's head word {head_word(parent_path[-1])!r}")
+        if name_key(name) in {name_key(p) for p in parent_path}:
+            out.append(f"{name!r} repeats a parent category")
+    key = name_key(name)
+    if key and key in {name_key(s) for s in siblings}:
+        out.append(f"{name!r} repeats a sibling's name")
+    return out
+
+
+def is_noun_phrase(name: str) -> bool:
+    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    return bool(content) and is_noun(content[-1]) and not all(
+        w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content
+    )
