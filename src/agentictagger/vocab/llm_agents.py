@@ -92,8 +92,14 @@ class LLMArchitect:
         max_tokens: int = 1500,
         temperature: float = 0.0,
         brand_terms: frozenset[str] = frozenset(),
+        bounded_strings: bool | None = None,
     ) -> None:
         self.client = client
+        # Length-bounded names/definitions in the schema: on by default for llama.cpp backends,
+        # whose grammars enforce them (see prompts.descriptors_schema).
+        if bounded_strings is None:
+            bounded_strings = getattr(getattr(client, "cfg", None), "backend", "") in ("local", "embedded")
+        self.bounded_strings = bool(bounded_strings)
         self.min_count = min_count
         self.max_count = max_count
         self.max_validation_retries = max_validation_retries
@@ -119,7 +125,8 @@ class LLMArchitect:
             )
 
         drafts, _ = self._ask(
-            job, user, len(texts), len(prompts.PROPOSE_ITEM_CHARS), prompts.descriptors_schema(lo, hi), lo, hi,
+            job, user, len(texts), len(prompts.PROPOSE_ITEM_CHARS),
+            prompts.descriptors_schema(lo, hi, bounded=self.bounded_strings), lo, hi,
             representatives,
         )
         return drafts
@@ -157,7 +164,8 @@ class LLMArchitect:
             )
 
         drafts, raw = self._ask(
-            job, user, len(reports), len(prompts.REFINE_LEVELS), prompts.descriptors_schema(lo, hi, with_continue=True),
+            job, user, len(reports), len(prompts.REFINE_LEVELS),
+            prompts.descriptors_schema(lo, hi, with_continue=True, bounded=self.bounded_strings),
             lo, hi, [f.item for f in failures],
         )
         return Refinement(drafts, wants_more_steps=bool(raw.get("needs_more_steps")), summary="architect revision")
@@ -168,20 +176,26 @@ class LLMArchitect:
         return lo, hi
 
     def _fit(
-        self, job: JobView, user: Callable[[int, int], str], n_max: int, n_levels: int, suffix: str, schema: dict
+        self, job: JobView, user: Callable[[int, int], str], n_max: int, n_levels: int, problems: list[str], schema: dict
     ) -> tuple[ChatRequest, int]:
         budget = self.budget
         params = SamplingParams(temperature=self.params.temperature, max_tokens=budget.max_tokens)
+        fitted = None
+        # A re-ask quotes the rejection reasons; when they do not fit either, fewer and shorter
+        # ones, and at worst none (the plain prompt again).
+        for suffix in dict.fromkeys([_rejection(problems), _rejection(problems[:3], 120), ""]):
 
-        def build(n: int, level: int) -> ChatRequest:
-            return ChatRequest.chat(
-                prompts.ARCHITECT_SYSTEM,
-                user(n, level) + suffix,
-                constraint=JsonSchemaConstraint(schema, name="descriptors"),
-                params=params,
-            )
+            def build(n: int, level: int, suffix: str = suffix) -> ChatRequest:
+                return ChatRequest.chat(
+                    prompts.ARCHITECT_SYSTEM,
+                    user(n, level) + suffix,
+                    constraint=JsonSchemaConstraint(schema, name="descriptors"),
+                    params=params,
+                )
 
-        fitted = prompts.fit_prompt(build, n_max, n_levels, budget.fits)
+            fitted = prompts.fit_prompt(build, n_max, n_levels, budget.fits)
+            if fitted is not None:
+                break
         if fitted is None:
             raise PromptTooLong(
                 f"job {job.job_id}: the architect's prompt does not fit the model's context "
@@ -208,13 +222,13 @@ class LLMArchitect:
         hi: int,
         shown: list[int],
     ) -> tuple[list[DescriptorDraft], dict]:
-        suffix = ""
+        reasons: list[str] = []  # the previous attempt's, quoted in the re-ask
         last_problems: list[str] = []
         drafts: list[DescriptorDraft] = []
         problems: list = []
         raw: dict = {}
         for attempt in range(self.max_validation_retries + 1):
-            req, n_shown = self._fit(job, user, n_max, n_levels, suffix, schema)
+            req, n_shown = self._fit(job, user, n_max, n_levels, reasons, schema)
             try:
                 resp: ChatResponse = self.client.complete(req, stage="architect")
             except InvalidAnswerError as exc:
@@ -242,12 +256,7 @@ class LLMArchitect:
                     return drafts, raw
                 last_problems = [str(p) for p in problems]
             log.info("job %s: architect answer rejected (attempt %d): %s", job.job_id, attempt + 1, "; ".join(last_problems))
-            if attempt < self.max_validation_retries:
-                suffix = (
-                    "\n\nYour previous answer was rejected for these reasons:\n- "
-                    + "\n- ".join(last_problems)
-                    + "\nAnswer again, fixing them."
-                )
+            reasons = last_problems
         # Keep the usable part of the last answer when enough of it survives the checks.
         kept = unique_by_name(drop_invalid(drafts, problems))
         if drafts and len(kept) >= lo:
@@ -260,6 +269,17 @@ class LLMArchitect:
             f"job {job.job_id}: the architect's descriptors stayed invalid after "
             f"{self.max_validation_retries + 1} tries: {'; '.join(last_problems)}"
         )
+
+
+def _rejection(problems: list[str], limit: int | None = None) -> str:
+    """The re-ask's addition to the prompt: why the previous answer was rejected."""
+    if not problems:
+        return ""
+    return (
+        "\n\nYour previous answer was rejected for these reasons:\n- "
+        + "\n- ".join(p if limit is None else p[:limit] for p in problems)
+        + "\nAnswer again, fixing them."
+    )
 
 
 class LLMAnnotator:

@@ -56,7 +56,7 @@ def descriptor_list(names: Sequence[str], definitions: Sequence[str], definition
 # Trim levels, longest first: how much of each item (and definition) a prompt shows when the
 # whole prompt does not fit the model's context. Level 0 is the untrimmed prompt.
 PROPOSE_ITEM_CHARS = (300, 200, 150, 100, 60)
-REFINE_LEVELS = ((400, None), (250, None), (150, None), (100, 160), (60, 100), (60, 50))
+REFINE_LEVELS = ((400, None), (250, None), (150, None), (100, 160), (60, 100), (60, 50), (60, 0))
 ANNOTATE_DEFINITION_CHARS = (None, 200, 120, 60, 30, 0)
 ANNOTATE_ITEM_CHARS = (1500, 800, 400, 200, 100)
 
@@ -86,10 +86,26 @@ def fit_prompt(
     return best
 
 
-def descriptors_schema(min_count: int, max_count: int, with_continue: bool = False) -> dict:
+# Longest name / definition a grammar-constrained local model may write (``bounded`` schemas),
+# and a name's shape: 1-6 words of letters, digits and & ' / -, the first word with a letter
+# (validate.MAX_NAME_WORDS; "3D Printers" fits, "1.1.1" does not).
+NAME_MAX_CHARS = 48
+DEFINITION_MAX_CHARS = 150
+NAME_PATTERN = r"^[0-9]*[A-Za-z][A-Za-z0-9&'/-]*( [A-Za-z0-9&'/-]+){0,5}$"
+
+
+def descriptors_schema(min_count: int, max_count: int, with_continue: bool = False, bounded: bool = False) -> dict:
+    """The architect's answer schema. ``bounded`` adds maxLength to the strings: llama.cpp turns it
+    into the grammar, so a small model that starts repeating itself still closes its strings and
+    its JSON fits the answer budget (hosted APIs' strict modes may reject maxLength: off there)."""
+    name: dict = {"type": "string"}
+    definition: dict = {"type": "string"}
+    if bounded:
+        name["maxLength"], definition["maxLength"] = NAME_MAX_CHARS, DEFINITION_MAX_CHARS
+        name["pattern"] = NAME_PATTERN
     item = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "definition": {"type": "string"}},
+        "properties": {"name": name, "definition": definition},
         "required": ["name", "definition"],
         "additionalProperties": False,
     }
@@ -126,7 +142,8 @@ def refine_prompt(
     definition_chars: int | None = None,
 ) -> str:
     current = "\n".join(
-        f"- {n} ({c} items): {_definition(d, definition_chars)}" for n, d, c in zip(names, definitions, counts)
+        f"- {n} ({c} items)" + ("" if definition_chars == 0 else f": {_definition(d, definition_chars)}")
+        for n, d, c in zip(names, definitions, counts)
     )
     return (
         f"You maintain the descriptors for items in {_scope(parent_path)}. Current descriptors "

@@ -55,6 +55,8 @@ def check_descriptors(
         if not name:
             problems.append(Problem(i, "empty name"))
             continue
+        if not any(ch.isalpha() for ch in name):
+            problems.append(Problem(i, f"{d.name!r} has no letters; name a kind of item in words"))
         if not d.definition.strip():
             problems.append(Problem(i, f"{d.name!r} has no definition"))
         if name in seen:
