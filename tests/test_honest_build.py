@@ -174,3 +174,18 @@ def test_meta_of_an_all_llm_build_and_of_old_state():
     assert architect_meta(old, "llm")["architect"] == "llm+offline-fallback(1 steps)"
     assert architect_meta([Job("root", [step(0)])], "embedding")["architect"] == "offline"
     assert StepRecord(**{**step(0).__dict__, "fallback": True}).fallback is True
+
+
+def test_a_local_model_that_is_not_there_is_a_one_line_error(tmp_path):
+    cat = write_catalog(tmp_path / "items.jsonl")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "AGENTICTAGGER_MODELS": str(tmp_path / "models")}
+    out = subprocess.run(
+        [CLI, "build", "--catalog", str(cat), "--run-dir", str(tmp_path / "run"),
+         "--set", "build.architect.kind=llm", "--set", "llms.default.backend=local",
+         "--set", f"llms.default.model_path={tmp_path / 'nope.gguf'}", "--set", f"cache_dir={tmp_path / 'cache'}"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    line = failure_line(out)
+    assert "nope.gguf" in line or "xllamacpp" in line
+    assert "Traceback" not in out.stderr and not (tmp_path / "run" / "vocabulary.json").exists()
