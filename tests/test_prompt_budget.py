@@ -219,3 +219,13 @@ def test_root_architect_prompt_fits_a_small_local_context(tmp_path, monkeypatch)
     # The descriptors are the model's (how many items the offline annotator gives them is not
     # this test's business: a 135M model's names are poor).
     assert len(root.steps[0].descriptors) >= 1 and all(name.strip() for name, _ in root.steps[0].descriptors)
+
+
+def test_annotator_keeps_its_answer_budget_and_fails_clearly_when_names_cannot_fit(tmp_path):
+    names = [f"Category number {i}" for i in range(30)]
+    descriptors = [DescriptorDraft(n, LONG) for n in names]
+    with FakeOpenAIServer(handler=lambda b: json.dumps({"descriptor": names[0], "note": ""})) as server:
+        client = make_client(cfg_for(server, context_tokens=900), None)
+        with pytest.raises(PromptTooLong, match="30 descriptor names"):
+            LLMAnnotator(client, output="json", max_tokens=200).annotate(job_view(long_texts(2)), descriptors, [0, 1])
+        assert server.request_count == 0

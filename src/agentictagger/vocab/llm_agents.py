@@ -40,18 +40,18 @@ class PromptBudget:
     """How many prompt tokens a request may use: the context minus the answer's max_tokens and a
     margin, counted by the client (exactly on a local server, conservatively otherwise).
 
-    When the answer budget would leave the prompt less than half the context, the answer budget
-    is lowered to half the context (logged once): a truncated prompt is worse than a shorter cap
-    on a JSON answer that rarely needs it."""
+    With ``lower_answer``, an answer budget that would leave the prompt less than half the
+    context is lowered to half the context (logged; the caller sends ``self.max_tokens``): a
+    prompt trimmed to nothing is worse than a shorter cap on a JSON answer that rarely needs it."""
 
-    def __init__(self, client: Any, max_tokens: int, what: str) -> None:
+    def __init__(self, client: Any, max_tokens: int, what: str, lower_answer: bool = True) -> None:
         self.client = client
         self.context = getattr(client, "context_tokens", None)
         self.max_tokens = max_tokens
         if self.context:
             self.margin = 32 + self.context // 50
             half = self.context // 2 - self.margin
-            if self.context - max_tokens - self.margin < half and max_tokens > half:
+            if lower_answer and self.context - max_tokens - self.margin < half and max_tokens > half:
                 self.max_tokens = max(64, half)
                 log.warning(
                     "%s: max_tokens %d leaves too little of the %d-token context for the prompt; using %d",
@@ -325,7 +325,8 @@ class LLMAnnotator:
     ) -> tuple[str, int]:
         """The shared prefix and item length with the longest definitions that let ``probe``
         (the worst-case request of this step) fit; raises PromptTooLong when nothing does."""
-        budget = PromptBudget(self.client, max_tokens, "annotator")
+        # The annotator's requests keep their max_tokens: the prompt must make room for it.
+        budget = PromptBudget(self.client, max_tokens, "annotator", lower_answer=False)
         for item_chars in prompts.ANNOTATE_ITEM_CHARS:
             for definition_chars in prompts.ANNOTATE_DEFINITION_CHARS:
                 shared = prompts.annotate_prompt(job.parent_path, names, definitions, definition_chars)
@@ -337,8 +338,6 @@ class LLMAnnotator:
                             job.job_id, budget.prompt_tokens, definition_chars, item_chars,
                         )
                     return shared, item_chars
-            if budget.prompt_tokens is None:
-                break
         raise PromptTooLong(
             f"job {job.job_id}: the annotator's prompt ({len(names)} descriptor names) does not fit the model's "
             f"context ({budget.context} tokens) even without definitions; raise llm.n_ctx / llm.context_tokens"
