@@ -207,11 +207,18 @@ class GroupingConfig(_Section):
     """How the offline architect groups a job's items (vocab/grouping.py)."""
 
     fine_per_group: int = Field(
-        4, ge=1, le=50, description="Fine KMeans clusters per descriptor, merged bottom-up (Ward) into descriptors."
+        8, ge=1, le=50, description="Fine KMeans clusters per descriptor, merged bottom-up (Ward) into descriptors."
+    )
+    restarts: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="Fine clusterings tried (different seeds); the most typical merged result (highest mean ARI "
+        "to the others) is kept, which makes builds with different seeds agree more.",
     )
     min_fine_size: int = Field(5, ge=1, description="Fine clusters hold at least this many items on average.")
     guide_levels: int = Field(
-        1,
+        0,
         ge=0,
         le=20,
         description="Levels 1..guide_levels name the fine clusters too and blend each fine cluster's vector with "
@@ -219,7 +226,7 @@ class GroupingConfig(_Section):
     )
     guide_weight: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the name embedding in a fine cluster's vector.")
     prototype_weight: float = Field(
-        0.2,
+        0.1,
         ge=0.0,
         le=1.0,
         description="A descriptor is matched by its prototype: (1-w) * its items' centroid + w * its name's embedding.",

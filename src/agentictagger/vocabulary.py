@@ -52,8 +52,9 @@ class Vocabulary:
     def __init__(self, descriptors: Iterable[Descriptor] = (), meta: dict | None = None) -> None:
         self._by_id: dict[str, Descriptor] = {}
         self.meta: dict = dict(meta or {})
-        # Matching vectors per descriptor id (unit length): the centroid of the descriptor's
-        # items blended with the embedding of its name and definition. Saved beside the JSON.
+        # Matching vectors per descriptor id, (rows, dim), unit length: the centroids of the
+        # descriptor's fine clusters blended with the embedding of its name and definition; an
+        # item's similarity to a descriptor is its best row. Saved beside the JSON.
         self.prototypes: dict[str, "np.ndarray"] = {}
         self._root_children: list[str] = []
         for d in descriptors:
@@ -161,9 +162,10 @@ class Vocabulary:
         side = prototypes_path(p)
         if self.prototypes:
             ids = [d for d in self._by_id if d in self.prototypes]
-            mat = np.stack([np.asarray(self.prototypes[d], dtype=np.float32) for d in ids])
+            blocks = [np.atleast_2d(np.asarray(self.prototypes[d], dtype=np.float32)) for d in ids]
+            owner = np.asarray([d for d, b in zip(ids, blocks) for _ in range(len(b))])
             tmp_side = side.with_name(side.name + ".tmp.npz")
-            np.savez_compressed(tmp_side, ids=np.asarray(ids), vectors=mat.astype(np.float16))
+            np.savez_compressed(tmp_side, ids=owner, vectors=np.concatenate(blocks).astype(np.float16))
             tmp_side.replace(side)
         elif side.exists():
             side.unlink()
@@ -180,9 +182,15 @@ class Vocabulary:
             import numpy as np
 
             with np.load(side, allow_pickle=False) as z:
-                for did, vec in zip(z["ids"].tolist(), z["vectors"].astype(np.float32)):
-                    if did in vocab:
-                        vocab.prototypes[did] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+                owner = z["ids"].tolist()
+                vecs = z["vectors"].astype(np.float32)
+            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            rows: dict[str, list[int]] = {}
+            for r, did in enumerate(owner):
+                rows.setdefault(did, []).append(r)
+            for did, rs in rows.items():
+                if did in vocab:
+                    vocab.prototypes[did] = vecs[rs]
         return vocab
 
     def render(self, max_level: int | None = None) -> str:

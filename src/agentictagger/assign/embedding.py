@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -22,6 +22,24 @@ def descriptor_text(d: Descriptor) -> str:
     return vocabulary_text(d.name, d.definition)
 
 
+def descriptor_rows(
+    prototypes: Sequence[np.ndarray | None], encode_missing: "Callable[[list[int]], np.ndarray]"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack every descriptor's matching rows: its prototype rows, or one row from its text
+    (``encode_missing`` gets the positions that lack prototypes). Returns the (rows, dim) matrix
+    and ``starts`` (len = descriptors + 1): descriptor i owns rows starts[i]:starts[i+1]."""
+    need = [i for i, p in enumerate(prototypes) if p is None]
+    enc = encode_missing(need) if need else None
+    text_rows = dict(zip(need, enc)) if enc is not None else {}
+    blocks = [
+        np.atleast_2d(np.asarray(p if p is not None else text_rows[i], dtype=np.float32)) for i, p in enumerate(prototypes)
+    ]
+    starts = np.zeros(len(blocks) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(b) for b in blocks])
+    matrix = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
+    return matrix, starts
+
+
 class DescriptorIndex:
     """Embeddings of every descriptor, row-aligned, with the child rows of each node precomputed."""
 
@@ -29,25 +47,31 @@ class DescriptorIndex:
         self.vocab = vocab
         self.ids = [d.id for d in vocab]
         self.row = {did: i for i, did in enumerate(self.ids)}
-        # A descriptor with a prototype (its items' centroid blended with its name, written by the
-        # build) is matched by it; others by the embedding of "name: definition".
-        need = [did for did in self.ids if did not in vocab.prototypes]
-        encoded = encoder.encode([descriptor_text(vocab[did]) for did in need]) if need else None
-        rows = dict(zip(need, encoded)) if encoded is not None else {}
-        if self.ids:
-            self.matrix = np.stack(
-                [np.asarray(vocab.prototypes[did] if did in vocab.prototypes else rows[did], dtype=np.float32) for did in self.ids]
-            )
-        else:
-            self.matrix = np.zeros((0, 1), np.float32)
+        # A descriptor with prototypes (rows written by the build: its fine clusters' centroids
+        # blended with its name) is matched by its best row; others by "name: definition".
+        self.matrix, self.starts = descriptor_rows(
+            [vocab.prototypes.get(did) for did in self.ids],
+            lambda idx: encoder.encode([descriptor_text(vocab[self.ids[i]]) for i in idx]),
+        )
         self._children: dict[str, tuple[list[str], np.ndarray]] = {}
         self._subtree: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def children(self, node: str) -> tuple[list[str], np.ndarray]:
+    def rows_of(self, did: str) -> list[int]:
+        i = self.row[did]
+        return list(range(self.starts[i], self.starts[i + 1]))
+
+    def children(self, node: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Child ids, their stacked matching rows, and each child's first row (for reduceat)."""
         hit = self._children.get(node)
         if hit is None:
             ids = [c.id for c in self.vocab.children(node)]
-            hit = (ids, self.matrix[[self.row[c] for c in ids]] if ids else self.matrix[:0])
+            rows: list[int] = []
+            starts: list[int] = []
+            for c in ids:
+                starts.append(len(rows))
+                rows.extend(self.rows_of(c))
+            mat = self.matrix[rows] if rows else self.matrix[:0]
+            hit = (ids, mat, np.asarray(starts, dtype=np.int64))
             self._children[node] = hit
         return hit
 
@@ -61,8 +85,8 @@ class DescriptorIndex:
             starts: list[int] = []
             for c in self.vocab.children(node):
                 starts.append(len(rows))
-                desc = [self.row[d.id] for d in self._descendants(c.id)]
-                rows.extend(desc or [self.row[c.id]])
+                desc = [r for d in self._descendants(c.id) for r in self.rows_of(d.id)]
+                rows.extend(desc or self.rows_of(c.id))
             hit = (np.asarray(rows, dtype=np.int64), np.asarray(starts, dtype=np.int64))
             self._subtree[node] = hit
         return hit
@@ -81,8 +105,8 @@ class DescriptorIndex:
         anywhere in the child's subtree. A broad name ("Industrial Electrical") often matches an
         item less well than one of its specific descendants ("Capacitors"); looking ahead lets the
         specific match pull the item into the right branch (measured on Scientific, see RESULTS)."""
-        _, mat = self.children(node)
-        sims = x @ mat.T
+        _, mat, starts = self.children(node)
+        sims = np.maximum.reduceat(x @ mat.T, starts, axis=1) if len(starts) else np.zeros((len(x), 0), np.float32)
         if lookahead <= 0:
             return sims
         rows, starts = self.subtree(node)
@@ -91,7 +115,7 @@ class DescriptorIndex:
 
     def shortlist(self, vec: np.ndarray, node: str, m: int, lookahead: float = 0.0) -> list[str]:
         """The ``m`` children of ``node`` scoring best for ``vec``, in vocabulary order (prefix-stable prompts)."""
-        ids, _ = self.children(node)
+        ids, _, _ = self.children(node)
         if len(ids) <= m:
             return list(ids)
         sims = self.scores(vec[None, :], node, lookahead)[0]
@@ -152,7 +176,7 @@ class EmbeddingAssigner:
                 groups[node[i]].append(i)
             picks: list[tuple[np.ndarray, list[str], np.ndarray, np.ndarray]] = []
             for parent, members in groups.items():
-                ids, mat = index.children(parent)
+                ids, _, _ = index.children(parent)
                 if not ids:
                     continue  # a leaf: these items are done
                 idx = np.asarray(members)

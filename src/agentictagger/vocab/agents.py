@@ -22,8 +22,9 @@ EncodeFn = Callable[[Sequence[str]], np.ndarray]
 class DescriptorDraft:
     name: str
     definition: str
-    # Offline architect only: the vector items are matched against (group centroid blended with
-    # the name's embedding), who wrote the name, and the group's most central items (local idx).
+    # Offline architect only: the rows items are matched against, (rows, dim) (the group's fine
+    # cluster centroids blended with the name's embedding; an item's similarity is its best row),
+    # who wrote the name, and the group's most central items (local idx).
     prototype: np.ndarray | None = field(default=None, repr=False, compare=False)
     named_by: str = ""
     exemplars: list[int] = field(default_factory=list, repr=False, compare=False)
@@ -133,18 +134,24 @@ class EmbeddingAnnotator:
         self.outlier_z = outlier_z
         self.acceptance = acceptance
 
-    def vectors(self, descriptors: list[DescriptorDraft]) -> np.ndarray:
-        need = [i for i, d in enumerate(descriptors) if d.prototype is None]
-        enc = self.encode([descriptor_text(descriptors[i]) for i in need]) if need else None
-        rows = dict(zip(need, enc)) if enc is not None else {}
-        return np.stack(
-            [np.asarray(d.prototype if d.prototype is not None else rows[i], dtype=np.float32) for i, d in enumerate(descriptors)]
+    def rows(self, descriptors: list[DescriptorDraft]) -> tuple[np.ndarray, np.ndarray]:
+        from agentictagger.assign.embedding import descriptor_rows
+
+        return descriptor_rows(
+            [d.prototype for d in descriptors], lambda idx: self.encode([descriptor_text(descriptors[i]) for i in idx])
         )
+
+    def vectors(self, descriptors: list[DescriptorDraft]) -> np.ndarray:
+        """One unit vector per descriptor (the mean of its rows), e.g. to compare descriptors."""
+        mat, starts = self.rows(descriptors)
+        v = np.add.reduceat(mat, starts[:-1], axis=0)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
     def similarities(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int]) -> np.ndarray:
         if not descriptors or not items:
             return np.zeros((len(items), len(descriptors)), dtype=np.float32)
-        return job.embeddings[items] @ self.vectors(descriptors).T
+        mat, starts = self.rows(descriptors)
+        return np.maximum.reduceat(job.embeddings[items] @ mat.T, starts[:-1], axis=1)
 
     def cutoffs(self, job: JobView, descriptors: list[DescriptorDraft], sims: np.ndarray) -> np.ndarray:
         """Per descriptor, the similarity below which an item does not fit it."""
@@ -208,14 +215,15 @@ class EmbeddingArchitect:
         failures_per_new_group: int = 15,
         max_new_per_step: int = 8,
         max_descriptors: int = 30,
-        fine_per_group: int = 4,
+        fine_per_group: int = 8,
         min_fine_size: int = 5,
-        guide_levels: int = 1,
+        guide_levels: int = 0,
         guide_weight: float = 0.5,
-        prototype_weight: float = 0.2,
+        prototype_weight: float = 0.1,
         min_new_group_share: float = 0.01,
         exemplars: int = 8,
         restarts: int = 5,
+        weighted_merge: bool = False,
     ) -> None:
         from agentictagger.vocab.naming import KeyphraseNamer
 
@@ -234,6 +242,7 @@ class EmbeddingArchitect:
         self.min_new_group_share = min_new_group_share
         self.n_exemplars = exemplars
         self.restarts = restarts
+        self.weighted_merge = weighted_merge
 
     # -- helpers ----------------------------------------------------------------------------------
     def _ctx(self, job: JobView, taken: Sequence[str] = ()) -> Any:
@@ -248,19 +257,27 @@ class EmbeddingArchitect:
         order = members[np.argsort(-(job.embeddings[members] @ c), kind="stable")]
         return [int(i) for i in order], c
 
-    def _named_drafts(self, job: JobView, groups: list[np.ndarray], taken: Sequence[str]) -> list[DescriptorDraft]:
+    def _named_drafts(
+        self, job: JobView, groups: list[np.ndarray], taken: Sequence[str], rows: list[np.ndarray] | None = None
+    ) -> list[DescriptorDraft]:
+        """Name each group; its prototype rows are ``rows[g]`` (its fine clusters' centroids) or
+        its own centroid, each blended with the embedding of its name and definition."""
         from agentictagger.vocab.naming import NamingGroup
 
         central = [self._central(job, g) for g in groups]
         labels = self.namer.name([NamingGroup([job.texts[i] for i in order[:40]]) for order, _ in central], self._ctx(job, taken))
         name_vecs = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
         out = []
-        for (order, cent), lb, nv in zip(central, labels, name_vecs):
+        for g, ((order, cent), lb, nv) in enumerate(zip(central, labels, name_vecs)):
             w = self.prototype_weight
-            proto = (1 - w) * cent + w * np.asarray(nv, dtype=np.float32)
-            proto = proto / max(float(np.linalg.norm(proto)), 1e-12)
+            base = np.atleast_2d(rows[g] if rows is not None else cent)
+            proto = (1 - w) * base + w * np.asarray(nv, dtype=np.float32)[None, :]
+            proto = proto / np.maximum(np.linalg.norm(proto, axis=1, keepdims=True), 1e-12)
             out.append(DescriptorDraft(lb.name, lb.definition, proto.astype(np.float32), lb.named_by, order[: self.n_exemplars]))
         return out
+
+    def _weights(self, sizes: np.ndarray) -> np.ndarray:
+        return np.asarray(sizes, dtype=float) if self.weighted_merge else np.ones(len(sizes))
 
     # -- the role ---------------------------------------------------------------------------------
     def propose(self, job: JobView, representatives: list[int], target: int) -> list[DescriptorDraft]:
@@ -270,19 +287,17 @@ class EmbeddingArchitect:
         n = len(job)
         target = max(1, min(target, n))
         m = n_fine_clusters(n, target, self.fine_per_group, self.min_fine_size)
-        # Several fine clusterings, each merged by centroids; keep the one whose groups are
-        # tightest (lowest within-group squared error), like KMeans's n_init: label-free, and it
-        # makes the result depend less on one random start.
-        best: tuple[float, np.ndarray, np.ndarray] | None = None
+        # Several fine clusterings (seeds), each merged by centroids; keep the most typical result,
+        # the one agreeing best (mean ARI) with the others. Label-free; it damps the dependence on
+        # one random start, so builds with different seeds agree more (measured on the Scientific
+        # development half: picking the lowest within-group error instead did not help).
+        runs = []
         for r in range(max(1, self.restarts)):
             f, c = fine_clusters(job.embeddings, m, job.seed + 7919 * r)
             sz = np.bincount(f, minlength=len(c))
-            g = ward_merge(c, sz, target)[f] if len(c) > target else f
-            sse = _within_sse(job.embeddings, g)
-            if best is None or sse < best[0]:
-                best = (sse, f, c)
-        assert best is not None
-        _, fine, cent = best
+            g = ward_merge(c, self._weights(sz), target)[f] if len(c) > target else f
+            runs.append((g, f, c))
+        _, fine, cent = runs[_most_typical([g for g, _, _ in runs])]
         m = len(cent)
         sizes = np.bincount(fine, minlength=m)
         vectors = cent
@@ -291,11 +306,14 @@ class EmbeddingArchitect:
             labels = self.namer.name([NamingGroup([job.texts[i] for i in o[:40]]) for o in order], self._ctx(job))
             nv = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
             vectors = normalise((1 - self.guide_weight) * cent + self.guide_weight * np.asarray(nv, dtype=np.float32))
-        to_group = ward_merge(vectors, sizes, target) if m > target else np.arange(m)
+        to_group = ward_merge(vectors, self._weights(sizes), target) if m > target else np.arange(m)
         labels_ = order_by_size(to_group[fine])
-        groups = [np.flatnonzero(labels_ == g) for g in range(int(labels_.max()) + 1)]
-        groups = [g for g in groups if len(g) >= min(self.min_group_items, n)]
-        return self._named_drafts(job, groups, [])
+        keep = [g for g in range(int(labels_.max()) + 1) if np.sum(labels_ == g) >= min(self.min_group_items, n)]
+        groups = [np.flatnonzero(labels_ == g) for g in keep]
+        # A descriptor keeps one row per fine cluster it merged: nearest-row matching then gives
+        # back the merged groups (a single centroid would cut a non-convex group apart).
+        fine_of = [np.unique(fine[gi]) for gi in groups]
+        return self._named_drafts(job, groups, [], [cent[f] for f in fine_of])
 
     def refine(
         self,
@@ -351,13 +369,20 @@ class EmbeddingArchitect:
         return [descs[i] for i in alive], len(descs) - len(alive)
 
 
-def _within_sse(x: np.ndarray, labels: np.ndarray) -> float:
-    """Sum of squared distances of items to their group's mean."""
-    total = 0.0
-    for g in np.unique(labels):
-        xs = x[labels == g]
-        total += float(((xs - xs.mean(axis=0)) ** 2).sum())
-    return total
+def _most_typical(partitions: list[np.ndarray]) -> int:
+    """Index of the partition with the highest mean adjusted Rand index to the others."""
+    if len(partitions) < 3:
+        return 0
+    from sklearn.metrics import adjusted_rand_score
+
+    n = len(partitions)
+    score = np.zeros(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            a = adjusted_rand_score(partitions[i], partitions[j])
+            score[i] += a
+            score[j] += a
+    return int(np.argmax(score))
 
 
 def _clip(text: str, n: int = 200) -> str:

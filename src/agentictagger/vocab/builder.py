@@ -95,7 +95,7 @@ class JobState:
     final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx], ...}]
     # Last step's descriptors as the offline architect made them: prototype vectors (rounded),
     # who named each, and their exemplars (build idx). Empty lists for an LLM architect.
-    prototypes: list[list[float] | None] = field(default_factory=list)
+    prototypes: list[list[list[float]] | None] = field(default_factory=list)
     named_by: list[str] = field(default_factory=list)
     exemplars: list[list[int]] = field(default_factory=list)
 
@@ -378,7 +378,7 @@ class VocabularyBuilder:
         )
         job.steps.append(rec)
         job.prototypes = [
-            [round(float(v), 5) for v in d.prototype] if d.prototype is not None else None for d in drafts
+            np.round(np.atleast_2d(d.prototype), 5).tolist() if d.prototype is not None else None for d in drafts
         ]
         job.named_by = [d.named_by for d in drafts]
         job.exemplars = [[job.items[i] for i in d.exemplars] for d in drafts]
