@@ -107,6 +107,9 @@ def test_shutdown_stops_the_server(tmp_path):
     local.shutdown_servers()
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(url + "/health", timeout=5)
+    # A backend whose server was shut down starts a new one on its next call.
+    assert client.complete(ChatRequest.chat(None, "Name one fruit.", constraint=FRUIT)).parsed
+    assert not client.backend.server.stopped
 
 
 def test_missing_xllamacpp_says_how_to_install(monkeypatch):

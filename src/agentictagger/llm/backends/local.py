@@ -107,6 +107,10 @@ class LocalServer:
         tokens = self._post("/tokenize", {"content": prompt, "add_special": True, "parse_special": True})["tokens"]
         return len(tokens)
 
+    @property
+    def stopped(self) -> bool:
+        return getattr(self, "_server", None) is None
+
     def stop(self) -> None:
         server, self._server = getattr(self, "_server", None), None
         del server  # xllamacpp stops the server when the object goes away
@@ -177,6 +181,9 @@ class LocalBackend:
 
     def _ensure(self) -> OpenAIBackend:
         with self._lock:
+            if self._inner is not None and self._server is not None and self._server.stopped:
+                self._inner.close()  # shut down (shutdown_servers): start a new one
+                self._inner = None
             if self._inner is None:
                 cfg = self.cfg
                 self._server = get_server(self.model_path, cfg.n_ctx, cfg.n_threads, cfg.n_parallel)
