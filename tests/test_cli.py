@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from agentictagger.cli import app
@@ -15,7 +16,7 @@ runner = CliRunner()
 
 def test_demo_builds_assigns_and_reports(tmp_path):
     run = tmp_path / "demo"
-    res = runner.invoke(app, ["demo", "--run-dir", str(run)])
+    res = runner.invoke(app, ["demo", "--offline", "--run-dir", str(run)])
     assert res.exit_code == 0, res.output
     vocab = Vocabulary.load(run / "vocabulary.json")
     assert vocab.depth >= 2 and len(vocab.level(1)) >= 5
@@ -31,9 +32,33 @@ def test_demo_builds_assigns_and_reports(tmp_path):
     assert log and all(0.0 <= r["coverage"] <= 1.0 for r in log)
 
     # A second build on the same run folder resumes: nothing left to do, same vocabulary.
-    again = runner.invoke(app, ["demo", "--run-dir", str(run)])
+    again = runner.invoke(app, ["demo", "--offline", "--run-dir", str(run)])
     assert again.exit_code == 0, again.output
     assert Vocabulary.load(run / "vocabulary.json").to_dict() == vocab.to_dict()
+
+
+@pytest.mark.local
+def test_demo_with_local_llm_names(tmp_path):
+    """The default demo: Qwen2.5-Coder-1.5B (assembled by `make local-llm`) names level 1."""
+    from agentictagger.llm.models import ModelNotInstalledError, resolve_model
+    from agentictagger.vocab.names import name_problems
+
+    try:
+        resolve_model("qwen2.5-coder-1.5b-instruct")
+    except ModelNotInstalledError as exc:
+        pytest.skip(f"local model not installed (make local-llm): {exc}")
+    run = tmp_path / "demo"
+    res = runner.invoke(app, ["demo", "--run-dir", str(run)])
+    assert res.exit_code == 0, res.output
+    vocab = Vocabulary.load(run / "vocabulary.json")
+    level1 = vocab.level(1)
+    assert len(level1) >= 5
+    by = vocab.meta["names_by_level"]["1"]
+    assert by.get("llm", 0) >= len(level1) - 1, by  # at most one name fell back to key phrases
+    for d in level1:
+        if d.named_by == "llm":
+            assert name_problems(d.name) == [] and d.definition.endswith("."), (d.name, d.definition)
+    assert all(d.named_by in ("keyphrase", "keyphrase-fallback") for d in vocab if d.level > 1)
 
 
 def test_bad_catalog_is_a_clear_error_naming_the_lines(tmp_path):

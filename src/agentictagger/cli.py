@@ -218,10 +218,22 @@ def sample_catalog_path() -> Path:
     return Path(str(resources.files("agentictagger") / "data" / "sample_catalog.jsonl"))
 
 
-def demo_config(run_dir: str = "runs/demo") -> RunConfig:
+#: The demo's local-LLM settings: Qwen2.5-Coder-1.5B (``make local-llm``) names the level-1
+#: groups, one call each (about 10 s per call on one core); deeper levels keep key-phrase names.
+DEMO_LLM_SETTINGS = [
+    "build.naming.kind=llm",
+    "build.naming.max_level=1",
+    "llms.namer.backend=local",
+    "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
+    "llms.namer.n_threads=1",
+]
+
+
+def demo_config(run_dir: str = "runs/demo", llm: bool = False) -> RunConfig:
     return RunConfig.load(
         None,
         [
+            *(DEMO_LLM_SETTINGS if llm else []),
             f"run_dir={run_dir}",
             f"catalog.path={sample_catalog_path()}",
             "catalog.id_field=item_id",
@@ -237,12 +249,20 @@ def demo_config(run_dir: str = "runs/demo") -> RunConfig:
 @app.command()
 def demo(
     run_dir: str = typer.Option("runs/demo", help="Run folder."),
+    llm: bool = typer.Option(
+        True,
+        "--llm/--offline",
+        help="Name level 1 with the local LLM (needs `make local-llm`), or use key-phrase names only.",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Offline end to end on the shipped sample catalog (304 Amazon Industrial & Scientific items)."""
+    """End to end on the shipped sample catalog (304 Amazon Industrial & Scientific items):
+    build -> assign -> report. Grouping and matching use sentence embeddings; with --llm (default)
+    the local Qwen2.5-Coder-1.5B model names the level-1 descriptors."""
     _setup_logging(verbose)
-    cfg = demo_config(run_dir)
-    console.print(f"[bold]agentictagger demo[/bold]: {sample_catalog_path().name}, offline embedding agents")
+    cfg = demo_config(run_dir, llm=llm)
+    roles = "embedding grouping, local-LLM names at level 1" if llm else "offline embedding agents, key-phrase names"
+    console.print(f"[bold]agentictagger demo[/bold]: {sample_catalog_path().name}, {roles}")
     result = _do_build(cfg)
     console.print(result.vocabulary.render(max_level=2), markup=False)
     _maybe_assign_and_report(cfg)

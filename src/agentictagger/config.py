@@ -193,11 +193,13 @@ class NamingConfig(_Section):
     )
     llm: str = Field("namer", description="Name of the entry in 'llms' to use (falls back to 'default').")
     max_level: int = Field(
-        2,
+        1,
         ge=1,
         le=20,
         description="LLM namer: levels 1..max_level are named by the LLM, deeper levels by key phrases "
-        "(each LLM name costs one call; deep levels hold many small groups).",
+        "(each LLM name costs one call; deep levels hold many small groups). 1 by default: with the 1.5B local "
+        "model most level-2 names broke the name rules in a trial (usually repeating the parent's head word) "
+        "and fell back to key phrases at the price of three calls each.",
     )
     titles_per_group: int = Field(8, ge=1, le=50, description="LLM namer: central item texts shown per group.")
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")

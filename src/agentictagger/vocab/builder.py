@@ -239,6 +239,12 @@ class VocabularyBuilder:
                 "branching": self.cfg.branching,
                 **architect_meta(jobs.values(), self.cfg.architect.kind),
                 "annotator": self.cfg.annotator.kind,
+                # Who wrote the names, per level ("llm", "keyphrase", "keyphrase-fallback"), and
+                # the jobs that ended at the descriptor cap.
+                "names_by_level": _names_by_level(vocab),
+                "jobs_at_descriptor_cap": sorted(
+                    j.job_id for j in jobs.values() if j.steps and len(j.steps[-1].descriptors) >= self.cfg.max_descriptors
+                ),
             }
         )
         vocab.save(self.run_dir / "vocabulary.json")  # atomic: written to a temporary file, then renamed
@@ -545,6 +551,14 @@ def architect_meta(jobs: Any, configured: str) -> dict:
         "fallbacks": len(fallbacks),
         "fallback_steps": fallbacks,
     }
+
+
+def _names_by_level(vocab: Vocabulary) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for d in vocab:
+        per = out.setdefault(str(d.level), {})
+        per[d.named_by or "architect"] = per.get(d.named_by or "architect", 0) + 1
+    return out
 
 
 def descriptor_id(parent_id: str, k: int) -> str:

@@ -110,11 +110,17 @@ def naming_prompt(titles: Sequence[str], ctx: NamingContext, problems: Sequence[
         if ctx.taken_names
         else ""
     )
-    ask = (
-        "Name the narrower kind of item this group is (do not repeat the parent category's name)."
-        if ctx.parent_path
-        else "Name the kind of item this group is."
-    )
+    if ctx.parent_path:
+        from agentictagger.vocab.names import head_word
+
+        head = head_word(ctx.parent_path[-1])
+        ask = (
+            f"Name the narrower kind of item this group is, within '{ctx.parent_path[-1]}'. The name must not "
+            f"contain the word '{head}' (or its plural) nor repeat '{ctx.parent_path[-1]}': say what sets these "
+            "products apart (their type, use or material)."
+        )
+    else:
+        ask = "Name the kind of item this group is."
     fix = ""
     if problems:
         fix = "\nYour previous answer was rejected: " + "; ".join(problems) + ". Answer again, fixing it."
