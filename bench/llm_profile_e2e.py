@@ -39,7 +39,7 @@ PROFILE = [
     "build.naming.max_level=1",
     "llms.namer.backend=local",
     "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
-    "llms.namer.n_threads=1",
+    "llms.namer.n_threads=2",
 ]
 EXE = str(REPO / ".venv" / "bin" / "agentictagger")
 ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}

@@ -65,7 +65,7 @@ PROFILES: dict[str, list[str]] = {
         "build.naming.max_level=1",
         "llms.namer.backend=local",
         "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
-        "llms.namer.n_threads=1",
+        "llms.namer.n_threads=2",
     ],
     # The same with LLM names on levels 1 and 2 (~135 calls on Scientific).
     "local-llm-l2": [
@@ -73,7 +73,7 @@ PROFILES: dict[str, list[str]] = {
         "build.naming.max_level=2",
         "llms.namer.backend=local",
         "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
-        "llms.namer.n_threads=1",
+        "llms.namer.n_threads=2",
     ],
 }
 CATALOGS = {"scientific": "scientific", "beauty": "beauty"}
@@ -191,7 +191,8 @@ def analyse_catalog(name: str, profiles: list[str], seeds: dict[str, list[int]],
                 "architect_meta": {k: vocab.meta.get(k) for k in ("architect", "annotator", "architect_steps_by_kind", "fallbacks") if k in vocab.meta},
                 "name_quality": name_quality(vocab, (1, 2)),
             }
-            paths_list = [Assignment.load_jsonl(run_dir / "assignments.jsonl").paths.get(i, []) for i in ids]
+            assigned = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+            paths_list = [assigned.get(i, []) for i in ids]
             entry["names_alone_identify_groups"] = name_identifiability(vocab, emb, paths_list, embedder.encode, (1, 2))
             if labels:
                 pred = [l1[row_of[i]] for i in lab_ids]

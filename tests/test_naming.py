@@ -200,6 +200,18 @@ def test_llm_namer_reasks_and_records_fallback():
     assert "rejected" in client.prompts[2]
 
 
+def test_llm_namer_rejects_a_brand_that_opens_the_titles():
+    from agentictagger.vocab.naming import looks_like_brand
+
+    texts = ["Accessbuy 347pc Home Nut, Bolt, Screw & Washer Assortment", "Hillman screw kit"]
+    assert looks_like_brand("Accessbuy", texts)
+    assert not looks_like_brand("Screw Assortments", texts)
+    assert not looks_like_brand("Thermocouples", ["Type K thermocouple probe"])
+    client = _ScriptedClient([{"name": "Accessbuy", "definition": "Kits."}, {"name": "Hardware Assortments", "definition": "Kits."}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name([NamingGroup(texts)], NamingContext())
+    assert labels[0].name == "Hardware Assortments" and "brand" in client.prompts[1]
+
+
 def test_llm_namer_never_hides_transport_errors():
     client = _ScriptedClient([TransientLLMError("HTTP 401 unauthorized")])
     with pytest.raises(LLMError):

@@ -225,7 +225,7 @@ DEMO_LLM_SETTINGS = [
     "build.naming.max_level=1",
     "llms.namer.backend=local",
     "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
-    "llms.namer.n_threads=1",
+    "llms.namer.n_threads=2",
 ]
 
 

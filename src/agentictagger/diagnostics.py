@@ -162,10 +162,10 @@ def render_tables(diag: dict) -> list:
 
     t = Table(title=f"Assignment diagnostics: {diag['items']} items, {diag['vocabulary_descriptors']} descriptors")
     build = diag.get("build_coverage_per_level") or {}
-    cols = ["level", "assigned coverage", "coverage where children exist"]
+    cols = ["level", "assigned cov.", "cov. where children exist"]
     if build:
-        cols.append("build-time coverage (accepted by annotators)")
-    cols += ["used / in vocabulary", "utilization (vocab)", "utilization (used)"]
+        cols.append("build-time cov.")
+    cols += ["used / vocab", "util. (vocab)", "util. (used)"]
     for col in cols:
         t.add_column(col, justify="right")
     for lvl, c in diag["coverage_per_level"].items():
@@ -177,6 +177,8 @@ def render_tables(diag: dict) -> list:
             row.append(_fmt(b["coverage_in_jobs"]) if b else "")
         row += [f"{card['used']} / {card['vocabulary']}", _fmt(u["over_vocabulary"]), _fmt(u["over_used"])]
         t.add_row(*row)
+    if build:
+        t.caption = "build-time cov.: share of each level's build jobs that the annotators accepted, before assignment puts every item somewhere"
     u = diag["utilization"]
     t.add_row("all", "", "", *([""] if build else []), f"{u['unique_terms']} / {u.get('vocabulary_size', '')}", _fmt(u.get("over_vocabulary")), _fmt(u["over_used"]))
     c = diag["collisions"]

@@ -126,7 +126,7 @@ def naming_prompt(titles: Sequence[str], ctx: NamingContext, problems: Sequence[
         fix = "\nYour previous answer was rejected: " + "; ".join(problems) + ". Answer again, fixing it."
     return (
         f"{scope}Products in one group:\n"
-        + "\n".join(f"- {' '.join(t.split())[:150]}" for t in titles)
+        + "\n".join(f"- {_clip(t, 100)}" for t in titles)
         + f"\n{taken}{ask} Then write a one-sentence definition that says which items belong. "
         'Answer JSON {"name": ..., "definition": ...}.'
         + fix
@@ -147,7 +147,7 @@ class LLMNamer:
         client: Any,
         fallback: KeyphraseNamer,
         *,
-        titles_per_group: int = 8,
+        titles_per_group: int = 6,
         max_reasks: int = 2,
         max_tokens: int = 80,
     ) -> None:
@@ -203,6 +203,8 @@ class LLMNamer:
                 )
                 if not definition:
                     probs.append("the definition is empty")
+                if name and looks_like_brand(name, titles[g]):
+                    probs.append(f"{name!r} looks like a brand or product line (it opens an item title), not a kind of item")
                 if name and name_key(name) in accepted_keys:
                     probs.append(f"{name!r} is already the name of another group here; name what sets this group apart")
                 if probs:
@@ -221,6 +223,29 @@ class LLMNamer:
                 log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used", note, lbl.name)
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
         return [lbl for lbl in out if lbl is not None]
+
+
+def looks_like_brand(name: str, texts: Sequence[str]) -> bool:
+    """True when every content word of ``name`` is unknown to the English lexicon and one of them
+    opens one of ``texts``: a small model often names a group after the brand its titles start
+    with ("Accessbuy"), a brand the catalog's brand field does not know."""
+    from agentictagger.vocab.names import FUNCTION_WORDS, _lemmas, words
+
+    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    if not content or any(_lemmas(w) for w in content):
+        return False
+    openers = {ws[0] for ws in (words(t) for t in texts) if ws}
+    return any(w in openers for w in content)
+
+
+def _clip(text: str, n: int) -> str:
+    """The first ``n`` characters, cut at a word boundary: the title part of an item text is what
+    names a group, and every prompt token costs time on a small local model."""
+    text = " ".join(text.split())
+    if len(text) <= n:
+        return text
+    cut = text[:n].rsplit(" ", 1)[0]
+    return cut or text[:n]
 
 
 def _is_invalid_answer(err: Exception) -> bool:

@@ -38,17 +38,22 @@ LOCAL_DEFAULT_TIMEOUT_S = 900.0
 _HTTP_TIMEOUT_S = 30.0
 
 
+def _import_xllamacpp() -> Any:
+    try:
+        import xllamacpp
+    except ImportError as exc:
+        raise ImportError(
+            f"the local LLM backend needs xllamacpp ({exc}); install it with `make local-llm` or "
+            "`pip install 'agentictagger[local]'`"
+        ) from exc
+    return xllamacpp
+
+
 class LocalServer:
     """One in-process llama.cpp server (``xllamacpp.Server``); stopped by :meth:`stop`."""
 
     def __init__(self, model_path: Path, n_ctx: int, n_threads: int, n_parallel: int) -> None:
-        try:
-            import xllamacpp
-        except ImportError as exc:
-            raise ImportError(
-                f"the local LLM backend needs xllamacpp ({exc}); install it with `make local-llm` or "
-                "`pip install 'agentictagger[local]'`"
-            ) from exc
+        xllamacpp = _import_xllamacpp()
         if n_ctx < 64 or n_threads < 1 or n_parallel < 1:
             raise ValueError(f"local server: bad n_ctx={n_ctx}, n_threads={n_threads}, n_parallel={n_parallel}")
         self.model_path = Path(model_path)
@@ -152,13 +157,7 @@ class LocalBackend:
     """An OpenAI-compatible backend on this process's llama.cpp server for ``cfg``'s model."""
 
     def __init__(self, cfg: LLMConfig) -> None:
-        try:
-            import xllamacpp  # noqa: F401 - fail now, with the install command, not at the first call
-        except ImportError as exc:
-            raise ImportError(
-                f"the local LLM backend needs xllamacpp ({exc}); install it with `make local-llm` or "
-                "`pip install 'agentictagger[local]'`"
-            ) from exc
+        _import_xllamacpp()  # fail now, with the install command, not at the first call
         self.cfg = cfg
         self.model_path = resolve_model(cfg.model_path or DEFAULT_LOCAL_MODEL)
         self.sha256, self.size = file_identity(self.model_path)
