@@ -54,7 +54,7 @@ def flags(run_dir: Path, cache: Path, catalog: str) -> list[str]:
 def usage(run_dir: Path) -> dict:
     u = json.loads((run_dir / "usage.json").read_text())
     t = u.get("total", {})
-    return {k: t.get(k, 0) for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")}
+    return {k: t.get(k, 0) for k in ("calls", "answered", "cache_hits", "reasks", "prompt_tokens", "completion_tokens")}
 
 
 def namer_calls(cache: Path) -> int:
@@ -115,7 +115,7 @@ def run_catalog(catalog: str, kill_after: int) -> dict:
     out["rerun_same_cache"] = {
         "build_wall_s": round(wall_b, 1),
         **ub,
-        "new_calls": ub["calls"] - ub["cache_hits"],
+        "new_calls": ub["answered"],
         "identical_vocabulary": vocab_signature(a) == vocab_signature(b),
     }
     # 3. kill -9 after some paid calls, then resume
@@ -140,20 +140,54 @@ def run_catalog(catalog: str, kill_after: int) -> dict:
         "seconds_before_kill": round(time.monotonic() - t0 - wall_c, 1),
         "resume_wall_s": round(wall_c, 1),
         "answers_cached_after_resume": after_total,
-        "uninterrupted_calls": out["first_run"]["calls"] - out["first_run"]["cache_hits"],
+        "uninterrupted_calls": namer_calls(cache_a),
         "usage_after_resume": uc,
-        "identical_vocabulary": vocab_signature(a) == vocab_signature(c),
+        "identical_vocabulary": vocab_signature(a) == vocab_signature(c),  # to the uninterrupted run
         # Every paid answer lands in the cache under its request key: the same count as the
         # uninterrupted run means no request was paid for twice across the kill.
-        "answers_paid_equal_uninterrupted": after_total == out["first_run"]["calls"] - out["first_run"]["cache_hits"],
+        "answers_paid_equal_uninterrupted": after_total == namer_calls(cache_a),
     }
+    out["kill9_resume"].update(verify_resume(catalog, a))
     return out
+
+
+def verify_resume(catalog: str, a: Path) -> dict:
+    """The resumed build against a rebuild from the very same answers (its cache, a fresh folder).
+
+    llama.cpp's greedy answers to the same request can differ between server runs (prompt-cache
+    and batch state), so the killed run's fresh answers may differ from the uninterrupted run's;
+    what resume must guarantee is that the vocabulary is the one its answers determine.
+    """
+    base = a.parent
+    c, d = base / "c", base / "d"
+    if d.exists():
+        shutil.rmtree(d)
+    build(d, base / "cache_c", catalog)
+    ud = usage(d)
+
+    def answers(cache: Path) -> dict:
+        import sqlite3
+
+        con = sqlite3.connect(f"file:{cache / 'llm' / 'llm_responses.sqlite3'}?mode=ro", uri=True)
+        try:
+            return dict(con.execute("select key, parsed from responses"))
+        finally:
+            con.close()
+
+    aa, cc = answers(base / "cache_a"), answers(base / "cache_c")
+    return {
+        "identical_to_rebuild_from_same_answers": vocab_signature(c) == vocab_signature(d),
+        "rebuild_new_calls": ud["answered"],
+        "same_requests_as_uninterrupted": sorted(aa) == sorted(cc),
+        "answers_differing_from_uninterrupted_run": sum(1 for k in aa if k in cc and aa[k] != cc[k]),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--catalogs", nargs="+", default=["scientific", "beauty"])
     ap.add_argument("--kill-after", type=int, default=6, help="SIGKILL once this many answers are cached")
+    ap.add_argument("--verify-only", action="store_true", help="redo only the checks on existing runs (and the rebuild from the killed run's answers)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "llm_profile_e2e.json"))
     args = ap.parse_args()
     res = {
@@ -162,6 +196,21 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared: timings are noisy)",
         "catalogs": {},
     }
+    if args.verify_only:
+        res = json.loads(Path(args.out).read_text(encoding="utf-8"))
+        for c in args.catalogs:
+            r = res["catalogs"][c]
+            base = REPO / "bench" / "runs" / "e2e" / c
+            r["rerun_same_cache"]["new_calls"] = usage(base / "b")["answered"]
+            r["kill9_resume"]["uninterrupted_calls"] = namer_calls(base / "cache_a")
+            r["kill9_resume"]["answers_paid_equal_uninterrupted"] = (
+                r["kill9_resume"]["answers_cached_after_resume"] == namer_calls(base / "cache_a")
+            )
+            r["kill9_resume"].update(verify_resume(c, base / "a"))
+            print(c, r["rerun_same_cache"], r["kill9_resume"])
+        res["verify_command"] = "python bench/llm_profile_e2e.py --verify-only " + " ".join(f"--catalogs {c}" for c in args.catalogs)
+        Path(args.out).write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
+        return
     for c in args.catalogs:
         r = run_catalog(c, args.kill_after)
         res["catalogs"][c] = r

@@ -219,7 +219,7 @@ def sample_catalog_path() -> Path:
 
 
 #: The demo's local-LLM settings: Qwen2.5-Coder-1.5B (``make local-llm``) names the level-1
-#: groups, one call each (about 10 s per call on one core); deeper levels keep key-phrase names.
+#: groups, one call each (10-30 s per call on 2 cores); deeper levels keep key-phrase names.
 DEMO_LLM_SETTINGS = [
     "build.naming.kind=llm",
     "build.naming.max_level=1",
