@@ -28,7 +28,7 @@ def profile_rows(name: str, prof: dict) -> list[str]:
         km = s["kmeans"]
         bt = s.get("bertopic", {})
         rows.append(
-            f"| {name} | {s['seed']} | {k} | **{sc(s['alignment_all'])}** | {sc(km[f'k={k}']['all'])} | "
+            f"| {name} | {s['seed']} | {k} | {sc(s['alignment_all'])} | {sc(km[f'k={k}']['all'])} | "
             f"{sc(km['k=25']['all'])} | "
             + (f"{sc(bt['default']['all'])} ({bt['default']['all']['clusters']} topics) | {sc(bt[f'nr_topics={k}']['all'])} |" if bt else "– | – |")
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed; run `make embedded` (make test does)")
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed; run `make embedded`")
 
 from agentictagger.config import LLMConfig  # noqa: E402
 from agentictagger.llm.backends.embedded import (  # noqa: E402
