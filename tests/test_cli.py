@@ -47,8 +47,13 @@ def test_demo_with_local_llm_names(tmp_path):
         resolve_model("qwen2.5-coder-1.5b-instruct")
     except ModelNotInstalledError as exc:
         pytest.skip(f"local model not installed (make local-llm): {exc}")
+    from agentictagger.llm.backends import local
+
     run = tmp_path / "demo"
-    res = runner.invoke(app, ["demo", "--run-dir", str(run)])
+    try:
+        res = runner.invoke(app, ["demo", "--run-dir", str(run)])
+    finally:
+        local.shutdown_servers()  # the 1.1 GB model must not stay loaded for the other tests
     assert res.exit_code == 0, res.output
     vocab = Vocabulary.load(run / "vocabulary.json")
     level1 = vocab.level(1)
