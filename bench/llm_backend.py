@@ -32,7 +32,9 @@ from agentictagger.llm.backends.embedded import EmbeddedBackend
 from agentictagger.llm.types import ChatRequest, ChoiceConstraint, SamplingParams
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data/scientific/items.jsonl.gz")
+from agentictagger.catalog import shared_data_root  # noqa: E402
+
+DATA = shared_data_root(None, "scientific") / "scientific" / "items.jsonl.gz"
 OUT = ROOT / "bench" / "results" / "llm_backend.json"
 
 SYSTEM = (

@@ -571,13 +571,13 @@ def _sentence(s: str) -> str:
 
 def shared_data_root(root: str | Path | None = None, name: str | None = None) -> Path:
     """Where shared datasets live: ``root``, else $AGENTICTAGGER_DATA, else ``../shared/data``
-    next to the repository, else ``/work/shared/data``."""
+    next to the repository (or inside it)."""
     repo = Path(__file__).resolve().parents[2]
     candidates = [Path(root)] if root is not None else []
     if root is None:
         if os.environ.get("AGENTICTAGGER_DATA"):
             candidates.append(Path(os.environ["AGENTICTAGGER_DATA"]))
-        candidates += [repo.parent / "shared" / "data", repo / "shared" / "data", Path("/work/shared/data")]
+        candidates += [repo.parent / "shared" / "data", repo / "shared" / "data"]
     for c in candidates:
         if (c / name).is_dir() if name else c.is_dir():
             return c

@@ -15,7 +15,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-SHARED_DATA_DIR = Path("/work/shared/data")
+
+def _shared_root(name: str) -> Path:
+    """The shared-data folder holding ``name`` (repo-relative or $AGENTICTAGGER_DATA; see catalog)."""
+    from agentictagger.catalog import shared_data_root
+
+    return shared_data_root(None, name)
+
 
 
 @dataclass
@@ -60,7 +66,7 @@ def load_shared_sequences(name_or_path: str | Path) -> SequenceData:
     """
     path = Path(name_or_path)
     if not path.exists() and not path.suffix:
-        path = SHARED_DATA_DIR / str(name_or_path) / "sequences.tsv.gz"
+        path = _shared_root(str(name_or_path)) / str(name_or_path) / "sequences.tsv.gz"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no sequences file; pass a shared/data dataset name or a sequences.tsv.gz path")
     users: list[str] = []
@@ -196,7 +202,7 @@ def load_shared_item_texts(name: str, item_ids: Sequence[str]) -> list[str]:
     """
     import json
 
-    path = SHARED_DATA_DIR / name / "items.jsonl.gz"
+    path = _shared_root(name) / name / "items.jsonl.gz"
     by_id: dict[str, str] = {}
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
