@@ -101,8 +101,7 @@ def run_profile(catalog: str, profile: str, seed: int, fresh: bool, extra: list[
     return {"run_dir": str(run_dir.relative_to(REPO)), "sets": sets, "build_seconds": build_s, "assign_seconds": assign_s}
 
 
-def level1(run_dir: Path, ids: list[str]) -> list[str]:
-    paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+def level1(paths: dict, ids: list[str]) -> list[str]:
     return [paths[i][0] if paths.get(i) else "(none)" for i in ids]
 
 
@@ -142,8 +141,7 @@ def bertopic_labels(texts: list[str], emb: np.ndarray, seed: int, nr_topics: int
     return [str(t) for t in topics]  # -1 (outliers) counts as one more group: no item dropped
 
 
-def sample_paths(vocab: Vocabulary, run_dir: Path, catalog, k: int = 20, seed: int = 0) -> list[dict]:
-    paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+def sample_paths(vocab: Vocabulary, paths: dict, catalog, k: int = 20, seed: int = 0) -> list[dict]:
     ids = sorted(paths)
     rng = random.Random(seed)
     out = []
@@ -178,7 +176,8 @@ def analyse_catalog(name: str, profiles: list[str], seeds: dict[str, list[int]],
             info = run_profile(name, profile, seed, fresh, extra)
             run_dir = REPO / info["run_dir"]
             vocab = Vocabulary.load(run_dir / "vocabulary.json")
-            l1 = level1(run_dir, ids)
+            assigned = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+            l1 = level1(assigned, ids)
             parts.append(l1)
             jobs = load_jobs(run_dir)
             entry = {
@@ -191,7 +190,6 @@ def analyse_catalog(name: str, profiles: list[str], seeds: dict[str, list[int]],
                 "architect_meta": {k: vocab.meta.get(k) for k in ("architect", "annotator", "architect_steps_by_kind", "fallbacks") if k in vocab.meta},
                 "name_quality": name_quality(vocab, (1, 2)),
             }
-            assigned = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
             paths_list = [assigned.get(i, []) for i in ids]
             entry["names_alone_identify_groups"] = name_identifiability(vocab, emb, paths_list, embedder.encode, (1, 2))
             if labels:
@@ -221,7 +219,7 @@ def analyse_catalog(name: str, profiles: list[str], seeds: dict[str, list[int]],
                 {"name": d.name, "definition": d.definition, "items": d.item_count, "named_by": d.named_by}
                 for d in vocab.children("root")
             ]
-            entry["sample_paths"] = sample_paths(vocab, run_dir, catalog, 20, seed)
+            entry["sample_paths"] = sample_paths(vocab, assigned, catalog, 20, seed)
             per_seed.append({"seed": seed, **entry})
             print_row(name, profile, seed, entry)
         summary: dict = {"seeds": [s["seed"] for s in per_seed]}

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -101,19 +101,14 @@ def partition_scores(pred: Sequence[Any], gold: Sequence[Any]) -> dict[str, floa
     """NMI, ARI and purity of a partition against reference labels (every item counted)."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    p, g = np.asarray([str(v) for v in pred]), np.asarray([str(v) for v in gold])
-    pur = 0
-    for c in np.unique(p):
-        _, counts = np.unique(g[p == c], return_counts=True)
-        pur += int(counts.max())
+    from agentictagger.diagnostics import purity
+
+    p, g = [str(v) for v in pred], [str(v) for v in gold]
     return {
         "nmi": round(float(normalized_mutual_info_score(g, p)), 4),
         "ari": round(float(adjusted_rand_score(g, p)), 4),
-        "purity": round(pur / max(1, len(g)), 4),
+        "purity": round(float(purity(p, g)), 4),
         "clusters": int(len(np.unique(p))),
         "items": int(len(g)),
     }
 
-
-def paths_by_item(assignments: Mapping[str, Sequence[str]], item_ids: Sequence[str]) -> list[list[str]]:
-    return [list(assignments.get(i, [])) for i in item_ids]

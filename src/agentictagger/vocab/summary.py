@@ -89,15 +89,10 @@ def level1_grouping(jobs: Sequence[JobState]) -> dict[int, str]:
 
 
 def grouping_scores(pred: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
-    from sklearn.metrics import normalized_mutual_info_score
+    from agentictagger.vocab.quality import partition_scores
 
-    pred_arr, gold_arr = np.asarray(pred), np.asarray(gold)
-    nmi = normalized_mutual_info_score(gold_arr, pred_arr)
-    purity = 0
-    for c in np.unique(pred_arr):
-        _, counts = np.unique(gold_arr[pred_arr == c], return_counts=True)
-        purity += counts.max()
-    return {"nmi": round(float(nmi), 4), "purity": round(purity / max(1, len(gold_arr)), 4), "n": len(gold_arr)}
+    s = partition_scores(pred, gold)
+    return {"nmi": s["nmi"], "purity": s["purity"], "n": s["items"]}
 
 
 def build_summary(run_dir: str | Path) -> dict[str, Any]:
