@@ -194,12 +194,10 @@ class EmbeddingAnnotator:
 class EmbeddingArchitect:
     """Groups a job's items in embedding space and has a namer say what each group is.
 
-    ``propose``: fine KMeans clusters (``fine_per_group`` per descriptor), merged bottom-up by
-    size-weighted Ward linkage into ``target`` groups (:mod:`agentictagger.vocab.grouping`). At
-    levels up to ``guide_levels`` the namer also names the fine clusters first and each fine
-    cluster's vector is blended with its name's embedding (weight ``guide_weight``), so groups that
-    are the same kind of item merge even when their texts differ. Each group is then named, and
-    its prototype is its centroid blended with its name's embedding (``prototype_weight``).
+    ``propose``: the consensus of ``restarts`` draws, each fine KMeans clusters (``fine_per_group``
+    per descriptor) merged bottom-up by Ward linkage into ``target`` groups
+    (:mod:`agentictagger.vocab.grouping`). Each group is then named, and its prototype rows are
+    its pieces' centroids blended with its name's embedding (``prototype_weight``).
 
     ``refine``: drops descriptors no item chose, merges near-duplicate prototypes, and adds named
     groups for failed items when they form groups of at least ``min_new_group_share`` of the job.
@@ -217,12 +215,10 @@ class EmbeddingArchitect:
         max_descriptors: int = 30,
         fine_per_group: int = 8,
         min_fine_size: int = 5,
-        guide_levels: int = 0,
-        guide_weight: float = 0.5,
         prototype_weight: float = 0.1,
         min_new_group_share: float = 0.01,
         exemplars: int = 8,
-        restarts: int = 5,
+        restarts: int = 20,
     ) -> None:
         from agentictagger.vocab.naming import KeyphraseNamer
 
@@ -235,8 +231,6 @@ class EmbeddingArchitect:
         self.max_descriptors = max_descriptors
         self.fine_per_group = fine_per_group
         self.min_fine_size = min_fine_size
-        self.guide_levels = guide_levels
-        self.guide_weight = guide_weight
         self.prototype_weight = prototype_weight
         self.min_new_group_share = min_new_group_share
         self.n_exemplars = exemplars
@@ -276,39 +270,27 @@ class EmbeddingArchitect:
 
     # -- the role ---------------------------------------------------------------------------------
     def propose(self, job: JobView, representatives: list[int], target: int) -> list[DescriptorDraft]:
-        from agentictagger.vocab.grouping import fine_clusters, n_fine_clusters, normalise, order_by_size, ward_merge
-        from agentictagger.vocab.naming import NamingGroup
+        from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters
 
         n = len(job)
         target = max(1, min(target, n))
         m = n_fine_clusters(n, target, self.fine_per_group, self.min_fine_size)
-        # Several fine clusterings (seeds), each merged by centroids; keep the most typical result,
-        # the one agreeing best (mean ARI) with the others. Label-free; it damps the dependence on
-        # one random start, so builds with different seeds agree more (measured on the Scientific
-        # development half: picking the lowest within-group error instead did not help).
-        runs = []
-        for r in range(max(1, self.restarts)):
-            f, c = fine_clusters(job.embeddings, m, job.seed + 7919 * r)
-            # Every fine cluster weighs the same in the merge (size-weighted Ward scored lower on
-            # the Scientific development half).
-            g = ward_merge(c, np.ones(len(c)), target)[f] if len(c) > target else f
-            runs.append((g, f, c))
-        _, fine, cent = runs[_most_typical([g for g, _, _ in runs])]
-        m = len(cent)
-        vectors = cent
-        if job.level <= self.guide_levels and self.guide_weight > 0 and m > target:
-            order = [self._central(job, np.flatnonzero(fine == c))[0] for c in range(m)]
-            labels = self.namer.name([NamingGroup([job.texts[i] for i in o[:40]]) for o in order], self._ctx(job))
-            nv = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
-            vectors = normalise((1 - self.guide_weight) * cent + self.guide_weight * np.asarray(nv, dtype=np.float32))
-        to_group = ward_merge(vectors, np.ones(m), target) if m > target else np.arange(m)
-        labels_ = order_by_size(to_group[fine])
-        keep = [g for g in range(int(labels_.max()) + 1) if np.sum(labels_ == g) >= min(self.min_group_items, n)]
-        groups = [np.flatnonzero(labels_ == g) for g in keep]
-        # A descriptor keeps one row per fine cluster it merged: nearest-row matching then gives
-        # back the merged groups (a single centroid would cut a non-convex group apart).
-        fine_of = [np.unique(fine[gi]) for gi in groups]
-        return self._named_drafts(job, groups, [], [cent[f] for f in fine_of])
+        labels, fine = consensus_groups(job.embeddings, m, target, job.seed, self.restarts)
+        keep = [g for g in range(int(labels.max()) + 1) if np.sum(labels == g) >= min(self.min_group_items, n)]
+        groups = [np.flatnonzero(labels == g) for g in keep]
+        return self._named_drafts(job, groups, [], [self._piece_centroids(job, fine[gi], gi) for gi in groups])
+
+    def _piece_centroids(self, job: JobView, fine: np.ndarray, members: np.ndarray) -> np.ndarray:
+        """A group's prototype rows: the centroids of its pieces (its items split by fine
+        cluster) holding at least ``min_fine_size`` items, or its own centroid when none does.
+        Nearest-row matching then gives back the group even when it is not convex (one centroid
+        would cut it apart)."""
+        from agentictagger.vocab.grouping import normalise
+
+        pieces, counts = np.unique(fine, return_counts=True)
+        big = pieces[counts >= min(self.min_fine_size, len(members))]
+        parts = [members[fine == p] for p in big] or [members]
+        return normalise(np.stack([job.embeddings[p].mean(axis=0) for p in parts]))
 
     def refine(
         self,
@@ -362,22 +344,6 @@ class EmbeddingArchitect:
                 alive.append(int(i))
         alive.sort()
         return [descs[i] for i in alive], len(descs) - len(alive)
-
-
-def _most_typical(partitions: list[np.ndarray]) -> int:
-    """Index of the partition with the highest mean adjusted Rand index to the others."""
-    if len(partitions) < 3:
-        return 0
-    from sklearn.metrics import adjusted_rand_score
-
-    n = len(partitions)
-    score = np.zeros(n)
-    for i in range(n):
-        for j in range(i + 1, n):
-            a = adjusted_rand_score(partitions[i], partitions[j])
-            score[i] += a
-            score[j] += a
-    return int(np.argmax(score))
 
 
 def _clip(text: str, n: int = 200) -> str:

@@ -1,13 +1,13 @@
-"""Grouping a job's items before they are named: fine clusters, merged into descriptor groups.
+"""Grouping a job's items before they are named: a consensus of fine-then-merged clusterings.
 
 The offline architect does not cut the embedding space straight into ``target`` pieces (that is
-plain KMeans, the baseline). It first over-clusters the job into fine, tight groups (KMeans with
-several groups per descriptor), then merges fine groups bottom-up (Ward linkage, size-weighted)
-into ``target`` descriptor groups. Each fine group can carry the embedding of its *name*: a name
-abstracts away brands, sizes and description boilerplate, so blending it into the fine group's
-vector lets groups that are the same kind of item ("Nitrile Gloves", "Latex Gloves") meet even
-when their texts differ. ``bench/taxonomy_alignment.py`` measures both variants against KMeans
-and BERTopic on the same embeddings.
+plain KMeans, the baseline). One *draw* over-clusters the job into fine, tight groups (KMeans with
+several groups per descriptor) and merges them bottom-up (Ward linkage on the fine centroids) into
+``target`` groups. One draw depends on its random start, so ``consensus_groups`` makes
+``restarts`` draws and clusters the items by *how the draws grouped them* (KMeans on the
+concatenated one-hot group memberships, i.e. on co-association): items that most draws put
+together end up together. ``bench/taxonomy_alignment.py`` measures the result against KMeans and
+BERTopic on the same embeddings, including seed-to-seed agreement.
 """
 
 from __future__ import annotations
@@ -81,6 +81,37 @@ def ward_merge(vectors: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
     for g, a in enumerate(alive):
         out[members[a]] = g
     return out
+
+
+def draw(emb: np.ndarray, m: int, target: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One fine clustering merged into ``target`` groups: (group per item, fine cluster per item).
+
+    Every fine cluster weighs the same in the merge (size-weighted Ward scored lower on the
+    Scientific development half)."""
+    fine, cent = fine_clusters(emb, m, seed)
+    groups = ward_merge(cent, np.ones(len(cent)), target)[fine] if len(cent) > target else fine
+    return groups, fine
+
+
+def consensus_groups(emb: np.ndarray, m: int, target: int, seed: int, restarts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consensus of ``restarts`` draws: (group per item, largest first; fine clusters of draw 0).
+
+    Items are clustered (KMeans, 10 inits) on their concatenated one-hot memberships in the draws'
+    groups; the squared distance between two items there is twice the number of draws that split
+    them, so this is a centroid clustering of the co-association matrix without building the
+    n x n matrix. Measured on the Scientific development half (crc32(item_id) even, 4 seeds,
+    15 groups): 20 draws gave NMI .547 / ARI .427 and seed-to-seed ARI .80, against .535 / .389
+    and .53 for the most typical of 5 draws and .510 / .371 and .60 for plain KMeans; 5 or 10
+    draws were not enough, average-linkage on the co-association made one giant group.
+    """
+    n = len(emb)
+    target = max(1, min(target, n))
+    draws = [draw(emb, m, target, seed + 7919 * r) for r in range(max(1, restarts))]
+    if len(draws) == 1 or target == 1:
+        return order_by_size(draws[0][0]), draws[0][1]
+    onehot = np.concatenate([np.eye(int(g.max()) + 1, dtype=np.float32)[g] for g, _ in draws], axis=1)
+    labels = KMeans(n_clusters=target, random_state=seed, n_init=10).fit(onehot).labels_
+    return order_by_size(labels.astype(np.int64)), draws[0][1]
 
 
 def order_by_size(labels: np.ndarray) -> np.ndarray:
