@@ -48,10 +48,20 @@ def _setup_logging(verbose: bool) -> None:
 def _load(config: Optional[Path], sets: Optional[list[str]], **extra: Any) -> RunConfig:
     overrides = list(sets or [])
     overrides += [f"{k}={v}" for k, v in extra.items() if v is not None]
+    from pydantic import ValidationError
+    from rich.markup import escape
+
+    from agentictagger.config import describe_errors
+
     try:
         return RunConfig.load(config, overrides)
-    except Exception as exc:  # pydantic / YAML errors: say what and where, no traceback
-        console.print(f"[red]configuration error:[/red] {exc}")
+    except ValidationError as exc:  # one line per bad setting: its dotted name and allowed range
+        for line in describe_errors(exc):
+            console.print(f"[red]configuration error:[/red] {escape(line)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from exc
+    except Exception as exc:  # YAML / file errors: say what and where, no traceback
+        text = " ".join(str(exc).split())
+        console.print(f"[red]configuration error:[/red] {escape(text)}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
 
 

