@@ -64,7 +64,7 @@ def test_default_rendering_joins_string_fields_without_id_label_or_excluded() ->
     cfg = CatalogConfig(label_field="category", exclude_fields=["brand"])
     rec = {"item_id": "x", "title": "Bolt", "brand": "Acme", "category": "hw", "price": 3.5, "note": "  "}
     cat = Catalog.from_records([rec], cfg)
-    assert cat[0].text == "title: Bolt"
+    assert cat[0].text == "Bolt"  # values only, no column names
     assert cat[0].label == "hw"
 
 
@@ -222,6 +222,7 @@ def test_parquet_integer_ids_and_blank_csv_cells(tmp_path: Path) -> None:
     err = load_error(tmp_path / "n.parquet", CatalogConfig(id_field="id", text_template="{t}"))
     assert err.problems == [
         "row 2 (id '6'): text_template field(s) ['t'] missing or null; add them to the row or change catalog.text_template"
+            " (an optional field with a default: '{t|}')"
     ]
     pq.write_table(pa.Table.from_pylist([{"id": 5, "t": "five"}]), tmp_path / "n.parquet")
     assert Catalog.load(tmp_path / "n.parquet", CatalogConfig(id_field="id")).ids == ["5"]

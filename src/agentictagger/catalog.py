@@ -93,7 +93,7 @@ def _template_fields(template: str) -> list[str]:
     for _, name, _, _ in parsed:
         if name is None:
             continue
-        root = re.split(r"[.\[]", name, maxsplit=1)[0]
+        root = re.split(r"[.\[|]", name, maxsplit=1)[0]
         if root == "" or root.isdigit():
             raise CatalogError(
                 f"catalog.text_template {template!r} uses a positional field '{{{name}}}'; "
@@ -102,6 +102,99 @@ def _template_fields(template: str) -> list[str]:
         if root not in names:
             names.append(root)
     return names
+
+
+def _required_fields(template: str) -> list[str]:
+    """Root names of the fields used without a default (each row must have them)."""
+    out: list[str] = []
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name and "|" not in name:
+            root = re.split(r"[.\[]", name, maxsplit=1)[0]
+            if root not in out:
+                out.append(root)
+    return out
+
+
+def _optional_fields(template: str) -> set[str]:
+    """Root names of the fields written ``{name|default}`` (optional; missing -> the default)."""
+    out = set()
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name and "|" in name:
+            out.add(re.split(r"[.\[|]", name, maxsplit=1)[0])
+    return out
+
+
+class _TemplateFormatter(string.Formatter):
+    """str.format, plus optional fields: ``{brand|}`` / ``{brand|n/a}`` render the text after '|'
+    when the field is missing, null or blank (the default cannot hold ':', '!', '{' or '}')."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        name, sep, default = field_name.partition("|")
+        if not sep:
+            return super().get_field(field_name, args, kwargs)
+        try:
+            obj, _ = super().get_field(name, args, kwargs)
+        except (KeyError, IndexError, AttributeError, TypeError):
+            return default, name
+        return (default if _is_missing(obj) else obj), name
+
+
+_FORMATTER = _TemplateFormatter()
+
+#: Columns that usually hold ground-truth classes; the default item text (no text_template) leaves
+#: them out, as it does catalog.label_field. Name them in a text_template to use them.
+LABEL_LIKE_COLUMNS = frozenset({"label", "labels", "category", "categories", "class", "gold", "ground_truth"})
+
+
+def _label_like(column: str) -> bool:
+    c = column.strip().lower()
+    return c in LABEL_LIKE_COLUMNS or c.endswith(("_label", "_category", "_categories", "_class"))
+
+
+def _text_like(value: Any) -> bool:
+    """A string with letters in it that is not a bare URL."""
+    if not isinstance(value, str) or not any(ch.isalpha() for ch in value):
+        return False
+    v = value.strip()
+    return not (v.startswith(("http://", "https://")) and " " not in v)
+
+
+_SELECTOR_STEP = re.compile(r"\[(-?\d+)\]|\[([^\]]+)\]|\.([^.\[\]]+)")
+
+
+def parse_selector(selector: str) -> tuple[str, list[int | str]]:
+    """``'categories[0][1]'`` -> ``('categories', [0, 1])``; ``'meta.category'`` -> ``('meta', ['category'])``."""
+    m = re.match(r"[^.\[\]]+", selector)
+    if not m:
+        raise CatalogError(f"catalog.label_field {selector!r} must start with a field name, e.g. 'categories[0][1]'")
+    steps: list[int | str] = []
+    pos = m.end()
+    while pos < len(selector):
+        s = _SELECTOR_STEP.match(selector, pos)
+        if not s:
+            raise CatalogError(
+                f"catalog.label_field {selector!r}: cannot read {selector[pos:]!r}; write field[index] or "
+                "field.key, e.g. 'categories[0][1]' or 'meta.category'"
+            )
+        steps.append(int(s.group(1)) if s.group(1) is not None else (s.group(2) or s.group(3)))
+        pos = s.end()
+    return m.group(0), steps
+
+
+def select_value(row: Mapping[str, Any], selector: str) -> Any:
+    """The value ``selector`` names inside ``row`` (a column named exactly ``selector`` wins), or None."""
+    if selector in row:
+        return row[selector]
+    root, steps = parse_selector(selector)
+    value: Any = row.get(root)
+    for step in steps:
+        if isinstance(step, int) and isinstance(value, (list, tuple)) and -len(value) <= step < len(value):
+            value = value[step]
+        elif isinstance(step, str) and isinstance(value, Mapping):
+            value = value.get(step)
+        else:
+            return None
+    return value
 
 
 def truncate_text(text: str, max_chars: int, ellipsis: str = "…") -> str:
@@ -135,7 +228,13 @@ class _Builder:
         self.rows = 0
         self.template = cfg.text_template or None
         self.template_fields = _template_fields(self.template) if self.template else []
-        if cfg.label_field and cfg.label_field in self.template_fields:
+        self.optional_fields = _optional_fields(self.template) if self.template else set()
+        self.required_fields = _required_fields(self.template) if self.template else []
+        self.label_root = parse_selector(cfg.label_field)[0] if cfg.label_field else None
+        self.nested_labels = 0  # rows whose label value is a list or mapping (a selector is missing)
+        self.skipped: list[str] = []  # problems of rows skipped under catalog.skip_bad_rows
+        self.default_columns: Counter[str] = Counter()  # columns the default text was made of
+        if self.label_root and self.label_root in self.template_fields:
             raise CatalogError(
                 f"catalog.text_template uses the label field '{cfg.label_field}': the ground-truth "
                 "label must never be part of the item text. Remove it from the template or unset "
@@ -182,11 +281,12 @@ class _Builder:
         text = self._render(pos, item_id, row)
         if text is None:
             return
-        if not text:
+        if not any(ch.isalnum() for ch in text):
             self.problem(
                 pos,
                 item_id,
-                "rendered item text is empty; fill its text fields"
+                ("rendered item text is empty" if not text else f"rendered item text {text[:40]!r} has no letters or digits")
+                + "; fill its text fields"
                 + (" or change catalog.text_template" if self.template else ""),
             )
             return
@@ -196,41 +296,50 @@ class _Builder:
 
         label = None
         if cfg.label_field:
-            lv = row.get(cfg.label_field)
+            lv = select_value(row, cfg.label_field)
+            if isinstance(lv, (list, tuple, Mapping)):
+                self.nested_labels += 1
             label = None if _is_missing(lv) else str(lv)
         if item_id is not None and self.first_seen.get(item_id) == pos:
             self.items.append(Item(item_id=item_id, text=text, label=label, fields=dict(row)))
 
     def _render(self, pos: int, item_id: str | None, row: Mapping[str, Any]) -> str | None:
         if self.template:
-            missing = [f for f in self.template_fields if _is_missing_field(row, f)]
+            missing = [f for f in self.required_fields if _is_missing_field(row, f)]
             if missing:
                 self.problem(
                     pos,
                     item_id,
                     f"text_template field(s) {missing} missing or null; add them to the row or change "
-                    "catalog.text_template",
+                    "catalog.text_template (an optional field with a default: '{" + missing[0] + "|}')",
                 )
                 return None
             try:
-                return self.template.format_map(row).strip()
+                return _FORMATTER.vformat(self.template, (), row).strip()
             except (KeyError, IndexError, AttributeError, ValueError, TypeError) as e:
                 self.problem(pos, item_id, f"text_template cannot render this row ({type(e).__name__}: {e})")
                 return None
+        # No template: the values of the text-like columns, one per line, without the column names
+        # (names would become the most frequent words of every item); never the id, the excluded
+        # fields, the label field or a label-like column.
         skip = {self.cfg.id_field, *self.cfg.exclude_fields}
-        if self.cfg.label_field:
-            skip.add(self.cfg.label_field)
-        lines = [
-            f"{k}: {v.strip()}"
-            for k, v in row.items()
-            if k not in skip and isinstance(v, str) and v.strip()
-        ]
-        return "\n".join(lines)
+        if self.label_root:
+            skip.add(self.label_root)
+        cols = [k for k, v in row.items() if k not in skip and not _label_like(str(k)) and _text_like(v)]
+        self.default_columns.update(cols)
+        return "\n".join(row[k].strip() for k in cols)
 
     def finish(self) -> list[Item]:
         cfg = self.cfg
         if self.rows == 0:
             self.problems.append(f"{self.source} holds no items; a catalog needs at least one row")
+        if self.problems and self.cfg.skip_bad_rows and self.items:
+            self.skipped, self.problems = self.problems, []
+            listed = "; ".join(self.skipped[:5]) + (f"; ... {len(self.skipped) - 5} more" if len(self.skipped) > 5 else "")
+            log.warning(
+                "catalog %s: skipped %d bad row(s) of %d (catalog.skip_bad_rows / --skip-bad-rows): %s",
+                self.source, len(self.skipped), self.rows, listed,
+            )
         if self.problems:
             hints: list[str] = []
             if self.rows and cfg.id_field not in self.keys_seen:
@@ -238,7 +347,7 @@ class _Builder:
                 hints.append(
                     f"No row has the id field '{cfg.id_field}' (fields seen: {fields}); set catalog.id_field."
                 )
-            missing_tpl = [f for f in self.template_fields if f not in self.keys_seen]
+            missing_tpl = [f for f in self.required_fields if f not in self.keys_seen]
             if self.rows and missing_tpl:
                 hints.append(f"No row has template field(s) {missing_tpl}; check catalog.text_template.")
             shown = self.problems[:MAX_LISTED_PROBLEMS]
@@ -265,8 +374,19 @@ class _Builder:
                 longest,
                 examples,
             )
-        if cfg.label_field and cfg.label_field not in self.keys_seen:
-            log.warning("catalog %s: no row has the label field '%s'; labels are all empty", self.source, cfg.label_field)
+        if self.label_root and self.label_root not in self.keys_seen:
+            log.warning("catalog %s: no row has the label field '%s'; labels are all empty", self.source, self.label_root)
+        if self.nested_labels:
+            log.warning(
+                "catalog %s: catalog.label_field '%s' holds lists or objects in %d row(s); select one value inside "
+                "them, e.g. '%s[0][1]' (level 2 of the first path)",
+                self.source, cfg.label_field, self.nested_labels, cfg.label_field,
+            )
+        if self.default_columns:
+            log.info(
+                "catalog %s: no text_template; item text = the values of %s (set catalog.text_template to choose)",
+                self.source, ", ".join(sorted(self.default_columns)),
+            )
         return self.items
 
 
@@ -418,6 +538,7 @@ class Catalog:
         self.items: list[Item] = list(items)
         self.config = config or CatalogConfig()
         self.source = source
+        self.skipped_rows: list[str] = []  # problems of rows left out under catalog.skip_bad_rows
         self._index: dict[str, int] = {}
         dupes = []
         for i, it in enumerate(self.items):
@@ -520,6 +641,8 @@ class Catalog:
         path = Path(path)
         if not path.exists():
             raise CatalogError(f"catalog file {path} does not exist; check catalog.path")
+        if path.is_dir():
+            raise CatalogError(f"catalog {path} is a directory, not a file; give the catalog file inside it (catalog.path / --catalog)")
         shared = _shared_dataset_of(path)
         if shared and not cfg.text_template:
             log.info("catalog %s: reading it as the shared %r dataset", path, shared)
@@ -534,7 +657,9 @@ class Catalog:
                 _feed_jsonl(b, data)
             else:
                 _feed_csv(b, data, "," if fmt == "csv" else "\t")
-        return cls(b.finish(), cfg, source=str(path))
+        cat = cls(b.finish(), cfg, source=str(path))
+        cat.skipped_rows = b.skipped
+        return cat
 
     @classmethod
     def from_records(
@@ -545,7 +670,9 @@ class Catalog:
         b = _Builder(cfg, source, "record")
         for pos, row in enumerate(records, start=1):
             b.add(pos, row)
-        return cls(b.finish(), cfg, source=source)
+        cat = cls(b.finish(), cfg, source=source)
+        cat.skipped_rows = b.skipped
+        return cat
 
 
 # ---------------------------------------------------------------------------------------------
