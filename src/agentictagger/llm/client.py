@@ -337,16 +337,18 @@ class LLMClient:
             with self._slots:
                 with self._counter_lock:
                     self._backend_calls += 1
+                # Counted (and logged) before it is sent: a run killed mid-request still counts it.
+                self.usage.record_sent(stage)
                 try:
                     resp = self.backend.complete(request)
                 except TransientLLMError as exc:
-                    self.usage.record_failed_call(stage, time.perf_counter() - t0)
+                    self.usage.record_failed_call(stage, time.perf_counter() - t0, sent=True)
                     if attempt + 1 >= tries:
                         exc.attempts = attempt + 1  # type: ignore[attr-defined]
                         raise
                     error: TransientLLMError = exc
                 except LLMError as exc:
-                    self.usage.record_failed_call(stage, time.perf_counter() - t0)
+                    self.usage.record_failed_call(stage, time.perf_counter() - t0, sent=True)
                     exc.attempts = attempt + 1  # type: ignore[attr-defined]
                     raise
                 else:
@@ -357,6 +359,7 @@ class LLMClient:
                         resp.usage,
                         latency,
                         estimate_cost(resp.usage, self.cfg.price_per_million_input, self.cfg.price_per_million_output),
+                        sent=True,
                     )
                     return resp, attempt + 1
             # Back off outside the concurrency slot so other requests keep the backend busy.

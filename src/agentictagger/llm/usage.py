@@ -1,12 +1,17 @@
 """LLM usage and cost accounting, per stage (e.g. "architect", "annotator", "assign").
 
-One :class:`UsageTracker` is shared by every client of a run. It is saved as JSON next to the
-run's checkpoints; a resumed run loads it and keeps adding, so the totals cover the whole run.
+One :class:`UsageTracker` is shared by every client of a run. With a log (:meth:`UsageTracker.
+with_log`), every change is also appended as one JSON line to an append-only file in the run
+folder the moment it happens: a request is counted when it is sent, its tokens and cost when its
+answer arrives. A killed run loses nothing it had counted, and the totals (``usage.json``) are
+the sum of the log (:meth:`UsageTracker.from_log`), so after any crash the calls counted equal
+the requests the server received; cache hits are counted apart and cost nothing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -17,6 +22,7 @@ from typing import Any
 
 from agentictagger.llm.types import TokenUsage
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class StageUsage:
@@ -65,13 +71,24 @@ def estimate_cost(usage: TokenUsage, price_per_million_input: float, price_per_m
 
 
 class UsageTracker:
-    """Thread-safe per-stage counters."""
+    """Thread-safe per-stage counters, optionally mirrored to an append-only log."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stages: dict[str, StageUsage] = {}
         self._active: dict[str, int] = {}
         self._active_since: dict[str, float] = {}
+        self._log_path: Path | None = None
+
+    def _emit(self, stage: str, **delta: Any) -> None:
+        """Append one change to the log (called with ``_lock`` held, so lines keep their order).
+        Opened, written and closed per line: the line is with the OS before the call returns,
+        so killing the process loses none."""
+        if self._log_path is None:
+            return
+        line = json.dumps({"stage": stage, **delta, "t": round(time.time(), 3)}) + "\n"
+        with open(self._log_path, "a", encoding="utf-8") as fh:
+            fh.write(line)
 
     def _stage(self, stage: str) -> StageUsage:
         s = self._stages.get(stage)
@@ -80,43 +97,51 @@ class UsageTracker:
         return s
 
     # -- recording -------------------------------------------------------------------------
-    def record_call(self, stage: str, usage: TokenUsage, latency_s: float, cost_usd: float) -> None:
-        """One backend invocation that returned an answer (valid or not)."""
-        with self._lock:
-            s = self._stage(stage)
-            s.calls += 1
-            s.prompt_tokens += usage.prompt_tokens
-            s.completion_tokens += usage.completion_tokens
-            s.cached_prompt_tokens += usage.cached_prompt_tokens
-            s.cost_usd += cost_usd
-            s.backend_s += latency_s
+    def record_sent(self, stage: str) -> None:
+        """A backend invocation is about to be sent: counted now, so a run killed while it is in
+        flight still counts it. Pass ``sent=True`` to :meth:`record_call` / :meth:`record_failed_call`."""
+        self._add(stage, calls=1)
 
-    def record_failed_call(self, stage: str, latency_s: float) -> None:
+    def record_call(self, stage: str, usage: TokenUsage, latency_s: float, cost_usd: float, sent: bool = False) -> None:
+        """One backend invocation that returned an answer (valid or not); ``sent``: already
+        counted by :meth:`record_sent`."""
+        self._add(
+            stage,
+            calls=0 if sent else 1,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_prompt_tokens=usage.cached_prompt_tokens,
+            cost_usd=cost_usd,
+            backend_s=latency_s,
+        )
+
+    def record_failed_call(self, stage: str, latency_s: float, sent: bool = False) -> None:
         """One backend invocation that raised (it may still be retried)."""
-        with self._lock:
-            s = self._stage(stage)
-            s.calls += 1
-            s.backend_s += latency_s
+        self._add(stage, calls=0 if sent else 1, backend_s=latency_s)
 
     def record_answered(self, stage: str) -> None:
-        with self._lock:
-            self._stage(stage).answered += 1
+        self._add(stage, answered=1)
 
     def record_cache_hit(self, stage: str) -> None:
-        with self._lock:
-            self._stage(stage).cache_hits += 1
+        self._add(stage, cache_hits=1)
 
     def record_failure(self, stage: str) -> None:
-        with self._lock:
-            self._stage(stage).failures += 1
+        self._add(stage, failures=1)
 
     def record_reask(self, stage: str) -> None:
-        with self._lock:
-            self._stage(stage).reasks += 1
+        self._add(stage, reasks=1)
 
     def record_retry(self, stage: str) -> None:
+        self._add(stage, retries=1)
+
+    def _add(self, stage: str, **delta: Any) -> None:
+        delta = {k: v for k, v in delta.items() if v}
         with self._lock:
-            self._stage(stage).retries += 1
+            s = self._stage(stage)
+            for k, v in delta.items():
+                setattr(s, k, getattr(s, k) + v)
+            if delta:
+                self._emit(stage, **delta)
 
     def begin(self, stage: str) -> None:
         """A request of ``stage`` starts; pair with :meth:`end` (wall time counts overlaps once)."""
@@ -131,7 +156,9 @@ class UsageTracker:
             n = self._active.get(stage, 0) - 1
             self._active[stage] = max(n, 0)
             if n <= 0 and stage in self._active_since:
-                self._stage(stage).wall_s += time.perf_counter() - self._active_since.pop(stage)
+                wall = time.perf_counter() - self._active_since.pop(stage)
+                self._stage(stage).wall_s += wall
+                self._emit(stage, wall_s=wall)
 
     # -- reading ---------------------------------------------------------------------------
     def stage(self, name: str) -> StageUsage:
@@ -195,12 +222,78 @@ class UsageTracker:
         except (ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}: not a usage file written by UsageTracker.save ({exc})") from exc
 
+    # -- the append-only log -----------------------------------------------------------------
+    @classmethod
+    def from_log(cls, path: str | Path) -> "UsageTracker":
+        """The sum of a usage log (a missing log sums to zero). A line cut short (a full disk)
+        is skipped with a warning."""
+        t = cls()
+        path = Path(path)
+        if not path.exists():
+            return t
+        known = {f.name for f in fields(StageUsage)}
+        bad = 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                stage = row["stage"]
+                delta = {k: v for k, v in row.items() if k in known}
+            except (ValueError, KeyError, TypeError):
+                bad += 1
+                continue
+            s = t._stage(stage)
+            for k, v in delta.items():
+                setattr(s, k, getattr(s, k) + v)
+        if bad:
+            log.warning("%s: %d unreadable line(s) skipped (cut short by a crash or a full disk)", path, bad)
+        return t
+
+    @classmethod
+    def with_log(cls, path: str | Path, carried_from: str | Path | None = None) -> "UsageTracker":
+        """A tracker that appends every change to ``path`` and starts from the log's sum, so a
+        resumed run keeps adding to what its killed predecessors counted. ``carried_from``: a
+        ``usage.json`` written before logs existed; its totals become the log's first lines."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            t = cls.from_log(path)
+            with open(path, "rb+") as fh:  # a line cut short must not swallow the next one
+                fh.seek(0, os.SEEK_END)
+                if fh.tell():
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        fh.write(b"\n")
+        else:
+            t = cls()
+            if carried_from is not None and Path(carried_from).exists():
+                try:
+                    t = cls.load(carried_from)
+                except ValueError as exc:
+                    log.warning("%s; usage starts from zero", exc)
+                    t = cls()
+            lines = [
+                json.dumps({"stage": name, **{k: v for k, v in d.items() if v}, "carried_from": Path(str(carried_from)).name})
+                for name, d in t.to_dict()["stages"].items()
+            ]
+            path.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
+        t._log_path = path
+        return t
+
+    def sync(self) -> None:
+        """fsync the log (its lines already survive a killed process; this covers power loss)."""
+        if self._log_path is not None and self._log_path.exists():
+            with open(self._log_path, "rb") as fh:
+                os.fsync(fh.fileno())
+
     def merge(self, other: "UsageTracker") -> "UsageTracker":
         """Add ``other``'s counters into this tracker (returns self)."""
         snapshot = other.to_dict()["stages"]
         with self._lock:
             for name, d in snapshot.items():
                 self._stage(name).add(StageUsage.from_dict(d))
+                self._emit(name, **{k: v for k, v in d.items() if v})
         return self
 
     # -- display ---------------------------------------------------------------------------

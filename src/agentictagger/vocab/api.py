@@ -57,27 +57,43 @@ def build_vocabulary(
     embedder: Any = None,
     client_factory: Callable[[LLMConfig, Any], Any] | None = None,
     progress: Callable[[dict], None] | None = None,
+    restart: bool = False,
 ) -> BuildResult:
     """Build the descriptor tree for ``catalog`` into ``cfg.run_dir`` (resumes if state is there).
 
     ``client_factory(llm_cfg, usage)`` makes an LLM client; it defaults to the LLM layer's
-    ``make_client`` and is only called for roles configured as 'llm'.
+    ``make_client`` and is only called for roles configured as 'llm'. State left by a build with
+    other settings (see :func:`agentictagger.runstate.build_fingerprint`) raises
+    :class:`~agentictagger.runstate.StaleStateError` before any work, unless ``restart``, which
+    removes it first.
     """
     from agentictagger.embed import Embedder  # heavy import (torch): only when building
+    from agentictagger.runstate import (
+        BUILD_FINGERPRINT,
+        BUILD_STATE,
+        atomic_write_text,
+        build_fingerprint,
+        check_fingerprint,
+        complete_build_log,
+    )
 
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     items = build_set(catalog, cfg)
-    _check_same_build_set(run_dir, items.ids)
-    (run_dir / "config.yaml").write_text(cfg.dump_yaml(), encoding="utf-8")
-    embedder = embedder or Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
     texts = items.texts
+    brand_field = cfg.catalog.brand_field
+    brands = [str(it.fields.get(brand_field) or "") if brand_field else "" for it in items]
+    fingerprint = build_fingerprint(cfg, items.ids, texts, brands)
+    check_fingerprint(run_dir, "build", fingerprint, fingerprint_file=BUILD_FINGERPRINT, state=BUILD_STATE, restart=restart)
+    complete_build_log(run_dir)
+    _check_same_build_set(run_dir, items.ids)
+    # The settings of the build these checkpoints belong to (equal in everything that shapes results).
+    atomic_write_text(run_dir / "config.yaml", cfg.dump_yaml())
+    embedder = embedder or Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
     t0 = time.monotonic()
     emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)
     embed_s = time.monotonic() - t0
 
-    brand_field = cfg.catalog.brand_field
-    brands = [str(it.fields.get(brand_field) or "") if brand_field else "" for it in items]
     exclude = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
     whole_brands = frozenset(brand_strings(brands))
 
@@ -178,7 +194,11 @@ def build_vocabulary(
     if progress is not None:
         ticker.start()
     try:
-        return builder.run()
+        result = builder.run()
+        # What produced it: every setting that shapes the result (as checked on resume).
+        result.vocabulary.meta["fingerprint"] = fingerprint
+        result.vocabulary.save(run_dir / "vocabulary.json")
+        return result
     finally:
         stop.set()
         _save_usage(run_dir, usage, embed_s, len(texts))
@@ -199,20 +219,20 @@ def _check_same_build_set(run_dir: Path, ids: list[str]) -> None:
 
 
 def _load_usage(run_dir: Path) -> Any:
-    try:
-        from agentictagger.llm.usage import UsageTracker
-    except ImportError:  # pragma: no cover - the LLM layer is part of the package
-        return None
-    path = run_dir / "usage.json"
-    if path.exists():
-        try:
-            return UsageTracker.load(path)
-        except Exception:  # noqa: BLE001 - a damaged usage file must not stop a resume
-            log.warning("could not read %s; usage starts from zero", path)
-    return UsageTracker()
+    """The build's usage tracker: every call is appended to ``usage.jsonl`` as it happens (a
+    resumed build adds to what killed ones logged); a ``usage.json`` from before logs existed
+    seeds the log."""
+    from agentictagger.llm.usage import UsageTracker
+
+    return UsageTracker.with_log(run_dir / "usage.jsonl", carried_from=run_dir / "usage.json")
 
 
 def _save_usage(run_dir: Path, usage: Any, embed_s: float, n_items: int) -> None:
-    data: dict[str, Any] = usage.to_dict() if usage is not None else {}
+    """``usage.json``: the sum of ``usage.jsonl``, written atomically (a full disk leaves the old one)."""
+    from agentictagger.llm.usage import UsageTracker
+    from agentictagger.runstate import atomic_write_text
+
+    usage.sync()
+    data: dict[str, Any] = UsageTracker.from_log(run_dir / "usage.jsonl").to_dict()
     data["embedding"] = {"items": n_items, "seconds": round(embed_s, 3)}
-    (run_dir / "usage.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    atomic_write_text(run_dir / "usage.json", json.dumps(data, indent=1))

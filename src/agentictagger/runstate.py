@@ -1,0 +1,421 @@
+"""The run folder's own state: settings fingerprints of checkpoints, the run lock, and leftovers.
+
+* A *fingerprint* is a flat ``{dotted setting: value}`` of everything that shapes a stage's
+  results: its config section(s), the identity of its inputs (catalog items, vocabulary) and of
+  the models it calls. It is written next to the stage's checkpoints before the first one; a later
+  run of the stage compares, and on any difference stops with :class:`StaleStateError` naming the
+  changed keys, unless asked to ``restart`` (the stage's checkpoints and outputs are removed first).
+  Settings that cannot change results (parallelism, timeouts, retries, prices, failure thresholds)
+  are left out, so changing them resumes.
+* :class:`RunLock`: one ``build``/``assign`` per run folder at a time (an OS file lock, released
+  by the kernel when its process dies), with the holder's pid, host and start time beside it so a
+  second run can say who holds it, and a run that finds a dead holder's record can say so.
+* :func:`remove_leftovers`: temporary files of atomic writes that a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+log = logging.getLogger(__name__)
+
+BUILD_FINGERPRINT = Path("build_state") / "fingerprint.json"
+ASSIGN_FINGERPRINT = Path("assignments.partial.fingerprint.json")
+LOCK_FILE = "run.lock"
+LOCK_OWNER = "run.lock.json"
+
+#: What a build owns in the run folder: removed by ``build --restart``. The usage log stays
+#: (what was paid for was paid for).
+BUILD_STATE = ("build_state", "vocabulary.json", "vocabulary.prototypes.npz", "build_log.jsonl", "config.yaml")
+#: What an assignment owns: removed by ``assign --restart``.
+ASSIGN_STATE = (
+    "assignments.partial.jsonl",
+    str(ASSIGN_FINGERPRINT),
+    "assignments.jsonl",
+    "semantic_ids.parquet",
+    "semantic_ids.jsonl",
+    "token_vocabulary.json",
+)
+
+#: LLM endpoint settings that change answers (the rest: timeouts, retries, concurrency, prices,
+#: threads, key variable, prefix reuse, only change how fast or at what price they come).
+LLM_RESULT_FIELDS = (
+    "backend",
+    "model",
+    "model_path",
+    "base_url",
+    "n_ctx",
+    "context_tokens",
+    "choice_mode",
+    "structured_output",
+    "temperature",
+    "max_tokens",
+    "max_reasks",
+)
+#: Build and assign settings that never change results.
+NOT_RESULTS = frozenset(
+    {
+        "build.max_parallel_jobs",
+        "build.max_failed_call_share",
+        "assign.max_empty_share",
+    }
+)
+#: Assign settings each assigner reads (besides max_level); the others do not change its results.
+_ASSIGN_FIELDS = {
+    "embedding": {"stop_quantile", "min_similarity", "lookahead", "checkpoint_every"},
+    "llm": {"llm", "items_per_call", "allow_stop", "max_item_chars"},
+    "hybrid": {"llm", "shortlist", "lookahead", "items_per_call", "allow_stop", "max_item_chars"},
+    "single_call": {"llm", "allow_stop", "max_item_chars", "single_call_max_paths", "single_call_max_tree_chars"},
+}
+
+
+class StaleStateError(RuntimeError):
+    """The run folder holds a stage's checkpoints made with other settings."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+# -- small helpers ------------------------------------------------------------------------------
+def digest(obj: Any) -> str:
+    """A short stable hash of a JSON-able value."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return "sha256:" + hashlib.sha256(blob).hexdigest()[:20]
+
+
+def items_digest(ids: Sequence[str], texts: Sequence[str], extra: Sequence[Any] | None = None) -> str:
+    """Identity of a set of items: their ids and texts in order (and e.g. their brands)."""
+    h = hashlib.sha256()
+    for k, (i, t) in enumerate(zip(ids, texts)):
+        h.update(json.dumps([i, t, extra[k] if extra is not None else None], ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return f"sha256:{h.hexdigest()[:20]} ({len(ids)} items)"
+
+
+def vocabulary_digest(vocab: Any) -> str:
+    """Identity of a vocabulary: its descriptors and prototype vectors (its meta left out)."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(json.dumps(vocab.to_dict()["descriptors"], sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    for did in sorted(vocab.prototypes):
+        h.update(did.encode("utf-8"))
+        h.update(np.asarray(vocab.prototypes[did], dtype=np.float16).tobytes())
+    return f"sha256:{h.hexdigest()[:20]} ({len(vocab)} descriptors)"
+
+
+def flatten(prefix: str, data: Any) -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: data}
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it into place:
+    a crash or a full disk leaves the old file whole (and at most a ``*.tmp`` file, removed by
+    the next run)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# -- fingerprints -------------------------------------------------------------------------------
+def llm_identity(cfg: Any, name: str) -> dict[str, Any]:
+    """``llms.<entry>.<field>`` for the endpoint a role named ``name`` resolves to."""
+    entry = name if name in cfg.llms else "default"
+    llm = cfg.llms[entry]
+    return {f"llms.{entry}.{f}": getattr(llm, f) for f in LLM_RESULT_FIELDS}
+
+
+def build_fingerprint(cfg: Any, ids: Sequence[str], texts: Sequence[str], brands: Sequence[str]) -> dict[str, Any]:
+    """What shapes a build: the build section, the seed, the build set's items, the embedding
+    model and the LLM endpoints of the roles that call one."""
+    b = cfg.build
+    fp = {k: v for k, v in flatten("build", b.model_dump(mode="json")).items() if k not in NOT_RESULTS}
+    fp.update(
+        {
+            "seed": cfg.seed,
+            "catalog.items": items_digest(ids, texts, brands),
+            "catalog.brand_field": cfg.catalog.brand_field,
+            "embedding.model": cfg.embedding.model,
+        }
+    )
+    if b.architect.kind == "llm":
+        fp.update(llm_identity(cfg, b.architect.llm))
+    if b.annotator.kind == "llm":
+        fp.update(llm_identity(cfg, b.annotator.llm))
+    if b.naming.kind == "llm":
+        fp.update(llm_identity(cfg, b.naming.llm))
+    return fp
+
+
+def assign_fingerprint(cfg: Any, ids: Sequence[str], texts: Sequence[str], vocab: Any) -> dict[str, Any]:
+    """What shapes an assignment: the assigner and the settings it reads, the catalog's items,
+    the vocabulary, and the embedding model / LLM endpoint it uses."""
+    a = cfg.assign
+    used = _ASSIGN_FIELDS.get(a.assigner, set(type(a).model_fields)) | {"assigner", "max_level"}
+    if a.assigner == "embedding" and not a.stop_quantile:
+        used = used - {"checkpoint_every"}  # chunks matter only to the per-chunk stop calibration
+    fp = {f"assign.{k}": v for k, v in a.model_dump(mode="json").items() if k in used and f"assign.{k}" not in NOT_RESULTS}
+    fp["catalog.items"] = items_digest(ids, texts)
+    fp["vocabulary"] = vocabulary_digest(vocab)
+    if a.assigner in ("embedding", "hybrid"):
+        fp["embedding.model"] = cfg.embedding.model
+    if a.assigner != "embedding":
+        fp.update(llm_identity(cfg, a.llm))
+    return fp
+
+
+def _show(v: Any) -> str:
+    text = json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k, "<unset>") != new.get(k, "<unset>"))
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 8) -> str:
+    keys = changed_keys(old, new)
+    parts = []
+    for k in keys[:limit]:
+        if k in ("catalog.items", "vocabulary"):
+            parts.append(f"{k} (now {_show(new.get(k, '<unset>'))})")
+        else:
+            parts.append(f"{k} {_show(old.get(k, '<unset>'))} -> {_show(new.get(k, '<unset>'))}")
+    if len(keys) > limit:
+        parts.append(f"and {len(keys) - limit} more")
+    return ", ".join(parts)
+
+
+def check_fingerprint(
+    run_dir: str | Path,
+    stage: str,
+    fingerprint: dict[str, Any],
+    *,
+    fingerprint_file: Path,
+    state: Iterable[str],
+    restart: bool = False,
+) -> None:
+    """Make ``run_dir`` safe for ``stage`` under ``fingerprint``, or raise :class:`StaleStateError`.
+
+    No checkpoints: the fingerprint is written. Same fingerprint: resume. Different, or
+    checkpoints without one: raise, naming the changed keys, unless ``restart``, which removes the
+    stage's ``state`` paths first. Checkpoints from before fingerprints existed are adopted with a
+    warning (they cannot be checked)."""
+    run = Path(run_dir)
+    fp_path = run / fingerprint_file
+    present = [p for p in state if (run / p).exists()]
+    if restart and present:
+        for p in present:
+            target = run / p
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        log.warning("%s --restart: removed %s from %s", stage, ", ".join(present), run)
+        present = []
+    if fp_path.exists():
+        old = json.loads(fp_path.read_text(encoding="utf-8")).get("fingerprint", {})
+        if old == fingerprint:
+            return
+        raise StaleStateError(
+            f"{run} holds {stage} checkpoints made with other settings (changed: {describe_changes(old, fingerprint)}); "
+            f"rerun with --restart to discard them and start the {stage} over, or use another --run-dir"
+        )
+    if present:
+        log.warning(
+            "%s: the %s checkpoints in %s predate settings fingerprints and cannot be checked; they are "
+            "resumed as if made with the current settings (rerun with --restart if they were not)",
+            stage, stage, run,
+        )
+    atomic_write_text(fp_path, json.dumps({"stage": stage, "fingerprint": fingerprint}, indent=1, ensure_ascii=False, default=str))
+
+
+# -- leftovers ----------------------------------------------------------------------------------
+_TMP = re.compile(r"\.tmp\d*$|\.tmp\.npz$")
+
+
+def remove_leftovers(run_dir: str | Path) -> list[Path]:
+    """Remove temporary files of atomic writes (``*.tmp``, ``*.tmp<n>``, ``*.tmp.npz``) in
+    ``run_dir`` and its ``build_state``. Call only while holding the run lock: then no other run is writing them."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        return []
+    removed = []
+    # The folder itself and the build's state; not deeper folders a user may keep there (a
+    # cache shared with other runs, which this run's lock does not cover).
+    for p in [*run.glob("*"), *run.glob("build_state/**/*")]:
+        if _TMP.search(p.name) and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError as exc:  # pragma: no cover - e.g. a read-only subfolder
+                log.warning("could not remove leftover %s: %s", p, exc)
+    return removed
+
+
+# -- the lock -----------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe_owner(owner: dict[str, Any] | None) -> str:
+    if not owner:
+        return "another process"
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+    return f"`agentictagger {owner.get('command', '?')}` (pid {owner.get('pid', '?')} on {owner.get('host', '?')}, since {started})"
+
+
+class RunLock:
+    """Exclusive use of a run folder by one ``build``/``assign``.
+
+    An OS lock (``fcntl.flock`` via ``filelock``) on ``run.lock``: the kernel releases it when its
+    process dies, however it dies, so a lock can never outlive its holder on the same machine.
+    ``run.lock.json`` names the holder (command, pid, host, start time) for the message a second
+    run prints, and is removed on release; finding it when the lock was free means the last
+    holder was killed (``notes`` says so). On return, leftover temporary files are removed."""
+
+    def __init__(self, run_dir: str | Path, command: str, *, wait: bool = False,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.command = command
+        self.wait = wait
+        self.on_wait = on_wait
+        self.notes: list[str] = []
+        self._lock: Any = None
+
+    def owner(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.run_dir / LOCK_OWNER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> "RunLock":
+        from filelock import FileLock, Timeout
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.run_dir / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = describe_owner(self.owner())
+            if not self.wait:
+                raise RunLockedError(
+                    f"{self.run_dir} is in use by {holder}; wait for it to finish, or rerun with --wait to queue behind it"
+                ) from None
+            if self.on_wait:
+                self.on_wait(f"{self.run_dir} is in use by {holder}; waiting for it to finish (--wait)")
+            lock.acquire(timeout=-1, poll_interval=0.2)
+        self._lock = lock
+        stale = self.owner()
+        if stale:
+            here = stale.get("host") == socket.gethostname()
+            how = "is no longer running" if here and not _pid_alive(int(stale.get("pid", 0))) else "did not release it"
+            self.notes.append(
+                f"took over the lock of {describe_owner(stale)}, which {how} (killed?); its checkpoints are resumed"
+            )
+        owner = {"command": self.command, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        atomic_write_text(self.run_dir / LOCK_OWNER, json.dumps(owner))
+        removed = remove_leftovers(self.run_dir)
+        if removed:
+            self.notes.append(
+                f"removed {len(removed)} temporary file(s) left by an interrupted run: "
+                + ", ".join(str(p.relative_to(self.run_dir)) for p in removed[:5])
+                + (" ..." if len(removed) > 5 else "")
+            )
+        return self
+
+    def release(self) -> None:
+        if self._lock is None:
+            return
+        try:
+            (self.run_dir / LOCK_OWNER).unlink(missing_ok=True)
+        finally:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# -- the build log ------------------------------------------------------------------------------
+def complete_build_log(run_dir: str | Path) -> int:
+    """Make ``build_log.jsonl`` hold a record of every step in the build's job states.
+
+    The builder saves a step's state, then appends its log record; a run killed between the two
+    would lose the record. This appends each missing one (marked ``"recovered": true``) and
+    drops a last line cut short by a crash, so the log stays append-only and complete. Returns
+    the number of records added."""
+    run = Path(run_dir)
+    path = run / "build_log.jsonl"
+    jobs_dir = run / "build_state" / "jobs"
+    logged: set[tuple[str, int]] = set()
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            with open(path, "r+b") as fh:
+                fh.truncate(keep)
+            log.warning("%s: dropped a last line cut short by a crash", path)
+            data = data[:keep]
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "step" in row and "job" in row:
+                logged.add((row["job"], row["step"]))
+    missing = []
+    for f in sorted(jobs_dir.glob("*.json")) if jobs_dir.is_dir() else []:
+        try:
+            job = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for step in job.get("steps", []):
+            if (job["job_id"], step["step"]) not in logged:
+                # The builder's record format: job, level, parent path, the step, its descriptor count.
+                missing.append(
+                    {
+                        "time": time.time(),
+                        "job": job["job_id"],
+                        "level": job["level"],
+                        "parent_path": job["parent_path"],
+                        **step,
+                        "descriptors": len(step.get("descriptors", [])),
+                        "recovered": True,
+                    }
+                )
+    if missing:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in missing))
+        log.warning("%s: %d step record(s) lost by an interrupted run were recovered from the job states", path, len(missing))
+    return len(missing)
