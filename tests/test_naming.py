@@ -21,7 +21,7 @@ from agentictagger.vocabulary import Descriptor, Vocabulary
 
 # -- name rules -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "name", ["Mascara & Black", "Psi", "Pure", "Pink", "Super", "Deluxe", "Adhesive & Length Width", "Toys Walking", "Measuring"]
+    "name", ["Mascara & Black", "Psi", "Pure", "Pink", "Super", "Deluxe", "Set", "Value Pack", "Deluxe Kit", "Adhesive & Length Width", "Toys Walking", "Measuring"]
 )
 def test_rejected_names(name):
     assert name_problems(name), name
@@ -29,7 +29,7 @@ def test_rejected_names(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["Printer Filament", "Lab Safety Supplies", "Nitrile Gloves", "Heat Shrink Tubing", "Shampoo & Conditioner", "3D Printers", "Pressure Gauge"],
+    ["Printer Filament", "Lab Safety Supplies", "Nitrile Gloves", "Heat Shrink Tubing", "Shampoo & Conditioner", "3D Printers", "Pressure Gauge", "Tool Set", "First Aid Kit", "Gift Set"],
 )
 def test_accepted_names(name):
     assert name_problems(name) == [], name_problems(name)

@@ -32,6 +32,10 @@ UNIT_WORDS = frozenset(
     """oz ounce ounces fl ml l lb lbs g gram grams kg mg mm cm m ft inch inches in psi
     awg volt volts v watt watts w amp amps a mah ohm hz rpm pcs pc pk ct count""".split()
 )
+# Marketing words that are also packaging nouns: a name may end in one when a noun names what is
+# packed ("Tool Set", "First Aid Kit", "Gift Set"), never on its own or after marketing words only
+# ("Set", "Value Pack").
+PACKAGING_WORDS = frozenset("set sets kit kits pack packs bundle collection assortment".split())
 FUNCTION_WORDS = frozenset(
     """and or with for of the a an to in on by from without per x & &amp; + / vs""".split()
 )
@@ -85,6 +89,15 @@ def is_noun(word: str) -> bool:
     return "NOUN" in lem or "PROPN" in lem
 
 
+def has_noun_head(content: Sequence[str]) -> bool:
+    """The last content word is a noun, or a packaging noun after a noun ("Tool Set")."""
+    if not content:
+        return False
+    if content[-1].lower() in PACKAGING_WORDS:
+        return any(is_noun(w) for w in content[:-1])
+    return is_noun(content[-1])
+
+
 def name_problems(
     name: str,
     *,
@@ -102,7 +115,7 @@ def name_problems(
     content = [w for w in ws if w not in FUNCTION_WORDS]
     if len(ws) > max_words:
         out.append(f"{name!r} has {len(ws)} words; use at most {max_words}")
-    if not content or not is_noun(content[-1]):
+    if not has_noun_head(content):
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
@@ -135,6 +148,6 @@ def name_problems(
 
 def is_noun_phrase(name: str) -> bool:
     content = [w for w in words(name) if w not in FUNCTION_WORDS]
-    return bool(content) and is_noun(content[-1]) and not all(
+    return has_noun_head(content) and not all(
         w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content
     )
