@@ -16,7 +16,7 @@ import yaml
 from fake_openai_server import FakeOpenAIServer, Reply, last_user_message
 
 from agentictagger.catalog import Catalog
-from agentictagger.config import RunConfig
+from agentictagger.config import CatalogConfig, RunConfig
 from agentictagger.vocab.api import build_vocabulary
 
 KINDS = {
@@ -125,7 +125,10 @@ def test_invalid_architect_answer_is_reasked(tmp_path):
 
 
 def test_architect_that_never_complies_falls_back_offline(tmp_path):
-    cat = _write_catalog(tmp_path)
+    _write_catalog(tmp_path)
+    # A fixed opening: the offline namer reads a title's first words as a possible brand, and
+    # these toy titles all open with an adjective and the kind ("red apple model 0").
+    cat = Catalog.load(tmp_path / "catalog.jsonl", CatalogConfig(text_template="Catalog entry: {title}"))
 
     def handler(r):
         if "architect" in r["messages"][0]["content"]:

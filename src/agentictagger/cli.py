@@ -5,14 +5,16 @@ Every command takes ``--config run.yaml`` and ``--set section.field=value`` over
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -33,6 +35,70 @@ app.add_typer(models_app, name="models")
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Run configuration (YAML).")
 SetOpt = typer.Option(None, "--set", "-s", help="Override a config field: section.field=value (repeatable).")
+SkipBadRowsOpt = typer.Option(
+    False, "--skip-bad-rows", help="Skip catalog rows that fail validation (reported and counted) instead of stopping."
+)
+
+
+@contextmanager
+def _one_line_errors(verbose: bool, what: str = "error") -> Iterator[None]:
+    """Any error of a command: one line on stderr and a non-zero exit (2: the run could not start,
+    1: it failed); ``-v`` shows the traceback instead."""
+    from rich.markup import escape
+
+    from agentictagger.pipeline import RunError
+
+    try:
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line, or a traceback with -v
+        if verbose:
+            raise
+        text = " ".join(str(exc).split())
+        if isinstance(exc, RunError):
+            head, code = "error", 2
+        elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            head, code = f"{what} failed", 1
+            text = f"the disk is full ({exc.filename or text}); free some space or choose another --run-dir, then run again to resume"
+        elif isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+            head, code = f"{what} failed", 1
+            text = f"cannot write to {exc.filename or ''} ({exc.strerror}); choose a writable --run-dir / cache_dir or fix its permissions"
+        else:
+            head, code = f"{what} failed", 1
+            text = f"{type(exc).__name__}: {text} (run with -v for the traceback)"
+        console.print(f"[red]{head}:[/red] {escape(text)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(code) from exc
+
+
+RestartOpt = typer.Option(
+    False, "--restart", help="Discard this stage's checkpoints and outputs in the run folder and start it clean "
+    "(needed when they were made with other settings, catalog or vocabulary).",
+)
+WaitOpt = typer.Option(False, "--wait", help="If another build/assign is using the run folder, wait for it instead of stopping.")
+
+
+@contextmanager
+def _run_lock(cfg: RunConfig, command: str, wait: bool) -> Iterator[None]:
+    """Hold the run folder for this command (another one stops, or waits with --wait); say so
+    when a killed run's lock is taken over or its temporary files are removed."""
+    from rich.markup import escape
+
+    from agentictagger.runstate import RunLock
+
+    lock = RunLock(cfg.run_dir, command, wait=wait, on_wait=lambda msg: console.print(msg, soft_wrap=True, markup=False, highlight=False))
+    with lock:
+        for note in lock.notes:
+            console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True, highlight=False)
+        yield
+
+
+def _preflight(cfg: RunConfig, stage: str) -> None:
+    """Before any catalog or embedding work: API keys present, run and cache folders writable."""
+    from agentictagger.pipeline import check_api_keys, check_writable
+
+    check_api_keys(cfg, stage)
+    check_writable(cfg.run_dir, cfg.cache_dir)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -71,11 +137,16 @@ def _catalog(cfg: RunConfig):
     if not cfg.catalog.path:
         console.print("[red]no catalog:[/red] set catalog.path in the config or pass --catalog FILE")
         raise typer.Exit(2)
+    from rich.markup import escape
+
     try:
-        return Catalog.load(cfg.catalog.path, cfg.catalog)
-    except CatalogError as exc:
-        console.print(f"[red]catalog error:[/red] {exc}")
+        cat = Catalog.load(cfg.catalog.path, cfg.catalog)
+    except CatalogError as exc:  # one line, or one line per bad row
+        console.print(f"[red]catalog error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
+    if cat.skipped_rows:
+        console.print(f"catalog: {len(cat)} items loaded, {len(cat.skipped_rows)} bad row(s) skipped (--skip-bad-rows)")
+    return cat
 
 
 class _BuildProgress:
@@ -122,18 +193,21 @@ def _fail(what: str, exc: BaseException, note: str) -> None:
     raise typer.Exit(1) from exc
 
 
-def _do_build(cfg: RunConfig) -> Any:
+def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any:
     from agentictagger.llm.models import ModelError
     from agentictagger.llm.types import LLMError
+    from agentictagger.pipeline import check_disk_space
     from agentictagger.vocab.api import build_vocabulary
     from agentictagger.vocab.builder import BuildError
     from agentictagger.vocab.summary import build_summary
 
-    catalog = _catalog(cfg)
+    _preflight(cfg, "build")
+    catalog = catalog if catalog is not None else _catalog(cfg)
+    check_disk_space(cfg, catalog)
     t0 = time.monotonic()
     with _BuildProgress() as bar:
         try:
-            result = build_vocabulary(catalog, cfg, progress=bar)
+            result = build_vocabulary(catalog, cfg, progress=bar, restart=restart)
         except BuildError as exc:
             _fail("build failed", exc, "vocabulary.json not written; ")
         except (LLMError, ModelError, ImportError) as exc:  # an LLM endpoint or model that cannot start
@@ -150,8 +224,17 @@ def _do_build(cfg: RunConfig) -> Any:
         console.print(
             f"refinement: {ref['jobs_refined']} jobs refined, coverage {ref['mean_first']:.1%} -> {ref['mean_last']:.1%}"
         )
-    for w in result.warnings[:10]:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    failed = summary.get("failed_calls") or {}
+    if any(failed.values()) or summary.get("unanswered_items"):
+        per_stage = ", ".join(f"{stage} {n}" for stage, n in sorted(failed.items()) if n) or "none"
+        console.print(
+            f"[yellow]failed LLM calls[/yellow] (for good, after retries) per stage: {per_stage}; "
+            f"{summary.get('unanswered_items', 0)} item(s) of the final steps have no annotator answer "
+            "(run the build again to retry them)",
+            soft_wrap=True,
+        )
+    for w in result.warnings[:10]:  # the builder logs them at INFO: printed here once
+        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
     return result
 
 
@@ -161,12 +244,16 @@ def build(
     sets: Optional[list[str]] = SetOpt,
     catalog: Optional[str] = typer.Option(None, help="Catalog file (overrides catalog.path)."),
     run_dir: Optional[str] = typer.Option(None, help="Run folder (overrides run_dir)."),
+    skip_bad_rows: bool = SkipBadRowsOpt,
+    restart: bool = RestartOpt,
+    wait: bool = WaitOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Build the descriptor vocabulary (resumes a killed run in the same run folder)."""
     _setup_logging(verbose)
-    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir})
-    _do_build(cfg)
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
+    with _one_line_errors(verbose, "build"), _run_lock(cfg, "build", wait):
+        _do_build(cfg, restart=restart)
     console.print(f"outputs: {Path(cfg.run_dir) / 'vocabulary.json'}, build_log.jsonl, usage.json")
 
 
@@ -176,23 +263,32 @@ def assign(
     sets: Optional[list[str]] = SetOpt,
     catalog: Optional[str] = typer.Option(None, help="Catalog file (overrides catalog.path)."),
     run_dir: Optional[str] = typer.Option(None, help="Run folder holding vocabulary.json."),
+    skip_bad_rows: bool = SkipBadRowsOpt,
+    restart: bool = RestartOpt,
+    wait: bool = WaitOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Give every item one valid descriptor path; write the semantic-ID table (resumable)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from agentictagger import pipeline
 
     _setup_logging(verbose)
-    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir})
-    cat = _catalog(cfg)
-    if not (Path(cfg.run_dir) / "vocabulary.json").exists():
-        console.print(f"[red]no vocabulary:[/red] {cfg.run_dir}/vocabulary.json is missing; run `agentictagger build` first")
-        raise typer.Exit(2)
-    with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task(f"assign ({cfg.assign.assigner})", total=len(cat))
-        result = pipeline.assign(cfg, cat, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"assigned {len(result)} items -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl")
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
+    with _one_line_errors(verbose, "assign"), _run_lock(cfg, "assign", wait):
+        _preflight(cfg, "assign")
+        pipeline.check_vocabulary(cfg.run_dir)  # a missing, empty or unfinished vocabulary: before any work
+        cat = _catalog(cfg)
+        pipeline.check_disk_space(cfg, cat)
+        with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+            task = bar.add_task(f"assign ({cfg.assign.assigner})", total=len(cat))
+            result = pipeline.assign(
+                cfg, cat, progress=lambda done, total: bar.update(task, completed=done, total=total), restart=restart
+            )
+    stats = result.meta.get("stats") or {}
+    failed = f"; {stats['failed_calls']} LLM call(s) failed for good" if stats.get("failed_calls") else ""
+    empty = f"; {result.meta['empty_paths']} empty path(s)" if result.meta.get("empty_paths") else ""
+    console.print(f"assigned {len(result)} items -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl{failed}{empty}")
 
 
 @app.command()
@@ -201,20 +297,26 @@ def report(
     sets: Optional[list[str]] = SetOpt,
     catalog: Optional[str] = typer.Option(None, help="Catalog file (labels, if any, give NMI/purity)."),
     run_dir: Optional[str] = typer.Option(None, help="Run folder."),
+    skip_bad_rows: bool = SkipBadRowsOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Vocabulary diagnostics: coverage, utilization, collisions, depth, NMI/purity vs labels."""
     from agentictagger import pipeline
     from agentictagger.diagnostics import print_diagnostics
 
-    _setup_logging(False)
-    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir})
+    _setup_logging(verbose)
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
     cat = _catalog(cfg) if cfg.catalog.path else None
-    try:
-        diag = pipeline.report(cfg, cat)
-    except FileNotFoundError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    with _one_line_errors(verbose, "report"):
+        try:
+            diag = pipeline.report(cfg, cat)
+        except FileNotFoundError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
     print_diagnostics(diag, console)
+    failed = diag.get("failed_calls") or {}
+    if any(failed.values()):
+        console.print("failed LLM calls (for good) per stage: " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items()) if v))
     console.print(f"written: {cfg.run_dir}/diagnostics.json")
 
 
@@ -264,6 +366,8 @@ def demo(
         "--llm/--offline",
         help="Name level 1 with the local LLM (needs `make local-llm`), or use key-phrase names only.",
     ),
+    restart: bool = RestartOpt,
+    wait: bool = WaitOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """End to end on the shipped sample catalog (304 Amazon Industrial & Scientific items):
@@ -273,15 +377,17 @@ def demo(
     cfg = demo_config(run_dir, llm=llm)
     roles = "embedding grouping, local-LLM names at level 1" if llm else "offline embedding agents, key-phrase names"
     console.print(f"[bold]agentictagger demo[/bold]: {sample_catalog_path().name}, {roles}")
-    result = _do_build(cfg)
-    console.print(result.vocabulary.render(max_level=2), markup=False)
-    _maybe_assign_and_report(cfg)
+    cat = _catalog(cfg)  # loaded once: its warnings print once
+    with _one_line_errors(verbose, "demo"), _run_lock(cfg, "demo", wait):
+        result = _do_build(cfg, cat, restart=restart)
+        console.print(result.vocabulary.render(max_level=2), markup=False)
+        _maybe_assign_and_report(cfg, cat, restart=restart)
 
 
-def _maybe_assign_and_report(cfg: RunConfig) -> None:
+def _maybe_assign_and_report(cfg: RunConfig, cat: Any = None, restart: bool = False) -> None:
     from agentictagger.pipeline import assign_and_report
 
-    assign_and_report(cfg, _catalog(cfg), console)
+    assign_and_report(cfg, cat if cat is not None else _catalog(cfg), console, restart=restart)
 
 
 def main() -> None:  # pragma: no cover

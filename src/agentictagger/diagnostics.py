@@ -259,5 +259,17 @@ def run_report(run_dir: str | Path, catalog: Any = None, vocab: "Vocabulary | No
         if jobs:
             n_build = sum(len(j.items) for j in jobs if j.level == 1)
             diag["build_coverage_per_level"] = coverage_by_level(jobs, n_build)
+    from agentictagger.vocab.summary import failed_calls
+
+    failed: dict[str, int] = {}
+    for name in ("usage.json", "assign_usage.json"):  # build and assign: LLM calls failed for good
+        if (run / name).exists():
+            try:
+                usage = json.loads((run / name).read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+            for stage, n in failed_calls(usage).items():
+                failed[stage] = failed.get(stage, 0) + n
+    diag["failed_calls"] = failed
     save_diagnostics(diag, run / "diagnostics.json")
     return diag

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 PARTIAL = "assignments.partial.jsonl"
 
 
+class AssignError(RuntimeError):
+    """The assignment did not succeed (too many empty paths); no final output was written."""
+
+
 def make_assigner(
     cfg: AssignConfig,
     embedder: TextEncoder | None = None,
@@ -132,6 +136,7 @@ def run_assign(
     llm_client_factory: Callable[[str], Any] | None = None,
     choice_mode: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    meta: dict | None = None,
 ) -> Assignment:
     """Assign ``catalog`` and write ``assignments.jsonl``, ``semantic_ids.parquet`` and ``.jsonl`` to ``run_dir``.
 
@@ -155,13 +160,25 @@ def run_assign(
     mode = choice_mode
     assigner = make_assigner(cfg, embedder, client, choice_mode=mode)
     assignment = assign_catalog(catalog, vocab, assigner, chunk_size=cfg.checkpoint_every, checkpoint=run / PARTIAL, progress=progress)
+    n, empty = assignment.meta["items"], assignment.meta["empty_paths"]
+    if n and empty / n > cfg.max_empty_share:
+        stats = assignment.meta.get("stats") or {}
+        failed = f", {stats['failed_calls']} LLM call(s) failed for good" if stats.get("failed_calls") else ""
+        raise AssignError(
+            f"{empty} of {n} items got no descriptor ({empty / n:.0%} > assign.max_empty_share={cfg.max_empty_share:g}"
+            f"{failed}); assignments and semantic IDs not written. Fix the cause (see the log) and run "
+            f"`agentictagger assign` again: it retries those items"
+        )
     assignment.meta["config"] = cfg.model_dump(mode="json")
+    assignment.meta.update(meta or {})  # e.g. the settings fingerprint the caller checked
     assignment.save_jsonl(run / "assignments.jsonl")
     sids = SemanticIds.from_assignment(assignment, vocab)
     sids.save_parquet(run / "semantic_ids.parquet")
     sids.save_jsonl(run / "semantic_ids.jsonl")
-    (run / "token_vocabulary.json").write_text(json.dumps(sids.token_report(vocab), indent=1), encoding="utf-8")
+    tmp = run / "token_vocabulary.json.tmp"
+    tmp.write_text(json.dumps(sids.token_report(vocab), indent=1), encoding="utf-8")
+    tmp.replace(run / "token_vocabulary.json")
     return assignment
 
 
-__all__ = ["assign_catalog", "make_assigner", "run_assign", "PARTIAL"]
+__all__ = ["AssignError", "assign_catalog", "make_assigner", "run_assign", "PARTIAL"]

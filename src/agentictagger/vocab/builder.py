@@ -261,11 +261,8 @@ class VocabularyBuilder:
         return out
 
     # -- one cluster job (Algorithm 2) ----------------------------------------------------------
-    def _run_job(self, job: JobState) -> JobState:
-        if job.status == "done":
-            return job
-        job.status, job.error = "running", ""
-        view = JobView(
+    def _view(self, job: JobState) -> JobView:
+        return JobView(
             job_id=job.job_id,
             level=job.level,
             parent_path=job.parent_path,
@@ -275,6 +272,14 @@ class VocabularyBuilder:
             exclude_terms=self.exclude_terms,
             brand_strings=self.brand_strings,
         )
+
+    def _run_job(self, job: JobState) -> JobState:
+        if job.status == "done":
+            if job.steps and job.steps[-1].n_errors:
+                self._retry_failed_calls(job)
+            return job
+        job.status, job.error = "running", ""
+        view = self._view(job)
         target = self._target(job)
         if not job.steps:
             t = time.monotonic()
@@ -296,6 +301,38 @@ class VocabularyBuilder:
             )
         self._finalise(job)
         return job
+
+    def _retry_failed_calls(self, job: JobState) -> None:
+        """A finished job whose last step left items without an annotator answer (calls that
+        failed for good): ask again for those items only, with the same descriptors. Items that now
+        get an answer change the job's groups, so the sub-jobs of groups that changed are rebuilt."""
+        view = self._view(job)
+        todo = [i for i, e in enumerate(job.errors) if e]
+        got = self.annotator.annotate(view, job.drafts(), todo)
+        for i, a in zip(todo, got):
+            job.annotations[i], job.notes[i], job.errors[i] = a.matches, a.note, a.error
+        anns = job.last_annotations()
+        scored = [a for a in anns if not a.error]
+        covered = sum(a.covered for a in scored)
+        last = job.steps[-1]
+        last.n_errors = len(anns) - len(scored)
+        last.coverage = covered / max(1, len(scored))
+        last.n_failures = len(scored) - covered
+        old = job.final
+        self._finalise(job)
+        changed = [
+            descriptor_id(job.job_id, k)
+            for k in range(max(len(old), len(job.final)))
+            if k >= len(old) or k >= len(job.final) or (old[k]["name"], old[k]["members"]) != (job.final[k]["name"], job.final[k]["members"])
+        ]
+        for did in changed:  # their sub-jobs were built over other items: rebuilt from scratch
+            for f in (self.state_dir / "jobs").glob(f"{did}.json"):
+                f.unlink()
+            for f in (self.state_dir / "jobs").glob(f"{did}.*.json"):
+                f.unlink()
+        self._log({"job": job.job_id, "level": job.level, "retried_failed_calls": len(todo),
+                   "still_failed": last.n_errors, "rebuilt_subtrees": changed})
+        log.info("job %s: retried %d failed annotator call(s), %d still failed", job.job_id, len(todo), last.n_errors)
 
     def _target(self, job: JobState) -> int:
         if job.job_id == ROOT_ID:
@@ -364,10 +401,14 @@ class VocabularyBuilder:
         annotations = self.annotator.annotate(view, drafts, list(range(len(view))))
         scored = [a for a in annotations if not a.error]
         n_err = len(annotations) - len(scored)
-        if n_err * 2 > len(annotations):
+        share = self.cfg.max_failed_call_share
+        if n_err and n_err > share * len(annotations):
+            # The step is not recorded: a rerun redoes it (answered calls come from the cache) and
+            # retries the failed ones.
             raise RuntimeError(
-                f"job {job.job_id} step {step}: {n_err} of {len(annotations)} annotator calls failed "
-                f"(first: {next(a.error for a in annotations if a.error)})"
+                f"job {job.job_id} step {step}: {n_err} of {len(annotations)} annotator calls failed for good "
+                f"({n_err / len(annotations):.0%} > build.max_failed_call_share={share:g}; "
+                f"first: {next(a.error for a in annotations if a.error)})"
             )
         covered = sum(a.covered for a in scored)
         rec = StepRecord(
@@ -482,7 +523,7 @@ class VocabularyBuilder:
                     f"step(s) (its answers stayed invalid; first: {next(s.fallback_reason for s in job.steps if s.fallback)[:160]})"
                 )
         for w in out:
-            log.warning(w)
+            log.info(w)  # returned to the caller, which shows them (the CLI prints each once)
         return out
 
     def _assemble(self, jobs: dict[str, JobState]) -> Vocabulary:

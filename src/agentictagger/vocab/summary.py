@@ -109,7 +109,17 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
         "coverage_by_level": coverage_by_level(jobs, n_items),
         "refinement": refinement_effect(jobs),
         "usage": usage,
+        # LLM calls that failed for good (after retries and re-asks) over the whole run, per stage,
+        # and the items of the jobs' final steps still without an annotator answer.
+        "failed_calls": failed_calls(usage),
+        "unanswered_items": sum(j.steps[-1].n_errors for j in jobs if j.steps),
     }
+
+
+def failed_calls(usage: dict) -> dict[str, int]:
+    """Per stage, the LLM requests that failed for good, from a usage.json dict."""
+    stages = usage.get("stages") if isinstance(usage, dict) else None
+    return {k: int(v.get("failures", 0)) for k, v in (stages or {}).items() if isinstance(v, dict)}
 
 
 def names_of_first_levels(vocab: Vocabulary, levels: int = 2) -> list[dict[str, Any]]:
