@@ -131,6 +131,10 @@ def e2e(path: Path) -> str:
 
 def main() -> None:
     res = json.loads((REPO / "bench" / "results" / "taxonomy_alignment.json").read_text())
+    # Profiles in a fixed order (the file keeps them in the order the runs finished).
+    order = ["offline", "local-llm", "local-llm-l2"]
+    for cat in res["catalogs"].values():
+        cat["profiles"] = dict(sorted(cat["profiles"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     proto = res.get("protocol", {})
     body = f"""{START}
 ## Taxonomy alignment, coverage and names (issue #8) — `python bench/taxonomy_alignment.py`
