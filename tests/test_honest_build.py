@@ -39,6 +39,12 @@ def is_architect(request_json: dict) -> bool:
 
 
 def build_cli(tmp_path: Path, base_url: str, run: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd, env = build_command(tmp_path, base_url, run, *extra)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+
+
+def build_command(tmp_path: Path, base_url: str, run: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
+    """The `agentictagger build` command line and environment :func:`build_cli` runs."""
     cat = tmp_path / "items.jsonl"
     if not cat.exists():
         write_catalog(cat)
@@ -60,7 +66,7 @@ def build_cli(tmp_path: Path, base_url: str, run: Path, *extra: str) -> subproce
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE", "COLUMNS": "80"}
     env.pop("AGENTICTAGGER_TEST_KEY_UNSET", None)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    return cmd, env
 
 
 def failure_line(out: subprocess.CompletedProcess) -> str:

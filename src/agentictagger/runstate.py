@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from agentictagger.pipeline import RunError  # one line on stderr, exit status 2 in the CLI
+
 log = logging.getLogger(__name__)
 
 BUILD_FINGERPRINT = Path("build_state") / "fingerprint.json"
@@ -61,11 +63,16 @@ LLM_RESULT_FIELDS = (
     "max_tokens",
     "max_reasks",
 )
-#: Build and assign settings that never change results.
+#: Build and assign settings that never change results. ``build.architect.fallback`` only
+#: decides what happens when the LLM architect's answers stay invalid (fail the job, or let the
+#: offline architect write that step): a step the LLM wrote is the same under either value, and
+#: who wrote each step is recorded with it and in the vocabulary's meta. So a build that failed
+#: for want of a fallback resumes with one allowed.
 NOT_RESULTS = frozenset(
     {
         "build.max_parallel_jobs",
         "build.max_failed_call_share",
+        "build.architect.fallback",
         "assign.max_empty_share",
     }
 )
@@ -78,11 +85,11 @@ _ASSIGN_FIELDS = {
 }
 
 
-class StaleStateError(RuntimeError):
+class StaleStateError(RunError):
     """The run folder holds a stage's checkpoints made with other settings."""
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(RunError):
     """Another process holds the run folder's lock."""
 
 
