@@ -92,6 +92,8 @@ def test_brand_filter_on_scientific_keeps_category_names():
     for name in ("Printer Filament", "Lab Safety Supplies", "Industrial Tape", "Medical Supplies", "Fasteners"):
         assert name_problems(name, brand_terms=banned, brand_strings=whole) == [], name
     assert "hatchbox" in banned and "amscope" in banned
+    # A hyphenated brand is a brand however the name spells it (seen as a level-1 name).
+    assert name_problems("Porter Cable", brand_terms=banned, brand_strings=whole)
 
 
 # -- grouping ------------------------------------------------------------------------------------

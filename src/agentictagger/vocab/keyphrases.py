@@ -31,7 +31,8 @@ STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | PACKAGING_WORDS
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z\-']+")
 # Brand words may hold digits ("3M", "X-Acto"): a word with at least one letter.
-_BRAND_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-']*")
+# Hyphenated brands split into their words ("PORTER-CABLE" -> porter, cable), as names are read.
+_BRAND_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9']*")
 
 
 def first_word_brands(
@@ -103,9 +104,12 @@ def brand_terms(brands: Sequence[str], texts: Sequence[str] = (), max_nonbrand_s
 
 
 def brand_strings(brands: Sequence[str]) -> set[str]:
-    """Whole brand names, normalised (lower case, single spaces): a descriptor named exactly
-    like a brand is rejected even when each of its words is an ordinary word."""
-    return {" ".join(t.lower() for t in _TOKEN.findall(b or "")) for b in brands if b and _TOKEN.search(b)}
+    """Whole brand names, normalised by :func:`names.flat_key` (lower case, hyphens and
+    punctuation as spaces): a descriptor named like a brand ("Porter Cable" for "PORTER-CABLE") is
+    rejected even when each of its words is an ordinary word."""
+    from agentictagger.vocab.names import flat_key
+
+    return {k for k in (flat_key(b or "") for b in brands) if any(c.isalpha() for c in k)}
 
 
 @dataclass

@@ -64,6 +64,12 @@ def lemma(word: str) -> str:
     return w
 
 
+def flat_key(text: str) -> str:
+    """Lower-case letters and digits, every other run of characters one space: "PORTER-CABLE" and
+    "Porter Cable" meet as "porter cable" (whole-brand comparisons)."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def name_key(name: str) -> str:
     """Comparison key for sibling names: lemmas of the content words, in order."""
     return " ".join(lemma(w) for w in words(name) if w not in FUNCTION_WORDS)
@@ -129,8 +135,7 @@ def name_problems(
             is_noun(words(p)[-1]) for p in parts
         ):
             out.append(f"{name!r} joins two unrelated phrases")
-    norm = " ".join(ws)
-    if norm in brand_strings:
+    if flat_key(name) in brand_strings:
         out.append(f"{name!r} is a brand name")
     elif brand_terms and sum(w in brand_terms for w in content) * 2 > len(content):
         out.append(f"{name!r} looks like a brand name, not a category")
