@@ -111,6 +111,19 @@ def test_changed_settings_stop_the_stage_naming_them_and_restart_starts_it_clean
 
 
 # -- rows 4 and 5: a contended, killed LLM build ---------------------------------------------------
+# -- row 9 ----------------------------------------------------------------------------------------
+def test_assigning_another_catalog_into_a_finished_run_stops_and_keeps_its_ids(offline_run, tmp_path):
+    run = copy_run(offline_run, tmp_path)
+    table = (run / "semantic_ids.jsonl").read_bytes()
+    rows = (tmp_path / "items.jsonl").read_text().splitlines()
+    (tmp_path / "items.jsonl").write_text("\n".join(rows[:20]) + "\n")
+    out = offline(tmp_path, "assign", run)
+    assert out.returncode == 2, out.stderr[-3000:]
+    line = error_line(out)
+    assert "catalog.items" in line and "--restart" in line
+    assert (run / "semantic_ids.jsonl").read_bytes() == table
+
+
 @pytest.fixture(scope="module")
 def contended_llm_build(tmp_path_factory) -> dict:
     """Build A (LLM architect and annotator) is held by the server after 10 answers with its 2
