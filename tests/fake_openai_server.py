@@ -16,8 +16,12 @@ A queue entry or handler result may be:
 - ``Reply(...)``: full control (delay before answering, headers, token usage);
 - a callable: called with the request JSON, its result interpreted as above (queue only).
 
-Server-side records: ``requests`` (path, headers, JSON body, arrival time), ``request_count``,
-``max_concurrent`` (most requests being handled at once).
+Server-side records: ``requests`` (path, headers, JSON body, arrival time and, once answered,
+the status sent, the reply's ``tag``, the token usage of a 200 answer, when the answer was
+written and whether writing it succeeded: best effort, a client that just hung up may still read
+as reached), ``request_count``, ``max_concurrent`` (most requests being handled at once). A fault
+script (bench/reliability.py) tags its replies (``Reply(tag="429")``) and reads these records to
+tell paid answers from injected faults.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Reply:
     prompt_tokens: int | None = None  # default: words in the request's messages
     completion_tokens: int | None = None  # default: words in ``content``
     cached_tokens: int | None = None  # reported as usage.prompt_tokens_details.cached_tokens
+    tag: str = ""  # recorded on the request (e.g. which injected fault this reply is)
 
 
 @dataclass
@@ -52,6 +57,11 @@ class RecordedRequest:
     headers: dict[str, str]  # names lower-cased
     body: Any
     received_at: float  # time.monotonic() on arrival
+    status: int | None = None  # the HTTP status answered (None while in progress)
+    tag: str = ""  # the reply's tag
+    finished_at: float | None = None  # time.monotonic() when the answer was written (or failed to be)
+    delivered: bool | None = None  # False: the client had hung up (a timeout, a killed process)
+    usage: dict[str, Any] | None = None  # the token usage of a 200 answer (what a provider bills)
 
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -224,7 +234,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> bool:
+        """Write the answer; False when the client had hung up."""
         data = json.dumps(body).encode("utf-8")
         try:
             self.send_response(status)
@@ -234,8 +245,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.send_header(k, v)
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout); that is what the test wanted
+            return False  # the client gave up (timeout); that is what the test wanted
+        return True
 
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
@@ -251,8 +264,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"null")
         except ValueError:
             body = None
+        record = RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+        tag, usage = "", None
         with fake._lock:
-            fake.requests.append(RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
+            fake.requests.append(record)
             fake._active += 1
             fake.max_concurrent = max(fake.max_concurrent, fake._active)
         try:
@@ -265,7 +280,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 if reply.delay_s > 0:
                     fake._stopping.wait(reply.delay_s)
                 status, payload = fake._render(reply, body)
-                headers = reply.headers
+                headers, tag = reply.headers, reply.tag
+                usage = payload.get("usage") if status == 200 and isinstance(payload, dict) else None
         except Exception as exc:  # a bug in a test's handler: a 400 fails fast with the cause
             status, payload, headers = 400, {"error": {"message": f"handler raised {exc!r}"}}, {}
         finally:
@@ -273,4 +289,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             # request after reading this response, so the server never over-counts concurrency.
             with fake._lock:
                 fake._active -= 1
-        self._send(status, payload, headers)
+        delivered = self._send(status, payload, headers)
+        with fake._lock:
+            record.status, record.tag, record.usage = status, tag, usage
+            record.delivered, record.finished_at = delivered, time.monotonic()
