@@ -156,18 +156,16 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def render_tables(diag: dict) -> list:
-    """Rich tables for people: per-level figures, collisions, and label agreement."""
-    from rich.table import Table
-
-    t = Table(title=f"Assignment diagnostics: {diag['items']} items, {diag['vocabulary_descriptors']} descriptors")
+def diagnostic_tables(diag: dict) -> list[dict]:
+    """The diagnostics as plain tables, each ``{"title", "columns", "rows", "caption"}`` (cells are
+    strings): per-level figures, collisions and depth, label agreement. The terminal (rich) and the
+    HTML explorer both draw these."""
     build = diag.get("build_coverage_per_level") or {}
     cols = ["level", "assigned cov.", "cov. where children exist"]
     if build:
         cols.append("build-time cov.")
     cols += ["used / vocab", "util. (vocab)", "util. (used)"]
-    for col in cols:
-        t.add_column(col, justify="right")
+    rows = []
     for lvl, c in diag["coverage_per_level"].items():
         card = diag["cardinality_per_level"][lvl]
         u = diag["utilization"]["per_level"][lvl]
@@ -176,29 +174,57 @@ def render_tables(diag: dict) -> list:
             b = build.get(str(lvl)) or build.get(lvl)
             row.append(_fmt(b["coverage_in_jobs"]) if b else "")
         row += [f"{card['used']} / {card['vocabulary']}", _fmt(u["over_vocabulary"]), _fmt(u["over_used"])]
-        t.add_row(*row)
-    if build:
-        t.caption = "build-time cov.: share of each level's build jobs that the annotators accepted, before assignment puts every item somewhere"
+        rows.append(row)
     u = diag["utilization"]
-    t.add_row("all", "", "", *([""] if build else []), f"{u['unique_terms']} / {u.get('vocabulary_size', '')}", _fmt(u.get("over_vocabulary")), _fmt(u["over_used"]))
+    rows.append(["all", "", "", *([""] if build else []), f"{u['unique_terms']} / {u.get('vocabulary_size', '')}", _fmt(u.get("over_vocabulary")), _fmt(u["over_used"])])
+    caption = (
+        "build-time cov.: share of each level's build jobs that the annotators accepted, before assignment puts every item somewhere"
+        if build else ""
+    )
+    tables = [{"title": f"Assignment diagnostics: {diag['items']} items, {diag['vocabulary_descriptors']} descriptors",
+               "columns": cols, "rows": rows, "caption": caption}]
     c = diag["collisions"]
-    s = Table(title="Collisions and depth")
-    s.add_column("measure")
-    s.add_column("value", justify="right")
-    s.add_row("distinct paths", str(c["distinct_paths"]))
-    s.add_row("items sharing their full path", _fmt(c["collision_rate"]))
-    s.add_row("largest bucket", f"{c['largest_bucket']} ({' > '.join(c['largest_bucket_path'])})")
-    s.add_row("mean / median bucket size", f"{_fmt(c['mean_bucket_size'])} / {_fmt(c['median_bucket_size'])}")
-    s.add_row("depth distribution", ", ".join(f"{k}: {v}" for k, v in diag["depth_distribution"].items()))
-    tables = [t, s]
+    tables.append({
+        "title": "Collisions and depth",
+        "columns": ["measure", "value"],
+        "rows": [
+            ["distinct paths", str(c["distinct_paths"])],
+            ["items sharing their full path", _fmt(c["collision_rate"])],
+            ["largest bucket", f"{c['largest_bucket']} ({' > '.join(c['largest_bucket_path'])})"],
+            ["mean / median bucket size", f"{_fmt(c['mean_bucket_size'])} / {_fmt(c['median_bucket_size'])}"],
+            ["depth distribution", ", ".join(f"{k}: {v}" for k, v in diag["depth_distribution"].items())],
+        ],
+        "caption": "",
+    })
     if diag.get("label_agreement"):
-        g = Table(title=f"Agreement with ground-truth categories ({diag['labelled_items']} labelled items)")
-        for col in ("our level", "label level", "clusters", "classes", "NMI", "ARI", "purity"):
-            g.add_column(col, justify="right")
-        for r in diag["label_agreement"]:
-            g.add_row(str(r["level"]), str(r["label_level"]), str(r["clusters"]), str(r["classes"]), _fmt(r["nmi"]), _fmt(r.get("ari", float("nan"))), _fmt(r["purity"]))
-        tables.append(g)
+        tables.append({
+            "title": f"Agreement with ground-truth categories ({diag['labelled_items']} labelled items)",
+            "columns": ["our level", "label level", "clusters", "classes", "NMI", "ARI", "purity"],
+            "rows": [
+                [str(r["level"]), str(r["label_level"]), str(r["clusters"]), str(r["classes"]), _fmt(r["nmi"]),
+                 _fmt(r.get("ari", float("nan"))), _fmt(r["purity"])]
+                for r in diag["label_agreement"]
+            ],
+            "caption": "",
+        })
     return tables
+
+
+def render_tables(diag: dict) -> list:
+    """Rich tables for people: per-level figures, collisions, and label agreement."""
+    from rich.table import Table
+
+    out = []
+    for spec in diagnostic_tables(diag):
+        t = Table(title=spec["title"])
+        for i, col in enumerate(spec["columns"]):
+            t.add_column(col, justify="left" if spec["columns"] == ["measure", "value"] and i == 0 else "right")
+        for row in spec["rows"]:
+            t.add_row(*row)
+        if spec["caption"]:
+            t.caption = spec["caption"]
+        out.append(t)
+    return out
 
 
 def print_diagnostics(diag: dict, console: Any = None) -> None:
