@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -95,10 +94,9 @@ def _run_lock(cfg: RunConfig, command: str, wait: bool) -> Iterator[None]:
 
 def _preflight(cfg: RunConfig, stage: str) -> None:
     """Before any catalog or embedding work: API keys present, run and cache folders writable."""
-    from agentictagger.pipeline import check_api_keys, check_writable
+    from agentictagger.pipeline import preflight
 
-    check_api_keys(cfg, stage)
-    check_writable(cfg.run_dir, cfg.cache_dir)
+    preflight(cfg, stage)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -265,16 +263,25 @@ def assign(
     run_dir: Optional[str] = typer.Option(None, help="Run folder holding vocabulary.json."),
     skip_bad_rows: bool = SkipBadRowsOpt,
     restart: bool = RestartOpt,
+    add: bool = typer.Option(
+        False, "--add", help="Append the catalog's items to the run's semantic-ID table: existing items keep their IDs, "
+        "items already in the table are skipped (reported), new ones on a path in use get the next resolver.",
+    ),
     wait: bool = WaitOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Give every item one valid descriptor path; write the semantic-ID table (resumable)."""
+    """Give every item one valid descriptor path; write the semantic-ID table (resumable).
+    With --add, tag new items into a finished run without changing any existing ID."""
+    from rich.markup import escape
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from agentictagger import pipeline
 
     _setup_logging(verbose)
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
+    if add and restart:
+        console.print("[red]error:[/red] --add keeps the run's semantic IDs and --restart discards them: use one of them")
+        raise typer.Exit(2)
     with _one_line_errors(verbose, "assign"), _run_lock(cfg, "assign", wait):
         _preflight(cfg, "assign")
         pipeline.check_vocabulary(cfg.run_dir)  # a missing, empty or unfinished vocabulary: before any work
@@ -282,9 +289,19 @@ def assign(
         pipeline.check_disk_space(cfg, cat)
         with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task(f"assign ({cfg.assign.assigner})", total=len(cat))
-            result = pipeline.assign(
-                cfg, cat, progress=lambda done, total: bar.update(task, completed=done, total=total), restart=restart
-            )
+            tick = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+            if add:
+                added = pipeline.add_items(cfg, cat, progress=tick)
+            else:
+                result = pipeline.assign(cfg, cat, progress=tick, restart=restart)
+    if add:
+        if added.skipped:
+            console.print(f"[yellow]{escape(pipeline.describe_skipped(added.skipped))}[/yellow]", soft_wrap=True, highlight=False)
+        console.print(
+            f"added {len(added)} new items ({len(added.table)} in all) -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl",
+            highlight=False,
+        )
+        return
     stats = result.meta.get("stats") or {}
     failed = f"; {stats['failed_calls']} LLM call(s) failed for good" if stats.get("failed_calls") else ""
     empty = f"; {result.meta['empty_paths']} empty path(s)" if result.meta.get("empty_paths") else ""
@@ -326,8 +343,7 @@ def config_template_cmd() -> None:
     typer.echo(config_template())
 
 
-def sample_catalog_path() -> Path:
-    return Path(str(resources.files("agentictagger") / "data" / "sample_catalog.jsonl"))
+from agentictagger.tagger import sample_catalog_path  # noqa: E402,F401  (the demo's catalog; also the API's)
 
 
 #: The demo's local-LLM settings: Qwen2.5-Coder-1.5B (``make local-llm``) names the level-1

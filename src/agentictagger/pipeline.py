@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from agentictagger.catalog import Catalog
 from agentictagger.config import RunConfig
@@ -67,6 +69,12 @@ def check_writable(*folders: str | Path) -> None:
                 f"cannot write to {path} ({exc.strerror or type(exc).__name__}); choose another folder "
                 "(--run-dir / cache_dir) or make it writable"
             ) from exc
+
+
+def preflight(cfg: RunConfig, stage: str) -> None:
+    """Before any catalog or embedding work: API keys present, run and cache folders writable."""
+    check_api_keys(cfg, stage)
+    check_writable(cfg.run_dir, cfg.cache_dir)
 
 
 def estimate_disk_mb(cfg: RunConfig, catalog: Catalog) -> float:
@@ -137,36 +145,196 @@ def llm_client_factory(cfg: RunConfig, usage: Any = None):
     return factory
 
 
-def assign(cfg: RunConfig, catalog: Catalog, progress: Any = None, restart: bool = False) -> Any:
+def role_fingerprint(role: str, obj: Any) -> dict[str, str]:
+    """A role object passed in (not built from the config) is part of what shapes a stage's
+    results: its class goes into the stage's fingerprint, so a checkpoint made by another one is
+    not resumed."""
+    if obj is None:
+        return {}
+    cls = type(obj)
+    return {f"roles.{role}": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+def assign(
+    cfg: RunConfig,
+    catalog: Catalog,
+    progress: Any = None,
+    restart: bool = False,
+    *,
+    embedder: Any = None,
+    assigner: Any = None,
+) -> Any:
     """Assign every catalog item a valid path; writes assignments and the semantic-ID table.
 
     A checkpoint made with other settings, another catalog or another vocabulary raises
     :class:`~agentictagger.runstate.StaleStateError` before any work, unless ``restart``, which
-    removes the assignment's checkpoint and outputs first. LLM usage is appended per call to
-    ``assign_usage.jsonl``; ``assign_usage.json`` is its sum."""
-    import json
-
+    removes the assignment's checkpoint and outputs first; so does a table that holds items added
+    with :func:`add_items` (assigning the first catalog again would drop them). LLM usage is
+    appended per call to ``assign_usage.jsonl``; ``assign_usage.json`` is its sum. ``embedder``
+    and ``assigner`` (optional) replace the ones the config names."""
     from agentictagger.assign import run_assign
-    from agentictagger.embed import Embedder
-    from agentictagger.llm.usage import UsageTracker
-    from agentictagger.runstate import ASSIGN_FINGERPRINT, ASSIGN_STATE, assign_fingerprint, atomic_write_text, check_fingerprint
+    from agentictagger.runstate import ASSIGN_FINGERPRINT, ASSIGN_STATE, StaleStateError, assign_fingerprint, check_fingerprint
 
     run_dir = Path(cfg.run_dir)
     vocab = check_vocabulary(run_dir)
-    fingerprint = assign_fingerprint(cfg, catalog.ids, catalog.texts, vocab)
+    fingerprint = {**assign_fingerprint(cfg, catalog.ids, catalog.texts, vocab), **role_fingerprint("assigner", assigner)}
     check_fingerprint(run_dir, "assign", fingerprint, fingerprint_file=ASSIGN_FINGERPRINT, state=ASSIGN_STATE, restart=restart)
-    usage = UsageTracker.with_log(run_dir / "assign_usage.jsonl", carried_from=run_dir / "assign_usage.json")
-    embedder = Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
-    try:
-        return run_assign(
-            catalog, vocab, cfg.assign, run_dir, embedder=embedder,
-            llm_client_factory=llm_client_factory(cfg, usage), progress=progress,
-            meta={"fingerprint": fingerprint},
+    added = _added_items(run_dir)
+    if added:
+        raise StaleStateError(
+            f"{run_dir}'s semantic-ID table holds {added} item(s) added with `assign --add` after this catalog was "
+            "assigned; assigning the catalog again would drop their IDs. Add more items with --add, or rerun with "
+            "--restart to discard the table and assign this catalog from scratch"
         )
+    with _assign_usage(cfg) as usage:
+        return run_assign(
+            catalog, vocab, cfg.assign, run_dir, embedder=embedder or _embedder(cfg),
+            llm_client_factory=llm_client_factory(cfg, usage), progress=progress,
+            meta={"fingerprint": fingerprint}, assigner=assigner,
+        )
+
+
+def _embedder(cfg: RunConfig) -> Any:
+    from agentictagger.embed import Embedder
+
+    return Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
+
+
+@contextmanager
+def _assign_usage(cfg: RunConfig) -> Iterator[Any]:
+    """The assignment's usage tracker: per-call log ``assign_usage.jsonl``, its sum written to
+    ``assign_usage.json`` at the end (also when the assignment fails)."""
+    import json
+
+    from agentictagger.llm.usage import UsageTracker
+    from agentictagger.runstate import atomic_write_text
+
+    run_dir = Path(cfg.run_dir)
+    usage = UsageTracker.with_log(run_dir / "assign_usage.jsonl", carried_from=run_dir / "assign_usage.json")
+    try:
+        yield usage
     finally:
         usage.sync()
         total = UsageTracker.from_log(run_dir / "assign_usage.jsonl").to_dict()
         atomic_write_text(run_dir / "assign_usage.json", json.dumps(total, indent=2, sort_keys=True) + "\n")
+
+
+def _added_items(run_dir: Path) -> int:
+    """How many items of the run's table came from ``assign --add`` (0 when none or no table)."""
+    path = run_dir / "assignments.jsonl"
+    if not path.exists():
+        return 0
+    import json
+
+    with path.open(encoding="utf-8") as fh:  # the meta is the first line
+        first = fh.readline()
+    try:
+        meta = json.loads(first).get("meta") or {}
+    except (ValueError, AttributeError):
+        return 0
+    return sum(int(batch.get("items", 0)) for batch in meta.get("added") or [])
+
+
+def describe_skipped(skipped: list[str], limit: int = 5) -> str:
+    """One line for the items ``assign --add`` skipped because the table already has them."""
+    shown = ", ".join(skipped[:limit]) + (" ..." if len(skipped) > limit else "")
+    return f"skipped {len(skipped)} item(s) already in the semantic-ID table (their IDs are kept): {shown}"
+
+
+@dataclass
+class AddResult:
+    """What :func:`add_items` did: the semantic-ID rows of the items it added (in catalog order),
+    the ids it skipped because the table already had them, and the whole table after."""
+
+    added: Any  # SemanticIds of the new items
+    skipped: list[str]
+    table: Any  # SemanticIds of every item
+    assignment: Any  # the run's Assignment, every item
+
+    def __len__(self) -> int:
+        return len(self.added)
+
+
+def add_items(
+    cfg: RunConfig,
+    catalog: Catalog,
+    progress: Any = None,
+    *,
+    embedder: Any = None,
+    assigner: Any = None,
+) -> AddResult:
+    """Tag the items of ``catalog`` into a finished run's vocabulary and append them to its
+    semantic-ID table: every existing row keeps its ID, a new item on a path in use gets the next
+    resolver, and items whose ids the table already has are skipped (listed in the result).
+
+    The run's vocabulary must be the one its table was assigned with, and the assignment settings
+    the same (else :class:`~agentictagger.runstate.StaleStateError` naming the changed keys). A
+    killed add resumes from ``assignments.add.partial.jsonl``; the outputs are written atomically,
+    the Parquet table first. The caller holds the run lock."""
+    import json
+    import time
+
+    from agentictagger.assign import Assignment, assign_catalog
+    from agentictagger.assign.run import check_empty_share, run_assigner, write_outputs
+    from agentictagger.runstate import (
+        ADD_FINGERPRINT,
+        ADD_PARTIAL,
+        StaleStateError,
+        assign_fingerprint,
+        atomic_write_text,
+        describe_changes,
+        items_digest,
+    )
+    from agentictagger.semantic_ids import SemanticIds
+
+    run_dir = Path(cfg.run_dir)
+    vocab = check_vocabulary(run_dir)
+    table_path, a_path = run_dir / "semantic_ids.parquet", run_dir / "assignments.jsonl"
+    if not (table_path.exists() and a_path.exists()):
+        raise RunError(f"no semantic-ID table in {run_dir} to add to; run `agentictagger assign` first (without --add)")
+    table = SemanticIds.load_parquet(table_path)
+    old = Assignment.load_jsonl(a_path)
+    # The Parquet table is written first: items in it but not yet in assignments.jsonl (a run
+    # killed between the two writes) are taken from it.
+    paths = {r.item_id: list(r.path) for r in table}
+    old_fp = dict(old.meta.get("fingerprint") or {})
+    new_fp = json.loads(json.dumps({**assign_fingerprint(cfg, [], [], vocab), **role_fingerprint("assigner", assigner)}, default=str))
+    keys = [k for k in set(old_fp) | set(new_fp) if k != "catalog.items"]
+    before, now = {k: old_fp.get(k, "<unset>") for k in keys}, {k: new_fp.get(k, "<unset>") for k in keys}
+    if old_fp and before != now:
+        raise StaleStateError(
+            f"{run_dir}'s semantic-ID table was assigned with other settings (changed: {describe_changes(before, now)}); "
+            "new items must be tagged like the existing ones: use the same settings, or rerun `assign` with --restart"
+        )
+    skipped = [it.item_id for it in catalog if it.item_id in paths]
+    new = catalog.subset([it.item_id for it in catalog if it.item_id not in paths])
+    # A killed add's checkpoint is reused only for the same new items under the same settings.
+    add_fp = {**new_fp, "catalog.items": items_digest(new.ids, new.texts)}
+    ck, fp_path = run_dir / ADD_PARTIAL, run_dir / ADD_FINGERPRINT
+    if fp_path.exists() and json.loads(fp_path.read_text(encoding="utf-8")).get("fingerprint") != add_fp:
+        ck.unlink(missing_ok=True)
+    atomic_write_text(fp_path, json.dumps({"stage": "assign --add", "fingerprint": add_fp}, indent=1, default=str))
+    if len(new):
+        with _assign_usage(cfg) as usage:
+            assigner = assigner or run_assigner(cfg.assign, embedder or _embedder(cfg), llm_client_factory(cfg, usage))
+            fresh = assign_catalog(new, vocab, assigner, chunk_size=cfg.assign.checkpoint_every, checkpoint=ck, progress=progress)
+        check_empty_share(fresh, cfg.assign)
+    else:
+        fresh = Assignment({}, {"items": 0, "empty_paths": 0})
+    added = table.extend(fresh, vocab) if len(fresh) else table
+    meta = dict(old.meta)
+    lost = [i for i in paths if i not in old.paths]  # added by a run killed before assignments.jsonl was written
+    if lost:
+        meta["added"] = [*(meta.get("added") or []), {"items": len(lost), "recovered": True}]
+    if len(fresh):
+        batch = {"items": len(fresh), "skipped_existing": len(skipped), "catalog.items": add_fp["catalog.items"],
+                 "empty_paths": fresh.meta.get("empty_paths", 0), "time": round(time.time(), 3)}
+        meta["added"] = [*(meta.get("added") or []), batch]
+    assignment = Assignment({**paths, **fresh.paths}, meta)
+    write_outputs(run_dir, assignment, added, vocab)
+    ck.unlink(missing_ok=True)
+    fp_path.unlink(missing_ok=True)
+    return AddResult(SemanticIds([added[i] for i in fresh.paths]), skipped, added, assignment)
 
 
 def report(cfg: RunConfig, catalog: Catalog | None) -> dict:

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 BUILD_FINGERPRINT = Path("build_state") / "fingerprint.json"
 ASSIGN_FINGERPRINT = Path("assignments.partial.fingerprint.json")
+#: ``assign --add``: the checkpoint of a batch of new items, and what it was made with.
+ADD_PARTIAL = "assignments.add.partial.jsonl"
+ADD_FINGERPRINT = "assignments.add.partial.fingerprint.json"
 LOCK_FILE = "run.lock"
 LOCK_OWNER = "run.lock.json"
 
@@ -42,6 +45,8 @@ BUILD_STATE = ("build_state", "vocabulary.json", "vocabulary.prototypes.npz", "b
 ASSIGN_STATE = (
     "assignments.partial.jsonl",
     str(ASSIGN_FINGERPRINT),
+    ADD_PARTIAL,
+    ADD_FINGERPRINT,
     "assignments.jsonl",
     "semantic_ids.parquet",
     "semantic_ids.jsonl",

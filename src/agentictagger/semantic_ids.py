@@ -70,6 +70,36 @@ class SemanticIds:
             counter[p] += 1
         return cls(rows)
 
+    def extend(self, assignment: "Assignment", vocab: "Vocabulary") -> "SemanticIds":
+        """This table plus the items of ``assignment``, which must all be new: every existing row
+        is kept as it is, and a new item on a path already in use gets the next resolver after the
+        ones taken (``#0 #1`` in use: the new one is ``#2``), so no earlier ID changes."""
+        nxt: dict[tuple[str, ...], int] = {}
+        for r in self.rows:
+            nxt[r.path] = max(nxt.get(r.path, 0), r.resolver + 1)
+        rows = list(self.rows)
+        for item_id, path in assignment.paths.items():
+            if item_id in self._by_item:
+                raise ValueError(f"item {item_id!r} already has a semantic ID; only new items can be added")
+            p = tuple(path)
+            rows.append(SemanticId(item_id, p, tuple(vocab[d].name for d in p), nxt.get(p, 0)))
+            nxt[p] = nxt.get(p, 0) + 1
+        return SemanticIds(rows)
+
+    def to_frame(self):
+        """The table as a pandas DataFrame: ``item_id, path, path_names, resolver`` (paths as tuples)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "item_id": [r.item_id for r in self.rows],
+                "path": [r.path for r in self.rows],
+                "path_names": [r.path_names for r in self.rows],
+                "resolver": [r.resolver for r in self.rows],
+            },
+            columns=list(COLUMNS),
+        )
+
     # -- reports ------------------------------------------------------------------------------
     def token_report(self, vocab: "Vocabulary | None" = None) -> dict:
         """Token vocabulary size, "base tokens + resolvers" (Table 7): distinct descriptors used, and

@@ -137,17 +137,36 @@ def run_assign(
     choice_mode: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     meta: dict | None = None,
+    assigner: Assigner | None = None,
 ) -> Assignment:
     """Assign ``catalog`` and write ``assignments.jsonl``, ``semantic_ids.parquet`` and ``.jsonl`` to ``run_dir``.
 
     ``llm_client_factory(role_name)`` returns the client for ``cfg.llm`` (only called for LLM
     assigners). ``choice_mode`` defaults to the client's ``cfg.choice_mode`` when it has one.
+    ``assigner`` (optional) replaces the one ``cfg.assigner`` names.
     Resumes from ``assignments.partial.jsonl`` in ``run_dir``.
     """
     from agentictagger.semantic_ids import SemanticIds
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
+    assigner = assigner or run_assigner(cfg, embedder, llm_client_factory, choice_mode)
+    assignment = assign_catalog(catalog, vocab, assigner, chunk_size=cfg.checkpoint_every, checkpoint=run / PARTIAL, progress=progress)
+    check_empty_share(assignment, cfg)
+    assignment.meta["config"] = cfg.model_dump(mode="json")
+    assignment.meta.update(meta or {})  # e.g. the settings fingerprint the caller checked
+    write_outputs(run, assignment, SemanticIds.from_assignment(assignment, vocab), vocab)
+    return assignment
+
+
+def run_assigner(
+    cfg: AssignConfig,
+    embedder: TextEncoder | None = None,
+    llm_client_factory: Callable[[str], Any] | None = None,
+    choice_mode: str | None = None,
+) -> Assigner:
+    """The assigner a run uses: :func:`make_assigner` with the LLM client of ``cfg.llm`` (from
+    ``llm_client_factory``) and its choice mode."""
     client = None
     if cfg.assigner != "embedding":
         if llm_client_factory is None:
@@ -157,9 +176,11 @@ def run_assign(
         # Likelihood scoring needs token log-probabilities, which only the embedded backend has.
         llm_cfg = getattr(client, "cfg", None)
         choice_mode = llm_cfg.choice_mode if llm_cfg is not None and llm_cfg.backend == "embedded" else "generate"
-    mode = choice_mode
-    assigner = make_assigner(cfg, embedder, client, choice_mode=mode)
-    assignment = assign_catalog(catalog, vocab, assigner, chunk_size=cfg.checkpoint_every, checkpoint=run / PARTIAL, progress=progress)
+    return make_assigner(cfg, embedder, client, choice_mode=choice_mode)
+
+
+def check_empty_share(assignment: Assignment, cfg: AssignConfig) -> None:
+    """Too many empty paths (LLM calls failed for good): :class:`AssignError`, nothing written."""
     n, empty = assignment.meta["items"], assignment.meta["empty_paths"]
     if n and empty / n > cfg.max_empty_share:
         stats = assignment.meta.get("stats") or {}
@@ -169,16 +190,18 @@ def run_assign(
             f"{failed}); assignments and semantic IDs not written. Fix the cause (see the log) and run "
             f"`agentictagger assign` again: it retries those items"
         )
-    assignment.meta["config"] = cfg.model_dump(mode="json")
-    assignment.meta.update(meta or {})  # e.g. the settings fingerprint the caller checked
-    assignment.save_jsonl(run / "assignments.jsonl")
-    sids = SemanticIds.from_assignment(assignment, vocab)
+
+
+def write_outputs(run_dir: str | Path, assignment: Assignment, sids: Any, vocab: Vocabulary) -> None:
+    """Write a run's assignment outputs, each atomically: the semantic-ID table (Parquet first:
+    it is the table an added batch extends), its JSONL copy, the token report, ``assignments.jsonl``."""
+    run = Path(run_dir)
     sids.save_parquet(run / "semantic_ids.parquet")
     sids.save_jsonl(run / "semantic_ids.jsonl")
     tmp = run / "token_vocabulary.json.tmp"
     tmp.write_text(json.dumps(sids.token_report(vocab), indent=1), encoding="utf-8")
     tmp.replace(run / "token_vocabulary.json")
-    return assignment
+    assignment.save_jsonl(run / "assignments.jsonl")
 
 
-__all__ = ["AssignError", "assign_catalog", "make_assigner", "run_assign", "PARTIAL"]
+__all__ = ["AssignError", "assign_catalog", "check_empty_share", "make_assigner", "run_assign", "run_assigner", "write_outputs", "PARTIAL"]

@@ -58,11 +58,15 @@ def build_vocabulary(
     client_factory: Callable[[LLMConfig, Any], Any] | None = None,
     progress: Callable[[dict], None] | None = None,
     restart: bool = False,
+    architect: Any = None,
+    annotator: Any = None,
 ) -> BuildResult:
     """Build the descriptor tree for ``catalog`` into ``cfg.run_dir`` (resumes if state is there).
 
     ``client_factory(llm_cfg, usage)`` makes an LLM client; it defaults to the LLM layer's
-    ``make_client`` and is only called for roles configured as 'llm'. State left by a build with
+    ``make_client`` and is only called for roles configured as 'llm'. ``architect`` and
+    ``annotator`` (optional) replace the agents the config names (their classes go into the
+    fingerprint). State left by a build with
     other settings (see :func:`agentictagger.runstate.build_fingerprint`) raises
     :class:`~agentictagger.runstate.StaleStateError` before any work, unless ``restart``, which
     removes it first.
@@ -83,7 +87,13 @@ def build_vocabulary(
     texts = items.texts
     brand_field = cfg.catalog.brand_field
     brands = [str(it.fields.get(brand_field) or "") if brand_field else "" for it in items]
-    fingerprint = build_fingerprint(cfg, items.ids, texts, brands)
+    from agentictagger.pipeline import role_fingerprint
+
+    fingerprint = {
+        **build_fingerprint(cfg, items.ids, texts, brands),
+        **role_fingerprint("architect", architect),
+        **role_fingerprint("annotator", annotator),
+    }
     check_fingerprint(run_dir, "build", fingerprint, fingerprint_file=BUILD_FINGERPRINT, state=BUILD_STATE, restart=restart)
     complete_build_log(run_dir)
     _check_same_build_set(run_dir, items.ids)
@@ -112,6 +122,7 @@ def build_vocabulary(
         return clients[role_name]
 
     b = cfg.build
+    custom_architect, custom_annotator = architect, annotator
     offline_architect = EmbeddingArchitect(
         embedder.encode,
         make_namer(b.naming, embedder.encode, client),
@@ -119,10 +130,10 @@ def build_vocabulary(
         max_descriptors=b.max_descriptors,
         **b.grouping.model_dump(),
     )
-    if b.architect.kind == "llm":
+    if b.architect.kind == "llm" and custom_architect is None:
         from agentictagger.vocab.llm_agents import LLMArchitect
 
-        architect: Any = LLMArchitect(
+        architect = LLMArchitect(
             client(b.architect.llm),
             min_count=b.min_descriptors,
             max_count=b.max_descriptors,
@@ -134,11 +145,15 @@ def build_vocabulary(
         fallback = offline_architect if b.architect.fallback == "offline" else None
     else:
         architect, fallback = offline_architect, None
-    if b.annotator.kind == "llm":
+    if custom_architect is not None:
+        architect, fallback = custom_architect, None
+    if custom_annotator is not None:
+        annotator = custom_annotator
+    elif b.annotator.kind == "llm":
         from agentictagger.vocab.llm_agents import LLMAnnotator
 
         ann_llm = role_llm(cfg, b.annotator.llm)
-        annotator: Any = LLMAnnotator(
+        annotator = LLMAnnotator(
             client(b.annotator.llm),
             output=b.annotator.output,
             items_per_call=b.annotator.items_per_call,
