@@ -337,6 +337,29 @@ def report(
     console.print(f"written: {cfg.run_dir}/diagnostics.json")
 
 
+@app.command()
+def explore(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (vocabulary.json and assignments.jsonl)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the page (default RUN_DIR/explorer.html)."),
+    catalog: Optional[Path] = typer.Option(
+        None, help="Catalog file for the item texts (default: the catalog named in RUN_DIR/config.yaml, if it exists)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Write one self-contained HTML page to browse the run: the tree, a treemap/sunburst by item
+    count, each descriptor's figures and items, a search over names and item texts, the diagnostics.
+    It opens from disk: no server, no network.
+
+    Example: agentictagger explore runs/demo -o explorer.html
+    """
+    from agentictagger.explorer import write_explorer
+
+    _setup_logging(verbose)
+    with _one_line_errors(verbose, "explore"):
+        path = write_explorer(run_dir, output, catalog_path=catalog)
+    typer.echo(f"explorer: {path}")
+
+
 @app.command("config-template")
 def config_template_cmd() -> None:
     """Print a YAML config with every field, its default and its description."""
