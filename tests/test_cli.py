@@ -30,6 +30,11 @@ def test_demo_builds_assigns_and_reports(tmp_path):
     assert nmi and nmi[0] > 0.3  # real structure, not noise, against the Amazon categories
     log = [json.loads(line) for line in (run / "build_log.jsonl").read_text().splitlines()]
     assert log and all(0.0 <= r["coverage"] <= 1.0 for r in log)
+    # The demo writes the explorer page and prints its path; `report` prints the tree with counts.
+    assert (run / "explorer.html").stat().st_size > 100_000 and "explorer.html" in res.output
+    rep = runner.invoke(app, ["report", "--run-dir", str(run)], env={"COLUMNS": "200"})
+    assert rep.exit_code == 0, rep.output
+    assert all(f"{d.name} (" in rep.output for d in vocab.level(1)) and "Assignment diagnostics" in rep.output
 
     # A second build on the same run folder resumes: nothing left to do, same vocabulary.
     again = runner.invoke(app, ["demo", "--offline", "--run-dir", str(run)])
@@ -81,4 +86,19 @@ def test_assign_without_vocabulary_says_what_to_do(tmp_path):
     cat = tmp_path / "items.jsonl"
     cat.write_text('{"item_id": "a", "title": "drill"}\n')
     res = runner.invoke(app, ["assign", "--catalog", str(cat), "--run-dir", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "agentictagger build" in res.output
+
+
+def test_version_and_an_example_in_every_command_help():
+    from agentictagger import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"agentictagger {__version__}"
+    for cmd in (["build"], ["assign"], ["report"], ["explore"], ["demo"], ["config-template"], ["models", "fetch"]):
+        res = runner.invoke(app, [*cmd, "--help"], env={"COLUMNS": "200"})
+        assert res.exit_code == 0 and "Example: agentictagger " + cmd[0] in res.output, (cmd, res.output)
+
+
+def test_explore_without_a_run_says_what_to_do(tmp_path):
+    res = runner.invoke(app, ["explore", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "agentictagger build" in res.output

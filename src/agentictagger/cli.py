@@ -32,6 +32,23 @@ from agentictagger.llm.models_cli import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from agentictagger import __version__
+
+        typer.echo(f"agentictagger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    pass
+
 ConfigOpt = typer.Option(None, "--config", "-c", help="Run configuration (YAML).")
 SetOpt = typer.Option(None, "--set", "-s", help="Override a config field: section.field=value (repeatable).")
 SkipBadRowsOpt = typer.Option(
@@ -247,7 +264,10 @@ def build(
     wait: bool = WaitOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Build the descriptor vocabulary (resumes a killed run in the same run folder)."""
+    """Build the descriptor vocabulary (resumes a killed run in the same run folder).
+
+    Example: agentictagger build --catalog items.jsonl --run-dir runs/a --set build.min_cluster_size=20
+    """
     _setup_logging(verbose)
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
     with _one_line_errors(verbose, "build"), _run_lock(cfg, "build", wait):
@@ -271,7 +291,10 @@ def assign(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Give every item one valid descriptor path; write the semantic-ID table (resumable).
-    With --add, tag new items into a finished run without changing any existing ID."""
+    With --add, tag new items into a finished run without changing any existing ID.
+
+    Example: agentictagger assign --catalog items.jsonl --run-dir runs/a  (then: --add --catalog new_items.jsonl)
+    """
     from rich.markup import escape
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -317,9 +340,12 @@ def report(
     skip_bad_rows: bool = SkipBadRowsOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Vocabulary diagnostics: coverage, utilization, collisions, depth, NMI/purity vs labels."""
+    """The descriptor tree (top levels, item counts) and the vocabulary diagnostics: coverage,
+    utilization, collisions, depth, NMI/purity vs labels.
+
+    Example: agentictagger report --run-dir runs/a --catalog items.jsonl
+    """
     from agentictagger import pipeline
-    from agentictagger.diagnostics import print_diagnostics
 
     _setup_logging(verbose)
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
@@ -330,11 +356,27 @@ def report(
         except FileNotFoundError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
-    print_diagnostics(diag, console)
+    _print_tree_and_diagnostics(cfg.run_dir, diag)
     failed = diag.get("failed_calls") or {}
     if any(failed.values()):
         console.print("failed LLM calls (for good) per stage: " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items()) if v))
     console.print(f"written: {cfg.run_dir}/diagnostics.json")
+
+
+def _print_tree_and_diagnostics(run_dir: str | Path, diag: dict) -> None:
+    """The descriptor tree (levels 1-2, with item counts) beside the diagnostics tables; below
+    them when the terminal is too narrow for both."""
+    from rich.columns import Columns
+    from rich.console import Group
+    from rich.panel import Panel
+
+    from agentictagger.assign.base import Assignment
+    from agentictagger.diagnostics import render_tables, render_tree
+    from agentictagger.vocabulary import Vocabulary
+
+    run = Path(run_dir)
+    tree = render_tree(Vocabulary.load(run / "vocabulary.json"), Assignment.load_jsonl(run / "assignments.jsonl"))
+    console.print(Columns([Panel(tree, title="Descriptors (items)", expand=False), Group(*render_tables(diag))]))
 
 
 @app.command()
@@ -356,13 +398,20 @@ def explore(
 
     _setup_logging(verbose)
     with _one_line_errors(verbose, "explore"):
-        path = write_explorer(run_dir, output, catalog_path=catalog)
+        try:
+            path = write_explorer(run_dir, output, catalog_path=catalog)
+        except FileNotFoundError as exc:
+            console.print(f"error: {exc}", soft_wrap=True, highlight=False, markup=False)
+            raise typer.Exit(2) from exc
     typer.echo(f"explorer: {path}")
 
 
 @app.command("config-template")
 def config_template_cmd() -> None:
-    """Print a YAML config with every field, its default and its description."""
+    """Print a YAML config with every field, its default and its description.
+
+    Example: agentictagger config-template > run.yaml; agentictagger build -c run.yaml
+    """
     typer.echo(config_template())
 
 
@@ -411,7 +460,10 @@ def demo(
 ) -> None:
     """End to end on the shipped sample catalog (304 Amazon Industrial & Scientific items):
     build -> assign -> report. Grouping and matching use sentence embeddings; with --llm (default)
-    the local Qwen2.5-Coder-1.5B model names the level-1 descriptors."""
+    the local Qwen2.5-Coder-1.5B model names the level-1 descriptors. Writes explorer.html too.
+
+    Example: agentictagger demo --offline --run-dir runs/demo
+    """
     _setup_logging(verbose)
     cfg = demo_config(run_dir, llm=llm)
     roles = "embedding grouping, local-LLM names at level 1" if llm else "offline embedding agents, key-phrase names"
@@ -426,7 +478,11 @@ def demo(
 def _maybe_assign_and_report(cfg: RunConfig, cat: Any = None, restart: bool = False) -> None:
     from agentictagger.pipeline import assign_and_report
 
-    assign_and_report(cfg, cat if cat is not None else _catalog(cfg), console, restart=restart)
+    from agentictagger.explorer import write_explorer
+
+    cat = cat if cat is not None else _catalog(cfg)
+    assign_and_report(cfg, cat, console, restart=restart)
+    console.print(f"explorer: {write_explorer(cfg.run_dir, catalog=cat)} (open it in a browser; no server needed)", highlight=False)
 
 
 def main() -> None:  # pragma: no cover

