@@ -285,3 +285,14 @@ def test_name_quality_figures():
     assert q["1"]["noun_phrase_share"] == 0.5 and q["1"]["descriptors_under_3_items"] == 1
     assert q["2"]["sibling_duplicates_after_lemmatising"] == 1
     assert q["2"]["child_repeats_parent_head_word"] == 2
+    v.add(Descriptor("d3", "Screws (2)", "More screws.", 1, "root", 4))
+    assert name_quality(v)["1"]["sibling_duplicates_after_lemmatising"] == 1
+
+
+def test_keyphrase_names_try_every_candidate_before_numbering():
+    from agentictagger.vocab.keyphrases import _make_name
+    from agentictagger.vocab.names import name_key
+
+    used = {name_key("Serum"), name_key("Face Serum")}
+    assert _make_name(["serum", "face serum"], [0.9, 0.5], used, ["serum", "face serum", "vitamin serum"]) == "Vitamin Serum"
+    assert _make_name(["serum"], [0.9], used, ["serum"]) == "Serum (2)"

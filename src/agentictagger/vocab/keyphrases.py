@@ -190,7 +190,7 @@ def name_groups(
         score = rel + 0.5 * df_g[cand] + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
-        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names)
+        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases)
         used_names.add(name_key(name))
         examples = [p for p in picked if p.lower() != name.lower()][:3] or picked[:1]
         scope = f" within {context}" if context else ""
@@ -228,7 +228,7 @@ def _join_words(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _make_name(picked: list[str], coverage: list[float], used: set[str]) -> str:
+def _make_name(picked: list[str], coverage: list[float], used: set[str], ranked: Sequence[str] = ()) -> str:
     from agentictagger.vocab.names import name_key
 
     if not picked:
@@ -246,6 +246,9 @@ def _make_name(picked: list[str], coverage: list[float], used: set[str]) -> str:
             else:
                 options.append(pair)
     options += [_title(p) for p in picked[1:]]
+    # Then the group's other candidate phrases, best first: a numbered copy of a sibling's name
+    # ("Serum (2)") is the last resort.
+    options += [_title(p) for p in ranked if p not in picked]
     for opt in options:
         if name_key(opt) not in used:
             return opt

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any, Callable, Sequence
 
@@ -30,7 +31,8 @@ def name_quality(vocab: Vocabulary, levels: Sequence[int] = (1, 2), small: int =
             by_parent[d.parent].append(d)
         dup = 0
         for sibs in by_parent.values():
-            keys = [name_key(d.name) for d in sibs]
+            # A numbered copy ("Serum (2)") is the same name as its sibling "Serum".
+            keys = [name_key(re.sub(r"\s*\(\d+\)$", "", d.name)) for d in sibs]
             dup += len(keys) - len(set(keys))
         repeats = sum(
             1 for d in descs if d.parent != ROOT_ID and head_word(d.name) == head_word(vocab[d.parent].name)
