@@ -66,7 +66,8 @@ def namer_calls(cache: Path) -> int:
         return 0
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return int(con.execute("select count(*) from responses").fetchone()[0])
+        # Answers only: not the kept "no valid answer" verdicts (llm/client.py).
+        return int(con.execute("select count(*) from responses where key not like '%:no-valid-answer'").fetchone()[0])
     except sqlite3.DatabaseError:
         return 0
     finally:
@@ -115,7 +116,7 @@ def run_catalog(catalog: str, kill_after: int) -> dict:
     out["rerun_same_cache"] = {
         "build_wall_s": round(wall_b, 1),
         **ub,
-        "new_calls": ub["answered"],
+        "new_calls": ub["calls"],  # requests sent to the server (valid or not)
         "identical_vocabulary": vocab_signature(a) == vocab_signature(b),
     }
     # 3. kill -9 after some paid calls, then resume
@@ -177,7 +178,7 @@ def verify_resume(catalog: str, a: Path) -> dict:
     aa, cc = answers(base / "cache_a"), answers(base / "cache_c")
     return {
         "identical_to_rebuild_from_same_answers": vocab_signature(c) == vocab_signature(d),
-        "rebuild_new_calls": ud["answered"],
+        "rebuild_new_calls": ud["calls"],  # requests sent
         "same_requests_as_uninterrupted": sorted(aa) == sorted(cc),
         "answers_differing_from_uninterrupted_run": sum(1 for k in aa if k in cc and aa[k] != cc[k]),
     }
@@ -201,7 +202,7 @@ def main() -> None:
         for c in args.catalogs:
             r = res["catalogs"][c]
             base = REPO / "bench" / "runs" / "e2e" / c
-            r["rerun_same_cache"]["new_calls"] = usage(base / "b")["answered"]
+            r["rerun_same_cache"]["new_calls"] = usage(base / "b")["calls"]
             r["kill9_resume"]["uninterrupted_calls"] = namer_calls(base / "cache_a")
             r["kill9_resume"]["answers_paid_equal_uninterrupted"] = (
                 r["kill9_resume"]["answers_cached_after_resume"] == namer_calls(base / "cache_a")

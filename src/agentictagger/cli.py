@@ -242,10 +242,14 @@ def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any
     failed = summary.get("failed_calls") or {}
     if any(failed.values()) or summary.get("unanswered_items"):
         per_stage = ", ".join(f"{stage} {n}" for stage, n in sorted(failed.items()) if n) or "none"
+        unanswered = summary.get("unanswered_items", 0)
         console.print(
-            f"[yellow]failed LLM calls[/yellow] (for good, after retries) per stage: {per_stage}; "
-            f"{summary.get('unanswered_items', 0)} item(s) of the final steps have no annotator answer "
-            "(run the build again to retry them)",
+            f"[yellow]failed LLM calls[/yellow] (for good, after retries and re-asks) per stage: {per_stage}"
+            + (
+                f"; {unanswered} item(s) of the final steps have no annotator answer (run the build again to retry them)"
+                if unanswered
+                else ""
+            ),
             soft_wrap=True,
         )
     for w in result.warnings[:10]:  # the builder logs them at INFO: printed here once

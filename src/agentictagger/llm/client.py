@@ -34,12 +34,15 @@ from agentictagger.llm.types import (
     LLMError,
     Message,
     SamplingParams,
+    TokenUsage,
     TransientLLMError,
 )
 from agentictagger.llm.usage import UsageTracker, estimate_cost
 from agentictagger.llm.validate import validate_answer
 
 log = logging.getLogger(__name__)
+# Cache key suffix of a request's "no valid answer after every re-ask" verdict.
+_INVALID_SUFFIX = ":no-valid-answer"
 
 Progress = Callable[[int, int], None]
 
@@ -236,12 +239,46 @@ class LLMClient:
             hit = self._cached(key, stage)
             if hit is not None:
                 return hit
-            resp = self._ask_until_valid(request, stage)
+            self._raise_if_known_invalid(key, stage)
+            try:
+                resp = self._ask_until_valid(request, stage)
+            except InvalidAnswerError as exc:
+                # No valid answer after every re-ask: remember the verdict, so a rerun does not pay
+                # for the same hopeless request and its re-asks again (a caller falls back the same
+                # way). A run with more re-asks allowed asks again.
+                if self.cache is not None and getattr(exc, "reasks_tried", None) is not None:
+                    last = getattr(exc, "last_error", exc)
+                    self.cache.put(
+                        key + _INVALID_SUFFIX,
+                        CachedAnswer(str(getattr(last, "text", "") or ""), {"error": str(last), "reasks": exc.reasks_tried},
+                                     TokenUsage(), ""),
+                    )
+                raise
+            resp.latency_s = time.perf_counter() - t0
             resp.latency_s = time.perf_counter() - t0
             if self.cache is not None:
                 self.cache.put(key, CachedAnswer(resp.text, resp.parsed, resp.usage, resp.model))
             self.usage.record_answered(stage)
             return resp
+
+    def _raise_if_known_invalid(self, key: str, stage: str) -> None:
+        if self.cache is None:
+            return
+        got = self.cache.get(key + _INVALID_SUFFIX)
+        if got is None or not isinstance(got.parsed, dict) or got.parsed.get("reasks", -1) < self.cfg.max_reasks:
+            return
+        with self._counter_lock:
+            self._cache_hits += 1
+        self.usage.record_cache_hit(stage)
+        self.usage.record_failure(stage)
+        err = InvalidAnswerError(
+            f"LLM stage {stage!r} on {self.identity}: no valid answer after {got.parsed['reasks']} re-ask(s) "
+            f"(cached verdict of an earlier run); last error: {got.parsed.get('error', '')}"
+        )
+        err.stage = stage  # type: ignore[attr-defined]
+        err.attempts = 0  # type: ignore[attr-defined]
+        err.cached = True  # type: ignore[attr-defined]
+        raise err
 
     def _cached(self, key: str, stage: str) -> ChatResponse | None:
         if self.cache is None:
@@ -311,10 +348,12 @@ class LLMClient:
                 current = self._fitting_reask(current, bad_text, last_error)
         self.usage.record_failure(stage)
         assert last_error is not None
-        raise self._final_error(
+        err = self._final_error(
             InvalidAnswerError, stage, attempts, last_error,
             note=f"no valid answer after {self.cfg.max_reasks} re-ask(s)",
-        ) from last_error
+        )
+        err.reasks_tried = self.cfg.max_reasks  # type: ignore[attr-defined]
+        raise err from last_error
 
     def _fitting_reask(self, request: ChatRequest, bad_text: str | None, error: InvalidAnswerError) -> ChatRequest:
         """The re-ask, without the rejected answer when quoting it would overflow the context
