@@ -134,8 +134,9 @@ def e2e(path: Path) -> str:
     out.append(
         "A request whose answer stays invalid after every re-ask (the namer then falls back to key phrases) "
         "was not cached when these runs were made, so a rerun sent it and its re-asks again (Scientific: 3 "
-        "requests, $0 on the local model). Since then the client caches that verdict (`llm/client.py`, "
-        "test_permanently_invalid_answer_raises_after_max_reasks); not yet re-measured here."
+        "requests, $0 on the local model). Since then the namer has the client keep that verdict (`llm/client.py`, "
+        "test_remembered_invalid_verdict_is_not_paid_again); not yet re-measured here. Annotator and assigner "
+        "failures are still asked again on a rerun, on purpose: failed items are retried on resume."
         if any(x["rerun_same_cache"]["calls"] for x in r["catalogs"].values())
         else ""
     )

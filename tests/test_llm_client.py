@@ -308,17 +308,29 @@ def test_permanently_invalid_answer_raises_after_max_reasks(fake_openai, openai_
     assert fake_openai.request_count == 3
     s = client.usage.stage("assign")
     assert (s.reasks, s.failures, s.answered) == (2, 1, 0)
-    # An invalid answer is never served as an answer; the verdict is kept, so a rerun pays nothing
-    # for the same hopeless request (it fails the same way), while more re-asks try again.
-    assert client.cache.get(choice_req().cache_key(client.identity)) is None
-    rerun = make_client(openai_cfg(max_reasks=2), tmp_path)
-    with pytest.raises(InvalidAnswerError, match="cached verdict"):
-        rerun.complete(choice_req(), stage="assign")
-    assert fake_openai.request_count == 3
-    s = rerun.usage.stage("assign")
-    assert (s.cache_hits, s.failures, s.calls, s.answered) == (1, 1, 0, 0)
+    # An invalid answer is never cached as an answer, and by default a rerun asks again (failed
+    # items are retried on resume).
+    assert len(client.cache) == 0
     with pytest.raises(InvalidAnswerError):
-        make_client(openai_cfg(max_reasks=3), tmp_path).complete(choice_req(), stage="assign")
+        make_client(openai_cfg(max_reasks=2), tmp_path).complete(choice_req(), stage="assign")
+    assert fake_openai.request_count == 6
+
+
+def test_remembered_invalid_verdict_is_not_paid_again(fake_openai, openai_cfg, tmp_path):
+    fake_openai.handler = lambda body: "Mauve"
+    with pytest.raises(InvalidAnswerError):
+        make_client(openai_cfg(max_reasks=2), tmp_path).complete(choice_req(), stage="namer", remember_invalid=True)
+    assert fake_openai.request_count == 3
+    rerun = make_client(openai_cfg(max_reasks=2), tmp_path)
+    assert rerun.cache.get(choice_req().cache_key(rerun.identity)) is None  # never served as an answer
+    with pytest.raises(InvalidAnswerError, match="cached verdict"):
+        rerun.complete(choice_req(), stage="namer", remember_invalid=True)
+    assert fake_openai.request_count == 3
+    s = rerun.usage.stage("namer")
+    assert (s.cache_hits, s.failures, s.calls, s.answered) == (1, 1, 0, 0)
+    # More re-asks allowed: asked again.
+    with pytest.raises(InvalidAnswerError):
+        make_client(openai_cfg(max_reasks=3), tmp_path).complete(choice_req(), stage="namer", remember_invalid=True)
     assert fake_openai.request_count == 7
 
 

@@ -194,7 +194,7 @@ class _ScriptedClient:
         self.answers = list(answers)
         self.prompts = []
 
-    def map(self, requests, stage=""):
+    def map(self, requests, stage="", remember_invalid=False):
         out = []
         for r in requests:
             self.prompts.append(r.messages[-1].content)

@@ -219,15 +219,20 @@ class LLMClient:
         return self.count_tokens(request) + request.params.max_tokens <= self.context_tokens
 
     # -- one request -----------------------------------------------------------------------
-    def complete(self, request: ChatRequest, stage: str = "default") -> ChatResponse:
-        """A validated answer to ``request``, from the cache or the backend; raises LLMError."""
+    def complete(self, request: ChatRequest, stage: str = "default", remember_invalid: bool = False) -> ChatResponse:
+        """A validated answer to ``request``, from the cache or the backend; raises LLMError.
+
+        ``remember_invalid``: when no valid answer comes after every re-ask, keep that verdict in
+        the cache, so a rerun raises the same error without paying again. For callers whose
+        fallback is recorded and deterministic (the namer); callers that retry failed items on
+        resume (annotators, assigners) leave it off."""
         self.usage.begin(stage)
         try:
-            return self._complete(request, stage)
+            return self._complete(request, stage, remember_invalid)
         finally:
             self.usage.end(stage)
 
-    def _complete(self, request: ChatRequest, stage: str) -> ChatResponse:
+    def _complete(self, request: ChatRequest, stage: str, remember_invalid: bool = False) -> ChatResponse:
         t0 = time.perf_counter()
         key = request.cache_key(self.identity)
         hit = self._cached(key, stage)
@@ -239,14 +244,15 @@ class LLMClient:
             hit = self._cached(key, stage)
             if hit is not None:
                 return hit
-            self._raise_if_known_invalid(key, stage)
+            if remember_invalid:
+                self._raise_if_known_invalid(key, stage)
             try:
                 resp = self._ask_until_valid(request, stage)
             except InvalidAnswerError as exc:
-                # No valid answer after every re-ask: remember the verdict, so a rerun does not pay
-                # for the same hopeless request and its re-asks again (a caller falls back the same
-                # way). A run with more re-asks allowed asks again.
-                if self.cache is not None and getattr(exc, "reasks_tried", None) is not None:
+                # No valid answer after every re-ask: remember the verdict when asked to, so a rerun
+                # does not pay for the same hopeless request and its re-asks again. A run with more
+                # re-asks allowed asks again.
+                if remember_invalid and self.cache is not None and getattr(exc, "reasks_tried", None) is not None:
                     last = getattr(exc, "last_error", exc)
                     self.cache.put(
                         key + _INVALID_SUFFIX,
@@ -436,6 +442,7 @@ class LLMClient:
         requests: Sequence[ChatRequest],
         stage: str = "default",
         progress: Progress | None = None,
+        remember_invalid: bool = False,
     ) -> list[ChatResponse | LLMError]:
         """Answers in input order; a request that failed for good is an LLMError in its slot.
 
@@ -453,7 +460,7 @@ class LLMClient:
 
         def one(i: int) -> None:
             try:
-                results[i] = self.complete(requests[i], stage)
+                results[i] = self.complete(requests[i], stage, remember_invalid)
             except LLMError as exc:
                 results[i] = exc
 

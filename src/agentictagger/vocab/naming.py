@@ -179,7 +179,9 @@ class LLMNamer:
             if not todo:
                 break
             reqs = [self._request(titles[g], ctx, problems[g]) for g in todo]
-            results = self.client.map(reqs, stage="namer")
+            # A group whose answers stay invalid falls back to key phrases, recorded per descriptor:
+            # keep that verdict so a rerun reproduces the fallback without paying again.
+            results = self.client.map(reqs, stage="namer", remember_invalid=True)
             for g, res in zip(todo, results):
                 if isinstance(res, LLMError):
                     # Transport failures are not a naming problem: never hide them.
