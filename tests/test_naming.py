@@ -289,6 +289,16 @@ def test_name_quality_figures():
     assert name_quality(v)["1"]["sibling_duplicates_after_lemmatising"] == 1
 
 
+def test_keyphrase_names_never_a_whole_brand():
+    from agentictagger.vocab.keyphrases import name_groups
+
+    texts = [f"Porter Cable drill bit {i}" for i in range(10)]
+    groups = [texts, [f"wood screws pack {i}" for i in range(10)]]
+    names = [g.name for g in name_groups(groups, _Encoder(), brand_strings=frozenset({"porter cable"}))]
+    assert "Porter Cable" not in names
+    assert "Porter Cable" in [g.name for g in name_groups(groups, _Encoder())]  # the check is what stops it
+
+
 def test_keyphrase_names_try_every_candidate_before_numbering():
     from agentictagger.vocab.keyphrases import _make_name
     from agentictagger.vocab.names import name_key

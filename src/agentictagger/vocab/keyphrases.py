@@ -132,6 +132,7 @@ def name_groups(
     min_df_share: float = 0.05,
     context: str = "",
     parent_path: Sequence[str] = (),
+    brand_strings: set[str] | frozenset[str] = frozenset(),
 ) -> list[GroupName]:
     """One distinct, human-readable name + definition per group of item texts.
 
@@ -140,7 +141,7 @@ def name_groups(
     already used by siblings that a new name must not repeat; ``context`` (the parent's name)
     opens each definition, so a child named without its parent's words still matches its items.
     """
-    from agentictagger.vocab.names import head_word, is_noun_phrase, name_key
+    from agentictagger.vocab.names import flat_key, head_word, is_noun_phrase, name_key
 
     parent_heads = {head_word(p) for p in parent_path[-1:]}
     if not groups:
@@ -159,7 +160,10 @@ def name_groups(
         return [_fallback(i, taken_names) for i in range(len(groups))]
     vocab = np.asarray(vec.get_feature_names_out())
     ok = np.array(
-        [_usable(p, exclude_terms) and is_noun_phrase(p) and head_word(p) not in parent_heads for p in vocab]
+        [
+            _usable(p, exclude_terms) and is_noun_phrase(p) and head_word(p) not in parent_heads and flat_key(p) not in brand_strings
+            for p in vocab
+        ]
     )
     df_all = np.asarray(x.sum(axis=0)).ravel() / max(1, len(all_texts))
     bounds = np.cumsum([0] + [len(g) for g in groups])

@@ -78,6 +78,7 @@ class KeyphraseNamer:
             taken_names=list(ctx.taken_names) + list(ctx.parent_path),
             parent_path=ctx.parent_path,
             context=ctx.parent_path[-1] if ctx.parent_path else "",
+            brand_strings=ctx.brand_strings,
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
