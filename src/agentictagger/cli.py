@@ -486,7 +486,7 @@ def _maybe_assign_and_report(cfg: RunConfig, cat: Any = None, restart: bool = Fa
 
     cat = cat if cat is not None else _catalog(cfg)
     assign_and_report(cfg, cat, console, restart=restart)
-    console.print(f"explorer: {write_explorer(cfg.run_dir, catalog=cat)} (open it in a browser; no server needed)", highlight=False)
+    console.print(f"explorer: {write_explorer(cfg.run_dir, catalog=cat)} (open it in a browser; no server needed)", highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover
