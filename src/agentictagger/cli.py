@@ -489,6 +489,11 @@ def _maybe_assign_and_report(cfg: RunConfig, cat: Any = None, restart: bool = Fa
     console.print(f"explorer: {write_explorer(cfg.run_dir, catalog=cat)} (open it in a browser; no server needed)", highlight=False, soft_wrap=True)
 
 
+from agentictagger.edit_cli import edit_app  # noqa: E402  (`agentictagger edit RUN_DIR rename|move|merge|delete`)
+
+app.add_typer(edit_app, name="edit")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

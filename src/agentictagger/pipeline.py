@@ -178,6 +178,7 @@ def assign(
     run_dir = Path(cfg.run_dir)
     vocab = check_vocabulary(run_dir)
     fingerprint = {**assign_fingerprint(cfg, catalog.ids, catalog.texts, vocab), **role_fingerprint("assigner", assigner)}
+    _check_not_edited(run_dir, "assign", restart)
     check_fingerprint(run_dir, "assign", fingerprint, fingerprint_file=ASSIGN_FINGERPRINT, state=ASSIGN_STATE, restart=restart)
     added = _added_items(run_dir)
     if added:
@@ -191,6 +192,24 @@ def assign(
             catalog, vocab, cfg.assign, run_dir, embedder=embedder or _embedder(cfg),
             llm_client_factory=llm_client_factory(cfg, usage), progress=progress,
             meta={"fingerprint": fingerprint}, assigner=assigner,
+        )
+
+
+def _check_not_edited(run_dir: Path, stage: str, restart: bool) -> None:
+    """An edited run (``agentictagger edit``) is not built or assigned again over its edits:
+    a build would discard them, an assignment renumber the IDs they kept."""
+    from agentictagger.edit_run import edits_made
+    from agentictagger.runstate import StaleStateError
+
+    if restart:
+        return
+    n = edits_made(run_dir) if stage == "build" else int(_assignment_meta(run_dir).get("edits") or 0)
+    if n:
+        what = "discard the edits" if stage == "build" else "renumber the semantic IDs the edits kept"
+        hint = "add new items with `assign --add`, or " if stage == "assign" else ""
+        raise StaleStateError(
+            f"{run_dir}'s vocabulary was edited ({n} edit(s), see edits.jsonl); running `{stage}` again would {what}; "
+            f"{hint}rerun with --restart to {stage} from scratch, or use another --run-dir"
         )
 
 
@@ -219,20 +238,37 @@ def _assign_usage(cfg: RunConfig) -> Iterator[Any]:
         atomic_write_text(run_dir / "assign_usage.json", json.dumps(total, indent=2, sort_keys=True) + "\n")
 
 
-def _added_items(run_dir: Path) -> int:
-    """How many items of the run's table came from ``assign --add`` (0 when none or no table)."""
+def _assignment_meta(run_dir: Path) -> dict:
+    """The meta line of the run's ``assignments.jsonl`` (empty when there is none)."""
     path = run_dir / "assignments.jsonl"
     if not path.exists():
-        return 0
+        return {}
     import json
 
     with path.open(encoding="utf-8") as fh:  # the meta is the first line
         first = fh.readline()
     try:
-        meta = json.loads(first).get("meta") or {}
-    except (ValueError, AttributeError):
-        return 0
-    return sum(int(batch.get("items", 0)) for batch in meta.get("added") or [])
+        return dict(json.loads(first).get("meta") or {})
+    except (ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _added_items(run_dir: Path) -> int:
+    """How many items of the run's table came from ``assign --add`` (0 when none or no table)."""
+    return sum(int(batch.get("items", 0)) for batch in _assignment_meta(run_dir).get("added") or [])
+
+
+def load_assigned_run(run_dir: Path, what: str = "", hint: str = "") -> tuple[Vocabulary, Any, Any]:
+    """A finished run's vocabulary, semantic-ID table and assignment; a one-line RunError when
+    it has no table yet (``what``/``hint`` complete the message)."""
+    from agentictagger.assign import Assignment
+    from agentictagger.semantic_ids import SemanticIds
+
+    vocab = check_vocabulary(run_dir)
+    table_path, a_path = run_dir / "semantic_ids.parquet", run_dir / "assignments.jsonl"
+    if not (table_path.exists() and a_path.exists()):
+        raise RunError(f"no semantic-ID table in {run_dir} {what}; run `agentictagger assign` first{hint}")
+    return vocab, SemanticIds.load_parquet(table_path), Assignment.load_jsonl(a_path)
 
 
 def describe_skipped(skipped: list[str], limit: int = 5) -> str:
@@ -288,12 +324,7 @@ def add_items(
     from agentictagger.semantic_ids import SemanticIds
 
     run_dir = Path(cfg.run_dir)
-    vocab = check_vocabulary(run_dir)
-    table_path, a_path = run_dir / "semantic_ids.parquet", run_dir / "assignments.jsonl"
-    if not (table_path.exists() and a_path.exists()):
-        raise RunError(f"no semantic-ID table in {run_dir} to add to; run `agentictagger assign` first (without --add)")
-    table = SemanticIds.load_parquet(table_path)
-    old = Assignment.load_jsonl(a_path)
+    vocab, table, old = load_assigned_run(run_dir, "to add to", " (without --add)")
     # The Parquet table is written first: items in it but not yet in assignments.jsonl (a run
     # killed between the two writes) are taken from it.
     paths = {r.item_id: list(r.path) for r in table}

@@ -11,10 +11,15 @@
   by the kernel when its process dies), with the holder's pid, host and start time beside it so a
   second run can say who holds it, and a run that finds a dead holder's record can say so.
 * :func:`remove_leftovers`: temporary files of atomic writes that a killed run left behind.
+* :func:`staged_commit`: several files of the run folder replaced together (an edit of the
+  vocabulary rewrites the vocabulary, the assignments, the semantic-ID table and the edit log):
+  a run killed at any point leaves either all of the old files or, once the commit point is
+  passed, all of the new ones after the next locked command (:func:`finish_commit`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,9 +27,10 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from agentictagger.pipeline import RunError  # one line on stderr, exit status 2 in the CLI
 
@@ -40,7 +46,8 @@ LOCK_OWNER = "run.lock.json"
 
 #: What a build owns in the run folder: removed by ``build --restart``. The usage log stays
 #: (what was paid for was paid for).
-BUILD_STATE = ("build_state", "vocabulary.json", "vocabulary.prototypes.npz", "build_log.jsonl", "config.yaml")
+#: The edit log goes with the vocabulary it edited.
+BUILD_STATE = ("build_state", "vocabulary.json", "vocabulary.prototypes.npz", "build_log.jsonl", "config.yaml", "edits.jsonl")
 #: What an assignment owns: removed by ``assign --restart``.
 ASSIGN_STATE = (
     "assignments.partial.jsonl",
@@ -286,6 +293,84 @@ def remove_leftovers(run_dir: str | Path) -> list[Path]:
     return removed
 
 
+# -- several files replaced together --------------------------------------------------------------
+#: Where :func:`staged_commit` writes the new files, and the name that folder takes at the commit point.
+COMMIT_STAGING = "commit.staging"
+COMMIT_READY = "commit.ready"
+_MANIFEST = "MANIFEST.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. a platform without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def staged_commit(run_dir: str | Path, remove: Sequence[str] = ()) -> Iterator[Path]:
+    """Replace several files of ``run_dir`` together: yields an empty staging folder; every file
+    written there replaces the run folder's file of the same name, and the ``remove`` names are
+    deleted, when the block ends without an error (an error discards the staging folder and
+    changes nothing).
+
+    The commit point is one directory rename (``commit.staging`` -> ``commit.ready``, after every
+    staged file and the manifest are synced); the files are then moved into place one by one. A
+    process killed before the commit point leaves the old files (the staging folder is removed by
+    the next locked command); killed after it, the next locked command (:class:`RunLock`) moves
+    the rest into place (:func:`finish_commit`). Call only while holding the run lock."""
+    run = Path(run_dir)
+    stage = run / COMMIT_STAGING
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        names = sorted(p.name for p in stage.iterdir() if p.is_file())
+        for name in names:
+            with open(stage / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        atomic_write_text(stage / _MANIFEST, json.dumps({"replace": names, "remove": list(remove)}))
+        _fsync_dir(stage)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    os.rename(stage, run / COMMIT_READY)  # the commit point
+    _fsync_dir(run)
+    finish_commit(run)
+
+
+def finish_commit(run_dir: str | Path) -> str | None:
+    """Complete or discard a :func:`staged_commit` that a killed process left in ``run_dir``:
+    a committed one (``commit.ready``) is moved into place, an uncommitted staging folder is
+    removed. Returns a note saying which, or None when there was nothing to do. Call only while
+    holding the run lock (:class:`RunLock` calls it)."""
+    run = Path(run_dir)
+    ready, stage = run / COMMIT_READY, run / COMMIT_STAGING
+    note = None
+    if ready.is_dir():
+        manifest = json.loads((ready / _MANIFEST).read_text(encoding="utf-8"))
+        for name in manifest.get("replace", []):
+            src = ready / name
+            if src.exists():  # else moved already, before the process was killed
+                os.replace(src, run / name)
+        for name in manifest.get("remove", []):
+            (run / name).unlink(missing_ok=True)
+        _fsync_dir(run)
+        shutil.rmtree(ready)
+        note = f"finished writing {len(manifest.get('replace', []))} file(s) of a committed change that an interrupted run left"
+    if stage.exists():
+        shutil.rmtree(stage, ignore_errors=True)
+        note = (note + "; " if note else "") + "discarded the staged files of a change that an interrupted run did not commit"
+    return note
+
+
 # -- the lock -----------------------------------------------------------------------------------
 def _pid_alive(pid: int) -> bool:
     try:
@@ -304,8 +389,17 @@ def describe_owner(owner: dict[str, Any] | None) -> str:
     return f"`agentictagger {owner.get('command', '?')}` (pid {owner.get('pid', '?')} on {owner.get('host', '?')}, since {started})"
 
 
+#: Run folders this process holds, per thread: (resolved folder, thread id) -> nesting depth.
+_HELD: dict[tuple[str, int], int] = {}
+_HELD_GUARD = threading.Lock()
+
+
 class RunLock:
-    """Exclusive use of a run folder by one ``build``/``assign``.
+    """Exclusive use of a run folder by one ``build``/``assign``/``edit``.
+
+    Reentrant within a thread: a RunLock taken while the same thread already holds the folder
+    (the CLI's lock around an :class:`~agentictagger.tagger.AgenticTagger` method that locks
+    too) is a no-op; another thread or process is refused (or waits) as usual.
 
     An OS lock (``fcntl.flock`` via ``filelock``) on ``run.lock``: the kernel releases it when its
     process dies, however it dies, so a lock can never outlive its holder on the same machine.
@@ -321,6 +415,11 @@ class RunLock:
         self.on_wait = on_wait
         self.notes: list[str] = []
         self._lock: Any = None
+        self._nested_key: tuple[str, int] | None = None
+        self._key_held: tuple[str, int] | None = None
+
+    def _key(self) -> tuple[str, int]:
+        return (str(self.run_dir.resolve()), threading.get_ident())
 
     def owner(self) -> dict[str, Any] | None:
         try:
@@ -332,6 +431,12 @@ class RunLock:
         from filelock import FileLock, Timeout
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        key = self._key()
+        with _HELD_GUARD:
+            if key in _HELD:  # this thread holds it already: nested use
+                _HELD[key] += 1
+                self._nested_key = key
+                return self
         lock = FileLock(str(self.run_dir / LOCK_FILE), timeout=0)
         try:
             lock.acquire()
@@ -345,6 +450,19 @@ class RunLock:
                 self.on_wait(f"{self.run_dir} is in use by {holder}; waiting for it to finish (--wait)")
             lock.acquire(timeout=-1, poll_interval=0.2)
         self._lock = lock
+        self._key_held = key
+        with _HELD_GUARD:
+            _HELD[key] = 1
+        try:
+            self._after_acquire()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _after_acquire(self) -> None:
+        """Holding the lock: record the holder, note a killed holder's lock, finish or discard a
+        change it left half-written, remove its temporary files."""
         stale = self.owner()
         if stale:
             here = stale.get("host") == socket.gethostname()
@@ -354,6 +472,9 @@ class RunLock:
             )
         owner = {"command": self.command, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         atomic_write_text(self.run_dir / LOCK_OWNER, json.dumps(owner))
+        finished = finish_commit(self.run_dir)
+        if finished:
+            self.notes.append(finished)
         removed = remove_leftovers(self.run_dir)
         if removed:
             self.notes.append(
@@ -361,11 +482,17 @@ class RunLock:
                 + ", ".join(str(p.relative_to(self.run_dir)) for p in removed[:5])
                 + (" ..." if len(removed) > 5 else "")
             )
-        return self
 
     def release(self) -> None:
+        if self._nested_key is not None:
+            with _HELD_GUARD:
+                _HELD[self._nested_key] -= 1
+            self._nested_key = None
+            return
         if self._lock is None:
             return
+        with _HELD_GUARD:
+            _HELD.pop(self._key_held, None)
         try:
             (self.run_dir / LOCK_OWNER).unlink(missing_ok=True)
         finally:

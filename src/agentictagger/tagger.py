@@ -129,25 +129,58 @@ class AgenticTagger:
             return Catalog.from_records(rows, self.config.catalog)
         raise TypeError("items must be a Catalog, a catalog file, Item objects or dicts")
 
+    # -- the stages (the CLI's build / assign / assign --add) ----------------------------------------
+    def build(self, catalog: Any, *, restart: bool = False, progress: Any = None) -> Any:
+        """Build the vocabulary from ``catalog`` (``agentictagger build``: resumable, run-locked);
+        returns the :class:`~agentictagger.vocab.builder.BuildResult`."""
+        from agentictagger import pipeline
+        from agentictagger.vocab.api import build_vocabulary
+
+        cat = self.as_catalog(catalog)
+        with self._lock("build"):
+            pipeline.preflight(self.config, "build")
+            pipeline.check_disk_space(self.config, cat)
+            return build_vocabulary(
+                cat, self.config, embedder=self._embedder(), progress=progress, restart=restart,
+                architect=self.architect, annotator=self.annotator,
+            )
+
+    def assign(self, catalog: Any, *, restart: bool = False, progress: Any = None) -> Any:
+        """Assign every item of ``catalog`` and write the semantic-ID table (``agentictagger
+        assign``: resumable, run-locked); returns the :class:`~agentictagger.assign.Assignment`."""
+        from agentictagger import pipeline
+
+        cat = self.as_catalog(catalog)
+        with self._lock("assign"):
+            pipeline.preflight(self.config, "assign")
+            pipeline.check_disk_space(self.config, cat)
+            return pipeline.assign(self.config, cat, progress=progress, restart=restart, embedder=self._embedder(), assigner=self.assigner)
+
+    def add(self, items: Any, *, progress: Any = None) -> Any:
+        """Tag ``items`` into the fitted vocabulary (``agentictagger assign --add``); returns the
+        :class:`~agentictagger.pipeline.AddResult` (added rows, skipped ids, the whole table)."""
+        from agentictagger import pipeline
+
+        cat = self.as_catalog(items)
+        self._need("semantic_ids.parquet")
+        with self._lock("transform"):
+            pipeline.preflight(self.config, "assign")
+            result = pipeline.add_items(self.config, cat, progress=progress, embedder=self._embedder(), assigner=self.assigner)
+        self.last_add = result
+        return result
+
     # -- sklearn-style ----------------------------------------------------------------------------
     def fit(self, catalog: Any, *, restart: bool = False, progress: Any = None) -> "AgenticTagger":
         """Build the vocabulary from ``catalog`` and assign every item (``agentictagger build``
         then ``assign`` then ``report``, resumable the same way); returns ``self``."""
         from agentictagger import pipeline
-        from agentictagger.vocab.api import build_vocabulary
 
-        cfg = self.config
         cat = self.as_catalog(catalog)
         with self._lock("fit"):
-            pipeline.preflight(cfg, "build")
-            pipeline.preflight(cfg, "assign")
-            pipeline.check_disk_space(cfg, cat)
-            build_vocabulary(
-                cat, cfg, embedder=self._embedder(), progress=progress, restart=restart,
-                architect=self.architect, annotator=self.annotator,
-            )
-            pipeline.assign(cfg, cat, restart=restart, embedder=self._embedder(), assigner=self.assigner)
-            pipeline.report(cfg, cat)
+            pipeline.preflight(self.config, "assign")
+            self.build(cat, restart=restart, progress=progress)
+            self.assign(cat, restart=restart)
+            pipeline.report(self.config, cat)
         return self
 
     def transform(self, items: Any, *, progress: Any = None) -> Any:
@@ -158,13 +191,9 @@ class AgenticTagger:
         from agentictagger import pipeline
 
         cat = self.as_catalog(items)
-        self._need("semantic_ids.parquet")
-        with self._lock("transform"):
-            pipeline.preflight(self.config, "assign")
-            result = pipeline.add_items(self.config, cat, progress=progress, embedder=self._embedder(), assigner=self.assigner)
+        result = self.add(cat, progress=progress)
         if result.skipped:
             log.warning("%s", pipeline.describe_skipped(result.skipped))
-        self.last_add = result
         frame = result.table.to_frame()
         return frame[frame["item_id"].isin(set(cat.ids))].set_index("item_id").loc[cat.ids].reset_index()
 
@@ -210,6 +239,60 @@ class AgenticTagger:
                 return diag
         self._need("assignments.jsonl")
         return json.loads(json.dumps(pipeline.report(self.config, None), default=str))
+
+    # -- vocabulary edits ---------------------------------------------------------------------------
+    def edit(self, op: str, *, catalog: Any = None, **args: Any) -> dict:
+        """Apply one vocabulary edit to the run folder (run-locked) and return its edit-log record
+        (also appended to ``edits.jsonl``): ``op`` is ``rename``/``move``/``merge``/``delete``,
+        ``args`` as for :mod:`agentictagger.vocab.edits`. Only the items the edit touches change
+        semantic ID; items it re-assigns are read from ``catalog`` (a Catalog, a file, or a list
+        of them; default: the run's catalog) and placed by the run's assigner. An invalid edit
+        raises :class:`~agentictagger.vocab.edits.EditError` and changes nothing."""
+        from agentictagger.edit_run import edit_run
+
+        self._need("semantic_ids.parquet")
+        with self._lock("edit"):
+            from agentictagger.pipeline import check_writable, preflight
+
+            if op in ("merge", "delete"):  # they may call the run's assigner
+                preflight(self.config, "assign")
+            else:
+                check_writable(self.run_dir)
+            return edit_run(self.config, op, args, catalog=catalog, embedder=self.embedder, assigner=self.assigner)
+
+    def rename(self, descriptor: str, name: str, definition: str | None = None) -> dict:
+        """Rename a descriptor (optionally a new definition too); no item moves or changes ID.
+
+        Example: ``tagger.rename("d2", "Hand Tools")``"""
+        return self.edit("rename", descriptor=descriptor, name=name, definition=definition)
+
+    def move(self, descriptor: str, parent: str) -> dict:
+        """Move a descriptor and its subtree under ``parent`` (``"root"``: to level 1); its items
+        go with it (same descriptors and resolvers, a new path prefix).
+
+        Example: ``tagger.move("d2.3", "d5")``"""
+        return self.edit("move", descriptor=descriptor, parent=parent)
+
+    def merge(self, source: str, into: str, *, catalog: Any = None) -> dict:
+        """Merge ``source`` into ``into``: its children move under ``into`` with their items; the
+        items that stopped at ``source`` are re-assigned within ``into``'s subtree.
+
+        Example: ``tagger.merge("d1.4", into="d1.2")``"""
+        return self.edit("merge", source=source, target=into, catalog=catalog)
+
+    def delete(self, descriptor: str, *, catalog: Any = None) -> dict:
+        """Delete a descriptor and its subtree; their items are re-assigned within its parent's
+        subtree (among the other level-1 descriptors, for a level-1 one).
+
+        Example: ``tagger.delete("d3.2")``"""
+        return self.edit("delete", descriptor=descriptor, catalog=catalog)
+
+    @property
+    def edit_log(self) -> list[dict]:
+        """The run's vocabulary edits, oldest first (``edits.jsonl``)."""
+        from agentictagger.edit_run import read_edit_log
+
+        return read_edit_log(self.run_dir)
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

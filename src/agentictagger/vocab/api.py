@@ -94,6 +94,9 @@ def build_vocabulary(
         **role_fingerprint("architect", architect),
         **role_fingerprint("annotator", annotator),
     }
+    from agentictagger.pipeline import _check_not_edited
+
+    _check_not_edited(run_dir, "build", restart)
     check_fingerprint(run_dir, "build", fingerprint, fingerprint_file=BUILD_FINGERPRINT, state=BUILD_STATE, restart=restart)
     complete_build_log(run_dir)
     _check_same_build_set(run_dir, items.ids)
