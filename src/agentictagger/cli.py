@@ -390,20 +390,23 @@ def explore(
     catalog: Optional[Path] = typer.Option(
         None, help="Catalog file for the item texts (default: the catalog named in RUN_DIR/config.yaml, if it exists)."
     ),
+    compare: Optional[Path] = typer.Option(
+        None, "--compare", help="Another run folder: the page also shows what changed from it (before) to RUN_DIR (after)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Write one self-contained HTML page to browse the run: the tree, a treemap/sunburst by item
     count, each descriptor's figures and items, a search over names and item texts, the diagnostics.
-    It opens from disk: no server, no network.
+    It opens from disk: no server, no network. With --compare, also what changed from another run.
 
-    Example: agentictagger explore runs/demo -o explorer.html
+    Example: agentictagger explore runs/demo -o explorer.html  (or: explore runs/a --compare runs/a-before)
     """
     from agentictagger.explorer import write_explorer
 
     _setup_logging(verbose)
     with _one_line_errors(verbose, "explore"):
         try:
-            path = write_explorer(run_dir, output, catalog_path=catalog)
+            path = write_explorer(run_dir, output, catalog_path=catalog, compare=compare)
         except FileNotFoundError as exc:
             console.print(f"error: {exc}", soft_wrap=True, highlight=False, markup=False)
             raise typer.Exit(2) from exc

@@ -6,12 +6,15 @@ are written into the file. The page shows the hierarchy as a collapsible tree an
 (or sunburst) sized by item count; each descriptor's definition, item count, coverage and
 utilization figures, representative items (the K-medoids exemplars of the build, else the first
 members) and a sample of its members; a search over descriptor names and item texts that lists the
-full path of every match and opens the tree at it; and the diagnostics tables of ``report``.
+full path of every match and opens the tree at it; and the diagnostics tables of ``report``. Given a second run folder (``compare``), it also shows
+what changed from that run to this one (:mod:`agentictagger.rundiff`): descriptors added, removed,
+renamed or moved, item counts, a sample of items whose path changed, and both trees side by side.
 
 Example::
 
     from agentictagger.explorer import write_explorer
     path = write_explorer("runs/demo")          # runs/demo/explorer.html
+    write_explorer("runs/demo", "diff.html", compare="runs/demo-before")   # with "what changed"
 """
 
 from __future__ import annotations
@@ -167,11 +170,13 @@ def write_explorer(
     out: str | Path | None = None,
     catalog: Any = None,
     catalog_path: str | Path | None = None,
+    compare: str | Path | None = None,
 ) -> Path:
     """Write ``explorer.html`` for a finished run folder (vocabulary.json and assignments.jsonl)
     and return its path. Item texts come from ``catalog`` (or ``catalog_path``, or the catalog
     named in the run's config.yaml); without one, items show by id. Diagnostics come from the
-    run's diagnostics.json, else are computed here (not written)."""
+    run's diagnostics.json, else are computed here (not written). With ``compare`` (another run
+    folder, taken as "before"), the page also shows what changed from it to this run."""
     from agentictagger.assign.base import Assignment
     from agentictagger.diagnostics import compute_diagnostics, labels_from_catalog
 
@@ -190,6 +195,11 @@ def write_explorer(
     else:
         diag = compute_diagnostics(assignment, vocab, labels_from_catalog(catalog) if catalog is not None else None)
     data = explorer_data(vocab, assignment, diag, catalog, title=f"agentictagger explorer: {run.resolve().name}")
+    data["compare"] = None
+    if compare is not None:
+        from agentictagger.rundiff import diff_runs
+
+        data["compare"] = diff_runs(compare, run, texts={it["id"]: it["text"] for it in data["items"] if it["text"]})
     target = Path(out) if out else run / "explorer.html"
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(render_html(data), encoding="utf-8")
@@ -237,6 +247,18 @@ td:first-child, th:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0; }
 .note { font-size: 12px; color: #5a6772; }
 .wide { grid-column: 1 / -1; }
+div.below { display: grid; grid-template-columns: 1fr; gap: 14px; padding: 0 18px 14px; }
+#compare h3 { font-size: 14px; margin: 12px 0 4px; }
+#compare td, #compare th { text-align: left; }
+#compare td.num, #compare th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.sbs { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.sbs ul { list-style: none; padding: 0; margin: 0; font-size: 13px; max-height: 480px; overflow: auto; }
+.sbs li { padding: 1px 4px; }
+li.removed, tr[data-kind=removed] { background: #fde2e1; }
+li.added, tr[data-kind=added] { background: #dff3e3; }
+li.renamed, li.moved, tr[data-kind=renamed], tr[data-kind=moved] { background: #fff4cc; }
+li.count .count { font-weight: 600; }
+.tag { font-size: 11px; color: #5a6772; margin-left: 4px; }
 </style>
 </head>
 <body>
@@ -257,11 +279,27 @@ caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0;
   <div id="chart"></div>
   <div class="note">Area: items assigned under each descriptor. Click a box to open it in the tree. Chart: plotly.js __PLOTLY_VERSION__ (embedded).</div>
 </section>
+</main>
+<div class="below">
+<section class="wide" id="compare" hidden>
+  <h2>What changed</h2>
+  <div class="note" id="compare-title"></div>
+  <table id="compare-summary"></table>
+  <h3>Descriptors added, removed, renamed, moved</h3>
+  <table id="compare-descriptors"></table>
+  <h3>Item counts that changed</h3>
+  <table id="compare-counts"></table>
+  <h3>Items whose path changed <span class="note" id="compare-items-note"></span></h3>
+  <table id="compare-items"></table>
+  <h3>Side by side</h3>
+  <div class="sbs"><div><b id="compare-before-title"></b><ul id="compare-before"></ul></div>
+  <div><b id="compare-after-title"></b><ul id="compare-after"></ul></div></div>
+</section>
 <section class="wide">
   <h2>Diagnostics</h2>
   <div id="diagnostics"></div>
 </section>
-</main>
+</div>
 <script type="application/json" id="explorer-data">__DATA__</script>
 <script>__PLOTLYJS__</script>
 <script>
@@ -410,6 +448,77 @@ caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0;
       document.getElementById("tab-sunburst").classList.toggle("on", k === "sunburst");
     });
   });
+
+  // ---- what changed from another run (explore --compare) -------------------------------------
+  function row(table, cells, attrs, head) {
+    var tr = el("tr", attrs);
+    cells.forEach(function (c) {
+      var num = typeof c === "number";
+      tr.appendChild(el(head ? "th" : "td", num ? {"class": "num"} : null, c === null || c === undefined ? "" : String(c)));
+    });
+    table.appendChild(tr);
+    return tr;
+  }
+  function renderCompare(c) {
+    var section = document.getElementById("compare");
+    section.hidden = false;
+    document.getElementById("compare-title").textContent =
+      "From " + c.before.name + " (before, " + c.before.path + ") to " + c.after.name + " (after, this page)" +
+      (c.after.edits ? "; " + c.after.edits + " edit(s) in its edits.jsonl" : "");
+    var s = c.summary, sum = document.getElementById("compare-summary");
+    [["descriptors", s.descriptors_before, s.descriptors_after],
+     ["items", s.items_before, s.items_after]].forEach(function (r) {
+      row(sum, [r[0] + " (before → after)", r[1] + " → " + r[2]]);
+    });
+    [["added", "descriptors added"], ["removed", "descriptors removed"], ["renamed", "descriptors renamed"],
+     ["moved", "descriptors moved"], ["matched_by_name", "matched by name (id changed)"],
+     ["count_changed", "descriptors whose item count changed"], ["items_path_changed", "items whose path changed"],
+     ["ids_changed", "items whose semantic ID changed"], ["items_only_before", "items only before"],
+     ["items_only_after", "items only after"]].forEach(function (r) {
+      if (s[r[0]] === null || s[r[0]] === undefined) return;
+      var tr = row(sum, [r[1], s[r[0]]]);
+      tr.lastChild.setAttribute("data-key", r[0]);
+    });
+    var dt = document.getElementById("compare-descriptors");
+    row(dt, ["change", "before", "after", "items before", "items after"], null, true);
+    if (!c.descriptors.length) row(dt, ["no descriptor added, removed, renamed or moved", "", "", "", ""]);
+    c.descriptors.forEach(function (d) {
+      var before = d.id_before ? d.path_before + " [" + d.id_before + "]" : "";
+      var after = d.id_after ? d.path_after + " [" + d.id_after + "]" : "";
+      if (d.items_now_in && d.items_now_in.length)
+        after = "items now in: " + d.items_now_in.map(function (x) { return x.path + " (" + x.items + ")"; }).join("; ");
+      row(dt, [d.kinds.join(", "), before, after, d.count_before, d.count_after],
+          {"data-kind": d.kind, "data-id": d.id_before || d.id_after});
+    });
+    var ct = document.getElementById("compare-counts");
+    row(ct, ["descriptor (after)", "before", "after", "change"], null, true);
+    if (!c.counts.length) row(ct, ["no item count changed", "", "", ""]);
+    c.counts.forEach(function (r) {
+      row(ct, [r.path + " [" + r.id_after + "]", r.before, r.after, (r.delta > 0 ? "+" : "") + r.delta], {"data-id": r.id_after});
+    });
+    var it = document.getElementById("compare-items");
+    document.getElementById("compare-items-note").textContent =
+      "(" + c.items.length + " of " + s.items_path_changed + " shown)";
+    row(it, ["item", "path before", "path after"], null, true);
+    c.items.forEach(function (r) {
+      var tr = row(it, [r.text ? r.text + " [" + r.id + "]" : r.id, r.before, r.after], {"data-item": r.id});
+      tr.children[1].className = "before"; tr.children[2].className = "after";
+    });
+    [["before", c.before.name + " (before)"], ["after", c.after.name + " (after)"]].forEach(function (side) {
+      document.getElementById("compare-" + side[0] + "-title").textContent = side[1];
+      var ul = document.getElementById("compare-" + side[0]);
+      c.trees[side[0]].forEach(function (n) {
+        var li = el("li", {"data-id": n.id, "class": n.status || ""});
+        li.style.paddingLeft = (4 + 16 * (n.level - 1)) + "px";
+        li.appendChild(el("span", {"class": "name"}, n.name));
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(el("span", {"class": "count"}, "(" + n.count + ")"));
+        if (n.status) li.appendChild(el("span", {"class": "tag"}, n.status));
+        ul.appendChild(li);
+      });
+    });
+  }
+  if (data.compare) renderCompare(data.compare);
 
   // ---- diagnostics tables --------------------------------------------------------------------
   var diagDiv = document.getElementById("diagnostics");
