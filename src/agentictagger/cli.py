@@ -212,7 +212,7 @@ def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any
     from agentictagger.llm.models import ModelError
     from agentictagger.llm.types import LLMError
     from agentictagger.pipeline import check_disk_space
-    from agentictagger.vocab.api import build_vocabulary
+    from agentictagger.tagger import AgenticTagger
     from agentictagger.vocab.builder import BuildError
     from agentictagger.vocab.summary import build_summary
 
@@ -222,7 +222,7 @@ def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any
     t0 = time.monotonic()
     with _BuildProgress() as bar:
         try:
-            result = build_vocabulary(catalog, cfg, progress=bar, restart=restart)
+            result = AgenticTagger(cfg).build(catalog, progress=bar, restart=restart)
         except BuildError as exc:
             _fail("build failed", exc, "vocabulary.json not written; ")
         except (LLMError, ModelError, ImportError) as exc:  # an LLM endpoint or model that cannot start
@@ -303,6 +303,7 @@ def assign(
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from agentictagger import pipeline
+    from agentictagger.tagger import AgenticTagger
 
     _setup_logging(verbose)
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
@@ -317,10 +318,11 @@ def assign(
         with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task(f"assign ({cfg.assign.assigner})", total=len(cat))
             tick = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+            tagger = AgenticTagger(cfg)
             if add:
-                added = pipeline.add_items(cfg, cat, progress=tick)
+                added = tagger.add(cat, progress=tick)
             else:
-                result = pipeline.assign(cfg, cat, progress=tick, restart=restart)
+                result = tagger.assign(cat, progress=tick, restart=restart)
     if add:
         if added.skipped:
             console.print(f"[yellow]{escape(pipeline.describe_skipped(added.skipped))}[/yellow]", soft_wrap=True, highlight=False)

@@ -162,8 +162,7 @@ class AgenticTagger:
         from agentictagger import pipeline
 
         cat = self.as_catalog(items)
-        self._need("semantic_ids.parquet")
-        with self._lock("transform"):
+        with self._lock("add"):
             pipeline.preflight(self.config, "assign")
             result = pipeline.add_items(self.config, cat, progress=progress, embedder=self._embedder(), assigner=self.assigner)
         self.last_add = result
@@ -191,6 +190,7 @@ class AgenticTagger:
         from agentictagger import pipeline
 
         cat = self.as_catalog(items)
+        self._need("semantic_ids.parquet")
         result = self.add(cat, progress=progress)
         if result.skipped:
             log.warning("%s", pipeline.describe_skipped(result.skipped))
