@@ -424,6 +424,8 @@ def test_cli_edit_commands_and_errors(fitted, tmp_path):
     check_run(run)
     out = cli(tmp_path, "edit", str(run), "log")
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2 and f"delete {leaf.id}" in out.stdout
+    out = cli(tmp_path, "report", "--run-dir", str(run))  # the tree shows the new name
+    assert out.returncode == 0 and "Everything Else" in out.stderr, out.stderr[-3000:]
 
     snap = snapshot(run)
     for args, message in [

@@ -56,6 +56,8 @@ class AgenticTagger:
         new_ids = tagger.transform(items.subset(range(250, 304)))  # the other 54, earlier IDs kept
         print(tagger.vocabulary.render(max_level=1))
         print(new_ids.head())                              # item_id, path, path_names, resolver
+        tagger.rename("d1", "Lab Supplies")                 # edits: only touched items change ID
+        print(tagger.edit_log[-1]["summary"])               # (also in runs/api/edits.jsonl)
         tagger.save("runs/api-copy")
         same = AgenticTagger.load("runs/api-copy")
 

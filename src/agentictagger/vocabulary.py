@@ -1,7 +1,8 @@
 """The vocabulary tree: descriptors with stable ids, plain JSON round-trip.
 
-A descriptor id encodes its path ("d3.1.7" = child 7 of child 1 of root child 3), so ids stay
-stable when a run resumes and two vocabularies can be diffed.
+A descriptor id encodes its path as built ("d3.1.7" = child 7 of child 1 of root child 3), so ids
+stay stable when a run resumes and two vocabularies can be diffed. Edits
+(:mod:`agentictagger.vocab.edits`) keep ids: after a move or merge an id no longer spells its path.
 """
 
 from __future__ import annotations
