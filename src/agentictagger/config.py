@@ -12,7 +12,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 
 class _Section(BaseModel):
@@ -96,6 +96,50 @@ class LLMConfig(_Section):
     price_per_million_output: float = Field(0.0, ge=0.0, description="USD per 1M completion tokens, for cost estimates.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     max_tokens: int = Field(512, ge=1, le=1_048_576, description="Default completion budget per call.")
+    mode: Literal["online", "batch"] = Field(
+        "online",
+        description="OpenAI-compatible backend: 'online' = one HTTP request per call, answers in seconds; "
+        "'batch' = the fan-out stages' requests go through the provider's Batch API (files + batches "
+        "endpoints; about half price, results within 24 h), resumed by batch id after a crash. Single "
+        "calls (the architect) stay online.",
+    )
+    batch_max_requests: int = Field(
+        50_000, ge=1, le=50_000, description="Batch mode: most requests in one batch (OpenAI's limit: 50,000); more are split."
+    )
+    batch_poll_interval_s: float = Field(
+        30.0, gt=0.0, le=86_400.0, description="Batch mode: first wait between status polls; grows 1.5x per poll."
+    )
+    batch_poll_max_interval_s: float = Field(
+        600.0, gt=0.0, le=86_400.0, description="Batch mode: cap on the wait between status polls."
+    )
+    batch_max_resubmits: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="Batch mode: times a request that failed inside a batch (5xx, 429, expired, no answer) is "
+        "submitted again in a follow-up batch; 4xx errors are never resubmitted. After that it is a failed item.",
+    )
+    batch_price_factor: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Batch mode: batch price as a share of the online price (price_per_million_*); 0.5 = the "
+        "50 % batch discount of OpenAI, Anthropic and Gemini.",
+    )
+
+    @model_validator(mode="after")
+    def _check_batch_mode(self) -> "LLMConfig":
+        if self.mode == "batch" and self.backend != "openai":
+            raise ValueError(
+                f"mode 'batch' needs backend 'openai' (a server with the files and batches endpoints), "
+                f"got backend {self.backend!r}"
+            )
+        if self.batch_poll_max_interval_s < self.batch_poll_interval_s:
+            raise ValueError(
+                f"batch_poll_max_interval_s ({self.batch_poll_max_interval_s}) is below "
+                f"batch_poll_interval_s ({self.batch_poll_interval_s})"
+            )
+        return self
 
 
 class EmbeddingConfig(_Section):
@@ -478,6 +522,10 @@ def describe_errors(exc: ValidationError) -> list[str]:
         given = e.get("input")
         if e["type"] == "extra_forbidden":
             out.append(f"{name}: unknown setting; `agentictagger config-template` lists every setting")
+            continue
+        if e["type"] == "value_error" and isinstance(given, dict):
+            # A check across a section's fields (e.g. llm mode vs. backend): the message says it all.
+            out.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
             continue
         line = f"{name}: {e['msg']} (given: {given!r})"
         rng = _allowed_range(_field_at(loc))

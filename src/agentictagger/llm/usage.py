@@ -29,6 +29,7 @@ class StageUsage:
     answered: int = 0  # requests answered (validly) by the backend
     cache_hits: int = 0  # requests answered from the cache
     calls: int = 0  # backend invocations, including retried and re-asked ones
+    batch_calls: int = 0  # of which sent through a Batch API (llm.mode: batch), billed at the batch price
     failures: int = 0  # requests that raised for good (after retries / re-asks)
     reasks: int = 0
     retries: int = 0
@@ -97,10 +98,11 @@ class UsageTracker:
         return s
 
     # -- recording -------------------------------------------------------------------------
-    def record_sent(self, stage: str) -> None:
+    def record_sent(self, stage: str, batch: bool = False) -> None:
         """A backend invocation is about to be sent: counted now, so a run killed while it is in
-        flight still counts it. Pass ``sent=True`` to :meth:`record_call` / :meth:`record_failed_call`."""
-        self._add(stage, calls=1)
+        flight still counts it. Pass ``sent=True`` to :meth:`record_call` / :meth:`record_failed_call`.
+        ``batch``: one request of a submitted Batch API job (counted when the batch is created)."""
+        self._add(stage, calls=1, batch_calls=1 if batch else 0)
 
     def record_call(self, stage: str, usage: TokenUsage, latency_s: float, cost_usd: float, sent: bool = False) -> None:
         """One backend invocation that returned an answer (valid or not); ``sent``: already
@@ -307,6 +309,7 @@ class UsageTracker:
             ("stage", "left"),
             ("requests", "right"),
             ("backend calls", "right"),
+            *([("batch calls", "right")] if data["total"]["batch_calls"] else []),
             ("cache hits", "right"),
             ("retries", "right"),
             ("re-asks", "right"),
@@ -325,6 +328,7 @@ class UsageTracker:
                 name,
                 f"{d['answered'] + d['cache_hits']:,}",
                 f"{d['calls']:,}",
+                *([f"{d['batch_calls']:,}"] if data["total"]["batch_calls"] else []),
                 f"{d['cache_hits']:,}",
                 f"{d['retries']:,}",
                 f"{d['reasks']:,}",

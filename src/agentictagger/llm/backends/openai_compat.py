@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import openai
@@ -39,7 +40,15 @@ _PROMPT_FORMAT = "p1"
 # Statuses the server itself says are worth retrying (the same set the SDK retries), plus every
 # 5xx. Any other answer (400, 401, 403, 404, 422, ...) is the same on a retry: it fails at once.
 _TRANSIENT_STATUS = {408, 409, 429}
+#: The endpoint every line of a batch input file names (OpenAI Batch API).
+BATCH_ENDPOINT = "/v1/chat/completions"
+_T = TypeVar("_T")
 _CONTEXT_OVERFLOW = re.compile(r"context (size|length|window)|exceed_context_size|maximum context|too many tokens", re.I)
+
+
+def is_transient_status(status: int | None) -> bool:
+    """Whether an HTTP status is worth asking again (429, 408, 409, 5xx); None (no answer) is."""
+    return status is None or status in _TRANSIENT_STATUS or status >= 500
 
 
 def is_local_url(url: str) -> bool:
@@ -197,8 +206,13 @@ class OpenAIBackend:
             log.warning(
                 "choice_mode='likelihood' needs token log-probabilities; %s generates the choice instead", self
             )
+        completion = self._api(lambda: self._client.chat.completions.create(**self.build_kwargs(request)))
+        return self._to_response(request, completion)
+
+    def _api(self, call: Callable[[], _T]) -> _T:
+        """``call()`` with the SDK's errors turned into Transient/permanent LLMErrors."""
         try:
-            completion = self._client.chat.completions.create(**self.build_kwargs(request))
+            return call()
         except openai.APITimeoutError as exc:
             raise TransientLLMError(f"{self.base_url}: request timed out after {self.cfg.timeout_s}s") from exc
         except openai.APIConnectionError as exc:
@@ -207,12 +221,64 @@ class OpenAIBackend:
             raise self._status_error(exc) from exc
         except openai.APIError as exc:
             raise LLMError(f"{self.base_url}: {self._scrub(str(exc))}") from exc
-        return self._to_response(request, completion)
+
+    # -- Batch API (files + batches endpoints; llm.mode: batch drives these from the client) -----
+    def batch_line(self, request: ChatRequest, custom_id: str) -> dict[str, Any]:
+        """One line of a batch input file: the same body an online call sends (vLLM extras inline)."""
+        kwargs = self.build_kwargs(request)
+        body = {k: v for k, v in kwargs.items() if k != "extra_body"}
+        body.update(kwargs.get("extra_body") or {})
+        return {"custom_id": custom_id, "method": "POST", "url": BATCH_ENDPOINT, "body": body}
+
+    def upload_batch_file(self, data: bytes, filename: str) -> str:
+        """Upload a JSONL batch input file (``POST /files``, purpose "batch"); returns its file id."""
+        return self._api(lambda: self._client.files.create(file=(filename, data), purpose="batch")).id
+
+    def create_batch(self, input_file_id: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """``POST /batches`` over an uploaded input file (24 h window); the batch object as a dict."""
+        batch = self._api(
+            lambda: self._client.batches.create(
+                input_file_id=input_file_id,
+                endpoint=BATCH_ENDPOINT,
+                completion_window="24h",
+                metadata=metadata or None,
+            )
+        )
+        return batch.model_dump()
+
+    def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._api(lambda: self._client.batches.retrieve(batch_id)).model_dump()
+
+    def list_batches(self, after: str | None = None, limit: int = 100) -> tuple[list[dict[str, Any]], bool]:
+        """One page of this key's batches (newest first) and whether more follow."""
+        kwargs: dict[str, Any] = {"limit": limit}
+        if after:
+            kwargs["after"] = after
+        page = self._api(lambda: self._client.batches.list(**kwargs))
+        return [b.model_dump() for b in page.data], bool(getattr(page, "has_more", False))
+
+    def file_content(self, file_id: str) -> bytes:
+        """A file's bytes (``GET /files/{id}/content``): a batch's output or error file."""
+        return self._api(lambda: self._client.files.content(file_id)).content
+
+    def response_from_body(self, request: ChatRequest, body: dict[str, Any]) -> ChatResponse:
+        """A batch output line's chat completion, read exactly as an online answer is."""
+        return self._to_response(request, self._completion(body))
+
+    def usage_from_body(self, body: dict[str, Any]) -> TokenUsage:
+        """The token usage of a batch output line's chat completion (what the provider bills)."""
+        return _usage(self._completion(body))
+
+    def _completion(self, body: Any) -> Any:
+        try:
+            return openai.types.chat.ChatCompletion.model_validate(body)
+        except ValueError as exc:
+            raise TransientLLMError(f"{self.base_url}: batch answer is not a chat completion ({exc})") from exc
 
     def _status_error(self, exc: openai.APIStatusError) -> LLMError:
         status = exc.status_code
         msg = f"{self.base_url} answered HTTP {status}: {self._scrub(_error_text(exc))}"
-        if status in _TRANSIENT_STATUS or status >= 500:
+        if is_transient_status(status):
             err: LLMError = TransientLLMError(msg)
             retry_after = _retry_after(exc)
             if retry_after is not None:
@@ -241,22 +307,25 @@ class OpenAIBackend:
         text = message.content or ""
         if isinstance(request.constraint, ChoiceConstraint) and self.cfg.structured_output == "json_schema":
             text = _unwrap_choice(text)
-        usage = TokenUsage()
-        u = getattr(completion, "usage", None)
-        if u is not None:
-            details = getattr(u, "prompt_tokens_details", None)
-            usage = TokenUsage(
-                prompt_tokens=int(u.prompt_tokens or 0),
-                completion_tokens=int(u.completion_tokens or 0),
-                cached_prompt_tokens=int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
-            )
-        return ChatResponse(text=text, usage=usage, model=completion.model or self.model)
+        return ChatResponse(text=text, usage=_usage(completion), model=completion.model or self.model)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
 
     def close(self) -> None:
         self._client.close()
+
+
+def _usage(completion: Any) -> TokenUsage:
+    u = getattr(completion, "usage", None)
+    if u is None:
+        return TokenUsage()
+    details = getattr(u, "prompt_tokens_details", None)
+    return TokenUsage(
+        prompt_tokens=int(u.prompt_tokens or 0),
+        completion_tokens=int(u.completion_tokens or 0),
+        cached_prompt_tokens=int(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+    )
 
 
 def _is_loopback(url: str) -> bool:
