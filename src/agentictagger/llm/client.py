@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentictagger.config import LLMConfig
 from agentictagger.llm.cache import CachedAnswer, ResponseCache
@@ -39,6 +40,9 @@ from agentictagger.llm.types import (
 )
 from agentictagger.llm.usage import UsageTracker, estimate_cost
 from agentictagger.llm.validate import validate_answer
+
+if TYPE_CHECKING:
+    from agentictagger.llm.batch import BatchRunner
 
 log = logging.getLogger(__name__)
 # Cache key suffix of a request's "no valid answer after every re-ask" verdict.
@@ -143,6 +147,9 @@ class LLMClient:
         self._rng = random.Random()
         self._sleep: Callable[[float], None] = time.sleep
         self._context_tokens: int | None = None
+        self._batch: BatchRunner | None = None
+        if cfg.mode == "batch" and not callable(getattr(backend, "create_batch", None)):
+            raise ValueError(f"llm.mode 'batch' needs a backend with a Batch API (backend: openai), not {backend!r}")
 
     # -- counters --------------------------------------------------------------------------
     @property
@@ -252,20 +259,29 @@ class LLMClient:
                 # No valid answer after every re-ask: remember the verdict when asked to, so a rerun
                 # does not pay for the same hopeless request and its re-asks again. A run with more
                 # re-asks allowed asks again.
-                if remember_invalid and self.cache is not None and getattr(exc, "reasks_tried", None) is not None:
-                    last = getattr(exc, "last_error", exc)
-                    self.cache.put(
-                        key + _INVALID_SUFFIX,
-                        CachedAnswer(str(getattr(last, "text", "") or ""), {"error": str(last), "reasks": exc.reasks_tried},
-                                     TokenUsage(), ""),
-                    )
+                if remember_invalid:
+                    self._remember_invalid(key, exc)
                 raise
             resp.latency_s = time.perf_counter() - t0
-            resp.latency_s = time.perf_counter() - t0
-            if self.cache is not None:
-                self.cache.put(key, CachedAnswer(resp.text, resp.parsed, resp.usage, resp.model))
-            self.usage.record_answered(stage)
+            self._store_answer(key, resp, stage)
             return resp
+
+    def _store_answer(self, key: str, resp: ChatResponse, stage: str) -> None:
+        """A valid answer from the backend: into the cache, counted as answered."""
+        if self.cache is not None:
+            self.cache.put(key, CachedAnswer(resp.text, resp.parsed, resp.usage, resp.model))
+        self.usage.record_answered(stage)
+
+    def _remember_invalid(self, key: str, exc: LLMError) -> None:
+        """Keep the verdict "no valid answer after every re-ask" of ``exc`` (see :meth:`complete`)."""
+        if self.cache is None or getattr(exc, "reasks_tried", None) is None:
+            return
+        last = getattr(exc, "last_error", exc)
+        self.cache.put(
+            key + _INVALID_SUFFIX,
+            CachedAnswer(str(getattr(last, "text", "") or ""), {"error": str(last), "reasks": exc.reasks_tried},  # type: ignore[attr-defined]
+                         TokenUsage(), ""),
+        )
 
     def _raise_if_known_invalid(self, key: str, stage: str) -> None:
         if self.cache is None:
@@ -449,12 +465,17 @@ class LLMClient:
         Runs up to ``cfg.max_concurrency`` requests at once. ``progress(done, total)`` is called
         from the calling thread after each request finishes. Exceptions that are not LLMError
         (bugs) propagate after the pool is stopped.
+
+        With ``llm.mode: batch`` the requests not in the cache go through the provider's Batch API
+        instead (:mod:`agentictagger.llm.batch`): same answers, validation, cache and failures.
         """
         requests = list(requests)
         total = len(requests)
         results: list[ChatResponse | LLMError | None] = [None] * total
         if total == 0:
             return []
+        if self.cfg.mode == "batch":
+            return self._batch_runner().map(requests, stage, progress, remember_invalid)
         if progress is not None:
             progress(0, total)
 
@@ -478,6 +499,13 @@ class LLMClient:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return results  # type: ignore[return-value]
+
+    def _batch_runner(self) -> "BatchRunner":
+        if self._batch is None:
+            from agentictagger.llm.batch import BatchRunner
+
+            self._batch = BatchRunner(self)
+        return self._batch
 
     def close(self) -> None:
         if self.cache is not None:
