@@ -312,6 +312,21 @@ def crash_on(monkeypatch, event: str, nth: int = 1, after_write: bool = True) ->
     monkeypatch.setattr(BatchJournal, "append", append)
 
 
+def crashed_run(openai_cfg, monkeypatch, inject, cache: Path, log: Path | None, requests) -> None:
+    """A batch-mode run that dies where ``inject(monkeypatch)`` says."""
+    usage = UsageTracker.with_log(log) if log else None
+    with monkeypatch.context() as m:
+        inject(m)
+        with pytest.raises(Crash), make_client(batch_cfg(openai_cfg), cache, usage=usage) as client:
+            client.map(requests, "annotator")
+
+
+def resumed_run(openai_cfg, cache: Path, log: Path | None, requests) -> list:
+    usage = UsageTracker.with_log(log) if log else None
+    with make_client(batch_cfg(openai_cfg), cache, usage=usage) as client:
+        return client.map(requests, "annotator")
+
+
 def uninterrupted(fake, openai_cfg, cache: Path, requests) -> tuple[list, UsageTracker]:
     usage = UsageTracker()
     with make_client(batch_cfg(openai_cfg), cache, usage=usage) as client:
@@ -328,19 +343,15 @@ def test_crash_between_creating_and_journaling_a_batch_finds_it_by_listing(fake_
     ref, ref_usage = uninterrupted(fake_openai, openai_cfg, tmp_path / "ref", requests)
 
     cache, log = tmp_path / "cache", tmp_path / "usage.jsonl"
-    with monkeypatch.context() as m:
-        crash_on(m, "submitted", after_write=False)  # the batch exists, the journal does not say so
-        with pytest.raises(Crash), make_client(batch_cfg(openai_cfg), cache, usage=UsageTracker.with_log(log)) as c:
-            c.map(requests, "annotator")
+    # The batch exists, the journal does not say so.
+    crashed_run(openai_cfg, monkeypatch, lambda m: crash_on(m, "submitted", after_write=False), cache, log, requests)
     assert len(fake_openai.batches) == 1 and [e for e, _ in journal_events(cache)] == ["uploaded"]
     created = next(iter(fake_openai.batches))
 
-    with make_client(batch_cfg(openai_cfg), cache, usage=UsageTracker.with_log(log)) as client:
-        out = client.map(requests, "annotator")
-    assert answers(out) == answers(ref)
+    assert answers(resumed_run(openai_cfg, cache, log, requests)) == answers(ref)
     assert any(r.method == "GET" and r.path.endswith("/batches?limit=100") for r in fake_openai.requests)
-    first, *rest = fake_openai.batch_submissions()
-    assert list(fake_openai.batches)[0] == created and len(rest) == 1  # adopted; then the re-asks
+    # The batch the crashed run created was polled to the end and used; the only new one holds the re-asks.
+    assert fake_openai.batches[created].status == "completed" and len(fake_openai.batches) == 2
     assert paid(UsageTracker.from_log(log)) == paid(ref_usage)
 
 
@@ -360,16 +371,12 @@ def test_crash_during_the_reask_round_replays_it_without_paying_twice(fake_opena
             raise Crash("killed while polling the re-ask batch")
         real_wait(self, batches)
 
-    with monkeypatch.context() as m:
-        m.setattr(batch_mod.BatchRunner, "_wait", wait_then_die)
-        with pytest.raises(Crash), make_client(batch_cfg(openai_cfg), cache, usage=UsageTracker.with_log(log)) as c:
-            c.map(requests, "annotator")
+    crashed_run(openai_cfg, monkeypatch, lambda m: m.setattr(batch_mod.BatchRunner, "_wait", wait_then_die),
+                cache, log, requests)
     assert len(fake_openai.batches) == 2
     before = fake_openai.batch_submissions()
 
-    with make_client(batch_cfg(openai_cfg), cache, usage=UsageTracker.with_log(log)) as client:
-        out = client.map(requests, "annotator")
-    assert answers(out) == answers(ref)
+    assert answers(resumed_run(openai_cfg, cache, log, requests)) == answers(ref)
     assert fake_openai.batch_submissions() == before  # both batches collected, none submitted
     # Tokens counted once (the first batch was read by the killed run), re-asks counted once.
     assert paid(UsageTracker.from_log(log)) == paid(ref_usage)
@@ -382,20 +389,14 @@ def test_a_crash_before_upload_submits_fresh_and_a_lost_batch_is_resubmitted(fak
     fake_openai.handler = color_handler
     requests = build_requests(4)
     cache = tmp_path / "cache"
-    with monkeypatch.context() as m:
-        crash_on(m, "uploaded", after_write=False)  # uploaded, not journaled: nothing was sent
-        with pytest.raises(Crash), make_client(batch_cfg(openai_cfg), cache) as c:
-            c.map(requests, "annotator")
+    # Uploaded, not journaled: nothing was sent, nothing to resume.
+    crashed_run(openai_cfg, monkeypatch, lambda m: crash_on(m, "uploaded", after_write=False), cache, None, requests)
     assert fake_openai.batches == {} and journal_events(cache) == []
 
     # A journaled batch the provider no longer knows (404) is abandoned and its requests sent again.
-    with monkeypatch.context() as m:
-        crash_on(m, "accounted", after_write=False)
-        with pytest.raises(Crash), make_client(batch_cfg(openai_cfg), cache) as c:
-            c.map(requests, "annotator")
+    crashed_run(openai_cfg, monkeypatch, lambda m: crash_on(m, "accounted", after_write=False), cache, None, requests)
     fake_openai.batches.clear()
-    with make_client(batch_cfg(openai_cfg), cache) as client:
-        out = client.map(requests, "annotator")
+    out = resumed_run(openai_cfg, cache, None, requests)
     assert [r.parsed for r in out] == ["Red", "Green", "Blue", "Blue", "Red"]
     assert "abandoned" in [e for e, _ in journal_events(cache)]
 
