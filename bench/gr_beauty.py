@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from agentictagger.recsys.critique import CallableSimulator, EmbeddingSimulator, allowed_matrix, group_index
-from agentictagger.recsys.data import Samples, leave_last_out, load_shared_item_texts, load_shared_sequences
+from agentictagger.recsys.data import Samples, leave_last_out, load_shared_sequences
 from agentictagger.recsys.metrics import evaluate_rankings
 from agentictagger.recsys.sasrec import SASRecConfig, evaluate_sasrec, fit_sasrec
 from agentictagger.recsys.sidtable import read_level1_descriptors, read_semantic_id_table
@@ -82,13 +82,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def item_texts(item_ids: list[str]) -> tuple[list[str], str]:
-    try:
-        from agentictagger.catalog import load_shared
+    from agentictagger.catalog import load_shared
 
-        cat = load_shared("beauty")
-        return [cat.by_id(i).text for i in item_ids], "agentictagger.catalog.load_shared('beauty')"
-    except ImportError:
-        return load_shared_item_texts("beauty", item_ids), "items.jsonl.gz titles (idgenrec_text_id where empty)"
+    cat = load_shared("beauty")
+    return [cat.by_id(i).text for i in item_ids], "agentictagger.catalog.load_shared('beauty')"
 
 
 def subsample(s: Samples, n: int | None, seed: int) -> Samples:

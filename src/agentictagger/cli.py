@@ -498,6 +498,10 @@ from agentictagger.edit_cli import edit_app  # noqa: E402  (`agentictagger edit 
 
 app.add_typer(edit_app, name="edit")
 
+from agentictagger.recsys_cli import recsys_app  # noqa: E402  (`agentictagger recsys train|evaluate|compare`)
+
+app.add_typer(recsys_app, name="recsys")
+
 
 def main() -> None:  # pragma: no cover
     app()

@@ -16,14 +16,6 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
-def _shared_root(name: str) -> Path:
-    """The shared-data folder holding ``name`` (repo-relative or $AGENTICTAGGER_DATA; see catalog)."""
-    from agentictagger.catalog import shared_data_root
-
-    return shared_data_root(None, name)
-
-
-
 @dataclass
 class SequenceData:
     """Chronological item sequences, one per user, over a dense item index."""
@@ -48,6 +40,11 @@ class SequenceData:
     def n_interactions(self) -> int:
         return int(sum(len(s) for s in self.sequences))
 
+    def subset_users(self, rows: Sequence[int]) -> "SequenceData":
+        """Only the given users (rows of ``users``); items re-indexed in order of first appearance."""
+        return SequenceData.from_id_sequences([self.users[r] for r in rows],
+                                              [[self.item_ids[i] for i in self.sequences[r]] for r in rows])
+
     @classmethod
     def from_id_sequences(cls, users: Sequence[str], sequences: Iterable[Sequence[str]]) -> "SequenceData":
         """Build from sequences of string item ids; items are indexed in order of first appearance."""
@@ -59,31 +56,37 @@ class SequenceData:
 
 
 def load_shared_sequences(name_or_path: str | Path) -> SequenceData:
-    """Read a ``shared/data`` ``sequences.tsv.gz`` (a dataset name such as "beauty", or a path).
-
-    Columns ``user_idx user_id item_ids`` (ASINs, space separated, oldest first) or, for
-    ``scientific``, ``user_idx item_idxs``.
+    """Sequences of a ``shared/data`` dataset name ("beauty", "scientific", "sports"; read by
+    :func:`agentictagger.catalog.load_sequences`, the one loader of the shared format, so item ids
+    match the catalog), or of a sequences file: TSV (optionally gzipped), one user per line,
+    the user in the first column and the space-separated item ids (oldest first) in the last. A
+    header line naming ``item_ids``/``item_idxs`` is skipped when present.
     """
+    from agentictagger.catalog import SHARED_DATASETS, load_sequences
+
     path = Path(name_or_path)
-    if not path.exists() and not path.suffix:
-        path = _shared_root(str(name_or_path)) / str(name_or_path) / "sequences.tsv.gz"
+    if not path.exists() and str(name_or_path) in SHARED_DATASETS:
+        rows = load_sequences(str(name_or_path))
+        return SequenceData.from_id_sequences([u for u, _ in rows], [s for _, s in rows])
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no sequences file; pass a shared/data dataset name or a sequences.tsv.gz path")
+        raise FileNotFoundError(f"{path}: no such sequences file; pass a shared dataset name "
+                                f"({', '.join(SHARED_DATASETS)}) or a path to a sequences TSV")
     users: list[str] = []
     seqs: list[list[str]] = []
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        reader = csv.reader(fh, delimiter="\t")
-        header = next(reader)
-        item_col = "item_ids" if "item_ids" in header else "item_idxs"
-        if item_col not in header:
-            raise ValueError(f"{path}: header {header} has neither 'item_ids' nor 'item_idxs'")
-        user_col = header.index("user_id") if "user_id" in header else header.index("user_idx")
-        ic = header.index(item_col)
-        for lineno, row in enumerate(reader, start=2):
-            items = row[ic].split()
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
+            if not row or not any(c.strip() for c in row):
+                continue
+            if lineno == 1 and ({"item_ids", "item_idxs"} & set(row)):
+                continue  # header
+            if len(row) < 2:
+                raise ValueError(f"{path}:{lineno}: expected a user and a space-separated item list separated "
+                                 f"by a tab; got {row!r}")
+            items = row[-1].split()
             if not items:
-                raise ValueError(f"{path}:{lineno}: user {row[user_col]} has an empty item sequence")
-            users.append(row[user_col])
+                raise ValueError(f"{path}:{lineno}: user {row[0]} has an empty item sequence")
+            users.append(row[1] if len(row) >= 3 else row[0])
             seqs.append(items)
     return SequenceData.from_id_sequences(users, seqs)
 
@@ -192,28 +195,3 @@ def leave_last_out(data: SequenceData, max_history: int = 20) -> Split:
         return Samples(h, np.asarray(t, dtype=np.int64), np.asarray(u, dtype=np.int64))
 
     return Split(mk(tr_h, tr_t, tr_u), mk(va_h, va_t, va_u), mk(te_h, te_t, te_u), train_seqs, short)
-
-
-def load_shared_item_texts(name: str, item_ids: Sequence[str]) -> list[str]:
-    """Item texts for a ``shared/data`` dataset, aligned with ``item_ids``.
-
-    Uses the title; where a title is empty (7 Beauty items) falls back to ``idgenrec_text_id``,
-    and for ``scientific`` joins title, brand, categories and description.
-    """
-    import json
-
-    path = _shared_root(name) / name / "items.jsonl.gz"
-    by_id: dict[str, str] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            key = str(row.get("item_id", row.get("item_idx")))
-            parts = [row.get("title") or ""]
-            if name == "scientific":
-                parts += [row.get(k) or "" for k in ("brand", "categories", "description")]
-            text = ". ".join(p.strip() for p in parts if p and p.strip())
-            by_id[key] = text or (row.get("idgenrec_text_id") or "").strip()
-    missing = [i for i in item_ids if not by_id.get(i)]
-    if missing:
-        raise ValueError(f"{path}: {len(missing)} items have no text, e.g. {missing[:5]}")
-    return [by_id[i] for i in item_ids]

@@ -7,7 +7,7 @@ returned fewer than k items (e.g. a constrained beam with few valid items).
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -52,3 +52,45 @@ def topk_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
+
+
+def sample_negatives(n_items: int, exclude: Sequence[np.ndarray], n_neg: int = 100, seed: int = 0) -> np.ndarray:
+    """(n_users, n_neg) items drawn uniformly without replacement from the items *not* in each
+    user's ``exclude`` set (pass the user's whole sequence: history and target), as in the
+    sampled-negative protocol of SASRec / the paper's §5.2 (100 negatives per user).
+
+    The draw depends only on ``seed`` and the inputs, so every model is scored on the same negatives."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(exclude), n_neg), dtype=np.int64)
+    for u, ex in enumerate(exclude):
+        banned = set(np.asarray(ex, dtype=np.int64).tolist())
+        if n_items - len(banned) < n_neg:
+            raise ValueError(f"user row {u}: only {n_items - len(banned)} items outside their history; "
+                             f"cannot draw {n_neg} negatives")
+        picked: list[int] = []
+        seen: set[int] = set()
+        while len(picked) < n_neg:
+            for c in rng.integers(0, n_items, size=2 * (n_neg - len(picked))).tolist():
+                if c not in banned and c not in seen:
+                    seen.add(c)
+                    picked.append(c)
+                    if len(picked) == n_neg:
+                        break
+        out[u] = picked
+    return out
+
+
+def evaluate_sampled(scores: np.ndarray, ks: Iterable[int] = (5, 10, 20, 50)) -> dict[str, float]:
+    """Recall@k / NDCG@k when each row ranks its positive (column 0) against sampled negatives
+    (the other columns). A negative scoring *equal* to the positive counts as ranked above it
+    (pessimistic tie-breaking: a constant scorer gets nothing)."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"scores must be (n_users, 1 + n_negatives); got {scores.shape}")
+    rank = (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = rank < k
+        out[f"R@{k}"] = float(hit.mean()) if len(rank) else 0.0
+        out[f"N@{k}"] = float(np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0).mean()) if len(rank) else 0.0
+    return out
