@@ -5,12 +5,18 @@ new row, never a torn file; WAL lets readers run while one process writes; the b
 serialises writers from several processes (e.g. parallel build jobs sharing one cache dir).
 The key is ``ChatRequest.cache_key(backend.identity())`` (a SHA-256 over the request and the
 model identity); nothing stored here depends on, or contains, an API key.
+
+Processes sharing one cache (Ray workers, parallel runs) never pay twice for one request: the
+``inflight`` table holds a claim per key being asked (:meth:`ResponseCache.try_claim`); another
+process wanting the same key waits for the answer to appear in the cache. A claim whose owner
+died (same host, pid gone) or that is older than ``stale_claim_s`` is taken over.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -23,6 +29,22 @@ from agentictagger.llm.types import LLMError, TokenUsage
 CACHE_FILENAME = "llm_responses.sqlite3"
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 30_000
+#: A claim older than this is taken over even when its owner cannot be checked (another host).
+STALE_CLAIM_S = 3600.0
+_HOST = socket.gethostname()
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    if host != _HOST:
+        return True  # cannot tell: the age limit decides
+    try:
+        os.kill(int(rest.split(":", 1)[0]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 @dataclass
@@ -74,6 +96,7 @@ class ResponseCache:
                 " created REAL NOT NULL)"
             )
             conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("CREATE TABLE IF NOT EXISTS inflight (key TEXT PRIMARY KEY, owner TEXT NOT NULL, t REAL NOT NULL)")
             conn.execute(
                 "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)", (str(_SCHEMA_VERSION),)
             )
@@ -110,6 +133,36 @@ class ResponseCache:
                 "INSERT OR REPLACE INTO responses(key, text, parsed, usage, model, created) VALUES (?,?,?,?,?,?)",
                 record,
             )
+
+    # -- claims across processes -------------------------------------------------------------
+    def _owner(self) -> str:
+        return f"{_HOST}:{os.getpid()}:{threading.get_ident()}"
+
+    def try_claim(self, key: str, stale_claim_s: float = STALE_CLAIM_S) -> bool:
+        """Claim ``key`` for asking the backend: True when this thread now holds it (release it
+        with :meth:`release_claim`), False while another live process or thread holds it. The
+        caller holding no claim waits and looks in the cache again."""
+        owner = self._owner()
+        with self._lock:
+            conn = self._connect()
+            if conn.execute("INSERT OR IGNORE INTO inflight(key, owner, t) VALUES (?,?,?)", (key, owner, time.time())).rowcount:
+                return True
+            row = conn.execute("SELECT owner, t FROM inflight WHERE key = ?", (key,)).fetchone()
+            if row is None:  # released meanwhile: try again at the next poll
+                return False
+            if row[0] == owner:
+                return True
+            if _owner_alive(row[0]) and time.time() - row[1] < stale_claim_s:
+                return False
+            # The holder died (or its claim is too old): take the claim over.
+            taken = conn.execute(
+                "UPDATE inflight SET owner = ?, t = ? WHERE key = ? AND owner = ?", (owner, time.time(), key, row[0])
+            ).rowcount
+            return bool(taken)
+
+    def release_claim(self, key: str) -> None:
+        with self._lock:
+            self._connect().execute("DELETE FROM inflight WHERE key = ? AND owner = ?", (key, self._owner()))
 
     def __len__(self) -> int:
         with self._lock:

@@ -247,8 +247,7 @@ class LLMClient:
             return hit
         # Identical requests in flight at once (duplicate items in a batch) wait for the first
         # one and then read its answer from the cache instead of paying twice.
-        with self._key_lock(key if self.cache is not None else None):
-            hit = self._cached(key, stage)
+        with self._key_lock(key if self.cache is not None else None), self._claim(key, stage) as hit:
             if hit is not None:
                 return hit
             if remember_invalid:
@@ -316,6 +315,30 @@ class LLMClient:
         return ChatResponse(
             text=got.text, parsed=got.parsed, usage=got.usage, cached=True, latency_s=0.0, model=got.model, attempts=0
         )
+
+    @contextmanager
+    def _claim(self, key: str, stage: str) -> Iterator[ChatResponse | None]:
+        """Yields the cached answer, or None with the key claimed across processes (another
+        process sharing the cache and asking the same request is waited for, then read from the
+        cache): workers of one run never pay twice for one request."""
+        if self.cache is None:
+            yield None
+            return
+        delay = 0.005
+        while True:
+            hit = self._cached(key, stage)
+            if hit is not None:
+                yield hit
+                return
+            if self.cache.try_claim(key):
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        try:
+            hit = self._cached(key, stage)  # answered between the look and the claim
+            yield hit
+        finally:
+            self.cache.release_claim(key)
 
     @contextmanager
     def _key_lock(self, key: str | None) -> Iterator[None]:
