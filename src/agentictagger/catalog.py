@@ -421,7 +421,12 @@ def _undecodable(b: _Builder, pos: int, err: UnicodeDecodeError) -> None:
 
 
 def _feed_jsonl(b: _Builder, data: bytes) -> None:
-    for pos, raw in enumerate(data.split(b"\n"), start=1):
+    _feed_jsonl_lines(b, enumerate(data.split(b"\n"), start=1))
+
+
+def _feed_jsonl_lines(b: _Builder, lines: Iterable[tuple[int, bytes]]) -> None:
+    """Rows of JSONL lines given as (line number, bytes); read in pieces by :mod:`agentictagger.shards`."""
+    for pos, raw in lines:
         if not raw.strip():
             continue
         try:

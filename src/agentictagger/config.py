@@ -407,6 +407,47 @@ class AssignConfig(_Section):
     )
 
 
+class ScaleConfig(_Section):
+    """Large catalogs (agentictagger.shards): the catalog streamed in shards, each per-item stage
+    (embedding, assignment, semantic IDs) written as sharded Parquet with a manifest and resumed
+    by shard, run in this process or as Ray tasks."""
+
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="Where the sharded stages' per-shard work runs: 'local' = one shard after another in this "
+        "process; 'ray' = Ray tasks (`pip install 'agentictagger[ray]'`), outputs identical to 'local'. CLI: --executor.",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster address (e.g. 'ray://head:10001' or 'auto'); empty = ray.init() on this machine."
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, le=100_000, description="Ray on this machine: CPUs (= shards in flight) it may use; empty = all."
+    )
+    max_retries: int = Field(
+        3, ge=0, le=100, description="Ray: times a shard task whose worker died is run again (its output is the same)."
+    )
+    sharded: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="`assign` through shards: 'auto' = when the catalog is a folder of shards, its file is larger "
+        "than auto_shard_mb, or executor is 'ray'; 'always'; 'never' (the whole catalog in memory).",
+    )
+    auto_shard_mb: float = Field(256.0, ge=0.0, le=1e9, description="'auto': catalog files larger than this are sharded.")
+    shard_size: int = Field(
+        50_000,
+        ge=1,
+        le=100_000_000,
+        description="Items per shard; memory per worker grows with it. Rounded up to a multiple of "
+        "assign.checkpoint_every so the per-chunk stop calibration sees the same chunks as an unsharded run.",
+    )
+    merge_max_items: int = Field(
+        2_000_000,
+        ge=0,
+        le=1_000_000_000,
+        description="Catalogs up to this size also get the single-file outputs (assignments.jsonl, "
+        "semantic_ids.parquet/.jsonl), built in memory; larger ones keep only the shards (shards/*/manifest.json).",
+    )
+
+
 class RunConfig(_Section):
     """Everything for one run; one YAML file."""
 
@@ -429,6 +470,7 @@ class RunConfig(_Section):
         default_factory=lambda: {"default": LLMConfig()},
         description="Named LLM endpoints; roles refer to them by name.",
     )
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "RunConfig":

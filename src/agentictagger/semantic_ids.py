@@ -34,6 +34,39 @@ class SemanticId:
         return self.path + (f"#{self.resolver}",)
 
 
+class TokenCounter:
+    """The token report of a semantic-ID table fed one row at a time (memory: the descriptors
+    used, at most the vocabulary), so a sharded table never has to be in memory at once."""
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.max_resolver = -1
+        self.per_level: dict[int, set[str]] = {}
+
+    def add(self, path: tuple[str, ...] | list[str], resolver: int) -> None:
+        self.items += 1
+        self.max_resolver = max(self.max_resolver, int(resolver))
+        for lvl, d in enumerate(path, start=1):
+            self.per_level.setdefault(lvl, set()).add(d)
+
+    def report(self, vocab: "Vocabulary | None" = None) -> dict:
+        used = set().union(*self.per_level.values()) if self.per_level else set()
+        resolvers = self.max_resolver + 1
+        depth = max(self.per_level, default=0)
+        out = {
+            "items": self.items,
+            "base_tokens": len(used),
+            "resolvers": resolvers,
+            "vocab_size": f"{len(used)}+{resolvers}",
+            "total_tokens": len(used) + resolvers,
+            "base_tokens_per_level": {lvl: len(self.per_level[lvl]) for lvl in range(1, depth + 1)},
+            "max_id_length": depth + 1,
+        }
+        if vocab is not None:
+            out["vocabulary_descriptors"] = len(vocab)
+        return out
+
+
 class SemanticIds:
     def __init__(self, rows: list[SemanticId]) -> None:
         self.rows = rows
@@ -104,23 +137,10 @@ class SemanticIds:
     def token_report(self, vocab: "Vocabulary | None" = None) -> dict:
         """Token vocabulary size, "base tokens + resolvers" (Table 7): distinct descriptors used, and
         resolver tokens needed (= the largest number of items sharing one path)."""
-        used = {d for r in self.rows for d in r.path}
-        resolvers = max((r.resolver for r in self.rows), default=-1) + 1
-        per_level: dict[int, int] = {}
-        for lvl in range(1, max((len(r.path) for r in self.rows), default=0) + 1):
-            per_level[lvl] = len({r.path[lvl - 1] for r in self.rows if len(r.path) >= lvl})
-        out = {
-            "items": len(self.rows),
-            "base_tokens": len(used),
-            "resolvers": resolvers,
-            "vocab_size": f"{len(used)}+{resolvers}",
-            "total_tokens": len(used) + resolvers,
-            "base_tokens_per_level": per_level,
-            "max_id_length": max((len(r.path) for r in self.rows), default=0) + 1,
-        }
-        if vocab is not None:
-            out["vocabulary_descriptors"] = len(vocab)
-        return out
+        counter = TokenCounter()
+        for r in self.rows:
+            counter.add(r.path, r.resolver)
+        return counter.report(vocab)
 
     # -- I/O ----------------------------------------------------------------------------------
     def to_arrow(self):

@@ -283,6 +283,15 @@ class UsageTracker:
         t._log_path = path
         return t
 
+    @classmethod
+    def appending_to(cls, path: str | Path) -> "UsageTracker":
+        """A tracker starting from zero that appends every change to ``path`` without reading it:
+        one per worker process of a run whose driver opened the log with :meth:`with_log` (the
+        run's totals stay the sum of the one log)."""
+        t = cls()
+        t._log_path = Path(path)
+        return t
+
     def sync(self) -> None:
         """fsync the log (its lines already survive a killed process; this covers power loss)."""
         if self._log_path is not None and self._log_path.exists():
