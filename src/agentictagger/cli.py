@@ -92,6 +92,9 @@ RestartOpt = typer.Option(
     "(needed when they were made with other settings, catalog or vocabulary).",
 )
 WaitOpt = typer.Option(False, "--wait", help="If another build/assign is using the run folder, wait for it instead of stopping.")
+ExecutorOpt = typer.Option(
+    None, "--executor", help="Where the per-item stages run: local or ray (overrides scale.executor; ray implies shards)."
+)
 
 
 @contextmanager
@@ -292,10 +295,12 @@ def assign(
         "items already in the table are skipped (reported), new ones on a path in use get the next resolver.",
     ),
     wait: bool = WaitOpt,
+    executor: Optional[str] = ExecutorOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Give every item one valid descriptor path; write the semantic-ID table (resumable).
-    With --add, tag new items into a finished run without changing any existing ID.
+    With --add, tag new items into a finished run without changing any existing ID. Large
+    catalogs (a folder of shards, a big file, or --executor ray) go through shards: see scale.*.
 
     Example: agentictagger assign --catalog items.jsonl --run-dir runs/a  (then: --add --catalog new_items.jsonl)
     """
@@ -306,10 +311,17 @@ def assign(
     from agentictagger.tagger import AgenticTagger
 
     _setup_logging(verbose)
-    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None,
+                                 "scale.executor": executor})
     if add and restart:
         console.print("[red]error:[/red] --add keeps the run's semantic IDs and --restart discards them: use one of them")
         raise typer.Exit(2)
+    from agentictagger.shards import use_shards
+
+    if not add and use_shards(cfg, cfg.catalog.path):
+        with _one_line_errors(verbose, "assign"), _run_lock(cfg, "assign", wait):
+            _assign_sharded(cfg, restart)
+        return
     with _one_line_errors(verbose, "assign"), _run_lock(cfg, "assign", wait):
         _preflight(cfg, "assign")
         pipeline.check_vocabulary(cfg.run_dir)  # a missing, empty or unfinished vocabulary: before any work
@@ -335,6 +347,78 @@ def assign(
     failed = f"; {stats['failed_calls']} LLM call(s) failed for good" if stats.get("failed_calls") else ""
     empty = f"; {result.meta['empty_paths']} empty path(s)" if result.meta.get("empty_paths") else ""
     console.print(f"assigned {len(result)} items -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl{failed}{empty}")
+
+
+def _assign_sharded(cfg: RunConfig, restart: bool) -> None:
+    """`assign` through shards (agentictagger.shards): streamed, resumed by shard, local or Ray."""
+    from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from agentictagger import pipeline
+    from agentictagger.catalog import CatalogError
+    from agentictagger.shards import assign_sharded
+
+    _preflight(cfg, "assign")
+    pipeline.check_vocabulary(cfg.run_dir)
+    if not cfg.catalog.path:
+        console.print("[red]no catalog:[/red] set catalog.path in the config or pass --catalog FILE")
+        raise typer.Exit(2)
+    with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task(f"assign ({cfg.assign.assigner}, shards on {cfg.scale.executor})", total=None)
+        try:
+            out = assign_sharded(cfg, cfg.catalog.path, restart=restart,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+        except CatalogError as exc:
+            from rich.markup import escape
+
+            console.print(f"[red]catalog error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2) from exc
+    kept = len(out.kept["assignments"])
+    merged = "semantic_ids.parquet, assignments.jsonl and " if out.merged else ""
+    console.print(
+        f"assigned {out.items} items in {out.shards} shard(s) on {out.executor} ({kept} finished shard(s) kept) -> "
+        f"{cfg.run_dir}/{merged}shards/semantic_ids/ (manifest.json)" + (f"; {out.empty_paths} empty path(s)" if out.empty_paths else ""),
+        highlight=False, soft_wrap=True,
+    )
+
+
+@app.command()
+def estimate(
+    config: Optional[Path] = ConfigOpt,
+    sets: Optional[list[str]] = SetOpt,
+    items: Optional[int] = typer.Option(None, "--items", "-n", help="Catalog size (instead of a catalog file)."),
+    catalog: Optional[str] = typer.Option(None, help="Catalog file or folder whose items are counted (overrides catalog.path)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Workers (cores, or Ray workers) running the per-item stages."),
+    model: Optional[str] = typer.Option(None, help="Hosted model of the price table (default: llms.<assign.llm>.model)."),
+    price_in: Optional[float] = typer.Option(None, help="USD per 1M prompt tokens (default: the LLM's price_per_million_input)."),
+    price_out: Optional[float] = typer.Option(None, help="USD per 1M completion tokens (default: price_per_million_output)."),
+    prefix_caching: bool = typer.Option(True, "--prefix-caching/--no-prefix-caching", help="Providers bill cached prompt prefixes lower."),
+    cached_price_factor: float = typer.Option(0.5, help="Price of a cached prompt token as a share of the input price."),
+    batch: Optional[bool] = typer.Option(None, "--batch/--online", help="Batch API (default: the LLM's mode)."),
+    rpm: Optional[float] = typer.Option(None, help="Requests per minute the provider allows (default: the LLM's requests_per_minute)."),
+    measured: Path = typer.Option(Path("bench/results/scale.json"), help="The benchmark JSON the per-item figures come from."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Time and dollars of assigning 10^5 ... 10^8 items (and this catalog) on N workers, from
+    the per-item costs measured by bench/scale.py (bench/results/scale.json).
+
+    Example: agentictagger estimate --catalog shared:beauty --workers 8 --set assign.assigner=llm --set llms.default.model=gpt-4o-mini
+    """
+    from agentictagger.estimate import estimate_table, load_measured, render_estimate
+
+    _setup_logging(verbose)
+    cfg = _load(config, sets, **{"catalog.path": catalog})
+    with _one_line_errors(verbose, "estimate"):
+        n = items
+        if n is None and cfg.catalog.path:
+            from agentictagger.estimate import count_items
+
+            n = count_items(cfg)
+        meas = load_measured(measured)
+        rows = estimate_table(
+            cfg, meas, n, workers=workers, model=model, price_in=price_in, price_out=price_out, prefix_caching=prefix_caching,
+            cached_price_factor=cached_price_factor, batch=batch, rpm=rpm,
+        )
+    typer.echo(render_estimate(rows))
 
 
 @app.command()
