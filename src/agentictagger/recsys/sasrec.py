@@ -9,7 +9,7 @@ catalogue; history items are not masked, as the generative model can also emit t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -21,20 +21,13 @@ from .train import TrainConfig
 
 
 @dataclass
-class SASRecConfig:
-    n_items: int
-    d_model: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    dropout: float = 0.3
-    max_len: int = 20
-    loss: str = "ce"  # full-softmax cross-entropy over all items
+class SASRecConfig(RankerConfig):
+    """:class:`RankerConfig` plus the catalogue size (kept for callers that pass it)."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    n_items: int = 0
 
     def ranker(self) -> RankerConfig:
-        return RankerConfig(self.d_model, self.num_layers, self.num_heads, self.dropout, self.max_len, self.loss)
+        return RankerConfig(**{f.name: getattr(self, f.name) for f in fields(RankerConfig)})
 
 
 SASRecRun = RankerRun
