@@ -22,7 +22,6 @@ batch mode. Build time is not included (a build runs on a subsample: see ``build
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,5 +176,3 @@ def render_estimate(rows: list[EstimateRow]) -> str:
 
 
 __all__ = ["EstimateRow", "SIZES", "count_items", "estimate_table", "load_measured", "render_estimate"]
-
-_ = math  # (kept for callers computing ceil of batches)
