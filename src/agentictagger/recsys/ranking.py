@@ -64,9 +64,11 @@ class ItemFeatures:
 
         Token ids of :class:`ItemCodes` start at ``N_SPECIAL`` (2), so they are valid here as they
         are; rows 0 and 1 of the table stay unused."""
-        return cls(name or codes.name, [tuple(c) for c in codes.codes], codes.vocab_size,
-                   codes.description, {"tokens_per_item": codes.tokens_per_item(),
-                                       "distinct_tokens": codes.n_base_tokens + codes.n_resolver_tokens})
+        meta = {k: v for k, v in codes.meta.items() if k in ("collision_rate", "distinct_codes_before_dedup", "max_items_per_code")}
+        if "rqvae" in codes.meta:
+            meta["rqvae_codes_used_per_level"] = codes.meta["rqvae"]["codes_used_per_level"]
+            meta["rqvae_final_loss"] = codes.meta["rqvae"]["loss_curve"][-1]
+        return cls(name or codes.name, [tuple(c) for c in codes.codes], codes.vocab_size, codes.description, meta)
 
     def __add__(self, other: "ItemFeatures") -> "ItemFeatures":
         """Both bags per item (the second's token ids shifted past the first's table)."""
@@ -75,7 +77,7 @@ class ItemFeatures:
         off = self.n_tokens - 1  # other's pad row 0 is dropped
         tokens = [a + tuple(t + off for t in b) for a, b in zip(self.tokens, other.tokens)]
         return ItemFeatures(f"{self.name}+{other.name}", tokens, self.n_tokens + other.n_tokens - 1,
-                            f"{self.description}; plus {other.description}")
+                            f"{self.description}; plus {other.description}", {**self.meta, **other.meta})
 
     def padded(self) -> torch.Tensor:
         """(n_items, max tokens) LongTensor, right-padded with 0."""
@@ -89,7 +91,7 @@ class ItemFeatures:
         lens = np.array([len(t) for t in self.tokens])
         used = len({x for t in self.tokens for x in t})
         return {"features": self.name, "description": self.description, "tokens_per_item": float(lens.mean()),
-                "distinct_feature_tokens": used, "embedding_rows": self.n_tokens}
+                "distinct_feature_tokens": used, "embedding_rows": self.n_tokens, **self.meta}
 
 
 @dataclass
