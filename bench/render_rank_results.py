@@ -19,6 +19,8 @@ LABELS = {
     "rq-vae": "(c) RQ-VAE codes + dedup",
     "rq-kmeans": "(c') RQ-KMeans codes + dedup",
     "item_id+agentictagger": "(d) item ID + descriptors",
+    "item_id+rq-vae": "(d') item ID + RQ-VAE codes",
+    "item_id+rq-kmeans": "(d'') item ID + RQ-KMeans codes",
     "-": "most popular",
 }
 ORDER = list(LABELS)
@@ -43,11 +45,13 @@ def verdict(rows: list[dict], summary: list[dict], a: str, b: str, key: str) -> 
     sa = next((s for s in summary if s["tokenizer"] == a and s["model"] == "ranker"), None)
     sb = next((s for s in summary if s["tokenizer"] == b and s["model"] == "ranker"), None)
     if not sa or not sb:
-        return f"{LABELS[b]} vs {LABELS[a]}: not run"
+        return ""
     d = _paired(rows, a, b, tuple(key.split("/")))
     diff = sb[key]["mean"] - sa[key]["mean"]
     spread = sa[key]["std"] + sb[key]["std"]
     word = ("beats" if diff > spread else "loses to" if -diff > spread else "ties with")
+    if min(len(sa["seeds"]), len(sb["seeds"])) < 2:
+        word = "(one seed, no spread: not a verdict) vs"
     return (f"{LABELS[b]} {word} {LABELS[a]} on {key}: {sb[key]['mean']:.4f} vs {sa[key]['mean']:.4f} "
             f"(difference {diff:+.4f}, sum of the two seed std {spread:.4f}; per seed {d})")
 
@@ -59,7 +63,8 @@ def section(path: Path) -> list[str]:
     rows = res["rows"]
     seeds = sorted({r["seed"] for r in rows if r["model"] == "ranker"})
     lines = [f"### {ds['name']}: {ds['users']:,} users, {ds['items']:,} items, {ds['interactions']:,} interactions "
-             f"(`bench/results/{path.name}`)", "", "```", res.get("command", ""), "```", "",
+             f"(`bench/results/{path.name}`)", "", "```", *(res.get("commands") or [res.get("command", "")]), "```", "",
+             *([res["note"], ""] if res.get("note") else []),
              f"Test users: {ds['test_users']:,}; cold-item slice: test targets with ≤ 5 training interactions "
              f"({next((r['test']['cold_items']['users'] for r in rows), 0):,} users). Seeds: {seeds}. Mean ± std over seeds.", "",
              "| item representation | seeds | full N@10 | full R@10 | sampled N@10 | sampled R@10 | cold full N@10 | "
@@ -78,10 +83,13 @@ def section(path: Path) -> list[str]:
                  for m in ("R", "N") for k in (5, 10, 20, 50)]
         lines.append(f"| {LABELS.get(s['tokenizer'], s['tokenizer'])} | " + " | ".join(cells) + " |")
     lines += [""]
-    for a, b in (("item_id", "item_id+agentictagger"), ("item_id", "agentictagger"), ("rq-vae", "agentictagger"),
-                 ("rq-kmeans", "agentictagger")):
+    for a, b in (("item_id", "item_id+agentictagger"), ("item_id+rq-vae", "item_id+agentictagger"),
+                 ("item_id+rq-kmeans", "item_id+agentictagger"), ("item_id", "agentictagger"),
+                 ("rq-vae", "agentictagger"), ("rq-kmeans", "agentictagger")):
         for key in ("all/full/N@10", "all/sampled/N@10", "cold_items/full/N@10"):
-            lines.append(f"- {verdict(rows, summ, a, b, key)}")
+            v = verdict(rows, summ, a, b, key)
+            if v:
+                lines.append(f"- {v}")
     if ds["name"] == "beauty":
         ida = next((s for s in summ if s["tokenizer"] == "item_id"), None)
         if ida:
@@ -94,7 +102,7 @@ def section(path: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     files = [Path(a) for a in (argv if argv is not None else sys.argv[1:])] or sorted(
-        (ROOT / "bench/results").glob("rank_*.json"))
+        p for p in (ROOT / "bench/results").glob("rank_*.json") if not p.name.endswith(".claims.json"))
     body = ["## Ranking with descriptor features (§5.2, B.2; issue #10) — `bench/rank.py`", "",
             "A feature-aware SASRec (2 layers, d 64, full-softmax CE over all items, AdamW lr 2e-3, batch 256, "
             "early stopping on validation N@10 with patience 3, best epoch restored) whose item embedding is the sum "
