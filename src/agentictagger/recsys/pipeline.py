@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .data import SequenceData, Split, from_interactions, leave_last_out, load_shared_sequences
-from .metrics import evaluate_rankings, sample_negatives
+from .metrics import evaluate_rankings, evaluate_sampled, sample_negatives
 from .ranking import FeatureSASRec, ItemFeatures, RankerConfig, evaluate_ranker, fit_ranker
 from .sidtable import read_semantic_id_table
 from .tokenizers import ItemCodes, RQVAEConfig, random_codes_like, rq_kmeans_codes, rq_vae_codes, semantic_id_codes
@@ -283,8 +283,6 @@ def popularity_row(ds: Dataset, n_negatives: int = 100, negatives_seed: int = 0)
     out = {}
     top = np.argsort(-counts, kind="stable")[:50]
     for name, idx in p.slices().items():
-        from .metrics import evaluate_sampled
-
         # ties broken pessimistically, so equal-count items do not flatter the floor
         cand = np.concatenate([test.targets[idx, None], neg[idx]], axis=1)
         out[name] = {"users": int(len(idx)),
