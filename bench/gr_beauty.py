@@ -75,12 +75,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="test users the LLM simulator reads (one call each; vanilla is re-scored on the same users)")
     ap.add_argument("--critique-models", default="agentictagger,rq-vae,rq-kmeans",
                     help="generative models to also decode under critique (comma list)")
-    ap.add_argument("--test-users", type=int, default=None, help="evaluate on a random subset (development only)")
+    ap.add_argument("--test-users", type=int, default=None,
+                    help="evaluate on a fixed random subset of test users (the same for every model and seed; stated "
+                         "in the JSON notes), to fit a CPU budget")
     ap.add_argument("--val-users", type=int, default=None, help="override the preset's validation subsample")
     ap.add_argument("--lr", type=float, default=None, help="generative model learning rate (default: preset)")
     ap.add_argument("--out", default=None, help="default bench/results/gr_<dataset>.json")
     ap.add_argument("--results-md", default="", help="also (re)write this file's generative-retrieval section, e.g. "
                                                      "bench/RESULTS.md (default: do not touch it)")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a note to store in the JSON's notes (repeatable; with --render-only, added to the JSON at --out)")
     ap.add_argument("--render-only", action="store_true",
                     help="only rewrite the RESULTS.md section from the JSON at --out (no training)")
     ap.add_argument("--cache-dir", default=str(ROOT / ".cache/agentictagger"))
@@ -199,8 +203,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     if args.render_only:
-        write_markdown(Path(args.results_md or ROOT / "bench/RESULTS.md"),
-                       json.loads(Path(args.out or ROOT / "bench/results/gr_beauty.json").read_text(encoding="utf-8")))
+        out = Path(args.out or ROOT / "bench/results/gr_beauty.json")
+        res = json.loads(out.read_text(encoding="utf-8"))
+        new = [n for n in args.note if n not in res.setdefault("notes", [])]
+        rel = str(out.resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT) else str(out)
+        if rel != res.get("out"):  # the file was moved since the run (e.g. from an ignored run folder)
+            new.append(f"Written by the run to {res.get('out')}, then moved to {rel}.")
+            res["out"] = rel
+        if new:
+            res["notes"].extend(new)
+            out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        write_markdown(Path(args.results_md or ROOT / "bench/RESULTS.md"), res)
         return 0
     configure_threads(args.threads)
     device = default_device()
@@ -234,8 +247,10 @@ def main(argv=None) -> int:
                  "test_users": len(subsample(split.test, args.test_users, 0)), "item_text": ds.source},
         "rows": [], "critique": [], "notes": [], "inputs": {},
     }
+    res["notes"].extend(args.note)
     if args.test_users:
-        res["notes"].append(f"DEVELOPMENT RUN: test metrics on a random {args.test_users}-user subset, not all users.")
+        res["notes"].append(f"Test metrics on a fixed random {args.test_users}-user subset of the test users (the same users "
+                            "for every model and seed), not all users.")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 

@@ -308,3 +308,29 @@ def test_estimate_cli_prints_the_table(tmp_path):
     out = CliRunner().invoke(app, ["estimate", "--items", "12101", "--workers", "2", "--measured", str(m)])
     assert out.exit_code == 0, out.output
     assert "12,101" in out.output and "100,000,000" in out.output and f"{m}: per_item.embedding_texts_per_s_per_core" in out.output
+
+
+def test_estimate_cli_latency_paces_llm_calls(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentictagger.cli import app
+
+    m = tmp_path / "scale.json"
+    m.write_text(json.dumps(MEASURED))
+    args = ["estimate", "--items", "12101", "--workers", "2", "--measured", str(m), "--set", "assign.assigner=llm",
+            "--set", "llms.default.max_concurrency=4", "--set", "llms.default.model=gpt-4o-mini"]
+    slow = CliRunner().invoke(app, [*args, "--latency-s", "2"])
+    fast = CliRunner().invoke(app, [*args, "--latency-s", "0.5"])
+    assert slow.exit_code == 0 and fast.exit_code == 0, slow.output + fast.output
+    assert "x 2 s per request" in slow.output and "x 0.5 s per request" in fast.output
+    assert slow.output != fast.output
+
+
+def test_estimate_says_when_a_hosted_model_has_no_price(tmp_path):
+    from agentictagger.estimate import estimate_table, render_estimate
+
+    base = ["assign.assigner=llm", "llms.default.backend=openai", "llms.default.model=gpt-4o-mini"]
+    unpriced = render_estimate(estimate_table(RunConfig.load(None, base), MEASURED, 1000))
+    priced = render_estimate(estimate_table(RunConfig.load(None, [*base, "llms.default.price_per_million_input=0.15",
+                                                                  "llms.default.price_per_million_output=0.6"]), MEASURED, 1000))
+    assert "NO PRICE SET" in unpriced and "NO PRICE SET" not in priced

@@ -395,6 +395,8 @@ def estimate(
     cached_price_factor: float = typer.Option(0.5, help="Price of a cached prompt token as a share of the input price."),
     batch: Optional[bool] = typer.Option(None, "--batch/--online", help="Batch API (default: the LLM's mode)."),
     rpm: Optional[float] = typer.Option(None, help="Requests per minute the provider allows (default: the LLM's requests_per_minute)."),
+    latency_s: float = typer.Option(1.0, min=0.0, help="Seconds one LLM request takes (the provider's latency; paces "
+                                    "workers x max_concurrency requests in flight)."),
     measured: Path = typer.Option(Path("bench/results/scale.json"), help="The benchmark JSON the per-item figures come from."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -416,7 +418,7 @@ def estimate(
         meas = load_measured(measured)
         rows = estimate_table(
             cfg, meas, n, workers=workers, model=model, price_in=price_in, price_out=price_out, prefix_caching=prefix_caching,
-            cached_price_factor=cached_price_factor, batch=batch, rpm=rpm,
+            cached_price_factor=cached_price_factor, batch=batch, rpm=rpm, latency_s=latency_s,
         )
     typer.echo(render_estimate(rows))
 

@@ -106,6 +106,9 @@ def estimate_table(
         + (f", cached prompt x{cached_price_factor:g}" if prefix_caching else "")
         + (f", batch x{llm.batch_price_factor:g}" if in_batch else ""),
     }
+    if uses_llm and p_in == 0 and p_out == 0 and llm.backend == "openai":
+        sources["prices"] += (" -- NO PRICE SET, so USD reads 0: pass --price-in/--price-out or set "
+                              f"llms.{role}.price_per_million_input/output")
     if uses_llm and not in_batch:
         sources["pace"] = (f"{limit:g} requests/min (rate limit)" if limit else "no rate limit") + (
             f"; {workers} worker(s) x {llm.max_concurrency} in flight x {latency_s:g} s per request (assumed latency)"
