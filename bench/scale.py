@@ -333,7 +333,7 @@ def main() -> None:
         if not cat.exists():
             write_catalog(cat, titles, n)
         for ex, workers in [(e, w) for e in args.executors for w in (args.ray_cpus if e == "ray" else [1])]:
-            key = f"{n}_local" if ex == "local" else f"{n}_ray_w{workers}"
+            key = (f"{n}_local" if ex == "local" else f"{n}_ray_w{workers}") + ("_merged" if n <= args.merge_max_items else "")
             run_dir = work / f"run_{key}"
             if run_dir.exists():
                 shutil.rmtree(run_dir)
@@ -363,12 +363,12 @@ def main() -> None:
         return {"prompt": d["prompt_tokens_per_item"], "cached_prompt": d["cached_prompt_tokens_per_item"],
                 "completion": d["completion_or_choice_tokens_per_item"]}
 
-    local = {int(k.split("_")[0]): v for k, v in runs.items() if v["executor"] == "local"}
+    local = {int(k.split("_")[0]): v for k, v in runs.items() if v["executor"] == "local" and not v.get("merged_outputs")}
     largest = max(local)
     ratios = {}
     for n, loc in sorted(local.items()):
         for k, v in runs.items():
-            if v["executor"] == "ray" and int(k.split("_")[0]) == n:
+            if v["executor"] == "ray" and int(k.split("_")[0]) == n and not v.get("merged_outputs"):
                 ratios[k] = {"ray_over_local": round(v["items_per_s"] / loc["items_per_s"], 3),
                              "ray_over_local_per_core": round(v["items_per_s"] / (v["workers"] * loc["items_per_s"]), 3)}
     result = {
@@ -410,7 +410,8 @@ def render(res: dict, md: Path) -> None:
              "Sharded assignment of synthetic catalogs (Beauty titles + \" #k\", unique ids) by the embedding assigner "
              "into the built Beauty vocabulary (`bench/runs/align/beauty_offline_s0`), shards of "
              f"{next(iter(runs.values()), {}).get('shard_size', '?')} items, only the shards written "
-             "(`scale.merge_max_items=0`). Vectors are precomputed (each title's real MiniLM embedding + seeded noise, "
+             "(`scale.merge_max_items=0`) except in rows marked *merged* (the single-file outputs too, as the default "
+             "does for catalogs up to 2M items). Vectors are precomputed (each title's real MiniLM embedding + seeded noise, "
              "sigma 0.05), so the rates are the shards' and the assigner's cost, not the encoder's (MiniLM: "
              f"{res['per_item']['embedding_texts_per_s_per_core']} texts/s on one thread). RSS: the driver's peak "
              "(VmHWM), the largest Ray worker's peak (VmHWM) and the peak sum over the whole process tree "
@@ -420,7 +421,7 @@ def render(res: dict, md: Path) -> None:
     for k, r in runs.items():
         rat = ratios.get(k)
         rs = f"{rat['ray_over_local']} ({rat['ray_over_local_per_core']})" if rat else ""
-        lines.append(f"| {r['items']:,} | {r['executor']} | {r['workers']} | {r['seconds']} | {r['items_per_s']:,} | {rs} | "
+        lines.append(f"| {r['items']:,} | {r['executor']}{' (merged)' if r.get('merged_outputs') else ''} | {r['workers']} | {r['seconds']} | {r['items_per_s']:,} | {rs} | "
                      f"{r.get('peak_rss_mb', '')} / {r.get('peak_rss_worker_mb') if r['executor'] == 'ray' else '—'} / "
                      f"{r.get('peak_rss_tree_mb', '—')} |")
     llm = res.get("llm_throughput")

@@ -74,6 +74,10 @@ def test_streaming_shards_equal_the_in_memory_assignment_and_resume_whole(tmp_pa
     assert out.shards == 4 and out.items == 1000 and out.merged  # 250 -> 300 (a multiple of 100): 300,300,300,100
     assert table(tmp_path / "sharded") == table(tmp_path / "ref")
     assert Assignment.load_jsonl(tmp_path / "sharded" / "assignments.jsonl").paths == ref.paths
+    # The merged files are streamed shard by shard: the same lines as the in-memory writer's.
+    assert (tmp_path / "sharded" / "semantic_ids.jsonl").read_bytes() == (tmp_path / "ref" / "semantic_ids.jsonl").read_bytes()
+    lines = (tmp_path / "sharded" / "assignments.jsonl").read_text().splitlines()
+    assert lines[1:] == (tmp_path / "ref" / "assignments.jsonl").read_text().splitlines()[1:] and "meta" in json.loads(lines[0])
     man = Manifest.load(tmp_path / "sharded" / "shards" / "semantic_ids")
     assert man.complete and [e["rows"] for _, e in sorted(man.shards.items())] == [300, 300, 300, 100]
     assert all(e["sha256"].startswith("sha256:") and e["input"] for e in man.shards.values())

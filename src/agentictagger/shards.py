@@ -725,23 +725,50 @@ def _semantic_ids_pass(root: Path, a_man: Manifest, n: int, vocab: Any, restart:
 
 
 def _merge_outputs(run: Path, a_man: Manifest, s_man: Manifest, vocab: Any, meta: dict[str, Any]) -> None:
-    """The single-file outputs of an unsharded run, from the shards (small catalogs only)."""
-    from agentictagger.assign.base import Assignment
-    from agentictagger.assign.run import write_outputs
-    from agentictagger.semantic_ids import SemanticId, SemanticIds
+    """The single-file outputs of an unsharded run (same rows, order and JSON lines as
+    :func:`~agentictagger.assign.run.write_outputs`), streamed shard by shard so the merge holds
+    one shard at a time, not the catalog (measured in bench/scale.py: the in-memory merge took a
+    10^6-item run from 379 MB to 1.97 GB peak RSS). Each file is written atomically; the token
+    report was written by the semantic-ID pass."""
+    import pyarrow.parquet as pq
 
-    paths: dict[str, list[str]] = {}
-    for f in a_man.files():
-        t = _read(f)
-        paths.update(zip(t.column("item_id").to_pylist(), (list(p or []) for p in t.column("path").to_pylist())))
-    rows = []
-    for f in s_man.files():
-        t = _read(f)
-        rows += [
-            SemanticId(i, tuple(p or ()), tuple(nm or ()), int(r))
-            for i, p, nm, r in zip(*(t.column(c).to_pylist() for c in ("item_id", "path", "path_names", "resolver")))
-        ]
-    write_outputs(run, Assignment(paths, meta), SemanticIds(rows), vocab)
+    from agentictagger.semantic_ids import COLUMNS
+
+    def atomic(target: Path, write: Callable[[Path], None]) -> None:
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        write(tmp)
+        tmp.replace(target)
+
+    def sids_parquet(tmp: Path) -> None:
+        writer = None
+        try:
+            for f in s_man.files():
+                t = _read(f, COLUMNS)
+                writer = writer or pq.ParquetWriter(str(tmp), t.schema)
+                writer.write_table(t)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def sids_jsonl(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for f in s_man.files():
+                t = _read(f, COLUMNS)
+                for i, p, nm, r in zip(*(t.column(c).to_pylist() for c in COLUMNS)):
+                    fh.write(json.dumps({"item_id": i, "path": list(p or ()), "path_names": list(nm or ()), "resolver": int(r)},
+                                        ensure_ascii=False) + "\n")
+
+    def assignments_jsonl(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"meta": meta}, ensure_ascii=False) + "\n")
+            for f in a_man.files():
+                t = _read(f, ["item_id", "path"])
+                for i, p in zip(t.column("item_id").to_pylist(), t.column("path").to_pylist()):
+                    fh.write(json.dumps({"item_id": i, "path": list(p or [])}, ensure_ascii=False) + "\n")
+
+    atomic(run / "semantic_ids.parquet", sids_parquet)
+    atomic(run / "semantic_ids.jsonl", sids_jsonl)
+    atomic(run / "assignments.jsonl", assignments_jsonl)
 
 
 __all__ = [
