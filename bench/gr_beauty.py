@@ -195,7 +195,7 @@ def write_markdown(path: Path, res: dict) -> None:
         text = text.rstrip("\n") + "\n\n" + block
     else:
         nxt = text.find("\n## ", start + len(section))
-        text = text[:start] + block + (text[nxt + 1:] if nxt >= 0 else "")
+        text = text[:start] + block.rstrip("\n") + "\n\n" + (text[nxt + 1:] if nxt >= 0 else "")
     path.write_text(text, encoding="utf-8")
 
 
