@@ -307,6 +307,9 @@ def main() -> None:
         return
     old = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     if args.render_only:
+        if args.note:
+            old.setdefault("machine", {})["note"] = args.note
+            Path(args.out).write_text(json.dumps(old, indent=1) + "\n")
         if args.results_md:
             render(old, Path(args.results_md))
         return
