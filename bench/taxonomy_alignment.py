@@ -86,8 +86,8 @@ def cli(*args: str) -> float:
     return time.monotonic() - t0
 
 
-def run_profile(catalog: str, profile: str, seed: int, fresh: bool, extra: list[str]) -> dict:
-    run_dir = REPO / "bench" / "runs" / "align" / f"{catalog}_{profile}_s{seed}"
+def run_profile(catalog: str, profile: str, seed: int, fresh: bool, extra: list[str], tag: str = "") -> dict:
+    run_dir = REPO / "bench" / "runs" / "align" / f"{catalog}_{profile}{'_' + tag if tag else ''}_s{seed}"
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     path = str(shared_data_root(None, catalog) / catalog / "items.jsonl.gz")
@@ -151,7 +151,8 @@ def sample_paths(vocab: Vocabulary, paths: dict, catalog, k: int = 20, seed: int
     return out
 
 
-def analyse_catalog(name: str, profiles: list[str], seeds: dict[str, list[int]], fresh: bool, bertopic: bool, extra: list[str]) -> dict:
+def analyse_catalog(name: str, profiles: list[str], seeds: dict[str, list[int]], fresh: bool, bertopic: bool, extra: list[str],
+                    tag: str = "") -> dict:
     from sklearn.cluster import KMeans
 
     from agentictagger.embed import Embedder
@@ -173,7 +174,7 @@ def analyse_catalog(name: str, profiles: list[str], seeds: dict[str, list[int]],
         per_seed = []
         parts = []
         for seed in seeds[profile]:
-            info = run_profile(name, profile, seed, fresh, extra)
+            info = run_profile(name, profile, seed, fresh, extra, tag)
             run_dir = REPO / info["run_dir"]
             vocab = Vocabulary.load(run_dir / "vocabulary.json")
             assigned = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
@@ -274,8 +275,12 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="rebuild run folders that exist")
     ap.add_argument("--no-bertopic", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="extra config override for every run")
+    ap.add_argument("--tag", default="", help="suffix of the run folders (bench/runs/align/<catalog>_<profile>_<tag>_s<seed>), "
+                                              "required with --set so a variant never reuses another's runs")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "taxonomy_alignment.json"))
     args = ap.parse_args()
+    if args.set and not args.tag:
+        ap.error("--set changes the runs: give them their own folders with --tag")
     seeds = {p: (args.llm_seeds if p == "local-llm" and args.llm_seeds else args.seeds) for p in args.profiles}
     t0 = time.monotonic()
     out = {
@@ -299,7 +304,7 @@ def main() -> None:
     # in the file are kept, each with the command and date that produced it.
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     for name in args.catalogs:
-        res = analyse_catalog(name, args.profiles, seeds, args.fresh, not args.no_bertopic, args.set)
+        res = analyse_catalog(name, args.profiles, seeds, args.fresh, not args.no_bertopic, args.set, args.tag)
         for prof in res["profiles"].values():
             prof["command"], prof["date"] = out["command"], out["date"]
         kept = old.get("catalogs", {}).get(name, {}).get("profiles", {})
