@@ -142,22 +142,28 @@ def flatten(prefix: str, data: Any) -> dict[str, Any]:
     return {prefix: data}
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it into place:
-    a crash or a full disk leaves the old file whole (and at most a ``*.tmp`` file, removed by
-    the next run)."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; on a clean exit it is fsynced and renamed into
+    place, on an error removed: a crash or a full disk leaves the old file whole (and at most a
+    ``*.tmp`` file, removed by the next run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 # -- fingerprints -------------------------------------------------------------------------------

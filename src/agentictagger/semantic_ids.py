@@ -12,13 +12,19 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 if TYPE_CHECKING:
     from agentictagger.assign.base import Assignment
     from agentictagger.vocabulary import Vocabulary
 
 COLUMNS = ("item_id", "path", "path_names", "resolver")
+
+
+def jsonl_line(item_id: str, path: Sequence[str], path_names: Sequence[str], resolver: int) -> str:
+    """One row of ``semantic_ids.jsonl`` (newline included)."""
+    return json.dumps({"item_id": item_id, "path": list(path), "path_names": list(path_names), "resolver": int(resolver)},
+                      ensure_ascii=False) + "\n"
 
 
 @dataclass(frozen=True)
@@ -184,13 +190,7 @@ class SemanticIds:
         tmp = p.with_suffix(p.suffix + ".tmp")
         with tmp.open("w", encoding="utf-8") as f:
             for r in self.rows:
-                f.write(
-                    json.dumps(
-                        {"item_id": r.item_id, "path": list(r.path), "path_names": list(r.path_names), "resolver": r.resolver},
-                        ensure_ascii=False,
-                    )
-                    + "\n"
-                )
+                f.write(jsonl_line(r.item_id, r.path, r.path_names, r.resolver))
         tmp.replace(p)
 
     @classmethod

@@ -681,7 +681,7 @@ def assign_sharded(
     meta["config"] = cfg.assign.model_dump(mode="json")
     merged = n_items <= scale.merge_max_items
     if merged:
-        _merge_outputs(run, a_man, Manifest.load(root / "semantic_ids"), vocab, meta)
+        _merge_outputs(run, a_man, Manifest.load(root / "semantic_ids"), meta)
     return ShardedRun(run, n_items, n, scale.executor, written, kept, empty, merged, time.perf_counter() - t0, meta)
 
 
@@ -724,22 +724,19 @@ def _semantic_ids_pass(root: Path, a_man: Manifest, n: int, vocab: Any, restart:
     return {"written": written, "kept": kept, "tokens": tokens.report(vocab)}
 
 
-def _merge_outputs(run: Path, a_man: Manifest, s_man: Manifest, vocab: Any, meta: dict[str, Any]) -> None:
-    """The single-file outputs of an unsharded run (same rows, order and JSON lines as
+def _merge_outputs(run: Path, a_man: Manifest, s_man: Manifest, meta: dict[str, Any]) -> None:
+    """The single-file outputs of an unsharded run (the same rows, order and lines as
     :func:`~agentictagger.assign.run.write_outputs`), streamed shard by shard so the merge holds
-    one shard at a time, not the catalog (measured in bench/scale.py: the in-memory merge took a
-    10^6-item run from 379 MB to 1.97 GB peak RSS). Each file is written atomically; the token
-    report was written by the semantic-ID pass."""
+    one shard at a time, not the catalog (bench/scale.py: the in-memory merge took a 10^6-item run
+    from 379 MB to 1.97 GB peak RSS). Each file is written atomically; the token report was
+    written by the semantic-ID pass."""
     import pyarrow.parquet as pq
 
-    from agentictagger.semantic_ids import COLUMNS
+    from agentictagger.assign.base import meta_line, path_line
+    from agentictagger.runstate import atomic_file
+    from agentictagger.semantic_ids import COLUMNS, jsonl_line
 
-    def atomic(target: Path, write: Callable[[Path], None]) -> None:
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        write(tmp)
-        tmp.replace(target)
-
-    def sids_parquet(tmp: Path) -> None:
+    with atomic_file(run / "semantic_ids.parquet") as tmp:
         writer = None
         try:
             for f in s_man.files():
@@ -749,26 +746,17 @@ def _merge_outputs(run: Path, a_man: Manifest, s_man: Manifest, vocab: Any, meta
         finally:
             if writer is not None:
                 writer.close()
-
-    def sids_jsonl(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as fh:
-            for f in s_man.files():
-                t = _read(f, COLUMNS)
-                for i, p, nm, r in zip(*(t.column(c).to_pylist() for c in COLUMNS)):
-                    fh.write(json.dumps({"item_id": i, "path": list(p or ()), "path_names": list(nm or ()), "resolver": int(r)},
-                                        ensure_ascii=False) + "\n")
-
-    def assignments_jsonl(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"meta": meta}, ensure_ascii=False) + "\n")
-            for f in a_man.files():
-                t = _read(f, ["item_id", "path"])
-                for i, p in zip(t.column("item_id").to_pylist(), t.column("path").to_pylist()):
-                    fh.write(json.dumps({"item_id": i, "path": list(p or [])}, ensure_ascii=False) + "\n")
-
-    atomic(run / "semantic_ids.parquet", sids_parquet)
-    atomic(run / "semantic_ids.jsonl", sids_jsonl)
-    atomic(run / "assignments.jsonl", assignments_jsonl)
+    with atomic_file(run / "semantic_ids.jsonl") as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for f in s_man.files():
+            t = _read(f, COLUMNS)
+            for i, p, nm, r in zip(*(t.column(c).to_pylist() for c in COLUMNS)):
+                fh.write(jsonl_line(i, p or (), nm or (), r))
+    with atomic_file(run / "assignments.jsonl") as tmp, tmp.open("w", encoding="utf-8") as fh:
+        fh.write(meta_line(meta))
+        for f in a_man.files():
+            t = _read(f, ["item_id", "path"])
+            for i, p in zip(t.column("item_id").to_pylist(), t.column("path").to_pylist()):
+                fh.write(path_line(i, p or ()))
 
 
 __all__ = [

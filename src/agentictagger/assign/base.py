@@ -107,9 +107,7 @@ class Assignment:
 
     def save_jsonl(self, path: str | Path) -> None:
         """One ``{"item_id", "path"}`` object per line; the meta goes into a first ``{"meta": ...}`` line."""
-        lines = [json.dumps({"meta": self.meta}, ensure_ascii=False)]
-        lines += [json.dumps({"item_id": i, "path": p}, ensure_ascii=False) for i, p in self.paths.items()]
-        _atomic_write(Path(path), "\n".join(lines) + "\n")
+        _atomic_write(Path(path), meta_line(self.meta) + "".join(path_line(i, p) for i, p in self.paths.items()))
 
     @classmethod
     def load_jsonl(cls, path: str | Path) -> "Assignment":
@@ -149,6 +147,16 @@ class Assignment:
         ids = table.column("item_id").to_pylist()
         paths = table.column("path").to_pylist()
         return cls({str(i): list(p or []) for i, p in zip(ids, paths)}, json.loads(meta_raw) if meta_raw else {})
+
+
+def meta_line(meta: dict[str, Any]) -> str:
+    """The first line of ``assignments.jsonl`` (newline included)."""
+    return json.dumps({"meta": meta}, ensure_ascii=False) + "\n"
+
+
+def path_line(item_id: str, path: Sequence[str]) -> str:
+    """One item's line of ``assignments.jsonl`` (newline included)."""
+    return json.dumps({"item_id": item_id, "path": list(path)}, ensure_ascii=False) + "\n"
 
 
 def _atomic_write(path: Path, text: str) -> None:
