@@ -12,11 +12,48 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are refused for every number: no setting means "infinitely many" by infinity.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: Query parameters of a URL that carry a credential.
+_SECRET_QUERY_KEYS = frozenset({"key", "api_key", "apikey", "api-key", "token", "access_token", "secret", "password", "sig", "signature"})
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a credential: ``user:password@host`` or a ``?key=...``-like parameter."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.username or parts.password or "@" in parts.netloc:
+        return True
+    return any(k.lower() in _SECRET_QUERY_KEYS for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any credential in it replaced by ``***`` (for messages and files)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = urlencode([(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+#: Settings whose given value is never repeated in an error message (it may be a secret).
+_UNSHOWN = frozenset({"base_url", "api_key_env"})
 
 
 class LLMConfig(_Section):
@@ -126,6 +163,32 @@ class LLMConfig(_Section):
         description="Batch mode: batch price as a share of the online price (price_per_million_*); 0.5 = the "
         "50 % batch discount of OpenAI, Anthropic and Gemini.",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, v: str | None) -> str | None:
+        if v and url_has_credentials(v):
+            raise ValueError(
+                "the URL holds a credential (user:password@ or a key parameter), which would be written to config.yaml, "
+                "fingerprints and logs; give the bare endpoint and put the key in the environment variable that "
+                "api_key_env names"
+            )
+        return v
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, v: str | None) -> str | None:
+        import re
+
+        looks_like_key = re.match(r"(sk|pk|rk|hf|ghp|gho|xox[abp]|AIza)[-_]?", v or "") is not None or (
+            len(v or "") >= 24 and re.search(r"[a-z]", v or "") is not None and re.search(r"\d", v or "") is not None
+        )
+        if v and (looks_like_key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v)):
+            raise ValueError(
+                "must be the name of an environment variable (letters, digits and _, e.g. OPENAI_API_KEY), not the key "
+                "itself; export the key under that name"
+            )
+        return v
 
     @model_validator(mode="after")
     def _check_batch_mode(self) -> "LLMConfig":
@@ -256,20 +319,19 @@ class NamingConfig(_Section):
     )
     llm: str = Field("namer", description="Name of the entry in 'llms' to use (falls back to 'default').")
     max_level: int = Field(
-        1,
+        3,
         ge=1,
         le=20,
-        description="LLM namer: levels 1..max_level are named by the LLM, deeper levels by key phrases "
-        "(each LLM name costs one call; deep levels hold many small groups). 1 by default: with the 1.5B local "
-        "model most level-2 names broke the name rules in a trial (usually repeating the parent's head word) "
-        "and fell back to key phrases at the price of three calls each.",
+        description="LLM namer: levels 1..max_level are named by the LLM, deeper levels by key phrases. One "
+        "call names all sibling groups of a job, so the cost is one call per job (plus re-asks) at each "
+        "LLM-named level; raise it with a hosted model to name every level.",
     )
     titles_per_group: int = Field(
-        6,
+        4,
         ge=1,
-        le=50,
-        description="LLM namer: central item texts shown per group (first 100 characters each; on one CPU core the "
-        "1.5B model reads about 15 prompt tokens/s, so prompts are kept short).",
+        le=6,
+        description="LLM namer: central item texts shown per group (first 90 characters each); fewer and "
+        "shorter when the prompt would not fit the endpoint's context.",
     )
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
 
@@ -319,8 +381,12 @@ class BuildConfig(_Section):
     max_refine_steps: int = Field(6, ge=0, le=100, description="Hard cap when the architect asks for more steps.")
     coverage_target: float = Field(0.95, ge=0.0, le=1.0, description="Stop refining once this share of a job's items is covered.")
     min_failures: int = Field(20, ge=0, description="Stop refining when fewer failures than this remain (A.1.4: 20).")
-    min_cluster_size: int = Field(
-        30, ge=1, description="A descriptor with more items than this becomes its own sub-job (A.1.4: 30)."
+    min_cluster_size: int | None = Field(
+        None,
+        ge=1,
+        description="A descriptor with more items than this becomes its own sub-job (A.1.4: 30). Empty = scaled "
+        "with the build set: its item count / root_descriptors, between 10 and 30, so a small catalog gets a "
+        "level 2 too.",
     )
     max_depth: int = Field(6, ge=1, le=50, description="Deepest level built.")
     branching: Literal["all", "one"] = Field(
@@ -331,8 +397,16 @@ class BuildConfig(_Section):
     subsample: float | None = Field(
         None,
         gt=0.0,
-        description="Build from a random subset of the catalog: a count (>1) or a fraction (<=1). Empty = all.",
+        description="Build from a random subset of the catalog: a fraction in (0, 1], or a whole count of items "
+        "(at least 2, at most the catalog's size). Empty = all.",
     )
+
+    @field_validator("subsample")
+    @classmethod
+    def _fraction_or_count(cls, v: float | None) -> float | None:
+        if v is not None and v > 1 and (v != int(v) or v < 2):
+            raise ValueError("a fraction must be in (0, 1] and a count a whole number >= 2 (e.g. 0.5 or 2000)")
+        return v
     max_parallel_jobs: int = Field(2, ge=1, le=256, description="Independent cluster jobs run at once.")
     max_failed_call_share: float = Field(
         0.05,
@@ -342,6 +416,12 @@ class BuildConfig(_Section):
         "(after retries and re-asks) fails the build; a rerun retries them. Below it the step is kept, the "
         "failed calls are counted in the summary, and a rerun retries those items.",
     )
+
+    def sub_job_threshold(self, n_items: int) -> int:
+        """The item count above which a descriptor becomes a sub-job, for a build set of ``n_items``."""
+        if self.min_cluster_size is not None:
+            return self.min_cluster_size
+        return int(min(30, max(10, round(n_items / max(1, self.root_descriptors)))))
 
 
 class AssignConfig(_Section):
@@ -472,6 +552,14 @@ class RunConfig(_Section):
     )
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
 
+    #: The YAML file the settings were read from (None: defaults and overrides only); the run
+    #: never writes over it.
+    _source: str | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "RunConfig":
         data: dict[str, Any] = {}
@@ -482,7 +570,9 @@ class RunConfig(_Section):
                 raise ValueError(f"{path}: the config must be a YAML mapping, got {type(data).__name__}")
         for item in overrides or []:
             apply_override(data, item)
-        return cls.model_validate(data)
+        cfg = cls.model_validate(data)
+        cfg._source = str(path) if path else None
+        return cfg
 
     def dump_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -569,7 +659,8 @@ def describe_errors(exc: ValidationError) -> list[str]:
             # A check across a section's fields (e.g. llm mode vs. backend): the message says it all.
             out.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
             continue
-        line = f"{name}: {e['msg']} (given: {given!r})"
+        shown = "not shown" if loc and loc[-1] in _UNSHOWN else repr(given)
+        line = f"{name}: {e['msg']} (given: {shown})"
         rng = _allowed_range(_field_at(loc))
         if rng:
             line += f"; allowed range: {rng}"

@@ -289,3 +289,66 @@ class Embedder:
         if bar is not None:
             bar.close()
         return result
+
+
+class EncoderAdapter:
+    """Any object with an ``encode(texts, ...)`` method (a ``SentenceTransformer``, a client of
+    an embedding service, a function-backed stub) as an encoder the build and the assigners can
+    call: ``encode(texts, show_progress=False) -> (n, d)`` float32 unit vectors.
+
+    Keyword arguments are passed only when the wrapped method takes them (read from its
+    signature): ``show_progress_bar`` or ``show_progress``, ``convert_to_numpy`` and
+    ``normalize_embeddings``. Torch tensors and lists become numpy arrays, and rows are
+    L2-normalised here, so any encoder's vectors compare by dot product."""
+
+    def __init__(self, model: Any) -> None:
+        if not callable(getattr(model, "encode", None)):
+            raise TypeError(f"embedder {type(model).__name__} has no encode(texts) method")
+        self.model = model
+        self.params = _keyword_params(model.encode)
+
+    def __repr__(self) -> str:
+        return f"EncoderAdapter({type(self.model).__name__})"
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of texts, not one string; wrap it in a list")
+        texts = list(texts)
+        kwargs: dict[str, Any] = {}
+        if "show_progress_bar" in self.params:
+            kwargs["show_progress_bar"] = show_progress
+        elif "show_progress" in self.params:
+            kwargs["show_progress"] = show_progress
+        if "convert_to_numpy" in self.params:
+            kwargs["convert_to_numpy"] = True
+        if "normalize_embeddings" in self.params:
+            kwargs["normalize_embeddings"] = True
+        out = self.model.encode(texts, **kwargs)
+        if hasattr(out, "detach"):  # a torch tensor
+            out = out.detach().cpu().numpy()
+        arr = np.asarray(out, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr.reshape(len(texts), -1) if texts else arr.reshape(0, 0)
+        if arr.shape[0] != len(texts):
+            raise ValueError(f"embedder {type(self.model).__name__} returned {arr.shape[0]} vectors for {len(texts)} texts")
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        return arr / np.where(norms > 0, norms, 1.0)
+
+
+def _keyword_params(fn: Any) -> set[str]:
+    """The names of the parameters ``fn`` takes by keyword (``**kwargs`` is not trusted with any)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def as_encoder(obj: Any) -> Any:
+    """``obj`` itself when it is an :class:`Embedder` (or an adapter already), else an
+    :class:`EncoderAdapter` over it."""
+    if obj is None or isinstance(obj, (Embedder, EncoderAdapter)):
+        return obj
+    return EncoderAdapter(obj)

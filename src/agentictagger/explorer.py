@@ -49,22 +49,24 @@ def _short(text: str, n: int = TEXT_CHARS) -> str:
 
 def catalog_for_run(run_dir: str | Path, catalog_path: str | Path | None = None) -> Any:
     """The catalog a run was built from: ``catalog_path`` if given, else the path in the run's
-    ``config.yaml`` (read with its catalog settings) when that file still exists; None otherwise."""
+    ``config.yaml`` (read with its catalog settings) when that file still exists, else the items
+    kept in the run folder by the Python API (``items.jsonl``); None otherwise."""
     from agentictagger.catalog import Catalog
     from agentictagger.config import RunConfig
+    from agentictagger.tagger import run_items
 
     run = Path(run_dir)
     cfg = RunConfig.load(run / "config.yaml") if (run / "config.yaml").exists() else RunConfig()
     path = catalog_path or cfg.catalog.path
     if not path:
-        return None
+        return run_items(run)  # the items an API run was fitted on, kept in the run folder
     candidates = [Path(path)] if catalog_path or Path(path).is_absolute() else [Path(path), run.parent / path]
     for p in candidates:
         if p.exists():
             return Catalog.load(p, cfg.catalog)
     if catalog_path:
         raise FileNotFoundError(f"catalog {catalog_path} not found")
-    return None
+    return run_items(run)
 
 
 def subtree_counts(vocab: Vocabulary, paths: dict[str, list[str]]) -> dict[str, int]:
@@ -201,9 +203,9 @@ def write_explorer(
 
         data["compare"] = diff_runs(compare, run, texts={it["id"]: it["text"] for it in data["items"] if it["text"]})
     target = Path(out) if out else run / "explorer.html"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(render_html(data), encoding="utf-8")
-    tmp.replace(target)
+    from agentictagger.runstate import atomic_write_text
+
+    atomic_write_text(target, render_html(data))
     return target
 
 

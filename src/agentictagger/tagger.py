@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 #: Files of a run folder :meth:`AgenticTagger.save` leaves out: the lock, and temporary files.
 _NOT_SAVED = ("run.lock", "run.lock.json")
 
+#: The texts of the items a run was fitted on and given since (``item_id``, ``text``, and
+#: ``title``/``label`` when known), so the explorer and edits find them without a catalog file.
+RUN_ITEMS = "items.jsonl"
+
+#: Suffixes that make a string a catalog file rather than an item text.
+_CATALOG_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".gz")
+
 
 def sample_catalog_path() -> Path:
     """The shipped sample catalog: 304 Amazon Industrial & Scientific items (JSONL, ``item_id``,
@@ -76,7 +83,9 @@ class AgenticTagger:
         assigner: Any = None,
     ) -> None:
         self.config = _config(config, list(overrides or []) + ([f"run_dir={run_dir}"] if run_dir is not None else []))
-        self.embedder = embedder
+        from agentictagger.embed import as_encoder
+
+        self.embedder = as_encoder(embedder)
         self.architect = architect
         self.annotator = annotator
         self.assigner = assigner
@@ -117,19 +126,75 @@ class AgenticTagger:
             self.embedder = Embedder(self.config.embedding, cache_dir=self.config.cache_dir)
         return self.embedder
 
-    def as_catalog(self, items: Any) -> Catalog:
-        """A :class:`Catalog` from a Catalog, a file path, ``Item`` objects, or dicts (read with
-        ``config.catalog``: id field, text template)."""
+    def as_catalog(
+        self,
+        items: Any,
+        *,
+        ids: Iterable[Any] | None = None,
+        id_column: str | None = None,
+        text_column: str | None = None,
+        template: str | None = None,
+    ) -> Catalog:
+        """A :class:`Catalog` from any of: a Catalog; a catalog file path (or ``"shared:<name>"``);
+        a list (or pandas Series) of item texts; a pandas DataFrame; dicts; ``Item`` objects; one
+        item text. Rows are read with ``config.catalog`` (id field, text template), changed by
+        ``id_column`` (the id field), ``text_column`` (the text is that column) or ``template``
+        (a text template such as ``'{title}. {description}'``). Texts, and rows without the id
+        column, get ``ids`` when given, else an id made from their content (the same text always
+        gets the same id)."""
         if isinstance(items, Catalog):
             return items
-        if isinstance(items, (str, Path)):
-            return Catalog.load(items, self.config.catalog)
+        cfg = self.config.catalog
+        if id_column is not None or text_column is not None or template is not None:
+            if text_column is not None and template is not None:
+                raise ValueError("give text_column= or template=, not both")
+            update: dict[str, Any] = {}
+            if id_column is not None:
+                update["id_field"] = id_column
+            if text_column is not None:
+                update["text_template"] = "{" + text_column + "}"
+            if template is not None:
+                update["text_template"] = template
+            cfg = cfg.model_copy(update=update)
+        if isinstance(items, Path) or (isinstance(items, str) and _looks_like_file(items)):
+            return Catalog.load(items, cfg)
+        if isinstance(items, str):
+            items = [items]
+        id_list = None if ids is None else [str(i) for i in ids]
+        if _is_dataframe(items):
+            if items.columns.duplicated().any():
+                raise ValueError("the DataFrame has repeated column names; rename them first")
+            rows = items.astype(object).where(items.notna(), None).to_dict("records")
+            return self._from_rows(rows, cfg, id_list, "<DataFrame>")
+        if _is_series(items):
+            items = items.tolist()
         rows = list(items)
-        if all(isinstance(r, Item) for r in rows):
-            return Catalog(rows, self.config.catalog)
+        if rows and all(isinstance(r, Item) for r in rows):
+            return Catalog(rows, cfg)
+        if all(isinstance(r, str) for r in rows):
+            texts_cfg = cfg.model_copy(update={"id_field": "item_id", "text_template": "{text}", "label_field": None})
+            ids_ = id_list if id_list is not None else [_content_id(t) for t in rows]
+            _check_ids(ids_, len(rows))
+            return Catalog.from_records([{"item_id": i, "text": t} for i, t in zip(ids_, rows)], texts_cfg, source="<texts>")
         if all(isinstance(r, Mapping) for r in rows):
-            return Catalog.from_records(rows, self.config.catalog)
-        raise TypeError("items must be a Catalog, a catalog file, Item objects or dicts")
+            return self._from_rows([dict(r) for r in rows], cfg, id_list, "<records>")
+        kinds = sorted({type(r).__name__ for r in rows})
+        raise TypeError(
+            f"items must be a Catalog, a catalog file, item texts, a pandas DataFrame, dicts or Item objects (got {', '.join(kinds)})"
+        )
+
+    @staticmethod
+    def _from_rows(rows: list[dict], cfg: Any, ids: list[str] | None, source: str) -> Catalog:
+        if ids is not None:
+            _check_ids(ids, len(rows))
+            for r, i in zip(rows, ids):
+                r[cfg.id_field] = i
+        elif rows and not any(cfg.id_field in r for r in rows):
+            import json
+
+            for r in rows:
+                r[cfg.id_field] = _content_id(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str))
+        return Catalog.from_records(rows, cfg, source=source)
 
     # -- the stages (the CLI's build / assign / assign --add) ----------------------------------------
     def build(self, catalog: Any, *, restart: bool = False, progress: Any = None) -> Any:
@@ -167,31 +232,38 @@ class AgenticTagger:
         with self._lock("add"):
             pipeline.preflight(self.config, "assign")
             result = pipeline.add_items(self.config, cat, progress=progress, embedder=self._embedder(), assigner=self.assigner)
+            if len(result) and (self.run_dir / RUN_ITEMS).exists():
+                write_run_items(self.run_dir, cat.subset([r.item_id for r in result.added]), append=True)
         self.last_add = result
         return result
 
     # -- sklearn-style ----------------------------------------------------------------------------
-    def fit(self, catalog: Any, *, restart: bool = False, progress: Any = None) -> "AgenticTagger":
+    def fit(self, catalog: Any, *, restart: bool = False, progress: Any = None, **read: Any) -> "AgenticTagger":
         """Build the vocabulary from ``catalog`` and assign every item (``agentictagger build``
-        then ``assign`` then ``report``, resumable the same way); returns ``self``."""
+        then ``assign`` then ``report``, resumable the same way); returns ``self``. ``catalog``
+        is anything :meth:`as_catalog` reads (``read``: ``ids``, ``id_column``, ``text_column``,
+        ``template``). The items' texts are kept in the run folder (``items.jsonl``), so the
+        explorer and edits show and find them without a catalog file."""
         from agentictagger import pipeline
 
-        cat = self.as_catalog(catalog)
+        cat = self.as_catalog(catalog, **read)
         with self._lock("fit"):
             pipeline.preflight(self.config, "assign")
             self.build(cat, restart=restart, progress=progress)
             self.assign(cat, restart=restart)
+            write_run_items(self.run_dir, cat)
             pipeline.report(self.config, cat)
         return self
 
-    def transform(self, items: Any, *, progress: Any = None) -> Any:
+    def transform(self, items: Any, *, progress: Any = None, **read: Any) -> Any:
         """Tag ``items`` into the fitted vocabulary and append them to the semantic-ID table
         (``agentictagger assign --add``): existing items keep their IDs, new items on a path in
         use get the next resolvers. Returns the rows of ``items`` as a DataFrame (items already
-        in the table, skipped and logged, with the ID they have)."""
+        in the table, skipped and logged, with the ID they have). ``items`` and ``read`` as for
+        :meth:`fit`. To tag without writing anything, use :meth:`predict`."""
         from agentictagger import pipeline
 
-        cat = self.as_catalog(items)
+        cat = self.as_catalog(items, **read)
         self._need("semantic_ids.parquet")
         result = self.add(cat, progress=progress)
         if result.skipped:
@@ -199,9 +271,35 @@ class AgenticTagger:
         frame = result.table.to_frame()
         return frame[frame["item_id"].isin(set(cat.ids))].set_index("item_id").loc[cat.ids].reset_index()
 
+    def predict(self, items: Any, *, progress: Any = None, **read: Any) -> Any:
+        """The semantic IDs ``items`` would get, without writing anything: no file of the run
+        folder changes (no lock, checkpoint, usage log or table write). Items already in the
+        table come with the ID they have; the others with the path the run's assigner gives
+        them and the resolver :meth:`transform` would give them now (the next free one on
+        their path). Returns a DataFrame ``item_id, path, path_names, resolver``, in the order
+        of ``items``; ``items`` and ``read`` as for :meth:`fit`."""
+        from agentictagger.assign import assign_catalog
+        from agentictagger.assign.run import run_assigner
+        from agentictagger.pipeline import llm_client_factory
+        from agentictagger.semantic_ids import SemanticIds
+
+        cat = self.as_catalog(items, **read)
+        vocab = self.vocabulary
+        table = SemanticIds.load_parquet(self._need("semantic_ids.parquet"))
+        known = set(table.to_frame()["item_id"])
+        new = cat.subset([i for i in cat.ids if i not in known])
+        if len(new):
+            assigner = self.assigner or run_assigner(self.config.assign, self._embedder(), llm_client_factory(self.config))
+            table = table.extend(assign_catalog(new, vocab, assigner, progress=progress), vocab)
+        frame = table.to_frame()
+        return frame[frame["item_id"].isin(set(cat.ids))].set_index("item_id").loc[cat.ids].reset_index()
+
+    tag = predict
+
     def fit_transform(self, catalog: Any, **kw: Any) -> Any:
         """``fit(catalog)``, then the semantic IDs of its items (DataFrame)."""
-        cat = self.as_catalog(catalog)
+        read = {k: kw.pop(k) for k in ("ids", "id_column", "text_column", "template") if k in kw}
+        cat = self.as_catalog(catalog, **read)
         return self.fit(cat, **kw).semantic_ids
 
     # -- results ----------------------------------------------------------------------------------
@@ -326,6 +424,86 @@ class AgenticTagger:
         return tagger
 
 
+def _looks_like_file(text: str) -> bool:
+    """A string given as items names a catalog file (else it is one item's text)."""
+    if text.startswith("shared:"):
+        return True
+    if "\n" in text or len(text) > 1024:
+        return False
+    try:
+        exists = Path(text).exists()
+    except OSError:  # not a possible path (too long a name)
+        exists = False
+    return exists or text.lower().rstrip().endswith(_CATALOG_SUFFIXES)
+
+
+def _is_dataframe(obj: Any) -> bool:
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict") and hasattr(obj, "columns")
+
+
+def _is_series(obj: Any) -> bool:
+    return type(obj).__name__ == "Series" and hasattr(obj, "tolist")
+
+
+def _content_id(text: str) -> str:
+    """A stable id for an item given without one: a digest of its content."""
+    import hashlib
+
+    return "t" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_ids(ids: list[str], n: int) -> None:
+    if len(ids) != n:
+        raise ValueError(f"ids= has {len(ids)} value(s) for {n} item(s)")
+
+
+def write_run_items(run_dir: str | Path, catalog: Catalog, append: bool = False) -> Path:
+    """Keep the items' texts in the run folder (``items.jsonl``: ``item_id``, ``text``, and
+    ``title`` and ``label`` when the item has them), written atomically; ``append`` adds to the
+    items already there (an id already there is not written twice)."""
+    import json
+
+    from agentictagger.runstate import atomic_write_text
+
+    path = Path(run_dir) / RUN_ITEMS
+    lines: list[str] = []
+    seen: set[str] = set()
+    if append and path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                lines.append(line)
+                seen.add(json.loads(line)["item_id"])
+    for it in catalog:
+        if it.item_id in seen:
+            continue
+        row: dict[str, Any] = {"item_id": it.item_id, "text": it.text}
+        title = next((it.fields.get(k) for k in ("title", "name") if isinstance(it.fields.get(k), str) and it.fields.get(k).strip()), None)
+        if title:
+            row["title"] = title
+        if it.label is not None:
+            row["label"] = it.label
+        lines.append(json.dumps(row, ensure_ascii=False))
+        seen.add(it.item_id)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return path
+
+
+def run_items(run_dir: str | Path) -> Catalog | None:
+    """The items kept in a run folder by :meth:`AgenticTagger.fit` and ``transform``, or None."""
+    from agentictagger.config import CatalogConfig
+
+    path = Path(run_dir) / RUN_ITEMS
+    if not path.exists():
+        return None
+    import json
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    has_labels = any("label" in r for r in rows)
+    cfg = CatalogConfig(id_field="item_id", text_template="{text}", label_field="label" if has_labels else None,
+                        max_text_chars=max([CatalogConfig().max_text_chars, *(len(r["text"]) for r in rows)]))
+    return Catalog.from_records(rows, cfg, source=str(path))
+
+
 def _config(config: RunConfig | str | Path | None, overrides: list[str]) -> RunConfig:
     if isinstance(config, RunConfig):
         if not overrides:
@@ -337,4 +515,4 @@ def _config(config: RunConfig | str | Path | None, overrides: list[str]) -> RunC
     return RunConfig.load(config, overrides)
 
 
-__all__ = ["AgenticTagger", "NotFittedError", "sample_catalog_path"]
+__all__ = ["AgenticTagger", "NotFittedError", "RUN_ITEMS", "run_items", "sample_catalog_path", "write_run_items"]

@@ -140,10 +140,9 @@ def _job_file(state_dir: Path, job_id: str) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{threading.get_ident()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from agentictagger.runstate import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _seed(base: int, job_id: str) -> int:
@@ -255,7 +254,7 @@ class VocabularyBuilder:
         if job.level >= self.cfg.max_depth:
             return out
         for k, d in enumerate(job.final):
-            if len(d["members"]) > self.cfg.min_cluster_size:
+            if len(d["members"]) > self.cfg.sub_job_threshold(len(self.texts)):
                 did = descriptor_id(job.job_id, k)
                 out.append(self._load_or_new(did, job.level + 1, job.parent_path + [d["name"]], d["members"]))
         return out
