@@ -18,7 +18,10 @@ Items are ranked over the whole catalogue; history items are not masked.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -102,6 +105,7 @@ class RankerConfig:
     dropout: float = 0.3
     max_len: int = 20
     loss: str = "ce"  # full-softmax cross-entropy over all items
+    ff_mult: int = 4  # feed-forward width = ff_mult * d_model (the original SASRec uses 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +122,7 @@ class FeatureSASRec(nn.Module):
         self.tok = nn.Embedding(features.n_tokens, cfg.d_model, padding_idx=0)
         self.register_buffer("item_tokens", features.padded(), persistent=False)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
-        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, cfg.d_model * 4, cfg.dropout,
+        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, cfg.d_model * cfg.ff_mult, cfg.dropout,
                                            batch_first=True, norm_first=True, activation="gelu")
         self.blocks = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.d_model)
@@ -133,11 +137,15 @@ class FeatureSASRec(nn.Module):
         return self.tok(self.item_tokens).sum(dim=1)
 
     def hidden(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) right-aligned item rows (0 = pad, item i = i + 1) -> (B, L, D), causal."""
+        """(B, L) right-aligned item rows (0 = pad, item i = i + 1) -> (B, L, D), causal.
+
+        ``L`` may be shorter than ``max_len`` (leading all-pad columns trimmed, see
+        :func:`trim_padding`): positions count from the right, so the last column is always
+        position ``max_len - 1`` and the outputs at item positions are the same as untrimmed."""
         table = self.item_table() if table is None else table
         rows = torch.cat([table.new_zeros(1, table.shape[1]), table])
         L = seq.shape[1]
-        pos = torch.arange(L, device=seq.device)
+        pos = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=seq.device)
         x = self.drop(rows[seq] * self.cfg.d_model ** 0.5 + self.pos(pos)[None])
         causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=seq.device), 1)
         # Block future and padding keys, but let every position see itself: a fully masked row
@@ -202,6 +210,13 @@ def right_aligned(hists: Sequence[np.ndarray], max_len: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def trim_padding(seq: torch.Tensor) -> torch.Tensor:
+    """Drop leading columns that are padding in every row (at least one column is kept): with
+    bucketed batches of short histories this saves most of the attention work at history 50."""
+    used = (seq != 0).any(dim=0).nonzero()
+    return seq[:, int(used[0]):] if len(used) else seq[:, -1:]
+
+
 @dataclass
 class RankerRun:
     model: FeatureSASRec
@@ -209,6 +224,7 @@ class RankerRun:
     config: RankerConfig
     train_config: TrainConfig
     features: ItemFeatures
+    checkpoint: Path | None = None
 
 
 def training_chunks(train_sequences: Sequence[np.ndarray], max_len: int) -> list[np.ndarray]:
@@ -223,22 +239,48 @@ def training_chunks(train_sequences: Sequence[np.ndarray], max_len: int) -> list
     return chunks
 
 
+def run_fingerprint(split: Split, features: ItemFeatures, cfg: RankerConfig, tc: TrainConfig) -> str:
+    """A digest of everything that decides a training run: the data (training sequences and
+    validation samples), the item features and both configs. Checkpoints live under it, so a
+    rerun with other settings never resumes a foreign run."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"model": cfg.to_dict(), "train": tc.to_dict(), "features": features.name,
+                         "n_tokens": features.n_tokens}, sort_keys=True).encode())
+    for t in features.tokens:
+        h.update(np.asarray(t, dtype=np.int64).tobytes())
+    for s in split.train_sequences:
+        h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
+    for s in split.valid.histories:
+        h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
+    h.update(np.asarray(split.valid.targets, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
 def fit_ranker(split: Split, features: ItemFeatures, config: RankerConfig | None = None,
-               train_config: TrainConfig | None = None, device: torch.device | None = None) -> RankerRun:
+               train_config: TrainConfig | None = None, device: torch.device | None = None,
+               checkpoint_dir: str | Path | None = None) -> RankerRun:
     """Train with next-item full-softmax CE at every position; early stopping on validation N@10
-    (full ranking, ``train_config.val_users`` users or all)."""
+    (full ranking, ``train_config.val_users`` users or all).
+
+    With ``checkpoint_dir`` the run is resumable: its state (model, optimiser, epoch, best model,
+    RNGs) is saved after every epoch to ``checkpoint_dir/<features>-<fingerprint>/checkpoint.pt``;
+    the same call after a kill continues where the last finished epoch left off, and after the
+    run has finished it returns the finished run without training."""
     tc = train_config or TrainConfig(lr=0.001, weight_decay=0.0)
     cfg = config or RankerConfig(max_len=tc.max_history)
     device = device or default_device()
     set_seed(tc.seed)
     model = FeatureSASRec(cfg, features).to(device)
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = Path(checkpoint_dir) / f"{features.name}-{run_fingerprint(split, features, cfg, tc)}" / "checkpoint.pt"
     chunks = training_chunks(split.train_sequences, cfg.max_len)
     lengths = np.array([len(c) for c in chunks])
     val = _subsample(split.valid, tc.val_users, tc.seed)
 
     def step_loss(batch: np.ndarray) -> torch.Tensor:
-        inp = right_aligned([chunks[i][:-1] for i in batch], cfg.max_len).to(device)
-        tgt = right_aligned([chunks[i][1:] for i in batch], cfg.max_len).to(device)
+        inp = trim_padding(right_aligned([chunks[i][:-1] for i in batch], cfg.max_len)).to(device)
+        tgt = right_aligned([chunks[i][1:] for i in batch], cfg.max_len)[:, -inp.shape[1]:].to(device)
         table = model.item_table()
         h = model.hidden(inp, table)
         valid = tgt > 0
@@ -247,8 +289,8 @@ def fit_ranker(split: Split, features: ItemFeatures, config: RankerConfig | None
     def validate() -> dict[str, float]:
         return evaluate_rankings(rank_items(model, val.histories, 10, device=device), val.targets)
 
-    fit = run_fit(model, step_loss, lengths, validate, tc, name=f"ranker[{features.name}]")
-    return RankerRun(model, fit, cfg, tc, features)
+    fit = run_fit(model, step_loss, lengths, validate, tc, name=f"ranker[{features.name}]", checkpoint=ckpt)
+    return RankerRun(model, fit, cfg, tc, features, ckpt)
 
 
 @torch.no_grad()
@@ -259,14 +301,21 @@ def score_items(model: FeatureSASRec, hists: Sequence[np.ndarray], batch_size: i
     model.eval()
     table = model.item_table()
     for i in range(0, len(hists), batch_size):
-        seq = right_aligned(hists[i: i + batch_size], model.cfg.max_len).to(device)
+        seq = trim_padding(right_aligned(hists[i: i + batch_size], model.cfg.max_len)).to(device)
         yield i, model.scores(model.hidden(seq, table)[:, -1, :], table).float().cpu().numpy()
 
 
 def rank_items(model: FeatureSASRec, hists: Sequence[np.ndarray], k: int = 50, batch_size: int = 1024,
-               device: torch.device | None = None) -> np.ndarray:
-    """Top-k item indices per history over the whole catalogue, best first."""
-    out = [topk_from_scores(s, k) for _, s in score_items(model, hists, batch_size, device)]
+               device: torch.device | None = None, exclude_history: bool = False) -> np.ndarray:
+    """Top-k item indices per history over the whole catalogue, best first. The project's
+    protocol keeps history items rankable; ``exclude_history`` removes them (the protocol of
+    toolkits that filter items a user has seen), for comparison only."""
+    out = []
+    for start, s in score_items(model, hists, batch_size, device):
+        if exclude_history:
+            for j, h in enumerate(hists[start: start + len(s)]):
+                s[j, np.asarray(h, dtype=np.int64)] = -np.inf
+        out.append(topk_from_scores(s, k))
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
 

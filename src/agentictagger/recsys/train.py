@@ -18,6 +18,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -67,6 +68,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     max_history: int = 20
+    lr_schedule: str = "cosine"  # or "constant": flat after the warmup (the original SASRec's Adam)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +165,15 @@ def lr_factor(progress: float, warm: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - warm) / max(1e-9, 1.0 - warm))))
 
 
+def _save_checkpoint(path: Path, blob: dict) -> None:
+    """``torch.save`` through a temporary file and a rename: a kill while writing leaves the
+    previous checkpoint whole."""
+    from agentictagger.runstate import atomic_file
+
+    with atomic_file(path) as tmp:
+        torch.save(blob, tmp)
+
+
 def run_fit(
     model: torch.nn.Module,
     step_loss: Callable[[np.ndarray], torch.Tensor],
@@ -170,11 +181,20 @@ def run_fit(
     validate: Callable[[], dict[str, float]],
     tc: TrainConfig,
     name: str = "",
+    checkpoint: str | os.PathLike | None = None,
 ) -> FitResult:
-    """Budgeted AdamW + warmup/cosine training with early stopping on validation N@10.
+    """Budgeted AdamW + warmup/cosine (or constant) training with early stopping on validation N@10.
 
     ``step_loss(batch_indices)`` returns the loss of one batch of training samples; ``lengths``
-    (per sample) drive the bucketing. The best model (by N@10) is loaded back at the end.
+    (per sample) drive the bucketing. The best model (by N@10) is loaded back at the end. Every
+    validation record carries the mean training loss since the previous one, the training
+    throughput (steps/s, without validation time) and the validation time.
+
+    With ``checkpoint`` (a file path) the whole state -- model, optimiser, step and epoch, best
+    model and early-stopping counters, history, numpy and torch RNG states, elapsed time -- is
+    written after every epoch; calling again with the same arguments resumes after the last
+    finished epoch and continues exactly as an uninterrupted run would (same batches, same dropout
+    masks; on CPU with a fixed thread count). A finished run is returned without training.
     """
     rng = np.random.default_rng(tc.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -185,11 +205,25 @@ def run_fit(
     warm = min(tc.warmup_steps / planned, tc.warmup_frac)
     budget_s = tc.budget_minutes * 60 if tc.budget_minutes else None
     eval_every = tc.eval_every_steps or steps_per_epoch
-    t0 = time.perf_counter()
-    best, best_state, best_step, bad = -1.0, None, 0, 0
-    best_metrics: dict[str, float] = {}
-    history: list[dict] = []
-    step, stopped = 0, "max_epochs"
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    st = {"step": 0, "epoch": 0, "best": -1.0, "best_step": 0, "bad": 0, "best_metrics": {}, "history": [],
+          "elapsed": 0.0, "train_seconds": 0.0, "finished": False, "stopped": "", "resumed_at_epochs": []}
+    best_state = None
+    if ckpt is not None and ckpt.exists():
+        blob = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["optimizer"])
+        rng.bit_generator.state = blob["numpy_rng"]
+        torch.set_rng_state(blob["torch_rng"])
+        best_state = blob["best_state"]
+        st = blob["state"]
+        if not st["finished"]:
+            st["resumed_at_epochs"].append(st["epoch"])
+        log.info("%s resumed from %s at epoch %d (step %d, best N@10 %.4f at step %d)%s", name, ckpt, st["epoch"],
+                 st["step"], st["best"], st["best_step"], " -- finished" if st["finished"] else "")
+    t0 = time.perf_counter() - st["elapsed"]
+    step = st["step"]
+    since = {"t": time.perf_counter(), "train_s": 0.0, "losses": [], "step": step}
 
     def progress() -> float:
         p = step / planned
@@ -197,59 +231,93 @@ def run_fit(
             p = max(p, (time.perf_counter() - t0) / budget_s)
         return min(p, 1.0)
 
+    def lr_now() -> float:
+        f = lr_factor(progress(), warm)
+        if tc.lr_schedule == "constant":
+            f = 1.0 if progress() >= warm else f
+        elif tc.lr_schedule != "cosine":
+            raise ValueError(f"unknown lr_schedule {tc.lr_schedule!r}; choose cosine or constant")
+        return tc.lr * f
+
+    def save(finished: bool = False) -> None:
+        st.update(step=step, elapsed=time.perf_counter() - t0, finished=finished)
+        if ckpt is not None:
+            _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                                    "best_state": best_state, "state": st, "train_config": tc.to_dict()})
+
     def do_validate() -> bool:
-        nonlocal best, best_state, best_step, bad, best_metrics
+        nonlocal best_state
+        tv = time.perf_counter()
         m = validate()
         model.train()
-        rec = {"step": step, "epoch": round(step / steps_per_epoch, 3), "seconds": round(time.perf_counter() - t0, 1), **m}
-        history.append(rec)
+        n = step - since["step"]
+        rec = {"step": step, "epoch": round(step / steps_per_epoch, 3), "seconds": round(time.perf_counter() - t0, 1),
+               "train_loss": round(float(np.mean(since["losses"])), 5) if since["losses"] else None,
+               "steps_per_s": round(n / since["train_s"], 3) if since["train_s"] > 0 else None,
+               "validation_seconds": round(time.perf_counter() - tv, 1), **m}
+        st["history"].append(rec)
+        since.update(t=time.perf_counter(), train_s=0.0, losses=[], step=step)
         log.info("%s validation %s", name, rec)
-        if m["N@10"] > best:
-            best, best_step, bad, best_metrics = m["N@10"], step, 0, m
+        if m["N@10"] > st["best"]:
+            st.update(best=m["N@10"], best_step=step, bad=0, best_metrics=m)
             best_state = copy.deepcopy(model.state_dict())
         else:
-            bad += 1
-        return bad >= tc.patience
+            st["bad"] += 1
+        return st["bad"] >= tc.patience
 
-    model.train()
-    out_of_time = False
-    for epoch in range(tc.max_epochs):
-        for batch in bucketed_batches(lengths, tc.batch_size, rng):
-            for g in opt.param_groups:
-                g["lr"] = tc.lr * lr_factor(progress(), warm)
-            loss = step_loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            step += 1
-            if step % 50 == 0:
-                log.info("%s step %d epoch %.2f loss %.4f lr %.2e %.0fs", name, step, step / steps_per_epoch,
-                         loss.item(), opt.param_groups[0]["lr"], time.perf_counter() - t0)
-            if budget_s and time.perf_counter() - t0 >= budget_s:
-                out_of_time = True
-                break
-            if step >= planned:
-                break
-            if step % eval_every == 0 and do_validate():
-                stopped = "early_stopping"
-                break
-        else:
-            continue
-        break
-    if step >= planned and not out_of_time and stopped == "max_epochs":
-        stopped = "max_steps" if tc.max_steps and planned == tc.max_steps else "max_epochs"
-    if out_of_time:
-        stopped = "budget"
-        if not history or history[-1]["step"] != step:
+    if not st["finished"]:
+        model.train()
+        out_of_time = False
+        stopped = "max_epochs"
+        for epoch in range(st["epoch"], tc.max_epochs):
+            for batch in bucketed_batches(lengths, tc.batch_size, rng):
+                ts = time.perf_counter()
+                for g in opt.param_groups:
+                    g["lr"] = lr_now()
+                loss = step_loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if tc.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                opt.step()
+                step += 1
+                lv = loss.item()
+                since["losses"].append(lv)
+                dt = time.perf_counter() - ts
+                since["train_s"] += dt
+                st["train_seconds"] += dt
+                if step % 50 == 0:
+                    log.info("%s step %d epoch %.2f loss %.4f lr %.2e %.0fs", name, step, step / steps_per_epoch,
+                             lv, opt.param_groups[0]["lr"], time.perf_counter() - t0)
+                if budget_s and time.perf_counter() - t0 >= budget_s:
+                    out_of_time = True
+                    break
+                if step >= planned:
+                    break
+                if step % eval_every == 0 and do_validate():
+                    stopped = "early_stopping"
+                    break
+            else:
+                st["epoch"] = epoch + 1
+                save()
+                continue
+            st["epoch"] = epoch + 1
+            break
+        if step >= planned and not out_of_time and stopped == "max_epochs":
+            stopped = "max_steps" if tc.max_steps and planned == tc.max_steps else "max_epochs"
+        if out_of_time:
+            stopped = "budget"
+            if not st["history"] or st["history"][-1]["step"] != step:
+                do_validate()
+        elif stopped in ("max_epochs", "max_steps") and (not st["history"] or st["history"][-1]["step"] != step):
             do_validate()
-    elif stopped in ("max_epochs", "max_steps") and (not history or history[-1]["step"] != step):
-        do_validate()
+        st["stopped"] = stopped
+        save(finished=True)
     if best_state is not None:
         model.load_state_dict(best_state)
-    return FitResult(best_metrics, best_step, step, round(step / steps_per_epoch, 3),
-                     round(time.perf_counter() - t0, 1), history, stopped)
+    return FitResult(st["best_metrics"], st["best_step"], step, round(step / steps_per_epoch, 3),
+                     round(st["elapsed"], 1), st["history"], st["stopped"])
 
 
 # ---------------------------------------------------------------------------------------------
