@@ -127,7 +127,7 @@ def plot(res: dict, path: Path) -> None:
 
     curve = res["curve"]
     ep = [r["epoch"] for r in curve]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 5))
     a.plot(ep, [r["train_loss"] for r in curve], marker=".")
     a.set_xlabel("epoch"), a.set_ylabel("training loss (full-softmax CE)"), a.set_title("training loss")
     b.plot(ep, [r["valid N@10"] for r in curve], marker=".", label="validation N@10 (all users, full ranking)")
@@ -138,7 +138,8 @@ def plot(res: dict, path: Path) -> None:
         b.scatter([best["epoch"]], [best["test N@10"]], color="C3", zorder=3,
                   label=f"test N@10 at the best validation epoch ({best['test N@10']:.4f})")
     b.axhline(PRIOR["test N@10"], color="C7", ls="-.", lw=1, label=f"previous recipe, test ({PRIOR['test N@10']})")
-    b.set_xlabel("epoch"), b.set_ylabel("N@10"), b.legend(fontsize=7, loc="lower right")
+    b.set_xlabel("epoch"), b.set_ylabel("N@10")
+    b.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     status = res["status"] + (f", {res['epochs_done']} epochs" if res["status"] != "finished" else "")
     b.set_title(f"SASRec (item IDs), Beauty: validation N@10 [{status}]")
     fig.tight_layout()
@@ -249,6 +250,9 @@ def main(argv=None) -> int:
         "gap_checks": gap,
         "command": ("nice -n 15 .venv/bin/python " if not args.report_only else ".venv/bin/python ") + " ".join(
             shlex.quote(a) for a in ["bench/sasrec_strength.py", *(argv if argv is not None else sys.argv[1:])]),
+        "train_command": "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE nice -n 15 .venv/bin/python " + " ".join(
+            shlex.quote(a) for a in ["bench/sasrec_strength.py", *(argv if argv is not None else sys.argv[1:])]
+            if a != "--report-only") + "  # starts the run, or resumes it after the last finished epoch",
         "git_commit": _git("rev-parse", "HEAD") + ("-dirty" if _git("status", "--porcelain", "--", "src/agentictagger/recsys", "bench/sasrec_strength.py") else ""),
         "versions": _versions(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other work, {args.threads} torch thread(s), "
