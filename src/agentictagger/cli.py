@@ -387,27 +387,46 @@ def estimate(
     sets: Optional[list[str]] = SetOpt,
     items: Optional[int] = typer.Option(None, "--items", "-n", help="Catalog size (instead of a catalog file)."),
     catalog: Optional[str] = typer.Option(None, help="Catalog file or folder whose items are counted (overrides catalog.path)."),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Workers (cores, or Ray workers) running the per-item stages."),
-    model: Optional[str] = typer.Option(None, help="Hosted model of the price table (default: llms.<assign.llm>.model)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Workers (cores, or Ray workers) running the per-item stages."),
+    model: Optional[str] = typer.Option(None, help="Hosted model of the price table (default: each LLM role's model)."),
     price_in: Optional[float] = typer.Option(None, help="USD per 1M prompt tokens (default: the LLM's price_per_million_input)."),
     price_out: Optional[float] = typer.Option(None, help="USD per 1M completion tokens (default: price_per_million_output)."),
     prefix_caching: bool = typer.Option(True, "--prefix-caching/--no-prefix-caching", help="Providers bill cached prompt prefixes lower."),
     cached_price_factor: float = typer.Option(0.5, help="Price of a cached prompt token as a share of the input price."),
     batch: Optional[bool] = typer.Option(None, "--batch/--online", help="Batch API (default: the LLM's mode)."),
     rpm: Optional[float] = typer.Option(None, help="Requests per minute the provider allows (default: the LLM's requests_per_minute)."),
-    latency_s: float = typer.Option(1.0, min=0.0, help="Seconds one LLM request takes (the provider's latency; paces "
+    latency_s: float = typer.Option(1.0, help="Seconds one LLM request takes (the provider's latency; paces "
                                     "workers x max_concurrency requests in flight)."),
-    measured: Path = typer.Option(Path("bench/results/scale.json"), help="The benchmark JSON the per-item figures come from."),
+    measured: Optional[Path] = typer.Option(
+        None, help="A scale.json written by bench/scale.py (default: the figures shipped with agentictagger)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Time and dollars of assigning 10^5 ... 10^8 items (and this catalog) on N workers, from
-    the per-item costs measured by bench/scale.py (bench/results/scale.json).
+    """Time and dollars of building the vocabulary and assigning 10^5 ... 10^8 items (and this
+    catalog) on N workers, from measured per-item and per-call costs (shipped with the package;
+    bench/make_estimate_calibration.py writes them from bench/results/). Dollars are shown with
+    and without prefix caching.
 
     Example: agentictagger estimate --catalog shared:beauty --workers 8 --set assign.assigner=llm --set llms.default.model=gpt-4o-mini
     """
-    from agentictagger.estimate import estimate_table, load_measured, render_estimate
+    from rich.markup import escape
+
+    from agentictagger.estimate import (
+        build_estimate,
+        check_options,
+        estimate_table,
+        estimate_warnings,
+        load_measured,
+        render_build,
+        render_estimate,
+    )
 
     _setup_logging(verbose)
+    try:
+        check_options(items=items, workers=workers, price_in=price_in, price_out=price_out,
+                      cached_price_factor=cached_price_factor, rpm=rpm, latency_s=latency_s)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from exc
     cfg = _load(config, sets, **{"catalog.path": catalog})
     with _one_line_errors(verbose, "estimate"):
         n = items
@@ -416,11 +435,15 @@ def estimate(
 
             n = count_items(cfg)
         meas = load_measured(measured)
-        rows = estimate_table(
-            cfg, meas, n, workers=workers, model=model, price_in=price_in, price_out=price_out, prefix_caching=prefix_caching,
-            cached_price_factor=cached_price_factor, batch=batch, rpm=rpm, latency_s=latency_s,
-        )
-    typer.echo(render_estimate(rows))
+        common = dict(price_in=price_in, price_out=price_out, prefix_caching=prefix_caching,
+                      cached_price_factor=cached_price_factor, batch=batch, rpm=rpm, latency_s=latency_s, workers=workers)
+        rows = estimate_table(cfg, meas, n, model=model, **common)
+        build_rows = build_estimate(cfg, meas, n, **common)
+        warnings = estimate_warnings(cfg, model, price_in, price_out)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True, highlight=False)
+    typer.echo("build (vocabulary):\n" + render_build(build_rows))
+    typer.echo("\nassignment:\n" + render_estimate(rows))
 
 
 @app.command()

@@ -1,0 +1,66 @@
+"""Write src/agentictagger/data/estimate_calibration.json, the per-item and per-call figures
+`agentictagger estimate` ships with, from committed benchmark results:
+
+* ``per_item`` (embedding and assignment throughput, LLM-assigner tokens and calls per item):
+  ``bench/results/scale.json`` (``bench/scale.py``), copied as is with its sources;
+* ``build`` (tokens per call of the LLM architect and annotator, and of the LLM namer per named
+  group): ``bench/results/build_llm_embedded.json`` (``llm_stages``) and
+  ``bench/results/llm_profile_e2e.json`` (the Scientific first run: its namer calls).
+
+Run from the repository root after any of those benchmarks changes:
+``python bench/make_estimate_calibration.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+OUT = ROOT / "src" / "agentictagger" / "data" / "estimate_calibration.json"
+
+
+def per_call(stage: dict) -> dict:
+    calls = stage["calls"] - stage.get("cache_hits", 0)
+    return {
+        "prompt": round(stage["prompt_tokens"] / calls, 1),
+        "cached_prompt": round(stage.get("cached_prompt_tokens", 0) / calls, 1),
+        "completion": round(stage["completion_tokens"] / calls, 1),
+    }
+
+
+def main() -> None:
+    scale = json.loads((RESULTS / "scale.json").read_text(encoding="utf-8"))
+    build = json.loads((RESULTS / "build_llm_embedded.json").read_text(encoding="utf-8"))
+    e2e = json.loads((RESULTS / "llm_profile_e2e.json").read_text(encoding="utf-8"))
+    sci = e2e["catalogs"]["scientific"]["first_run"]
+    groups = sum(sci["names_by_level"]["1"].values())  # level-1 groups the namer was asked about
+    out = {
+        "generated_by": "bench/make_estimate_calibration.py",
+        "per_item": scale["per_item"],
+        "sources": {k: f"bench/results/scale.json: {v}" for k, v in scale["sources"].items()},
+        "machine": scale.get("machine"),
+        "build": {
+            "architect_tokens_per_call": per_call(build["llm_stages"]["architect"]),
+            "annotator_tokens_per_call": per_call(build["llm_stages"]["annotator"]),
+            "namer_tokens_per_group": {
+                "prompt": round(sci["prompt_tokens"] / groups, 1),
+                "cached_prompt": 0.0,
+                "completion": round(sci["completion_tokens"] / groups, 1),
+            },
+        },
+        "build_sources": {
+            "architect_tokens_per_call": "bench/results/build_llm_embedded.json: llm_stages.architect "
+            f"({build['agents']}; {build['dataset']})",
+            "annotator_tokens_per_call": "bench/results/build_llm_embedded.json: llm_stages.annotator (one item per call)",
+            "namer_tokens_per_group": "bench/results/llm_profile_e2e.json: catalogs.scientific.first_run "
+            f"(prompt and completion tokens over its {groups} level-1 groups, re-asks included)",
+        },
+    }
+    OUT.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
