@@ -162,13 +162,17 @@ def test_all_problems_in_one_error_and_nothing_half_loaded(tmp_path: Path) -> No
 
 
 def test_long_problem_lists_are_capped(tmp_path: Path) -> None:
+    # One problem on every row: the diagnosis first, then one line naming the rows.
     p = write_jsonl(tmp_path / "c.jsonl", [json.dumps({"title": f"t{i}"}) for i in range(120)])
     err = load_error(p)
     assert len(err.problems) == 120
     msg = str(err)
-    assert msg.count("missing or blank id") == MAX_LISTED_PROBLEMS
-    assert f"and {120 - MAX_LISTED_PROBLEMS} more problem(s)" in msg
-    assert "No row has the id field 'item_id' (fields seen: title); set catalog.id_field." in msg
+    assert msg.startswith("No row has the id field 'item_id' (fields seen: title); set catalog.id_field (--id-field)")
+    assert msg.count("missing or blank id") == 1 and "lines 1-120 (120 lines): missing or blank id field" in msg
+    # Problems that differ row by row are listed up to the cap.
+    rows = [json.dumps({"item_id": "same", "title": f"t{i}"}) for i in range(MAX_LISTED_PROBLEMS + 21)]
+    msg = str(load_error(write_jsonl(tmp_path / "d.jsonl", rows)))
+    assert msg.count("duplicate id") == MAX_LISTED_PROBLEMS and "and 20 more problem(s) not listed" in msg
 
 
 def test_csv_column_count_and_empty_file(tmp_path: Path) -> None:

@@ -234,6 +234,9 @@ class _Builder:
         self.nested_labels = 0  # rows whose label value is a list or mapping (a selector is missing)
         self.skipped: list[str] = []  # problems of rows skipped under catalog.skip_bad_rows
         self.default_columns: Counter[str] = Counter()  # columns the default text was made of
+        self.by_kind: dict[str, list[int]] = {}  # problem text (without its position) -> positions
+        self.kind_at: dict[int, str] = {}  # index in problems -> its key in by_kind
+        self.id_values: dict[str, set[str] | None] = {}  # id-like column -> its values (None: not unique)
         if self.label_root and self.label_root in self.template_fields:
             raise CatalogError(
                 f"catalog.text_template uses the label field '{cfg.label_field}': the ground-truth "
@@ -252,6 +255,40 @@ class _Builder:
         if item_id is not None:
             where += f" (id {item_id!r})"
         self.problems.append(f"{where}: {what}")
+        if item_id is None:  # a problem with an item id names that item: never merged with others
+            self.by_kind.setdefault(what, []).append(pos)
+            self.kind_at[len(self.problems) - 1] = what
+
+    def _track_id_columns(self, row: Mapping[str, Any]) -> None:
+        """Values of the columns that could hold ids, to name the likely one when the id field is missing."""
+        for k, v in row.items():
+            if k == self.cfg.id_field or not _ID_LIKE.search(str(k)):
+                continue
+            seen = self.id_values.setdefault(k, set())
+            if seen is None:
+                continue
+            key = None if _is_missing(v) else _id_to_str(v)
+            if key is None or key in seen:
+                self.id_values[k] = None
+            else:
+                seen.add(key)
+
+    def likely_id_columns(self) -> list[str]:
+        """Id-like columns (id, sku, asin, ...) that hold a unique value in every row."""
+        return [k for k, v in self.id_values.items() if v is not None and len(v) == self.rows]
+
+    def listed_problems(self) -> list[str]:
+        """The problems, one line per kind: the same problem on many rows is one line naming them."""
+        out, done = [], set()
+        for i, text in enumerate(self.problems):
+            what = self.kind_at.get(i)
+            if what is None:
+                out.append(text)
+            elif what not in done:
+                done.add(what)
+                positions = self.by_kind[what]
+                out.append(text if len(positions) == 1 else f"{self.unit}s {_ranges(positions)} ({len(positions)} {self.unit}s): {what}")
+        return out
 
     def add(self, pos: int, row: Any) -> None:
         self.rows += 1
@@ -260,6 +297,7 @@ class _Builder:
             self.problem(pos, None, f"is a JSON {type(row).__name__}, not an object; write one object per line")
             return
         self.keys_seen.update(row.keys())
+        self._track_id_columns(row)
         raw_id = row.get(cfg.id_field)
         item_id = None if _is_missing(raw_id) else _id_to_str(raw_id)
         if _is_missing(raw_id):
@@ -341,25 +379,33 @@ class _Builder:
                 self.source, len(self.skipped), self.rows, listed,
             )
         if self.problems:
+            # The diagnosis first (a wrong id field or template explains every row), then the
+            # problems, the same problem on many rows as one line.
             hints: list[str] = []
             if self.rows and cfg.id_field not in self.keys_seen:
                 fields = ", ".join(sorted(self.keys_seen)[:20]) or "none"
-                hints.append(
-                    f"No row has the id field '{cfg.id_field}' (fields seen: {fields}); set catalog.id_field."
+                likely = self.likely_id_columns()
+                suggest = (
+                    f"; the likely id column is '{likely[0]}' (a unique value in every row): pass --id-field {likely[0]} "
+                    f"or set catalog.id_field={likely[0]}"
+                    if likely else "; set catalog.id_field (--id-field) to the column holding a unique item id"
                 )
+                hints.append(f"No row has the id field '{cfg.id_field}' (fields seen: {fields}){suggest}.")
             missing_tpl = [f for f in self.required_fields if f not in self.keys_seen]
             if self.rows and missing_tpl:
-                hints.append(f"No row has template field(s) {missing_tpl}; check catalog.text_template.")
-            shown = self.problems[:MAX_LISTED_PROBLEMS]
-            rest = len(self.problems) - len(shown)
+                hints.append(f"No row has template field(s) {missing_tpl}; check catalog.text_template (--text-template).")
+            listed = self.listed_problems()
+            shown = listed[:MAX_LISTED_PROBLEMS]
+            rest = len(listed) - len(shown)
             msg = [
-                f"catalog {self.source}: {len(self.problems)} problem(s) in {self.rows} row(s); "
-                "nothing was loaded. Fix these rows and load again:"
+                (hints[0] + " " if hints else "")
+                + f"catalog {self.source}: {len(self.problems)} problem(s) in {self.rows} row(s); "
+                "nothing was loaded." + ("" if hints else " Fix these rows and load again:")
             ]
+            msg += hints[1:]
             msg += ["  " + p for p in shown]
             if rest:
                 msg.append(f"  ... and {rest} more problem(s) not listed")
-            msg += hints
             raise CatalogError("\n".join(msg), self.problems)
         if self.truncated:
             longest = max(n for _, n in self.truncated)
@@ -388,6 +434,22 @@ class _Builder:
                 self.source, ", ".join(sorted(self.default_columns)),
             )
         return self.items
+
+
+#: Column names that may hold item ids (for the suggestion when the id field is missing).
+_ID_LIKE = re.compile(r"(^|[_\W])(id|ids|sku|asin|key|code|uuid|guid|ean|upc|isbn|gtin|pid)($|[_\W])|id$", re.I)
+
+
+def _ranges(positions: list[int], limit: int = 8) -> str:
+    """``[1, 2, 3, 7, 9, 10]`` -> ``"1-3, 7, 9-10"`` (the first ``limit`` runs, then "...")."""
+    runs: list[list[int]] = []
+    for p in sorted(positions):
+        if runs and p == runs[-1][1] + 1:
+            runs[-1][1] = p
+        else:
+            runs.append([p, p])
+    text = ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs[:limit])
+    return text + (", ..." if len(runs) > limit else "")
 
 
 def _is_missing_field(row: Mapping[str, Any], name: str) -> bool:

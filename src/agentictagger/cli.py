@@ -54,6 +54,38 @@ SetOpt = typer.Option(None, "--set", "-s", help="Override a config field: sectio
 SkipBadRowsOpt = typer.Option(
     False, "--skip-bad-rows", help="Skip catalog rows that fail validation (reported and counted) instead of stopping."
 )
+IdFieldOpt = typer.Option(None, "--id-field", help="Catalog column holding a unique item id (overrides catalog.id_field).")
+TextTemplateOpt = typer.Option(
+    None, "--text-template", help="Item text from the columns, e.g. '{title}. Brand: {brand|}' (overrides catalog.text_template)."
+)
+LabelFieldOpt = typer.Option(
+    None, "--label-field", help="Ground-truth category column, for diagnostics only (overrides catalog.label_field)."
+)
+
+
+def _catalog_settings(id_field: Optional[str], text_template: Optional[str], label_field: Optional[str]) -> dict[str, Any]:
+    return {"catalog.id_field": id_field, "catalog.text_template": text_template, "catalog.label_field": label_field}
+
+
+def _require_run_dir(config: Optional[Path], sets: Optional[list[str]], run_dir: Optional[str], command: str) -> None:
+    """build, assign and report write into a run folder: it is named (--run-dir, run_dir in the
+    config or --set run_dir=...), never taken from the default silently."""
+    if run_dir or any(s.split("=", 1)[0].strip() == "run_dir" for s in sets or []):
+        return
+    if config is not None and config.is_file():
+        import yaml
+
+        try:
+            data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        except Exception:  # noqa: BLE001 - _load reports a broken file
+            return
+        if isinstance(data, dict) and data.get("run_dir"):
+            return
+    console.print(
+        f"[red]error:[/red] {command} needs a run folder: pass --run-dir DIR (or set run_dir in the --config file)",
+        soft_wrap=True, highlight=False,
+    )
+    raise typer.Exit(2)
 
 
 @contextmanager
@@ -265,10 +297,13 @@ def build(
     config: Optional[Path] = ConfigOpt,
     sets: Optional[list[str]] = SetOpt,
     catalog: Optional[str] = typer.Option(None, help="Catalog file (overrides catalog.path)."),
-    run_dir: Optional[str] = typer.Option(None, help="Run folder (overrides run_dir)."),
+    run_dir: Optional[str] = typer.Option(None, help="Run folder (required unless the config sets run_dir)."),
     skip_bad_rows: bool = SkipBadRowsOpt,
     restart: bool = RestartOpt,
     wait: bool = WaitOpt,
+    id_field: Optional[str] = IdFieldOpt,
+    text_template: Optional[str] = TextTemplateOpt,
+    label_field: Optional[str] = LabelFieldOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Build the descriptor vocabulary (resumes a killed run in the same run folder).
@@ -276,7 +311,9 @@ def build(
     Example: agentictagger build --catalog items.jsonl --run-dir runs/a --set build.min_cluster_size=20
     """
     _setup_logging(verbose)
-    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
+    _require_run_dir(config, sets, run_dir, "build")
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None,
+                                 **_catalog_settings(id_field, text_template, label_field)})
     with _one_line_errors(verbose, "build"), _run_lock(cfg, "build", wait):
         _do_build(cfg, restart=restart)
     console.print(f"outputs: {Path(cfg.run_dir) / 'vocabulary.json'}, build_log.jsonl, usage.json")
@@ -287,9 +324,12 @@ def assign(
     config: Optional[Path] = ConfigOpt,
     sets: Optional[list[str]] = SetOpt,
     catalog: Optional[str] = typer.Option(None, help="Catalog file (overrides catalog.path)."),
-    run_dir: Optional[str] = typer.Option(None, help="Run folder holding vocabulary.json."),
+    run_dir: Optional[str] = typer.Option(None, help="Run folder holding vocabulary.json (required unless the config sets run_dir)."),
     skip_bad_rows: bool = SkipBadRowsOpt,
     restart: bool = RestartOpt,
+    id_field: Optional[str] = IdFieldOpt,
+    text_template: Optional[str] = TextTemplateOpt,
+    label_field: Optional[str] = LabelFieldOpt,
     add: bool = typer.Option(
         False, "--add", help="Append the catalog's items to the run's semantic-ID table: existing items keep their IDs, "
         "items already in the table are skipped (reported), new ones on a path in use get the next resolver.",
@@ -311,8 +351,9 @@ def assign(
     from agentictagger.tagger import AgenticTagger
 
     _setup_logging(verbose)
+    _require_run_dir(config, sets, run_dir, "assign")
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None,
-                                 "scale.executor": executor})
+                                 "scale.executor": executor, **_catalog_settings(id_field, text_template, label_field)})
     if add and restart:
         console.print("[red]error:[/red] --add keeps the run's semantic IDs and --restart discards them: use one of them")
         raise typer.Exit(2)
@@ -451,8 +492,11 @@ def report(
     config: Optional[Path] = ConfigOpt,
     sets: Optional[list[str]] = SetOpt,
     catalog: Optional[str] = typer.Option(None, help="Catalog file (labels, if any, give NMI/purity)."),
-    run_dir: Optional[str] = typer.Option(None, help="Run folder."),
+    run_dir: Optional[str] = typer.Option(None, help="Run folder (required unless the config sets run_dir)."),
     skip_bad_rows: bool = SkipBadRowsOpt,
+    id_field: Optional[str] = IdFieldOpt,
+    text_template: Optional[str] = TextTemplateOpt,
+    label_field: Optional[str] = LabelFieldOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """The descriptor tree (top levels, item counts) and the vocabulary diagnostics: coverage,
@@ -463,7 +507,9 @@ def report(
     from agentictagger import pipeline
 
     _setup_logging(verbose)
-    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None})
+    _require_run_dir(config, sets, run_dir, "report")
+    cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None,
+                                 **_catalog_settings(id_field, text_template, label_field)})
     cat = _catalog(cfg) if cfg.catalog.path else None
     with _one_line_errors(verbose, "report"):
         try:
