@@ -1,6 +1,7 @@
 """`agentictagger` command line: a thin layer over the Python API.
 
-Every command takes ``--config run.yaml`` and ``--set section.field=value`` overrides.
+build, assign, report and estimate take ``--config run.yaml`` and ``--set section.field=value``
+overrides; explore, edit, recsys, models and config-template take their own options.
 """
 
 from __future__ import annotations

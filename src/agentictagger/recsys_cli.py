@@ -53,11 +53,36 @@ def _dataset(data: str, items: Optional[Path], user_fraction: Optional[float], u
 
 
 def _setup(threads: int, verbose: bool) -> None:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     from agentictagger.recsys.train import configure_threads
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
+    # k-means over item embeddings with repeated texts finds fewer distinct clusters than asked
+    # for, once per level and seed; the codes are still valid (a dedup digit separates items).
+    if not verbose:
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
     configure_threads(threads)
+
+
+def data_summary(ds) -> str:
+    """One line: users, items, interactions and density of a dataset."""
+    d = ds.describe()
+    density = d["interactions"] / max(1, d["users"] * d["items"])
+    return (f"{d['name']}: {d['users']:,} users, {d['items']:,} items, {d['interactions']:,} interactions, "
+            f"density {density:.4%} ({d['test_users']:,} test users)")
+
+
+def mean_std(s: dict, key: str) -> str:
+    """``mean ± std`` over seeds; the spread of one seed is not known, so it reads n/a."""
+    if key not in s:
+        return "-"
+    if len(s.get("seeds") or []) < 2:
+        return f"{s[key]['mean']:.4f} ± n/a"
+    return f"{s[key]['mean']:.4f} ± {s[key]['std']:.4f}"
 
 
 def _fail(exc: BaseException) -> None:
@@ -107,6 +132,7 @@ def train(
     _setup(threads, verbose)
     try:
         ds = _dataset(data, items, user_fraction, user_col, item_col, time_col)
+        typer.echo(data_summary(ds), err=True)
         p = Pipeline(ds, tokenizer, model, sid_table=sid_table, n_negatives=negatives,
                      train_overrides={"max_epochs": max_epochs, "patience": patience, "max_steps": max_steps})
         row = p.run(seed)
@@ -140,6 +166,7 @@ def evaluate(
     _setup(threads, False)
     try:
         ds = _dataset(data, items, user_fraction, user_col, item_col, time_col)
+        typer.echo(data_summary(ds), err=True)
         res = evaluate_saved(model_dir, ds, n_negatives=negatives)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
@@ -177,6 +204,7 @@ def compare(
     _setup(threads, verbose)
     try:
         ds = _dataset(data, items, user_fraction, user_col, item_col, time_col)
+        typer.echo(data_summary(ds), err=True)
         emb = None
         toks = [t.strip() for t in tokenizers.split(",") if t.strip()]
         if any(p in ("rq-vae", "rq-kmeans") for t in toks for p in t.split("+")):
@@ -207,9 +235,7 @@ def compare(
     for c in ("model", "tokenizer", "seeds", "full N@10", "sampled N@10", "cold full N@10", "epochs"):
         t.add_column(c)
 
-    def ms(s: dict, k: str) -> str:
-        return f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" if k in s else "-"
-
+    ms = mean_std
     for s in res["summary"]:
         t.add_row(s["model"], s["tokenizer"], ",".join(map(str, s["seeds"])), ms(s, "all/full/N@10"),
                   ms(s, "all/sampled/N@10"), ms(s, "cold_items/full/N@10"),

@@ -129,6 +129,13 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def codebook_sizes_for(n_items: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """RQ codebooks no larger than a 16th of the catalog (at least 2 entries): 256 entries per
+    level suit catalogs of 4,096 items and more; a 304-item catalog gets 19."""
+    cap = max(2, n_items // 16)
+    return tuple(min(k, cap) for k in sizes)
+
+
 def make_codes(kind: str, ds: Dataset, *, seed: int = 0, sid_table: str | Path | None = None,
                embeddings: np.ndarray | None = None, rqvae: RQVAEConfig | None = None,
                cache_dir: str | Path | None = None) -> ItemCodes:
@@ -140,8 +147,9 @@ def make_codes(kind: str, ds: Dataset, *, seed: int = 0, sid_table: str | Path |
     if kind in ("rq-vae", "rq-kmeans"):
         emb = ds.embeddings(cache_dir) if embeddings is None else embeddings
         if kind == "rq-kmeans":
-            return rq_kmeans_codes(emb, (256, 256, 256), seed=seed)
-        return rq_vae_codes(emb, replace(rqvae or RQVAEConfig(), seed=seed))
+            return rq_kmeans_codes(emb, codebook_sizes_for(len(emb), (256, 256, 256)), seed=seed)
+        cfg = rqvae or RQVAEConfig()
+        return rq_vae_codes(emb, replace(cfg, seed=seed, codebook_sizes=codebook_sizes_for(len(emb), cfg.codebook_sizes)))
     if kind == "random":
         return random_codes_like(make_codes("agentictagger", ds, sid_table=sid_table), seed=seed)
     raise ValueError(f"unknown tokenizer {kind!r}; choose from {', '.join(TOKENIZERS)}")
