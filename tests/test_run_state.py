@@ -68,14 +68,14 @@ def paths(run: Path) -> list[list[str]]:
 def test_changed_settings_stop_the_stage_naming_them_and_restart_starts_it_clean(offline_run, tmp_path):
     run = copy_run(offline_run, tmp_path)
     assert max(map(len, paths(run))) >= 2
-    partial = (run / "assignments.partial.jsonl").read_bytes()
+    table = (run / "semantic_ids.jsonl").read_bytes()
 
     # assign with another max_level: its checkpoint is not reused; one line names the key and the flag.
     out = offline(tmp_path, "assign", run, "--set", "assign.max_level=1")
     assert out.returncode == 2, out.stderr[-3000:]
     line = error_line(out)
     assert "assign.max_level null -> 1" in line and "--restart" in line
-    assert (run / "assignments.partial.jsonl").read_bytes() == partial
+    assert (run / "semantic_ids.jsonl").read_bytes() == table
 
     # A setting that cannot change results (chunk size, here) resumes.
     out = offline(tmp_path, "assign", run, "--set", "assign.checkpoint_every=7")
@@ -240,13 +240,14 @@ def test_leftover_temporary_files_are_removed_and_the_build_log_is_completed(off
     # What a kill leaves: temporary files of atomic writes, and a step saved in its job's state
     # whose log record was never appended (plus a record cut short mid-line).
     leftovers = [
-        run / "vocabulary.json.tmp",
-        run / "vocabulary.prototypes.npz.tmp.npz",
-        run / "usage.json.12345.tmp",
-        run / "build_state" / "jobs" / "root.json.tmp140123",
+        run / "vocabulary.json.4321-140123.at.tmp",
+        run / "vocabulary.prototypes.npz.4321-140123.at.tmp",
+        run / "usage.json.12345-1.at.tmp",
+        run / "build_state" / "jobs" / "root.json.4321-140124.at.tmp",
     ]
     for p in leftovers:
         p.write_text("partial")
+    (run / "notes.tmp").write_text("a file of the user's")  # not a name the run writes: kept
     lines = (run / "build_log.jsonl").read_text().splitlines(keepends=True)
     lost = json.loads(lines[-1])
     kept = "".join(lines[:-1])
@@ -256,6 +257,7 @@ def test_leftover_temporary_files_are_removed_and_the_build_log_is_completed(off
     assert out.returncode == 0, out.stderr[-3000:]
     assert [p for p in leftovers if p.exists()] == []
     assert "temporary file" in out.stderr
+    assert (run / "notes.tmp").read_text() == "a file of the user's"
     text = (run / "build_log.jsonl").read_text()
     assert text.startswith(kept)  # append-only: what was there stays
     records = [json.loads(ln) for ln in text.splitlines()]

@@ -683,9 +683,10 @@ class Catalog:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         id_field = self.config.id_field
-        tmp = path.with_name(path.name + ".tmp")
+        from agentictagger.runstate import atomic_file
+
         opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(tmp, "wt", encoding="utf-8") as f:
+        with atomic_file(path) as tmp, opener(tmp, "wt", encoding="utf-8") as f:
             for it in self.items:
                 row = dict(it.fields) if it.fields else {"text": it.text}
                 row.setdefault(id_field, it.item_id)

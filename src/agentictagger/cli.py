@@ -388,6 +388,9 @@ def assign(
     stats = result.meta.get("stats") or {}
     failed = f"; {stats['failed_calls']} LLM call(s) failed for good" if stats.get("failed_calls") else ""
     empty = f"; {result.meta['empty_paths']} empty path(s)" if result.meta.get("empty_paths") else ""
+    if result.meta.get("unfinished_paths"):
+        empty += (f"; {result.meta['unfinished_paths']} unfinished path(s) (a call failed for good below level 1; "
+                  "run `agentictagger assign` again to retry them)")
     console.print(f"assigned {len(result)} items -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl{failed}{empty}")
 
 
@@ -563,6 +566,9 @@ def explore(
 
     _setup_logging(verbose)
     with _one_line_errors(verbose, "explore"):
+        from agentictagger.runstate import settle_commit
+
+        settle_commit(run_dir)  # an edit committed by a killed run: finished before it is shown
         try:
             path = write_explorer(run_dir, output, catalog_path=catalog, compare=compare)
         except FileNotFoundError as exc:

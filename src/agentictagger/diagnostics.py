@@ -244,10 +244,9 @@ def _json_default(o: Any) -> Any:
 
 
 def save_diagnostics(diag: dict, path: str | Path) -> None:
-    p = Path(path)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(diag, indent=1, ensure_ascii=False, default=_json_default), encoding="utf-8")
-    tmp.replace(p)
+    from agentictagger.runstate import atomic_write_text
+
+    atomic_write_text(path, json.dumps(diag, indent=1, ensure_ascii=False, default=_json_default))
 
 
 def labels_from_catalog(catalog: Any) -> dict[str, str | None] | None:

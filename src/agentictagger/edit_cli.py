@@ -50,15 +50,31 @@ def _apply(ctx: typer.Context, op: str, verbose: bool, wait: bool, catalog: Opti
     with _one_line_errors(verbose, "edit"):
         try:
             tagger = AgenticTagger.load(run_dir)
+            with _run_lock(tagger.config, "edit", wait):
+                record = tagger.edit(op, catalog=[str(c) for c in catalog] if catalog else None, **args)
         except NotFittedError as exc:
-            raise RunError(str(exc)) from exc
-        with _run_lock(tagger.config, "edit", wait):
-            record = tagger.edit(op, catalog=[str(c) for c in catalog] if catalog else None, **args)
+            raise RunError(_not_ready(run_dir, exc)) from exc
+    if record.get("already_applied"):
+        console.print(
+            f"already applied: edit {record.get('edit')} ({record.get('time', '')}) made this change; nothing to do: "
+            f"{escape(record['summary'])}", soft_wrap=True, highlight=False,
+        )
+        return
     console.print(escape(record["summary"]), soft_wrap=True, highlight=False)
     console.print(
         f"edit {record['edit']} logged in {run_dir / 'edits.jsonl'}; see it with `agentictagger explore {run_dir}`",
         soft_wrap=True, highlight=False, markup=False,
     )
+
+
+def _not_ready(run_dir: Path, exc: Exception) -> str:
+    """What to run before a run folder can be edited (it has no vocabulary, or no semantic IDs yet)."""
+    if not (run_dir / "config.yaml").exists() and not (run_dir / "vocabulary.json").exists():
+        return f"{run_dir} is not a run folder (no config.yaml or vocabulary.json); give the folder of a built and assigned run"
+    if not (run_dir / "vocabulary.json").exists():
+        return (f"{run_dir} has no vocabulary yet (not built, or a build --restart is under way); run "
+                f"`agentictagger build --run-dir {run_dir}` and `agentictagger assign --run-dir {run_dir}`, then edit")
+    return f"{run_dir} has no semantic-ID table yet; run `agentictagger assign --run-dir {run_dir}` first, then edit"
 
 
 @edit_app.command()

@@ -29,7 +29,11 @@ EDIT_LOG = "edits.jsonl"
 
 
 def read_edit_log(run_dir: str | Path) -> list[dict]:
-    """The run's edit log, oldest first (empty when it was never edited)."""
+    """The run's edit log, oldest first (empty when it was never edited). An edit committed by
+    a run killed before it moved every file into place is finished first."""
+    from agentictagger.runstate import settle_commit
+
+    settle_commit(run_dir)
     path = Path(run_dir) / EDIT_LOG
     if not path.exists():
         return []
@@ -117,6 +121,9 @@ def edit_run(
             who = assigner or run_assigner(cfg.assign, embedder or _embedder(cfg), llm_client_factory(cfg, usage))
             return edits.assign_within(who, items, new_vocab, node, cfg.assign.max_level)
 
+    landed = _already_applied(run, op, args, vocabulary_digest(vocab))
+    if landed is not None:
+        return {**landed, "already_applied": True}
     outcome = edits.apply(op, vocab, table, args, reassign)
     count = max(edits_made(run), len(read_edit_log(run))) + 1
     new_vocab = outcome.vocabulary
@@ -156,6 +163,20 @@ def edit_run(
         (stage / EDIT_LOG).write_text(old_log + json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
     _refresh_diagnostics(cfg, loaded)
     return record
+
+
+def _already_applied(run: Path, op: str, args: dict[str, Any], digest: str) -> dict | None:
+    """The last edit-log record when it is this very edit and the vocabulary is still the one it
+    left (a rerun of an edit that landed, e.g. after its process was killed past the commit point)."""
+    log_ = read_edit_log(run)
+    if not log_:
+        return None
+    last = log_[-1]
+    given = {k: v for k, v in args.items() if v is not None}
+    recorded = last.get("args") or {}
+    if last.get("op") == op and all(recorded.get(k) == v for k, v in given.items()) and last.get("vocabulary_after") == digest:
+        return last
+    return None
 
 
 def _refresh_diagnostics(cfg: RunConfig, loaded: list[Any]) -> None:

@@ -370,7 +370,9 @@ def add_items(
 
 def report(cfg: RunConfig, catalog: Catalog | None) -> dict:
     from agentictagger.diagnostics import run_report
+    from agentictagger.runstate import settle_commit
 
+    settle_commit(cfg.run_dir)  # an edit committed by a killed run: finished before it is reported
     return run_report(cfg.run_dir, catalog)
 
 

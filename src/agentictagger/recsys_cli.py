@@ -207,6 +207,8 @@ def compare(
         typer.echo(data_summary(ds), err=True)
         emb = None
         toks = [t.strip() for t in tokenizers.split(",") if t.strip()]
+        if not toks:
+            raise ValueError("--tokenizers is empty: give a comma list, e.g. --tokenizers item_id,agentictagger")
         if any(p in ("rq-vae", "rq-kmeans") for t in toks for p in t.split("+")):
             emb = ds.embeddings()
         for seed in [int(s) for s in seeds.split(",")]:

@@ -10,7 +10,11 @@
 * :class:`RunLock`: one ``build``/``assign`` per run folder at a time (an OS file lock, released
   by the kernel when its process dies), with the holder's pid, host and start time beside it so a
   second run can say who holds it, and a run that finds a dead holder's record can say so.
-* :func:`remove_leftovers`: temporary files of atomic writes that a killed run left behind.
+* :func:`claim_run_folder`: a run folder is ours only if it carries our marker
+  (``run_manifest.json``, written when the folder is first used): a folder that holds other files
+  and no marker is refused, so nothing of the user's is ever overwritten or deleted.
+* :func:`remove_leftovers`: temporary files of atomic writes that a killed run left behind (only
+  names :func:`atomic_file` makes).
 * :func:`staged_commit`: several files of the run folder replaced together (an edit of the
   vocabulary rewrites the vocabulary, the assignments, the semantic-ID table and the edit log):
   a run killed at any point leaves either all of the old files or, once the commit point is
@@ -43,11 +47,17 @@ ADD_PARTIAL = "assignments.add.partial.jsonl"
 ADD_FINGERPRINT = "assignments.add.partial.fingerprint.json"
 LOCK_FILE = "run.lock"
 LOCK_OWNER = "run.lock.json"
+#: The marker that makes a folder a run folder: written when a command first takes an empty or
+#: new folder. A non-empty folder without it is refused (it may hold the user's own files).
+RUN_MANIFEST = "run_manifest.json"
 
 #: What a build owns in the run folder: removed by ``build --restart``. The usage log stays
 #: (what was paid for was paid for).
 #: The edit log goes with the vocabulary it edited.
 BUILD_STATE = ("build_state", "vocabulary.json", "vocabulary.prototypes.npz", "build_log.jsonl", "config.yaml", "edits.jsonl")
+#: Inside a folder a stage owns, the files it writes there (``--restart`` removes these and
+#: nothing else: a file someone else put there stays, and so does the folder then).
+OWNED_IN_FOLDERS = {"build_state": ("fingerprint.json", "build_items.json", "jobs/*.json")}
 #: What an assignment owns: removed by ``assign --restart``.
 ASSIGN_STATE = (
     "assignments.partial.jsonl",
@@ -142,14 +152,25 @@ def flatten(prefix: str, data: Any) -> dict[str, Any]:
     return {prefix: data}
 
 
+#: The ending of every temporary file :func:`atomic_file` makes: ``<name>.<pid>-<thread>.at.tmp``.
+#: Only such names are removed as leftovers of a killed run.
+_TMP_SUFFIX = ".at.tmp"
+
+
+def tmp_path_for(path: str | Path) -> Path:
+    """The temporary name :func:`atomic_file` writes ``path`` under (unique per process and thread)."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{_TMP_SUFFIX}")
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; on a clean exit it is fsynced and renamed into
     place, on an error removed: a crash or a full disk leaves the old file whole (and at most a
-    ``*.tmp`` file, removed by the next run)."""
+    ``*.at.tmp`` file, removed by the next run). Every final file of a run goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_path_for(path)
     try:
         yield tmp
         with open(tmp, "rb") as fh:
@@ -164,6 +185,117 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_file`)."""
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+
+
+# -- whose folder -------------------------------------------------------------------------------
+def _made_by_us_before_markers(run: Path) -> bool:
+    """A run folder from before the marker existed: it holds a stage fingerprint only we write."""
+    for fp in (run / BUILD_FINGERPRINT, run / ASSIGN_FINGERPRINT):
+        try:
+            if json.loads(fp.read_text(encoding="utf-8")).get("stage") in ("build", "assign"):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
+def claim_run_folder(run_dir: str | Path, command: str = "") -> str | None:
+    """Make sure ``run_dir`` is a folder this tool may write and delete in, before any work.
+
+    A new or empty folder is created and marked (``run_manifest.json``); a folder with the
+    marker is ours. A folder that holds anything else and no marker may be the user's own
+    (their data, their config): it is refused with one line (:class:`RunError`), so a build's
+    outputs, ``--restart`` or the cleanup of temporary files never touch files we did not write.
+    A path that cannot be a folder (a file, a read-only or virtual file system) is refused the
+    same way. Returns a note when a folder from before the marker was adopted."""
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise RunError(f"cannot use {run} as the run folder: it is a file, not a folder; choose another --run-dir")
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(
+            f"cannot write to {run}: the run folder cannot be created ({exc.strerror or type(exc).__name__}); choose "
+            "another --run-dir in a place you can write"
+        ) from exc
+    marker = run / RUN_MANIFEST
+    if marker.exists():
+        return None
+    note = None
+    try:
+        others = sorted(p.name for p in run.iterdir() if p.name not in (LOCK_FILE, LOCK_OWNER, RUN_MANIFEST))
+    except OSError as exc:
+        raise RunError(f"cannot read the run folder {run} ({exc.strerror}); choose another --run-dir") from exc
+    if others:
+        if not _made_by_us_before_markers(run):
+            shown = ", ".join(others[:4]) + (" ..." if len(others) > 4 else "")
+            raise RunError(
+                f"{run} is not empty and is not an agentictagger run folder (no {RUN_MANIFEST}; it holds {shown}); "
+                "a run writes and deletes files in its folder, so it only uses a new or empty one: choose another --run-dir"
+            )
+        note = f"adopted {run} as a run folder (made before {RUN_MANIFEST} existed)"
+    manifest = {
+        "tool": "agentictagger",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created_by": command,
+        "owns": "only the files agentictagger writes here; other files in this folder are never changed or removed",
+    }
+    try:
+        atomic_write_text(marker, json.dumps(manifest, indent=1) + "\n")
+    except OSError as exc:
+        raise RunError(
+            f"cannot write to the run folder {run} ({exc.strerror or type(exc).__name__}); choose another --run-dir "
+            "or make it writable"
+        ) from exc
+    return note
+
+
+def write_run_config(run_dir: str | Path, cfg: Any) -> None:
+    """``config.yaml``: the resolved settings of the build, written atomically, but never over
+    the YAML file they were read from (``--config RUN_DIR/config.yaml``): when that file says
+    anything else than what would be written (comments, other values), the build stops with one
+    line instead of overwriting it."""
+    target = Path(run_dir) / "config.yaml"
+    text = cfg.dump_yaml()
+    source = getattr(cfg, "source", None)
+    if source and target.exists() and Path(source).resolve() == target.resolve():
+        if target.read_text(encoding="utf-8") == text:
+            return
+        raise RunError(
+            f"--config {source} is the file the build writes its resolved settings to ({target}); it would be "
+            "overwritten: keep your config outside the run folder or under another name (e.g. run.yaml) and pass that"
+        )
+    atomic_write_text(target, text)
+
+
+def remove_owned(run_dir: str | Path, names: Iterable[str]) -> list[str]:
+    """Remove the stage files ``names`` of ``run_dir``: a file by its name, a folder by the files
+    the stage writes in it (:data:`OWNED_IN_FOLDERS`), the folder itself only once empty. Returns
+    what was removed (relative names)."""
+    run = Path(run_dir)
+    removed: list[str] = []
+    for name in names:
+        target = run / name
+        if target.is_dir():
+            files = [f for pat in OWNED_IN_FOLDERS.get(name, ()) for f in target.glob(pat) if f.is_file()]
+            files += [f for f in target.rglob(f"*{_TMP_SUFFIX}") if f.is_file()]
+            for f in files:
+                f.unlink(missing_ok=True)
+            for d in sorted((d for d in target.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True) + [target]:
+                with contextlib.suppress(OSError):
+                    d.rmdir()  # only when empty: files someone else put there stay
+            if files or not target.exists():
+                removed.append(name)
+        elif target.exists():
+            target.unlink()
+            removed.append(name)
+    return removed
 
 
 # -- fingerprints -------------------------------------------------------------------------------
@@ -254,10 +386,8 @@ def check_fingerprint(
     fp_path = run / fingerprint_file
     present = [p for p in state if (run / p).exists()]
     if restart and present:
-        for p in present:
-            target = run / p
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        log.warning("%s --restart: removed %s from %s", stage, ", ".join(present), run)
+        removed = remove_owned(run, present)
+        log.warning("%s --restart: removed %s from %s", stage, ", ".join(removed), run)
         present = []
     if fp_path.exists():
         old = json.loads(fp_path.read_text(encoding="utf-8")).get("fingerprint", {})
@@ -277,12 +407,13 @@ def check_fingerprint(
 
 
 # -- leftovers ----------------------------------------------------------------------------------
-_TMP = re.compile(r"\.tmp\d*$|\.tmp\.npz$")
+_TMP = re.compile(r"\.\d+-\d+" + re.escape(_TMP_SUFFIX) + "$")
 
 
 def remove_leftovers(run_dir: str | Path) -> list[Path]:
-    """Remove temporary files of atomic writes (``*.tmp``, ``*.tmp<n>``, ``*.tmp.npz``) in
-    ``run_dir`` and its ``build_state``. Call only while holding the run lock: then no other run is writing them."""
+    """Remove temporary files of atomic writes (``<name>.<pid>-<thread>.at.tmp``, the names
+    :func:`atomic_file` makes; no other file) in ``run_dir`` and its ``build_state``. Call only
+    while holding the run lock: then no other run is writing them."""
     run = Path(run_dir)
     if not run.is_dir():
         return []
@@ -377,6 +508,18 @@ def finish_commit(run_dir: str | Path) -> str | None:
     return note
 
 
+def settle_commit(run_dir: str | Path) -> str | None:
+    """For readers (``report``, ``explore``, ``edit log``): a change committed by a run that was
+    killed before moving every file into place is finished now, under the run lock (waiting for a
+    command that holds it), so a reader never shows the old state of a committed edit. Returns
+    the note, or None when there was nothing to finish."""
+    run = Path(run_dir)
+    if not (run / COMMIT_READY).is_dir():
+        return None
+    with RunLock(run, "finish an interrupted edit", wait=True) as lock:
+        return "; ".join(n for n in lock.notes if "committed change" in n) or None
+
+
 # -- the lock -----------------------------------------------------------------------------------
 def _pid_alive(pid: int) -> bool:
     try:
@@ -436,13 +579,15 @@ class RunLock:
     def acquire(self) -> "RunLock":
         from filelock import FileLock, Timeout
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         key = self._key()
         with _HELD_GUARD:
             if key in _HELD:  # this thread holds it already: nested use
                 _HELD[key] += 1
                 self._nested_key = key
                 return self
+        adopted = claim_run_folder(self.run_dir, self.command)  # ours, or refused before anything is written
+        if adopted:
+            self.notes.append(adopted)
         lock = FileLock(str(self.run_dir / LOCK_FILE), timeout=0)
         try:
             lock.acquire()

@@ -164,10 +164,10 @@ class SemanticIds:
     def save_parquet(self, path: str | Path) -> None:
         import pyarrow.parquet as pq
 
-        p = Path(path)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        pq.write_table(self.to_arrow(), str(tmp))
-        tmp.replace(p)
+        from agentictagger.runstate import atomic_file
+
+        with atomic_file(path) as tmp:
+            pq.write_table(self.to_arrow(), str(tmp))
 
     @classmethod
     def load_parquet(cls, path: str | Path) -> "SemanticIds":
@@ -186,12 +186,11 @@ class SemanticIds:
         )
 
     def save_jsonl(self, path: str | Path) -> None:
-        p = Path(path)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
+        from agentictagger.runstate import atomic_file
+
+        with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as f:
             for r in self.rows:
                 f.write(jsonl_line(r.item_id, r.path, r.path_names, r.resolver))
-        tmp.replace(p)
 
     @classmethod
     def load_jsonl(cls, path: str | Path) -> "SemanticIds":

@@ -289,10 +289,11 @@ def write_shard(table: Any, folder: Path, i: int, **extra: Any) -> dict[str, Any
     """Write one shard atomically; its manifest record (the caller adds ``input``)."""
     import pyarrow.parquet as pq
 
+    from agentictagger.runstate import atomic_file
+
     name = part_name(i)
-    tmp = folder / f"{name}.tmp{os.getpid()}"
-    pq.write_table(table, str(tmp))
-    os.replace(tmp, folder / name)
+    with atomic_file(folder / name) as tmp:
+        pq.write_table(table, str(tmp))
     return {"file": name, "rows": table.num_rows, "sha256": file_sha256(folder / name), "pid": os.getpid(), **extra}
 
 

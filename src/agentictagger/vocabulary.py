@@ -159,20 +159,19 @@ class Vocabulary:
         atomically; the sidecar first, so a JSON that exists always has its vectors."""
         import numpy as np
 
+        from agentictagger.runstate import atomic_file, atomic_write_text
+
         p = Path(path)
         side = prototypes_path(p)
         if self.prototypes:
             ids = [d for d in self._by_id if d in self.prototypes]
             blocks = [np.atleast_2d(np.asarray(self.prototypes[d], dtype=np.float32)) for d in ids]
             owner = np.asarray([d for d, b in zip(ids, blocks) for _ in range(len(b))])
-            tmp_side = side.with_name(side.name + ".tmp.npz")
-            np.savez_compressed(tmp_side, ids=owner, vectors=np.concatenate(blocks).astype(np.float16))
-            tmp_side.replace(side)
+            with atomic_file(side) as tmp_side, open(tmp_side, "wb") as fh:
+                np.savez_compressed(fh, ids=owner, vectors=np.concatenate(blocks).astype(np.float16))
         elif side.exists():
             side.unlink()
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(p)
+        atomic_write_text(p, json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

@@ -136,7 +136,10 @@ class Assignment:
             }
         )
         table = table.replace_schema_metadata({"agentictagger.meta": json.dumps(self.meta)})
-        pq.write_table(table, str(path))
+        from agentictagger.runstate import atomic_file
+
+        with atomic_file(path) as tmp:
+            pq.write_table(table, str(tmp))
 
     @classmethod
     def load_parquet(cls, path: str | Path) -> "Assignment":
@@ -160,6 +163,6 @@ def path_line(item_id: str, path: Sequence[str]) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from agentictagger.runstate import atomic_write_text
+
+    atomic_write_text(path, text)

@@ -147,6 +147,9 @@ class LLMAssigner(_UsageTally):
         self.prepare(items, vocab)
         n = len(items)
         paths: list[list[str]] = [[] for _ in range(n)]
+        # Items whose call failed for good (or got no valid answer) at some level: they stop
+        # there, and are recorded as unfinished so a rerun asks again (not mistaken for a choice to stop).
+        failed: set[int] = set()
         node = [ROOT_ID] * n
         active = list(range(n))
         level = 0
@@ -220,6 +223,8 @@ class LLMAssigner(_UsageTally):
                     did = by_label.get(ans) if ans is not None else None
                     if did is None:
                         self.stats["stopped" if ans == NONE_CHOICE else "unanswered"] += 1
+                        if ans != NONE_CHOICE:
+                            failed.add(i)
                         continue
                     paths[i].append(did)
                     node[i] = did
@@ -227,6 +232,7 @@ class LLMAssigner(_UsageTally):
                 if self.progress:
                     self.progress(len(members))
             active = sorted(nxt)
+        self.last_unfinished = sorted(failed)
         return paths
 
     def _answers(self, resp: ChatResponse | LLMError, k: int) -> list[str | None]:
@@ -391,17 +397,20 @@ class SingleCallAssigner(_UsageTally):
                 ChatRequest.chat(SYSTEM, head + clip(it.text, self.max_item_chars), constraint=constraint, params=params, choice_mode=self.choice_mode)
             )
         out: list[list[str]] = []
-        for resp in self.client.map(requests, STAGE):
+        failed: list[int] = []
+        for k, resp in enumerate(self.client.map(requests, STAGE)):
             self.tally(resp)
             if isinstance(resp, LLMError):
                 log.warning("single-call assignment failed for good, the item gets an empty path: %s", resp)
                 out.append([])
+                failed.append(k)
                 continue
             if as_choice:
                 ans = resp.parsed if isinstance(resp.parsed, str) else resp.text.strip()
                 path = list(by_choice.get(ans, ()))
                 if not path:
                     self.stats["unanswered"] += 1
+                    failed.append(k)
             else:
                 got = resp.parsed.get("path") if isinstance(resp.parsed, dict) else None
                 got = got if isinstance(got, list) else []
@@ -409,6 +418,7 @@ class SingleCallAssigner(_UsageTally):
                 if len(path) < len(got):
                     self.stats["repaired"] += 1
             out.append(path)
+        self.last_unfinished = failed
         return out
 
     @staticmethod

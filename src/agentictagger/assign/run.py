@@ -62,8 +62,11 @@ def assign_catalog(
     """Assign every item of ``catalog`` (a Catalog or a sequence of items) in chunks.
 
     Each finished chunk is validated and appended to ``checkpoint`` (JSONL); a rerun with the same
-    checkpoint skips the items already there (except empty paths, which are retried). Every path is checked against the vocabulary before
-    it is written: an assigner that returns an invalid path stops the run with the item named.
+    checkpoint skips the items already there, except unfinished ones, which are retried: an empty
+    path, or a path marked ``"unfinished": true`` because an LLM call for the item failed for good
+    at some level (the assigner lists those in ``last_unfinished``). Every path is checked against
+    the vocabulary before it is written: an assigner that returns an invalid path stops the run
+    with the item named.
     """
     items = _items_of(catalog)
     seen: set[str] = set()
@@ -82,25 +85,33 @@ def assign_catalog(
             except json.JSONDecodeError:
                 log.warning("%s:%d: truncated line (killed mid-write?), the chunk is redone", ck, n)
                 continue
-            # Empty paths (a failed level-1 call) are redone; later lines win over earlier ones.
-            if row.get("item_id") in seen and row.get("path"):
+            # Empty and unfinished paths (a call that failed for good) are redone; later lines win.
+            if row.get("item_id") not in seen:
+                continue
+            if row.get("path") and not row.get("unfinished"):
                 check_path(vocab, row["item_id"], row["path"])
                 done[row["item_id"]] = row["path"]
+            else:
+                done.pop(row["item_id"], None)
         log.info("resuming: %d of %d items already assigned in %s", len(done), len(items), ck)
     todo = [it for it in items if it.item_id not in done]
+    unfinished: set[str] = set()
     t0 = time.perf_counter()
     for s in range(0, len(todo), chunk_size):
         chunk = todo[s : s + chunk_size]
         paths = assigner.assign(chunk, vocab)
         if len(paths) != len(chunk):
             raise RuntimeError(f"assigner {assigner.name!r} returned {len(paths)} paths for {len(chunk)} items")
+        failed = {chunk[k].item_id for k in (getattr(assigner, "last_unfinished", None) or [])}
         for it, p in zip(chunk, paths):
             check_path(vocab, it.item_id, p)
             done[it.item_id] = list(p)
+        unfinished |= failed
         if ck:
             with ck.open("a", encoding="utf-8") as f:
                 for it, p in zip(chunk, paths):
-                    f.write(json.dumps({"item_id": it.item_id, "path": list(p)}, ensure_ascii=False) + "\n")
+                    row = {"item_id": it.item_id, "path": list(p), **({"unfinished": True} if it.item_id in failed else {})}
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
         if progress:
             progress(len(done), len(items))
     elapsed = time.perf_counter() - t0
@@ -119,6 +130,9 @@ def assign_catalog(
         "items": len(items),
         "resumed_items": len(items) - len(todo),
         "empty_paths": len(empty),
+        # Paths cut short above where the assigner would have gone: a call for the item failed for good
+        # below level 1. Retried by a rerun, like empty paths.
+        "unfinished_paths": len([i for i in unfinished if done[i]]),
         "seconds": round(elapsed, 3),
         "items_per_s": round(len(todo) / elapsed, 2) if elapsed > 0 and todo else None,
         "stats": dict(getattr(assigner, "stats", {}) or {}),
@@ -156,6 +170,8 @@ def run_assign(
     assignment.meta["config"] = cfg.model_dump(mode="json")
     assignment.meta.update(meta or {})  # e.g. the settings fingerprint the caller checked
     write_outputs(run, assignment, SemanticIds.from_assignment(assignment, vocab), vocab)
+    # Finished: the outputs hold every path; the checkpoint goes (a rerun asks the cache again).
+    (run / PARTIAL).unlink(missing_ok=True)
     return assignment
 
 
@@ -182,11 +198,13 @@ def run_assigner(
 def check_empty_share(assignment: Assignment, cfg: AssignConfig) -> None:
     """Too many empty paths (LLM calls failed for good): :class:`AssignError`, nothing written."""
     n, empty = assignment.meta["items"], assignment.meta["empty_paths"]
-    if n and empty / n > cfg.max_empty_share:
+    cut = int(assignment.meta.get("unfinished_paths") or 0)
+    if n and (empty + cut) / n > cfg.max_empty_share:
         stats = assignment.meta.get("stats") or {}
         failed = f", {stats['failed_calls']} LLM call(s) failed for good" if stats.get("failed_calls") else ""
+        what = f"{empty} of {n} items got no descriptor" + (f" and {cut} an unfinished path" if cut else "")
         raise AssignError(
-            f"{empty} of {n} items got no descriptor ({empty / n:.0%} > assign.max_empty_share={cfg.max_empty_share:g}"
+            f"{what} ({(empty + cut) / n:.0%} > assign.max_empty_share={cfg.max_empty_share:g}"
             f"{failed}); assignments and semantic IDs not written. Fix the cause (see the log) and run "
             f"`agentictagger assign` again: it retries those items"
         )
@@ -195,12 +213,12 @@ def check_empty_share(assignment: Assignment, cfg: AssignConfig) -> None:
 def write_outputs(run_dir: str | Path, assignment: Assignment, sids: Any, vocab: Vocabulary) -> None:
     """Write a run's assignment outputs, each atomically: the semantic-ID table (Parquet first:
     it is the table an added batch extends), its JSONL copy, the token report, ``assignments.jsonl``."""
+    from agentictagger.runstate import atomic_write_text
+
     run = Path(run_dir)
     sids.save_parquet(run / "semantic_ids.parquet")
     sids.save_jsonl(run / "semantic_ids.jsonl")
-    tmp = run / "token_vocabulary.json.tmp"
-    tmp.write_text(json.dumps(sids.token_report(vocab), indent=1), encoding="utf-8")
-    tmp.replace(run / "token_vocabulary.json")
+    atomic_write_text(run / "token_vocabulary.json", json.dumps(sids.token_report(vocab), indent=1))
     assignment.save_jsonl(run / "assignments.jsonl")
 
 

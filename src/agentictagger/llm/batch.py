@@ -135,13 +135,9 @@ class BatchJournal:
     def write_input(self, local: str, data: bytes) -> None:
         """Atomically (temp file + rename), so a crash never leaves half an input file."""
         self.inputs.mkdir(parents=True, exist_ok=True)
-        path = self.input_path(local)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        from agentictagger.runstate import atomic_write_bytes
+
+        atomic_write_bytes(self.input_path(local), data)
 
     def drop_input(self, local: str) -> None:
         self.input_path(local).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ stage, how many attempts and the last error. Nothing is silently dropped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -421,18 +422,18 @@ class LLMClient:
             with self._slots:
                 with self._counter_lock:
                     self._backend_calls += 1
-                # Counted (and logged) before it is sent: a run killed mid-request still counts it.
-                self.usage.record_sent(stage)
+                sent, hook = self._sent_hook(stage)
                 try:
-                    resp = self.backend.complete(request)
+                    with hook:
+                        resp = self.backend.complete(request)
                 except TransientLLMError as exc:
-                    self.usage.record_failed_call(stage, time.perf_counter() - t0, sent=True)
+                    self._record_failed(stage, time.perf_counter() - t0, sent[0])
                     if attempt + 1 >= tries:
                         exc.attempts = attempt + 1  # type: ignore[attr-defined]
                         raise
                     error: TransientLLMError = exc
                 except LLMError as exc:
-                    self.usage.record_failed_call(stage, time.perf_counter() - t0, sent=True)
+                    self._record_failed(stage, time.perf_counter() - t0, sent[0])
                     exc.attempts = attempt + 1  # type: ignore[attr-defined]
                     raise
                 else:
@@ -443,7 +444,7 @@ class LLMClient:
                         resp.usage,
                         latency,
                         estimate_cost(resp.usage, self.cfg.price_per_million_input, self.cfg.price_per_million_output),
-                        sent=True,
+                        sent=sent[0],
                     )
                     return resp, attempt + 1
             # Back off outside the concurrency slot so other requests keep the backend busy.
@@ -453,6 +454,33 @@ class LLMClient:
                      delay, error)
             self._sleep(delay)
         raise AssertionError("unreachable")
+
+    def _sent_hook(self, stage: str) -> tuple[list[bool], Any]:
+        """When to count a request as sent. An HTTP backend reports the moment its body has been
+        written to the connection (:func:`~agentictagger.llm.backends.openai_compat.on_request_sent`):
+        it is counted (and logged) then, so a run killed before counts nothing the server did not
+        get, and one killed while the server works on it still counts it. Other backends (in
+        process) are counted when they answer. Returns a flag set once counted, and the context to
+        run the call in."""
+        sent = [False]
+        if not getattr(self.backend, "reports_sent", False):
+            return sent, contextlib.nullcontext()
+        from agentictagger.llm.backends.openai_compat import on_request_sent
+
+        def mark() -> None:
+            if not sent[0]:
+                sent[0] = True
+                self.usage.record_sent(stage)
+
+        return sent, on_request_sent(mark)
+
+    def _record_failed(self, stage: str, latency_s: float, sent: bool) -> None:
+        """A call that raised: counted unless it is known never to have left (an HTTP backend
+        that failed before writing the request, e.g. connection refused)."""
+        if not sent and getattr(self.backend, "reports_sent", False):
+            self.usage.record_unsent(stage, latency_s)
+        else:
+            self.usage.record_failed_call(stage, latency_s, sent=sent)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * (2**attempt))

@@ -210,10 +210,9 @@ def _read_sidecar(path: Path) -> dict | None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from agentictagger.runstate import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _write_sidecar(path: Path, sha256: str, size: int, alias: str | None = None) -> None:

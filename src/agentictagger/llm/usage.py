@@ -2,8 +2,9 @@
 
 One :class:`UsageTracker` is shared by every client of a run. With a log (:meth:`UsageTracker.
 with_log`), every change is also appended as one JSON line to an append-only file in the run
-folder the moment it happens: a request is counted when it is sent, its tokens and cost when its
-answer arrives. A killed run loses nothing it had counted, and the totals (``usage.json``) are
+folder the moment it happens: a request is counted once it has left (an HTTP request: when its
+body has been written to the connection; an in-process call: when it answers), its tokens and
+cost when its answer arrives. A killed run loses nothing it had counted, and the totals (``usage.json``) are
 the sum of the log (:meth:`UsageTracker.from_log`), so after any crash the calls counted equal
 the requests the server received; cache hits are counted apart and cost nothing.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
@@ -121,6 +121,10 @@ class UsageTracker:
         """One backend invocation that raised (it may still be retried)."""
         self._add(stage, calls=0 if sent else 1, backend_s=latency_s)
 
+    def record_unsent(self, stage: str, latency_s: float) -> None:
+        """A backend invocation that failed before its request left (no server saw it): time only."""
+        self._add(stage, backend_s=latency_s)
+
     def record_answered(self, stage: str) -> None:
         self._add(stage, answered=1)
 
@@ -198,19 +202,9 @@ class UsageTracker:
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = json.dumps(self.to_dict(), indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(blob + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from agentictagger.runstate import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "UsageTracker":

@@ -98,12 +98,17 @@ def from_interactions(
 
     ``table`` is a pandas DataFrame or a path to CSV / TSV / Parquet / JSONL. Rows are sorted by
     timestamp within each user (stable, so ties keep file order); without ``time_col`` file order is
-    taken as chronological.
+    taken as chronological. Timestamps are read as numbers or as dates and times (whichever reads
+    every value); a value that is neither is a bad row, and the table is refused naming its lines.
     """
     import pandas as pd
 
+    where = "the table"
+    first_line = 1  # file line of the first row (CSV/TSV: after the header)
     if not isinstance(table, pd.DataFrame):
         p = Path(table)
+        where = str(p)
+        first_line = 1 if p.name.lower().endswith((".jsonl", ".jsonl.gz", ".json", ".parquet", ".pq")) else 2
         name = p.name.lower()
         if name.endswith((".parquet", ".pq")):
             table = pd.read_parquet(p)
@@ -118,6 +123,8 @@ def from_interactions(
     df = table[[c for c in (user_col, item_col, time_col) if c]].copy()
     df[user_col] = df[user_col].astype(str)
     df[item_col] = df[item_col].astype(str)
+    if time_col:
+        df[time_col] = parse_timestamps(df[time_col], where, first_line, time_col)
     df["_order"] = np.arange(len(df))
     sort_cols = [user_col] + ([time_col] if time_col else []) + ["_order"]
     df = df.sort_values(sort_cols, kind="stable")
@@ -126,6 +133,37 @@ def from_interactions(
         users.append(str(user))
         seqs.append(g[item_col].tolist())
     return SequenceData.from_id_sequences(users, seqs)
+
+
+def parse_timestamps(col, where: str, first_line: int, name: str):
+    """``col`` as sortable times: numbers (epoch seconds, counters) or dates and times, whichever
+    reads every value; otherwise a ValueError naming the lines (``first_line`` = the first row's
+    line in the file) whose value is neither."""
+    import warnings
+
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col):
+        bad = col.isna().to_numpy()
+        if not bad.any():
+            return col
+        parsed = col
+    else:
+        text = col.astype(str).str.strip()
+        as_num = pd.to_numeric(text, errors="coerce")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            as_time = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        bad_num, bad_time = as_num.isna().to_numpy(), as_time.isna().to_numpy()
+        parsed, bad = (as_num, bad_num) if bad_num.sum() <= bad_time.sum() else (as_time, bad_time)
+        if not bad.any():
+            return parsed
+    rows = np.flatnonzero(bad)
+    shown = ", ".join(f"line {first_line + int(r)} ({col.iloc[int(r)]!r})" for r in rows[:5])
+    raise ValueError(
+        f"{where}: {len(rows)} row(s) have a {name} that is neither a number nor a date: {shown}"
+        f"{' ...' if len(rows) > 5 else ''}; fix or drop those rows (sorting them as text would put '10' before '5')"
+    )
 
 
 @dataclass

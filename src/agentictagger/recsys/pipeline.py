@@ -84,6 +84,14 @@ class Dataset:
             data, name = from_interactions(p, user_col, item_col, time_col), p.stem
         else:
             raise FileNotFoundError(f"{src}: neither a shared dataset ({', '.join(SHARED_DATASETS)}) nor a file")
+        if data.n_interactions == 0:
+            raise ValueError(f"{src}: no interactions (only a header?); give a table with user, item and timestamp rows")
+        longest = max((len(s) for s in data.sequences), default=0)
+        if longest < 3:
+            raise ValueError(
+                f"{src}: no user has 3 or more interactions (longest: {longest}); leave-last-out needs at least 3 per "
+                "user (training items, a validation item and a test item)"
+            )
         if user_fraction is not None:
             if not 0 < user_fraction <= 1:
                 raise ValueError(f"user_fraction must be in (0, 1]; got {user_fraction}")
@@ -336,9 +344,9 @@ def append_row(path: str | Path, row: dict) -> None:
     with FileLock(str(p) + ".lock"):
         res = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {"rows": []}
         res["rows"] = [r for r in res["rows"] if _row_key(r) != _row_key(row)] + [row]
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(p)
+        from agentictagger.runstate import atomic_write_text
+
+        atomic_write_text(p, json.dumps(res, indent=1) + "\n")
 
 
 def claim_row(path: str | Path, key: tuple) -> bool:
@@ -395,9 +403,10 @@ def save_model(pipeline: Pipeline, row: dict, out_dir: str | Path) -> Path:
                     codes={"name": c.name, "codes": c.codes, "token_names": c.token_names,
                            "n_base_tokens": c.n_base_tokens, "n_resolver_tokens": c.n_resolver_tokens,
                            "description": c.description})
-    tmp = out / "model.pt.tmp"
-    torch.save(blob, tmp)
-    tmp.replace(out / "model.pt")
+    from agentictagger.runstate import atomic_file
+
+    with atomic_file(out / "model.pt") as tmp:
+        torch.save(blob, tmp)
     (out / "metrics.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
     return out
 

@@ -35,11 +35,18 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
 
 def build_set(catalog: Catalog, cfg: RunConfig) -> Catalog:
     """The items the vocabulary is built from: all, or a seeded subsample (§6.2)."""
+    from agentictagger.pipeline import RunError
+
     sub = cfg.build.subsample
     if sub is None:
         return catalog
     n = int(round(sub * len(catalog))) if sub <= 1 else int(sub)
-    return catalog.sample(max(1, n), seed=cfg.seed)
+    if n < 2 or n > len(catalog):
+        raise RunError(
+            f"build.subsample={sub:g} selects {n} of the catalog's {len(catalog)} items; a build needs at least 2 and "
+            f"can use at most all {len(catalog)}: give a fraction in (0, 1] or a count between 2 and {len(catalog)}"
+        )
+    return catalog.sample(n, seed=cfg.seed)
 
 
 def role_llm(cfg: RunConfig, name: str) -> LLMConfig:
@@ -79,6 +86,7 @@ def build_vocabulary(
         build_fingerprint,
         check_fingerprint,
         complete_build_log,
+        write_run_config,
     )
 
     run_dir = Path(cfg.run_dir)
@@ -101,7 +109,7 @@ def build_vocabulary(
     complete_build_log(run_dir)
     _check_same_build_set(run_dir, items.ids)
     # The settings of the build these checkpoints belong to (equal in everything that shapes results).
-    atomic_write_text(run_dir / "config.yaml", cfg.dump_yaml())
+    write_run_config(run_dir, cfg)
     embedder = embedder or Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
     t0 = time.monotonic()
     emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)

@@ -8,11 +8,13 @@ Retries, caching, validation and re-asks are the client's job, so the SDK's own 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -61,6 +63,34 @@ def is_local_url(url: str) -> bool:
     except ValueError:
         return False
     return ip.is_loopback or ip.is_private or ip.is_unspecified
+
+
+#: Per thread: what to call once the current request's body has been written to the connection
+#: (set by the LLM client around one backend call, so usage counts a request the moment it has
+#: left, not before: a process killed before then sent nothing and counts nothing).
+_SENT = threading.local()
+
+
+@contextlib.contextmanager
+def on_request_sent(fn: Callable[[], None]) -> Any:
+    """Call ``fn`` when this thread's next HTTP request has been written to the connection."""
+    _SENT.fn = fn
+    try:
+        yield
+    finally:
+        _SENT.fn = None
+
+
+def _trace(name: str, info: Any) -> None:
+    if name.endswith("send_request_body.complete"):
+        fn = getattr(_SENT, "fn", None)
+        if fn is not None:
+            fn()
+
+
+def _add_trace(request: Any) -> None:
+    """httpx request hook: follow the request's low-level events (see :func:`on_request_sent`)."""
+    request.extensions = {**request.extensions, "trace": _trace}
 
 
 def choice_schema(choices: tuple[str, ...]) -> dict[str, Any]:
@@ -121,6 +151,9 @@ def constraint_hint(request: ChatRequest, structured_output: str) -> str | None:
 class OpenAIBackend:
     """One model on one OpenAI-compatible endpoint. Thread-safe (the SDK client is)."""
 
+    #: Calls the hook of :func:`on_request_sent` when a request has left.
+    reports_sent = True
+
     def __init__(self, cfg: LLMConfig):
         self.cfg = cfg
         self.base_url = (cfg.base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -147,7 +180,7 @@ class OpenAIBackend:
             timeout=cfg.timeout_s,
             max_retries=0,  # the LLMClient retries, with its own backoff and accounting
             # A loopback server is never reached through a proxy from the environment.
-            http_client=openai.DefaultHttpxClient(trust_env=False) if _is_loopback(self.base_url) else None,
+            http_client=openai.DefaultHttpxClient(trust_env=not _is_loopback(self.base_url), event_hooks={"request": [_add_trace]}),
         )
         self._warned_likelihood = False
 
