@@ -18,6 +18,9 @@ sys.path.insert(0, str(REPO / "src"))
 from agentictagger.vocab.summary import build_summary, names_of_first_levels  # noqa: E402
 from agentictagger.vocabulary import Vocabulary  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 
 def run_build(run_dir: Path, catalog: str, sets: list[str], fresh: bool) -> float:
     if fresh and run_dir.exists():
@@ -67,6 +70,6 @@ def print_table(res: dict) -> None:
 def write(res: dict, name: str) -> Path:
     out = REPO / "bench" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_result(out, res)
     print(f"wrote {out}")
     return out

@@ -35,6 +35,9 @@ from agentictagger.freeform import compare, llm_keywords, tfidf_keywords
 from agentictagger.semantic_ids import SemanticIds
 from agentictagger.vocabulary import Vocabulary
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -189,7 +192,7 @@ def main() -> None:
         "diagnostics": report,
     }
     res["seconds_total"] = round(time.perf_counter() - t_start, 1)
-    Path(args.out).write_text(json.dumps(res, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    write_result(args.out, res, default=str)
     log(f"wrote {args.out}")
 
 

@@ -33,6 +33,9 @@ from agentictagger.config import EmbeddingConfig, LLMConfig
 from agentictagger.diagnostics import compute_diagnostics
 from agentictagger.vocabulary import ROOT_ID, Vocabulary
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -162,7 +165,7 @@ def main() -> None:
         old["vocabularies"].update(result["vocabularies"])
         old.setdefault("added", []).append({"command": result["command"], "seconds": result["seconds_total"]})
         result = old
-    Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_result(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

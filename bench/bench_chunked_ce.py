@@ -7,6 +7,7 @@ mean of 5 repeats after a warm-up; writes bench/results/chunked_ce.json.
 """
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from agentictagger.recsys.ranking import softmax_cross_entropy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
 
 torch.set_num_threads(1)
 g = torch.Generator().manual_seed(0)
@@ -35,5 +39,5 @@ res = {"positions": 4096, "items": 12101, "d": 64, "threads": 1,
        "chunked_s": {str(c): round(timed(lambda c=c: softmax_cross_entropy(h, W, t, chunk=c)), 3) for c in (32, 64, 128, 256)}}
 res["speedup_at_64"] = round(res["reference_s"] / res["chunked_s"]["64"], 2)
 out = Path(__file__).resolve().parent / "results" / "chunked_ce.json"
-out.write_text(json.dumps(res, indent=1) + "\n")
+write_result(out, res)
 print(json.dumps(res))

@@ -22,6 +22,9 @@ from agentictagger.catalog import load_shared
 from agentictagger.config import EmbeddingConfig
 from agentictagger.embed import Embedder, _load_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 
 def main() -> None:
     out = Path(__file__).parent / "results" / "embed_speed.json"
@@ -75,7 +78,7 @@ def main() -> None:
                                    "cache_file_mb": round(fresh.cache.path.stat().st_size / 2**20, 1)}
     res["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_result(out, res, indent=2)
     print(json.dumps(res, indent=2))
 
 

@@ -26,6 +26,9 @@ from agentictagger.embed import Embedder  # noqa: E402
 from agentictagger.vocab.agents import DescriptorDraft, descriptor_text  # noqa: E402
 from agentictagger.vocab.keyphrases import brand_terms, first_word_brands, name_groups  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 cat = load_shared("scientific")
 emb_model = Embedder(cache_dir=REPO / ".cache/agentictagger")
 texts = cat.texts
@@ -68,5 +71,5 @@ for level in (2, 3):
     print(f"level {level}: {len(names)} categories, best threshold {grid[best]:.2f} "
           f"(balanced accuracy {bal[best]:.3f}); own sim {own.mean():.3f}, best other {other.mean():.3f}")
 out = REPO / "bench/results/calibrate_annotator.json"
-out.write_text(json.dumps({"command": "python bench/calibrate_annotator.py", **results}, indent=1))
+write_result(out, {"command": "python bench/calibrate_annotator.py", **results})
 print("wrote", out)

@@ -34,6 +34,9 @@ from agentictagger.llm.types import ChatRequest, ChoiceConstraint, SamplingParam
 ROOT = Path(__file__).resolve().parents[1]
 from agentictagger.catalog import shared_data_root  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 DATA = shared_data_root(None, "scientific") / "scientific" / "items.jsonl.gz"
 OUT = ROOT / "bench" / "results" / "llm_backend.json"
 
@@ -266,7 +269,7 @@ def main() -> None:
         "cpu_seconds": round(time.process_time(), 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_result(args.out, result, indent=2)
 
     print(f"\n{n} items, {len(choices)} choices (random {accuracy['baseline_random']['accuracy']:.3f}, "
           f"majority {accuracy['baseline_majority']['accuracy']:.3f})")

@@ -7,8 +7,9 @@ For each catalog (all items):
      answers come from the cache) and give the identical vocabulary;
   3. a third build with its own fresh cache, killed with SIGKILL once it has made ``--kill-after``
      LLM calls, then resumed with the same command: the resumed build must give the identical
-     vocabulary, and calls before the kill + calls after must equal the uninterrupted count (no
-     answer paid twice; a call in flight at the kill may be repeated, and is counted).
+     vocabulary; requests sent before the kill + after (the usage log, which counts every request
+     once it has been sent) are compared with the uninterrupted run's, so a request sent twice
+     (in flight at the kill, or re-sent on resume) shows as a difference.
 
   nice python bench/llm_profile_e2e.py [--catalogs scientific beauty]
 
@@ -33,6 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from agentictagger.catalog import shared_data_root  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
 
 PROFILE = [
     "build.naming.kind=llm",
@@ -144,9 +148,14 @@ def run_catalog(catalog: str, kill_after: int) -> dict:
         "uninterrupted_calls": namer_calls(cache_a),
         "usage_after_resume": uc,
         "identical_vocabulary": vocab_signature(a) == vocab_signature(c),  # to the uninterrupted run
-        # Every paid answer lands in the cache under its request key: the same count as the
-        # uninterrupted run means no request was paid for twice across the kill.
-        "answers_paid_equal_uninterrupted": after_total == namer_calls(cache_a),
+        # Requests are counted from the usage log (every request the server got, answered or not:
+        # logged once it has been sent), not from the response cache, which holds one row per
+        # request key and so cannot show a request that was sent twice. Sent beyond the
+        # uninterrupted run = requests repeated across the kill (in flight at it, or re-sent).
+        "requests_sent": uc["calls"],
+        "uninterrupted_requests_sent": out["first_run"]["calls"],
+        "requests_sent_beyond_uninterrupted": uc["calls"] - out["first_run"]["calls"],
+        "no_request_sent_twice": uc["calls"] == out["first_run"]["calls"],
     }
     out["kill9_resume"].update(verify_resume(catalog, a))
     return out
@@ -210,7 +219,7 @@ def main() -> None:
             r["kill9_resume"].update(verify_resume(c, base / "a"))
             print(c, r["rerun_same_cache"], r["kill9_resume"])
         res["verify_command"] = "python bench/llm_profile_e2e.py --verify-only " + " ".join(f"--catalogs {c}" for c in args.catalogs)
-        Path(args.out).write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_result(args.out, res)
         return
     for c in args.catalogs:
         r = run_catalog(c, args.kill_after)
@@ -222,7 +231,7 @@ def main() -> None:
             f"answers, resumed: identical={k['identical_vocabulary']}, answers paid {k['answers_cached_after_resume']} vs "
             f"{k['uninterrupted_calls']} uninterrupted"
         )
-    Path(args.out).write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_result(args.out, res)
     print(f"wrote {args.out}")
 
 

@@ -14,7 +14,11 @@ Run from the repository root after any of those benchmarks changes:
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -58,7 +62,7 @@ def main() -> None:
             f"(prompt and completion tokens over its {groups} level-1 groups, re-asks included)",
         },
     }
-    OUT.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    write_result(OUT, out)
     print(f"wrote {OUT}")
 
 

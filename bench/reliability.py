@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from fake_openai_server import FakeOpenAIServer, Reply  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 CLI = str(Path(sys.executable).with_name("agentictagger"))
 CATALOG = ROOT / "src" / "agentictagger" / "data" / "sample_catalog.jsonl"
 RUNS = ROOT / "bench" / "runs" / "reliability"
@@ -152,12 +155,17 @@ class FaultScript:
         hangs_at: tuple[int, ...] = (),
         malformed_every: int = 0,
         hold_at: tuple[int, ...] = (),
+        bad_share: float = 0.0,
+        bad_from: int = 0,
     ):
         self.lock = threading.Lock()
         self.n = 0
         self.storms_at, self.bursts_at, self.burst_len = set(storms_at), bursts_at, burst_len
         self.hangs_at, self.malformed_every = set(hangs_at), malformed_every
         self.hold_at = set(hold_at)
+        # From request ``bad_from`` on, this share of all requests (re-asks included) gets a
+        # malformed answer, so some calls fail for good after every re-ask (at any level).
+        self.bad_share, self.bad_from = bad_share, bad_from
         self.storm_until = 0.0
         self.gate = threading.Event()
         self.gate.set()
@@ -198,6 +206,9 @@ class FaultScript:
             if i in self.hangs_at:
                 self._count("hang")
                 return Reply(content=answer, delay_s=2 * TIMEOUT_S, tag="hang")
+            if self.bad_share and i > self.bad_from and _h(json.dumps(req, sort_keys=True) + f"#{i}") % 1000 < self.bad_share * 1000:
+                self._count("malformed")
+                return Reply(content=malformed_answer(role, i), tag="malformed")
             first_try = not any(m.get("role") == "assistant" for m in req.get("messages", []))
             if self.malformed_every and first_try and _h(json.dumps(req, sort_keys=True)) % self.malformed_every == 0:
                 self._count("malformed")
@@ -543,6 +554,57 @@ def concurrent(ctx: dict[str, Any]) -> tuple[Scenario, dict[str, Any]]:
     return sc, res
 
 
+N_ASSIGN_KILLS = 3
+BAD_SHARE = 0.6
+
+
+def kill9_assign(ctx: dict[str, Any]) -> tuple[Scenario, dict[str, Any]]:
+    """kill -9 only while the LLM assignment runs (the build runs uninterrupted first), at
+    seeded request numbers of the assignment; then the assignment is resumed until it ends."""
+    b, a = ctx["build_requests"], ctx["assign_requests"]
+    rng = random.Random(KILL_SEED + 1)
+    points = sorted(b + k for k in rng.sample(range(2, a), N_ASSIGN_KILLS))
+    sc = Scenario("kill9_assign", FaultScript(hold_at=tuple(points)), ctx["catalog"], ctx["cache"])
+    try:
+        sc.run_until_done("build")
+        sc.run_until_done("assign", kill_on_hold=True)
+        res = measure(sc, ctx["ids"], ctx["baseline"])
+    finally:
+        sc.stop()
+    res["kill_points"] = {"seed": KILL_SEED + 1, "requests": points, "of_uninterrupted_requests": b + a,
+                          "assign_requests_from": b + 1, "settle_s": KILL_SETTLE_S}
+    return sc, res
+
+
+def assign_rerun_after_failure(ctx: dict[str, Any]) -> tuple[Scenario, dict[str, Any]]:
+    """The assignment's calls get a malformed answer 60 % of the time (re-asks included), so calls
+    fail for good at every level and the assignment fails (exit 1); rerun with good answers, every
+    item whose call failed at any level must be asked again: every path complete, outputs equal
+    to the uninterrupted run."""
+    script = FaultScript(bad_share=BAD_SHARE, bad_from=ctx["build_requests"])
+    sc = Scenario("assign_rerun_after_failure", script, ctx["catalog"], ctx["cache"])
+    try:
+        sc.run_until_done("build")
+        first = sc.run("assign", label="assign_with_malformed_answers")
+        script.bad_share = 0.0
+        sc.run("assign", label="assign_rerun")
+        res = measure(sc, ctx["ids"], ctx["baseline"])
+    finally:
+        sc.stop()
+    partial = sc.run_dir / "assignments.jsonl"
+    meta = json.loads(partial.read_text().splitlines()[0]).get("meta", {}) if partial.exists() else {}
+    base_paths = {r["item_id"]: r["path"] for r in (ctx["baseline"] or {}).get("assignments", [])}
+    got = {r["item_id"]: r["path"] for r in (outputs(sc.run_dir) or {}).get("assignments", [])}
+    res["first_assign_exit_code"] = first
+    res["first_assign_last_line"] = sc.invocations[1]["last_line"] if len(sc.invocations) > 1 else ""
+    res["unfinished_paths_after_rerun"] = meta.get("unfinished_paths")
+    res["empty_paths_after_rerun"] = meta.get("empty_paths")
+    res["paths_shorter_than_uninterrupted"] = sum(1 for i, p in base_paths.items() if len(got.get(i, [])) < len(p))
+    res["how"] = (f"from the first assignment request on, {BAD_SHARE:.0%} of all requests (re-asks included) get a malformed "
+                  "answer; the assignment fails, then is run again with good answers")
+    return sc, res
+
+
 DISKFULL_SH = r"""
 set -u
 mount -t tmpfs -o size=16m tmpfs "$MNT" || exit 97
@@ -674,6 +736,8 @@ def main() -> None:
         "kill9": lambda: kill9(ctx),
         "concurrent": lambda: concurrent(ctx),
         "disk_full": lambda: disk_full(ctx),
+        "kill9_assign": lambda: kill9_assign(ctx),
+        "assign_rerun_after_failure": lambda: assign_rerun_after_failure(ctx),
     }
     for name, fn in plan.items():
         if args.only and name not in args.only:
@@ -707,6 +771,12 @@ def main() -> None:
             checks[name]["full_disk_fails_with_one_line"] = first["exit_code"] not in (0, None) and first["last_line"].startswith("build failed: the disk is full")
         if name == "kill9":
             checks[name]["five_kills_landed"] = len(r["kills"]) == N_KILLS
+        if name == "kill9_assign":
+            checks[name]["kills_landed_during_assign"] = len(r["kills"]) == N_ASSIGN_KILLS and all(k["stage"] == "assign" for k in r["kills"])
+        if name == "assign_rerun_after_failure":
+            checks[name]["first_assign_failed"] = r["first_assign_exit_code"] == 1
+            checks[name]["every_path_complete"] = (r["unfinished_paths_after_rerun"] == 0 and r["empty_paths_after_rerun"] == 0
+                                                   and r["paths_shorter_than_uninterrupted"] == 0)
     report = {
         "command": "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/reliability.py"
         + (f" --items {args.items}" if args.items else "") + (f" --only {' '.join(args.only)}" if args.only else ""),
@@ -739,7 +809,7 @@ def main() -> None:
             "check is 0 <= server-billed tokens - usage tokens <= tokens of those answers.",
         ],
     }
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    write_result(args.out, report)
     print_table(report)
 
 

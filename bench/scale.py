@@ -38,6 +38,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "scale.json"
@@ -309,7 +312,7 @@ def main() -> None:
     if args.render_only:
         if args.note:
             old.setdefault("machine", {})["note"] = args.note
-            Path(args.out).write_text(json.dumps(old, indent=1) + "\n")
+            write_result(args.out, old)
         if args.results_md:
             render(old, Path(args.results_md))
         return
@@ -398,7 +401,7 @@ def main() -> None:
         "sizes_measured": sorted({int(k.split("_")[0]) for k in runs}),
         "llm_throughput": llm,
     }
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out}")
     if args.results_md:
         render(result, Path(args.results_md))

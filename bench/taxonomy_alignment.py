@@ -55,6 +55,9 @@ from agentictagger.vocab.quality import name_identifiability, name_quality, part
 from agentictagger.vocab.summary import coverage_by_level, load_jobs  # noqa: E402
 from agentictagger.vocabulary import Vocabulary  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_result  # noqa: E402
+
 PROFILES: dict[str, list[str]] = {
     "offline": [],
     # The local LLM (Qwen2.5-Coder-1.5B-Instruct, assembled by `make local-llm`) names the level-1
@@ -313,7 +316,7 @@ def main() -> None:
     out["catalogs"] = {**old.get("catalogs", {})}
     out["seconds_last_run"] = round(time.monotonic() - t0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_result(path, out)
     print(f"wrote {path}")
 
 

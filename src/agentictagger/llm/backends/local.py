@@ -156,6 +156,9 @@ atexit.register(shutdown_servers)
 class LocalBackend:
     """An OpenAI-compatible backend on this process's llama.cpp server for ``cfg``'s model."""
 
+    #: Requests go through an OpenAIBackend in the calling thread, which reports when one has left.
+    reports_sent = True
+
     def __init__(self, cfg: LLMConfig) -> None:
         _import_xllamacpp()  # fail now, with the install command, not at the first call
         self.cfg = cfg
