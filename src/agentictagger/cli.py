@@ -554,15 +554,28 @@ def explore(
     compare: Optional[Path] = typer.Option(
         None, "--compare", help="Another run folder: the page also shows what changed from it (before) to RUN_DIR (after)."
     ),
+    plotly_js: str = typer.Option(
+        "inline", "--plotly-js", help="inline: plotly.js inside the page (one file, ~4.8 MB); beside: one shared "
+        "plotly-<version>.min.js written next to the page, which loads it from there (the page ~0.1 MB + its data)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Write one self-contained HTML page to browse the run: the tree, a treemap/sunburst by item
-    count, each descriptor's figures and items, a search over names and item texts, the diagnostics.
-    It opens from disk: no server, no network. With --compare, also what changed from another run.
+    count, each descriptor's figures and members (CSV download), a search over names, ids and item
+    texts, deep links (page.html#d3.1), the diagnostics. It opens from disk: no server, no network.
+    With --compare, also what changed from another run (and a warning when the two look unrelated).
 
     Example: agentictagger explore runs/demo -o explorer.html  (or: explore runs/a --compare runs/a-before)
     """
-    from agentictagger.explorer import write_explorer
+    from agentictagger.explorer import PLOTLY_JS_MODES, write_explorer
+
+    if plotly_js not in PLOTLY_JS_MODES:
+        console.print(f"error: --plotly-js must be one of {', '.join(PLOTLY_JS_MODES)} (given: {plotly_js})",
+                      soft_wrap=True, highlight=False, markup=False)
+        raise typer.Exit(2)
+
+    def warn(reason: str) -> None:
+        typer.echo(f"warning: {compare} and {run_dir} look unrelated: {reason}", err=True)
 
     _setup_logging(verbose)
     with _one_line_errors(verbose, "explore"):
@@ -570,7 +583,7 @@ def explore(
 
         settle_commit(run_dir)  # an edit committed by a killed run: finished before it is shown
         try:
-            path = write_explorer(run_dir, output, catalog_path=catalog, compare=compare)
+            path = write_explorer(run_dir, output, catalog_path=catalog, compare=compare, plotly_js=plotly_js, warn=warn)
         except FileNotFoundError as exc:
             console.print(f"error: {exc}", soft_wrap=True, highlight=False, markup=False)
             raise typer.Exit(2) from exc

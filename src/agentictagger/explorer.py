@@ -1,35 +1,49 @@
-"""The HTML explorer: one self-contained ``explorer.html`` per run folder.
+"""The HTML explorer: one ``explorer.html`` per run folder.
 
-It opens from disk, with no server and no network request: the data and the chart library
-(plotly.js, from the installed ``plotly`` package, so its version is pinned by the environment)
-are written into the file. The page shows the hierarchy as a collapsible tree and as a treemap
-(or sunburst) sized by item count; each descriptor's definition, item count, coverage and
-utilization figures, representative items (the K-medoids exemplars of the build, else the first
-members) and a sample of its members; a search over descriptor names and item texts that lists the
-full path of every match and opens the tree at it; and the diagnostics tables of ``report``. Given a second run folder (``compare``), it also shows
-what changed from that run to this one (:mod:`agentictagger.rundiff`): descriptors added, removed,
-renamed or moved, item counts, a sample of items whose path changed, and both trees side by side.
+It opens from disk, with no server and no network request: the data and, by default, the chart
+library (plotly.js, from the installed ``plotly`` package, so its version is pinned by the
+environment) are written into the file. With ``plotly_js="beside"`` the library is written once
+as ``plotly-<version>.min.js`` next to the page and the page loads it from there (a few hundred
+KB per page instead of ~4.8 MB; the two files travel together). The page shows the hierarchy as a
+collapsible tree and as a treemap (or sunburst) sized by item count; each descriptor's definition,
+item count, coverage and utilization figures, representative items (the K-medoids exemplars of
+the build, else the first members), its full member list with their semantic-ID resolvers and a
+CSV download of them; a search over descriptor names, ids and item texts (word forms: "tapes"
+finds "tape") that lists the full path of every match and opens the tree at it; deep links
+(``explorer.html#d3.1`` opens that descriptor; selecting one sets the address); a legend of the
+figures; and the diagnostics tables of ``report``. Every name and text is shown as text, never
+as markup. Given a second run folder (``compare``), it also shows what changed from that run to
+this one (:mod:`agentictagger.rundiff`): descriptors added, removed, renamed or moved, item
+counts, a sample of items whose path changed, both trees side by side, and a warning when the
+two runs look unrelated (other items, other texts, or vocabularies with hardly a name in common).
 
 Example::
 
     from agentictagger.explorer import write_explorer
     path = write_explorer("runs/demo")          # runs/demo/explorer.html
     write_explorer("runs/demo", "diff.html", compare="runs/demo-before")   # with "what changed"
+    write_explorer("runs/demo", plotly_js="beside")   # + runs/demo/plotly-<version>.min.js
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from agentictagger.vocabulary import ROOT_ID, Vocabulary
 
-#: Members listed per descriptor, and characters kept of each item text (search and display).
+log = logging.getLogger(__name__)
+
+#: Members listed per descriptor before "show all", exemplars shown, and characters kept of
+#: each item text (search and display).
 MEMBER_SAMPLE = 20
 EXEMPLARS = 5
 TEXT_CHARS = 160
+#: Where the page gets plotly.js: written into it, or from one shared file next to it.
+PLOTLY_JS_MODES = ("inline", "beside")
 
 
 def _title(item: Any) -> str:
@@ -86,9 +100,12 @@ def explorer_data(
     catalog: Any = None,
     title: str = "agentictagger explorer",
     member_sample: int = MEMBER_SAMPLE,
+    resolvers: dict[str, int] | None = None,
 ) -> dict:
-    """Everything the page shows, as plain JSON: descriptors (with figures, exemplars and a
-    sample of members), items (id, short text, path) and the diagnostics tables."""
+    """Everything the page shows, as plain JSON: descriptors (with figures, exemplars and the
+    first ``member_sample`` members), items (id, short text, path, and the semantic-ID resolver
+    when ``resolvers`` is given; the page lists a descriptor's full membership from these) and
+    the diagnostics tables."""
     from agentictagger.diagnostics import diagnostic_tables
 
     paths: dict[str, list[str]] = dict(assignment.paths)
@@ -138,7 +155,12 @@ def explorer_data(
                 "named_by": d.named_by,
             }
         )
-    items = [{"id": iid, "text": texts.get(iid, ""), "path": path} for iid, path in paths.items()]
+    items = []
+    for iid, path in paths.items():
+        row: dict[str, Any] = {"id": iid, "text": texts.get(iid, ""), "path": path}
+        if resolvers is not None and iid in resolvers:
+            row["resolver"] = int(resolvers[iid])
+        items.append(row)
     return {
         "title": title,
         "items_total": n,
@@ -151,20 +173,44 @@ def explorer_data(
 
 
 def _script_json(obj: Any) -> str:
-    """JSON safe inside a <script> element."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
+    """JSON that is safe inside a <script> element and still valid JSON: every ``<``, ``>`` and
+    ``&`` is written as a ``\\u`` escape, so no text can close the element or open a comment."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
 
 
-def render_html(data: dict) -> str:
-    """The page: data and plotly.js inline, so it needs nothing but the file."""
-    import plotly
+def plotly_js_version() -> str:
+    """The version of the plotly.js bundle the installed ``plotly`` package embeds (not the
+    Python package's own version)."""
+    from plotly.offline import get_plotlyjs_version
+
+    return get_plotlyjs_version()
+
+
+def plotly_js_filename() -> str:
+    """The shared file name used by ``plotly_js="beside"``: ``plotly-<bundle version>.min.js``."""
+    return f"plotly-{plotly_js_version()}.min.js"
+
+
+def render_html(data: dict, plotly_js: str = "inline") -> str:
+    """The page. ``plotly_js="inline"``: plotly.js is in the page, so it needs nothing but the
+    file; ``"beside"``: the page loads :func:`plotly_js_filename` from its own folder."""
     from plotly.offline import get_plotlyjs
 
+    if plotly_js not in PLOTLY_JS_MODES:
+        raise ValueError(f"plotly_js must be one of {', '.join(PLOTLY_JS_MODES)} (given: {plotly_js!r})")
     head, tail = _TEMPLATE.split("__PLOTLYJS__")
-    for key, value in (("__TITLE__", html.escape(data["title"])), ("__PLOTLY_VERSION__", html.escape(plotly.__version__))):
+    subs = (("__TITLE__", html.escape(data["title"])), ("__PLOTLY_VERSION__", html.escape(plotly_js_version())),
+            ("__PLOTLY_MODE__", "embedded" if plotly_js == "inline" else "from " + html.escape(plotly_js_filename())))
+    for key, value in subs:
         head, tail = head.replace(key, value), tail.replace(key, value)
     # The data last, so no placeholder is looked for inside item texts; plotly.js is not scanned.
-    return head.replace("__DATA__", _script_json(data)) + get_plotlyjs() + tail
+    head = head.replace("__DATA__", _script_json(data))
+    if plotly_js == "inline":
+        return head + "<script>" + get_plotlyjs() + "</script>" + tail
+    return head + f'<script src="{html.escape(plotly_js_filename())}"></script>' + tail
 
 
 def write_explorer(
@@ -173,16 +219,28 @@ def write_explorer(
     catalog: Any = None,
     catalog_path: str | Path | None = None,
     compare: str | Path | None = None,
+    plotly_js: str = "inline",
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write ``explorer.html`` for a finished run folder (vocabulary.json and assignments.jsonl)
     and return its path. Item texts come from ``catalog`` (or ``catalog_path``, or the catalog
     named in the run's config.yaml); without one, items show by id. Diagnostics come from the
     run's diagnostics.json, else are computed here (not written). With ``compare`` (another run
-    folder, taken as "before"), the page also shows what changed from it to this run."""
+    folder, taken as "before"), the page also shows what changed from it to this run; when the
+    two look unrelated, each reason is passed to ``warn`` (default: logged as a warning) and
+    shown on the page. ``plotly_js``: ``"inline"`` (one self-contained file) or ``"beside"``
+    (the page plus one shared ``plotly-<version>.min.js`` in its folder). Files are written
+    atomically: a failed write leaves the old file, or none, and no temporary file."""
     from agentictagger.assign.base import Assignment
     from agentictagger.diagnostics import compute_diagnostics, labels_from_catalog
+    from agentictagger.runstate import atomic_write_text
 
+    if plotly_js not in PLOTLY_JS_MODES:
+        raise ValueError(f"plotly_js must be one of {', '.join(PLOTLY_JS_MODES)} (given: {plotly_js!r})")
     run = Path(run_dir)
+    target = Path(out) if out else run / "explorer.html"
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a folder: give a file name for the page (e.g. {target / 'explorer.html'})")
     for name, hint in (("vocabulary.json", "build"), ("assignments.jsonl", "assign")):
         if not (run / name).exists():
             raise FileNotFoundError(f"{run / name} not found: run `agentictagger {hint}` for this run folder first")
@@ -196,17 +254,51 @@ def write_explorer(
         diag = json.loads(diag_path.read_text(encoding="utf-8"))
     else:
         diag = compute_diagnostics(assignment, vocab, labels_from_catalog(catalog) if catalog is not None else None)
-    data = explorer_data(vocab, assignment, diag, catalog, title=f"agentictagger explorer: {run.resolve().name}")
+    data = explorer_data(vocab, assignment, diag, catalog, title=f"agentictagger explorer: {run.resolve().name}",
+                         resolvers=_resolvers(run))
     data["compare"] = None
     if compare is not None:
         from agentictagger.rundiff import diff_runs
 
-        data["compare"] = diff_runs(compare, run, texts={it["id"]: it["text"] for it in data["items"] if it["text"]})
-    target = Path(out) if out else run / "explorer.html"
-    from agentictagger.runstate import atomic_write_text
+        data["compare"] = diff_runs(compare, run, texts={it["id"]: it["text"] for it in data["items"] if it["text"]},
+                                    before_texts=_texts_of(compare))
+        for reason in data["compare"]["relation"]["reasons"]:
+            (warn or log.warning)(reason)
+    page = render_html(data, plotly_js)
+    if plotly_js == "beside":
+        from plotly.offline import get_plotlyjs
 
-    atomic_write_text(target, render_html(data))
+        lib = target.parent / plotly_js_filename()
+        js = get_plotlyjs()
+        if not lib.exists() or lib.stat().st_size != len(js.encode("utf-8")) or lib.read_text(encoding="utf-8") != js:
+            atomic_write_text(lib, js)
+    atomic_write_text(target, page)
     return target
+
+
+def _resolvers(run: Path) -> dict[str, int] | None:
+    """item -> resolver from the run's semantic-ID table, when it has one."""
+    path = run / "semantic_ids.parquet"
+    if not path.exists():
+        return None
+    from agentictagger.semantic_ids import SemanticIds
+
+    try:
+        return {r.item_id: int(r.resolver) for r in SemanticIds.load_parquet(path)}
+    except Exception as exc:  # noqa: BLE001 - the page works without resolvers; say why they are missing
+        log.warning("semantic IDs not shown: %s could not be read (%s)", path, exc)
+        return None
+
+
+def _texts_of(run_dir: str | Path) -> dict[str, str] | None:
+    """Item texts of another run's catalog (as in :func:`catalog_for_run`), or None when it has
+    none that can be read: used to tell runs over the same ids but different items apart."""
+    try:
+        cat = catalog_for_run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the comparison still works on ids alone
+        log.info("catalog of %s not read (%s): comparing by item ids only", run_dir, exc)
+        return None
+    return None if cat is None else {it.item_id: _short(_title(it)) for it in cat}
 
 
 _TEMPLATE = r"""<!DOCTYPE html>
@@ -216,44 +308,52 @@ _TEMPLATE = r"""<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>__TITLE__</title>
 <style>
-body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d232a; background: #f6f7f9; }
+* { box-sizing: border-box; }
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d232a; background: #f6f7f9; overflow-wrap: anywhere; }
 header { padding: 10px 18px; background: #24323f; color: #fff; }
 header h1 { font-size: 18px; margin: 0; }
 header .sub { font-size: 12px; opacity: .8; }
-main { display: grid; grid-template-columns: minmax(340px, 1fr) minmax(380px, 1.2fr); gap: 14px; padding: 14px 18px; }
+main { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1.2fr); gap: 14px; padding: 14px 18px; }
 section { background: #fff; border: 1px solid #dde2e7; border-radius: 6px; padding: 10px 12px; min-width: 0; }
 section h2 { font-size: 15px; margin: 0 0 8px; }
-#search { width: 100%; box-sizing: border-box; padding: 6px 8px; font-size: 14px; border: 1px solid #b8c2cc; border-radius: 4px; }
+#search { width: 100%; padding: 6px 8px; font-size: 14px; border: 1px solid #b8c2cc; border-radius: 4px; }
 #results { list-style: none; padding: 0; margin: 6px 0 0; max-height: 220px; overflow: auto; }
 #results li { padding: 3px 4px; border-bottom: 1px solid #eef0f2; cursor: pointer; }
 #results li:hover { background: #eef4fb; }
+mark { background: #ffe58f; color: inherit; padding: 0; }
 .kind { font-size: 11px; color: #fff; background: #6b7c8c; border-radius: 3px; padding: 0 4px; margin-right: 4px; }
 .kind.desc { background: #2f6f9f; }
 .path { color: #2a5a80; }
 details.node { margin-left: 14px; }
+#tree > details.node { margin-left: 0; }
 details.node > summary { cursor: pointer; padding: 1px 0; }
 details.node.hit > summary .name { background: #ffe58f; }
+details.node.selected > summary { outline: 2px solid #2f6f9f; outline-offset: 1px; border-radius: 2px; }
+li.hit-item { background: #ffe58f; }
 .count { color: #5a6772; font-variant-numeric: tabular-nums; }
 .info { margin: 2px 0 6px 18px; padding: 6px 8px; border-left: 3px solid #cfd8e0; background: #fafbfc; font-size: 13px; }
 .badge { display: inline-block; font-size: 11px; background: #e8eef4; border-radius: 3px; padding: 0 5px; margin: 0 4px 2px 0; }
 .info ul { margin: 2px 0 4px; padding-left: 18px; }
+.sid { color: #5a6772; font-size: 11px; margin-left: 3px; }
+button.small { font-size: 11px; padding: 1px 6px; border: 1px solid #b8c2cc; background: #fff; border-radius: 3px; cursor: pointer; margin: 2px 4px 2px 0; }
 .muted { color: #7a8691; }
-#chart { height: 520px; }
+#chart { height: 520px; width: 100%; }
 section.side { align-self: start; position: sticky; top: 8px; }
 .tabs button { font-size: 12px; padding: 3px 8px; margin-right: 4px; border: 1px solid #b8c2cc; background: #fff; border-radius: 3px; cursor: pointer; }
 .tabs button.on { background: #24323f; color: #fff; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 4px 0 12px; font-size: 13px; }
-th, td { border: 1px solid #dde2e7; padding: 2px 8px; text-align: right; }
+th, td { border: 1px solid #dde2e7; padding: 2px 8px; text-align: right; overflow-wrap: normal; }
 th { background: #f0f3f6; }
 td:first-child, th:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0; }
 .note { font-size: 12px; color: #5a6772; }
 .wide { grid-column: 1 / -1; }
-div.below { display: grid; grid-template-columns: 1fr; gap: 14px; padding: 0 18px 14px; }
+div.below { display: grid; grid-template-columns: minmax(0, 1fr); gap: 14px; padding: 0 18px 14px; }
 #compare h3 { font-size: 14px; margin: 12px 0 4px; }
-#compare td, #compare th { text-align: left; }
+#compare td, #compare th { text-align: left; overflow-wrap: anywhere; }
 #compare td.num, #compare th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.sbs { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.sbs { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 12px; }
 .sbs ul { list-style: none; padding: 0; margin: 0; font-size: 13px; max-height: 480px; overflow: auto; }
 .sbs li { padding: 1px 4px; }
 li.removed, tr[data-kind=removed] { background: #fde2e1; }
@@ -261,17 +361,54 @@ li.added, tr[data-kind=added] { background: #dff3e3; }
 li.renamed, li.moved, tr[data-kind=renamed], tr[data-kind=moved] { background: #fff4cc; }
 li.count .count { font-weight: 600; }
 .tag { font-size: 11px; color: #5a6772; margin-left: 4px; }
+.warning { margin: 14px 18px 0; padding: 8px 12px; border: 1px solid #e0a800; background: #fff4cc; border-radius: 6px; }
+.warning ul { margin: 4px 0 0; padding-left: 18px; }
+details.legend { margin: 0 0 8px; font-size: 13px; }
+details.legend > summary { cursor: pointer; color: #2a5a80; }
+details.legend dl { margin: 4px 0 0; display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 2px 10px; }
+details.legend dt { font-weight: 600; }
+details.legend dd { margin: 0; }
+footer { padding: 6px 18px 14px; font-size: 12px; color: #5a6772; }
+@media (max-width: 820px) {
+  header, footer { padding-left: 10px; padding-right: 10px; }
+  main { grid-template-columns: minmax(0, 1fr); padding: 10px; gap: 10px; }
+  div.below { padding: 0 10px 10px; gap: 10px; }
+  section.side { position: static; }
+  #chart { height: 380px; }
+  .sbs { grid-template-columns: minmax(0, 1fr); }
+  .warning { margin: 10px 10px 0; }
+  details.node { margin-left: 10px; }
+  .info { margin-left: 6px; }
+  details.legend dl { grid-template-columns: minmax(0, 1fr); }
+  details.legend dd { margin: 0 0 4px 8px; }
+}
 </style>
 </head>
 <body>
 <header><h1 id="title">__TITLE__</h1><div class="sub" id="subtitle"></div></header>
+<div class="warning" id="compare-warning" role="alert" hidden><strong>These two runs look unrelated</strong>: the "what changed" below pairs their descriptors by id or name only.<ul id="compare-reasons"></ul></div>
 <main>
 <section>
   <h2>Search</h2>
-  <input id="search" type="search" placeholder="descriptor name or item text" autocomplete="off">
+  <input id="search" type="search" placeholder="descriptor name or id (d3.1), or item text" autocomplete="off">
   <div class="note" id="result-note"></div>
   <ul id="results"></ul>
   <h2 style="margin-top:10px">Hierarchy</h2>
+  <details class="legend" id="legend"><summary>How to read this page</summary>
+  <dl>
+    <dt>ID (d3.1)</dt><dd>A descriptor's id: d3.1 is child 1 of level-1 descriptor 3. Open a descriptor by its id with the search, or by address: explorer.html#d3.1. Ids never change, so after a move an id no longer spells its path.</dd>
+    <dt>semantic ID, #N</dt><dd>An item's ID is the ids of its path plus a resolver #N: items that share a full path are numbered #0, #1, #2, so no two items have the same ID.</dd>
+    <dt>(N), items</dt><dd>Items assigned to the descriptor or anywhere below it; the treemap's areas show the same.</dd>
+    <dt>stop here</dt><dd>Items whose path ends at this descriptor (it fit none of its children).</dd>
+    <dt>coverage into children</dt><dd>Of a descriptor's items, the share that went on to one of its children.</dd>
+    <dt>utilization, children used</dt><dd>Children used by more than one item, as a share of all children; children used by at least one.</dd>
+    <dt>assigned cov.</dt><dd>Diagnostics: share of all items whose path reaches that level.</dd>
+    <dt>cov. where children exist</dt><dd>Diagnostics: of the items that could go one level deeper (their descriptor has children), the share that did.</dd>
+    <dt>build-time cov.</dt><dd>Diagnostics: share of the build's items the annotators accepted at that level, before assignment puts every item somewhere.</dd>
+    <dt>used / vocab</dt><dd>Diagnostics: descriptors at that level used by at least one item / all descriptors at that level.</dd>
+    <dt>util. (vocab), util. (used)</dt><dd>Diagnostics: descriptors used by more than one item, as a share of all the level's descriptors (vocab) or of those used at all (used).</dd>
+    <dt>representative items</dt><dd>The build's K-medoids exemplars of a descriptor (else its first members).</dd>
+  </dl></details>
   <div class="note"><a href="#" id="expand-all">expand all</a> · <a href="#" id="collapse-all">collapse all</a></div>
   <div id="tree"></div>
 </section>
@@ -279,31 +416,33 @@ li.count .count { font-weight: 600; }
   <h2>Items per descriptor</h2>
   <div class="tabs"><button id="tab-treemap" class="on">treemap</button><button id="tab-sunburst">sunburst</button></div>
   <div id="chart"></div>
-  <div class="note">Area: items assigned under each descriptor. Click a box to open it in the tree. Chart: plotly.js __PLOTLY_VERSION__ (embedded).</div>
+  <div class="note" id="chart-note">Area: items assigned under each descriptor. Click a box to open it in the tree.</div>
 </section>
 </main>
 <div class="below">
 <section class="wide" id="compare" hidden>
   <h2>What changed</h2>
   <div class="note" id="compare-title"></div>
-  <table id="compare-summary"></table>
+  <ul class="note" id="compare-notes"></ul>
+  <div class="scroll"><table id="compare-summary"></table></div>
   <h3>Descriptors added, removed, renamed, moved</h3>
-  <table id="compare-descriptors"></table>
+  <div class="scroll"><table id="compare-descriptors"></table></div>
   <h3>Item counts that changed</h3>
-  <table id="compare-counts"></table>
+  <div class="scroll"><table id="compare-counts"></table></div>
   <h3>Items whose path changed <span class="note" id="compare-items-note"></span></h3>
-  <table id="compare-items"></table>
+  <div class="scroll"><table id="compare-items"></table></div>
   <h3>Side by side</h3>
-  <div class="sbs"><div><b id="compare-before-title"></b><ul id="compare-before"></ul></div>
-  <div><b id="compare-after-title"></b><ul id="compare-after"></ul></div></div>
+  <div class="sbs"><div><strong id="compare-before-title"></strong><ul id="compare-before"></ul></div>
+  <div><strong id="compare-after-title"></strong><ul id="compare-after"></ul></div></div>
 </section>
 <section class="wide">
   <h2>Diagnostics</h2>
   <div id="diagnostics"></div>
 </section>
 </div>
+<footer id="footer" data-plotly-version="__PLOTLY_VERSION__">agentictagger explorer · chart: plotly.js __PLOTLY_VERSION__ (__PLOTLY_MODE__)</footer>
 <script type="application/json" id="explorer-data">__DATA__</script>
-<script>__PLOTLYJS__</script>
+__PLOTLYJS__
 <script>
 (function () {
   "use strict";
@@ -312,6 +451,10 @@ li.count .count { font-weight: 600; }
   data.descriptors.forEach(function (d) { byId[d.id] = d; });
   var itemById = {};
   data.items.forEach(function (it) { itemById[it.id] = it; });
+  // Every member of every descriptor, in catalog order (the page lists and exports them all).
+  var membersOf = {};
+  data.descriptors.forEach(function (d) { membersOf[d.id] = []; });
+  data.items.forEach(function (it) { it.path.forEach(function (p) { if (membersOf[p]) membersOf[p].push(it.id); }); });
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -322,13 +465,55 @@ li.count .count { font-weight: 600; }
   function pct(x) { return x === null || x === undefined ? "n/a" : (100 * x).toFixed(1) + "%"; }
   function pathNames(ids) { return ids.map(function (i) { return byId[i] ? byId[i].name : i; }).join(" > "); }
   function itemLabel(id) { var it = itemById[id]; return it && it.text ? it.text + " [" + id + "]" : id; }
+  // plotly.js draws labels and hover texts as its own small HTML (<b>, <a href>, <br>): escape
+  // every text handed to it so a name shows as the characters it has.
+  function plotlyText(s) { return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
 
   document.getElementById("subtitle").textContent =
     data.items_total + " items, " + data.descriptors.length + " descriptors, " + data.roots.length + " at level 1" +
     (data.has_texts ? "" : " (no catalog found: items show by id; pass --catalog)");
 
+  // ---- selection and deep links (explorer.html#d3.1) -----------------------------------------
+  var nodes = {}, selected = null, searchOpened = [];
+  function idsTo(id) { var out = []; while (id && id !== "root" && byId[id]) { out.unshift(id); id = byId[id].parent; } return out; }
+  function openPath(ids) { ids.forEach(function (i) { if (nodes[i]) nodes[i].open = true; }); }
+  function select(id, scroll, keepOwn) {
+    // keepOwn: leave the node's own open state (a click on its summary toggles it).
+    if (!byId[id] || !nodes[id]) return false;
+    if (selected && nodes[selected]) nodes[selected].classList.remove("selected");
+    selected = id;
+    nodes[id].classList.add("selected");
+    openPath(keepOwn ? idsTo(id).slice(0, -1) : idsTo(id));
+    if (decodeURIComponent(location.hash.slice(1)) !== id) {
+      try { history.replaceState(null, "", "#" + encodeURIComponent(id)); } catch (e) { location.hash = encodeURIComponent(id); }
+    }
+    if (scroll) nodes[id].scrollIntoView({block: "nearest"});
+    return true;
+  }
+  function fromHash() {
+    var id = "";
+    try { id = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
+    if (id && id !== selected) select(id, true);
+  }
+
   // ---- the tree: one <details> per descriptor ------------------------------------------------
-  var nodes = {};
+  var MEMBER_CHUNK = 500;
+  function memberItem(i) {
+    var li = el("li", {"data-item": i}, itemLabel(i));
+    var it = itemById[i];
+    if (it && it.resolver !== undefined) li.appendChild(el("span", {"class": "sid", "title": "resolver: numbers items that share this full path"}, "#" + it.resolver));
+    return li;
+  }
+  function showMembers(id, upTo) {
+    // Renders members in chunks; upTo (an index) makes sure that member is drawn.
+    var box = nodes[id].querySelector(":scope > .info > details.members");
+    var ul = box.querySelector("ul"), more = box.querySelector("button.more"), all = membersOf[id];
+    var want = Math.max(Math.min(all.length, ul.children.length + MEMBER_CHUNK), (upTo || 0) + 1);
+    for (var k = ul.children.length; k < Math.min(want, all.length); k++) ul.appendChild(memberItem(all[k]));
+    var left = all.length - ul.children.length;
+    more.hidden = left <= 0;
+    more.textContent = "show " + Math.min(left, MEMBER_CHUNK) + " more of " + left;
+  }
   function buildNode(id) {
     var d = byId[id];
     var det = el("details", {"class": "node", "data-id": id, "data-level": String(d.level)});
@@ -336,6 +521,7 @@ li.count .count { font-weight: 600; }
     sum.appendChild(el("span", {"class": "name"}, d.name));
     sum.appendChild(document.createTextNode(" "));
     sum.appendChild(el("span", {"class": "count"}, "(" + d.count + ")"));
+    sum.addEventListener("click", function () { if (!det.open) select(id, false, true); });
     det.appendChild(sum);
     var info = el("div", {"class": "info"});
     if (d.definition && d.definition !== d.name) info.appendChild(el("div", {"class": "definition"}, d.definition));
@@ -357,12 +543,18 @@ li.count .count { font-weight: 600; }
       d.exemplars.forEach(function (i) { ul.appendChild(el("li", null, itemLabel(i))); });
       info.appendChild(ul);
     }
-    if (d.members.length) {
+    if (membersOf[id].length) {
+      var csv = el("button", {"class": "small csv", "type": "button", "data-id": id}, "download members as CSV");
+      csv.addEventListener("click", function () { downloadMembers(id); });
+      info.appendChild(csv);
       var more = el("details", {"class": "members"});
-      more.appendChild(el("summary", {"class": "muted"}, "Members (" + d.members.length + " of " + d.count + ")"));
-      var ul2 = el("ul");
-      d.members.forEach(function (i) { ul2.appendChild(el("li", null, itemLabel(i))); });
-      more.appendChild(ul2);
+      more.appendChild(el("summary", {"class": "muted"}, "Members (" + membersOf[id].length + ")"));
+      more.appendChild(el("ul"));
+      var next = el("button", {"class": "small more", "type": "button"});
+      next.hidden = true;
+      next.addEventListener("click", function () { showMembers(id); });
+      more.appendChild(next);
+      more.addEventListener("toggle", function () { if (more.open && !more.querySelector("li")) showMembers(id); });
       info.appendChild(more);
     }
     det.appendChild(info);
@@ -373,13 +565,27 @@ li.count .count { font-weight: 600; }
   var tree = document.getElementById("tree");
   data.roots.forEach(function (r) { tree.appendChild(buildNode(r)); });
 
-  function openPath(ids) {
-    ids.forEach(function (i) { if (nodes[i]) nodes[i].open = true; });
-  }
   function reveal(ids) {
+    // Opened on purpose: a later search does not close these.
+    searchOpened = searchOpened.filter(function (k) { return ids.indexOf(k) < 0; });
     openPath(ids);
-    var last = nodes[ids[ids.length - 1]];
-    if (last) { last.scrollIntoView({block: "nearest"}); }
+    var last = ids[ids.length - 1];
+    if (last) select(last, true);
+  }
+  function revealItem(itemId, ids) {
+    reveal(ids);
+    var last = ids[ids.length - 1];
+    if (!last) return;
+    var prev = document.querySelector("li.hit-item");
+    if (prev) prev.classList.remove("hit-item");
+    var box = nodes[last].querySelector(":scope > .info > details.members");
+    var index = membersOf[last].indexOf(itemId);
+    if (!box || index < 0) return;
+    box.open = true;
+    showMembers(last, index);
+    var li = box.querySelectorAll("li")[index];
+    li.classList.add("hit-item");
+    li.scrollIntoView({block: "nearest"});
   }
   document.getElementById("expand-all").addEventListener("click", function (e) {
     e.preventDefault(); Object.keys(nodes).forEach(function (k) { nodes[k].open = true; });
@@ -388,46 +594,131 @@ li.count .count { font-weight: 600; }
     e.preventDefault(); Object.keys(nodes).forEach(function (k) { nodes[k].open = false; });
   });
 
-  // ---- search over descriptor names and item texts -------------------------------------------
-  function idsTo(id) { var out = []; while (id && id !== "root") { out.unshift(id); id = byId[id].parent; } return out; }
+  // ---- CSV of a descriptor's members ---------------------------------------------------------
+  function csvCell(v, text) {
+    v = v === null || v === undefined ? "" : String(v);
+    if (text && /^[=+\-@\t\r]/.test(v)) v = "'" + v;  // not a formula when opened in a spreadsheet
+    return /[",\r\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v;
+  }
+  function membersCsv(id) {
+    var lines = [["item_id", "text", "path_ids", "path_names", "resolver"].join(",")];
+    membersOf[id].forEach(function (i) {
+      var it = itemById[i];
+      lines.push([csvCell(i), csvCell(it.text, true), csvCell(it.path.join(" > ")), csvCell(pathNames(it.path), true),
+                  csvCell(it.resolver)].join(","));
+    });
+    return "\ufeff" + lines.join("\r\n") + "\r\n";
+  }
+  function downloadMembers(id) {
+    var url = URL.createObjectURL(new Blob([membersCsv(id)], {type: "text/csv;charset=utf-8"}));
+    var a = el("a", {"href": url, "download": "members-" + id.replace(/[^A-Za-z0-9._-]/g, "_") + ".csv"});
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(url); a.remove(); }, 1000);
+  }
+
+  // ---- search over descriptor names and ids and item texts, by word form ----------------------
+  function fold(s) { return String(s).normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); }
+  function stem(w) {
+    // English plurals to their singular: tapes > tape, boxes > box, batteries > battery.
+    if (w.length < 4) return w;
+    if (/ies$/.test(w) && w.length > 4) return w.slice(0, -3) + "y";
+    if (/(s|x|z|ch|sh)es$/.test(w)) return w.slice(0, -2);
+    if (/[^sui]s$/.test(w)) return w.slice(0, -1);
+    return w;
+  }
+  var WORD = /[\p{L}\p{N}]+/gu;
+  function forms(text) {
+    var out = [];
+    (fold(text).match(WORD) || []).forEach(function (w) { out.push(w); var s = stem(w); if (s !== w) out.push(s); });
+    return out;
+  }
+  function wordMatches(qForms, w) {
+    var f = fold(w), s = stem(f);
+    return qForms.some(function (q) { return f.indexOf(q) === 0 || s.indexOf(q) === 0; });
+  }
+  function textMatches(query, text) {
+    // The query as typed (a substring), or every query word as the start of a word of the text,
+    // either taken as written or in its singular form.
+    var t = fold(text);
+    if (t.indexOf(query.folded) >= 0) return true;
+    if (!query.words.length) return false;
+    var tf = forms(text);
+    return query.words.every(function (qf) {
+      return tf.some(function (w) { return qf.some(function (q) { return w.indexOf(q) === 0; }); });
+    });
+  }
+  function highlighted(text, query) {
+    // The text as nodes, matched words (or the typed substring) inside <mark>.
+    var frag = document.createDocumentFragment(), t = fold(text), at = t.indexOf(query.folded);
+    if (at >= 0 && t.length === text.length) {
+      frag.appendChild(document.createTextNode(text.slice(0, at)));
+      frag.appendChild(el("mark", null, text.slice(at, at + query.folded.length)));
+      frag.appendChild(document.createTextNode(text.slice(at + query.folded.length)));
+      return frag;
+    }
+    var all = [].concat.apply([], query.words), last = 0, m;
+    WORD.lastIndex = 0;
+    while ((m = WORD.exec(text)) !== null) {
+      if (!wordMatches(all, m[0])) continue;
+      frag.appendChild(document.createTextNode(text.slice(last, m.index)));
+      frag.appendChild(el("mark", null, m[0]));
+      last = m.index + m[0].length;
+    }
+    frag.appendChild(document.createTextNode(text.slice(last)));
+    return frag;
+  }
   var search = document.getElementById("search"), results = document.getElementById("results");
   var note = document.getElementById("result-note");
   var LIMIT = 200;
   function runSearch() {
-    var q = search.value.trim().toLowerCase();
+    // The nodes the previous query opened close again, so the tree shows this query's matches
+    // only (none: the tree as it was).
+    var raw = search.value.trim();
+    searchOpened.forEach(function (k) { nodes[k].open = false; });
+    searchOpened = [];
     results.innerHTML = "";
     Object.keys(nodes).forEach(function (k) { nodes[k].classList.remove("hit"); });
-    if (!q) { note.textContent = ""; return; }
-    var hits = [];
+    if (!raw) { note.textContent = ""; return; }
+    // Word forms for queries of words; a query with other characters (<b>, d3.1, 1/2") is
+    // looked for as typed.
+    var words = !/^[\p{L}\p{N}\s'’-]+$/u.test(raw) ? [] :
+      (fold(raw).match(WORD) || []).map(function (w) { var s = stem(w); return s === w ? [w] : [w, s]; });
+    var query = {folded: fold(raw), words: words};
+    var hits = [], idq = raw.toLowerCase();
     data.descriptors.forEach(function (d) {
-      if (d.name.toLowerCase().indexOf(q) >= 0 || (d.definition || "").toLowerCase().indexOf(q) >= 0)
-        hits.push({kind: "descriptor", label: d.name, path: idsTo(d.id)});
+      if (d.id.toLowerCase() === idq) hits.unshift({kind: "descriptor", label: d.name + " [" + d.id + "]", path: idsTo(d.id), id: d.id});
+      else if (textMatches(query, d.name) || textMatches(query, d.definition || ""))
+        hits.push({kind: "descriptor", label: d.name, path: idsTo(d.id), id: d.id});
     });
     data.items.forEach(function (it) {
-      if (it.text.toLowerCase().indexOf(q) >= 0 || it.id.toLowerCase() === q)
+      if (it.id.toLowerCase() === idq || (it.text && textMatches(query, it.text)))
         hits.push({kind: "item", label: it.text || it.id, id: it.id, path: it.path});
     });
     note.textContent = hits.length + " match" + (hits.length === 1 ? "" : "es") + (hits.length > LIMIT ? " (first " + LIMIT + " shown)" : "");
     hits.slice(0, LIMIT).forEach(function (h) {
-      var li = el("li", {"class": "result", "data-kind": h.kind});
+      var li = el("li", {"class": "result", "data-kind": h.kind, "data-id": h.id});
       li.appendChild(el("span", {"class": "kind" + (h.kind === "descriptor" ? " desc" : "")}, h.kind));
-      li.appendChild(el("span", {"class": "label"}, h.label));
+      var label = el("span", {"class": "label"});
+      label.appendChild(highlighted(h.label, query));
+      li.appendChild(label);
       li.appendChild(document.createTextNode(" — "));
       li.appendChild(el("span", {"class": "path"}, h.path.length ? pathNames(h.path) : "(no descriptor)"));
-      li.addEventListener("click", function () { reveal(h.path); });
+      li.addEventListener("click", function () { if (h.kind === "item") revealItem(h.id, h.path); else reveal(h.path); });
       results.appendChild(li);
-      openPath(h.path);
+      h.path.forEach(function (k) { if (nodes[k] && !nodes[k].open) { nodes[k].open = true; searchOpened.push(k); } });
       var last = nodes[h.path[h.path.length - 1]];
       if (last) last.classList.add("hit");
     });
   }
   search.addEventListener("input", runSearch);
 
-  // ---- treemap / sunburst (plotly.js, embedded) ----------------------------------------------
-  var ids = [], labels = [], parents = [], values = [], hover = [];
+  // ---- treemap / sunburst (plotly.js) --------------------------------------------------------
+  // One explicit root (all items), so every box, the path bar included, has its own count.
+  var ids = ["root"], labels = ["All items"], parents = [""], values = [data.items_total], hover = ["All items"];
   data.descriptors.forEach(function (d) {
-    ids.push(d.id); labels.push(d.name); parents.push(d.parent === "root" ? "" : d.parent); values.push(d.count);
-    hover.push(pathNames(idsTo(d.id)));
+    ids.push(d.id); labels.push(plotlyText(d.name)); parents.push(d.parent === "root" ? "root" : d.parent); values.push(d.count);
+    hover.push(plotlyText(pathNames(idsTo(d.id)) + " [" + d.id + "]"));
   });
   var kind = "treemap";
   function drawChart() {
@@ -442,9 +733,13 @@ li.count .count { font-weight: 600; }
       var p = ev && ev.points && ev.points[0];
       if (p && byId[p.id]) reveal(idsTo(p.id));
     });
+  } else {
+    document.getElementById("chart-note").textContent =
+      "The chart library (plotly.js __PLOTLY_VERSION__, __PLOTLY_MODE__) did not load; the tree and search work without it.";
   }
   ["treemap", "sunburst"].forEach(function (k) {
     document.getElementById("tab-" + k).addEventListener("click", function () {
+      if (!window.Plotly) return;
       kind = k; drawChart();
       document.getElementById("tab-treemap").classList.toggle("on", k === "treemap");
       document.getElementById("tab-sunburst").classList.toggle("on", k === "sunburst");
@@ -467,6 +762,12 @@ li.count .count { font-weight: 600; }
     document.getElementById("compare-title").textContent =
       "From " + c.before.name + " (before, " + c.before.path + ") to " + c.after.name + " (after, this page)" +
       (c.after.edits ? "; " + c.after.edits + " edit(s) in its edits.jsonl" : "");
+    var rel = c.relation || {reasons: [], notes: []};
+    if (rel.reasons.length) {
+      document.getElementById("compare-warning").hidden = false;
+      rel.reasons.forEach(function (r) { document.getElementById("compare-reasons").appendChild(el("li", null, r)); });
+    }
+    rel.notes.forEach(function (r) { document.getElementById("compare-notes").appendChild(el("li", null, "Note: " + r)); });
     var s = c.summary, sum = document.getElementById("compare-summary");
     [["descriptors", s.descriptors_before, s.descriptors_after],
      ["items", s.items_before, s.items_after]].forEach(function (r) {
@@ -526,6 +827,7 @@ li.count .count { font-weight: 600; }
   var diagDiv = document.getElementById("diagnostics");
   if (!data.diagnostics.length) diagDiv.appendChild(el("div", {"class": "note"}, "No diagnostics."));
   data.diagnostics.forEach(function (t) {
+    var wrap = el("div", {"class": "scroll"});
     var table = el("table", {"class": "diagnostics"});
     table.appendChild(el("caption", null, t.title));
     var tr = el("tr");
@@ -536,9 +838,13 @@ li.count .count { font-weight: 600; }
       r.forEach(function (c) { row.appendChild(el("td", null, c)); });
       table.appendChild(row);
     });
-    diagDiv.appendChild(table);
+    wrap.appendChild(table);
+    diagDiv.appendChild(wrap);
     if (t.caption) diagDiv.appendChild(el("div", {"class": "note"}, t.caption));
   });
+
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
 })();
 </script>
 </body>

@@ -8,6 +8,13 @@ edit keeps ids, so an id match is the common case; a name match catches a rebuil
 path "changed" when its before path, mapped through the matching, is not its after path (a
 rename alone changes no path; a move changes the paths below the moved descriptor).
 
+Such a matching means something only for two runs over the same items, so ``relation`` says
+whether they look related, with one reason per failed check: fewer than half of the smaller
+run's items in both; (when both catalogs' texts are known) fewer than half of the shared ids
+with the same text; fewer than a fifth of the smaller vocabulary's descriptor names in both.
+Build sets that differ (the ``catalog.items`` digest in each vocabulary's fingerprint) are
+noted without a warning: a subsample build or an ``assign --add`` does that to related runs.
+
 Example::
 
     from agentictagger.rundiff import diff_runs
@@ -29,6 +36,11 @@ ITEM_SAMPLE = 50
 TREE_NODES = 400
 COUNT_ROWS = 100
 _KIND_ORDER = {"removed": 0, "added": 1, "renamed": 2, "moved": 3, "matched by name": 4}
+#: Below these shares two runs are called unrelated: items in both (of the smaller run), shared
+#: ids with the same text, descriptor names in both (of the smaller vocabulary).
+MIN_SHARED_ITEMS = 0.5
+MIN_SAME_TEXTS = 0.5
+MIN_SHARED_NAMES = 0.2
 
 
 def _counts(vocab: Vocabulary, paths: dict[str, list[str]]) -> dict[str, int]:
@@ -53,6 +65,62 @@ def match_descriptors(before: Vocabulary, after: Vocabulary) -> tuple[dict[str, 
     return match, how
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def relation(
+    before: Vocabulary,
+    before_paths: dict[str, list[str]],
+    after: Vocabulary,
+    after_paths: dict[str, list[str]],
+    *,
+    before_texts: dict[str, str] | None = None,
+    after_texts: dict[str, str] | None = None,
+) -> dict:
+    """Whether two runs look like versions of one another (see the module docstring):
+    ``{"related", "reasons", "notes", "items_in_both", "same_texts", "texts_compared",
+    "names_in_both", "same_build_items"}``; ``reasons`` says, in one line each, why not."""
+    both = [i for i in after_paths if i in before_paths]
+    smaller = min(len(before_paths), len(after_paths))
+    reasons: list[str] = []
+    notes: list[str] = []
+    if smaller and len(both) < MIN_SHARED_ITEMS * smaller:
+        reasons.append(f"other items: only {len(both)} of {smaller} items ({_pct(len(both) / smaller)}) are in both runs")
+    compared = same = 0
+    if before_texts and after_texts:
+        for i in both:
+            tb, ta = before_texts.get(i), after_texts.get(i)
+            if tb and ta:
+                compared += 1
+                same += _key(tb) == _key(ta)
+        if compared and same < MIN_SAME_TEXTS * compared:
+            reasons.append(f"other catalogs: of {compared} item ids in both, {compared - same} have another text "
+                           f"({_pct((compared - same) / compared)})")
+    names_b, names_a = {_key(d.name) for d in before}, {_key(d.name) for d in after}
+    shared_names = len(names_b & names_a)
+    smaller_v = min(len(names_b), len(names_a))
+    if smaller_v and shared_names < MIN_SHARED_NAMES * smaller_v:
+        reasons.append(f"other vocabularies: only {shared_names} of {smaller_v} descriptor names are in both, so "
+                       "descriptors are paired by id alone and \"renamed\" or \"moved\" says nothing about meaning")
+    fp_b = (before.meta.get("fingerprint") or {}).get("catalog.items")
+    fp_a = (after.meta.get("fingerprint") or {}).get("catalog.items")
+    same_build = None if not (fp_b and fp_a) else fp_b == fp_a
+    if same_build is False and not reasons:
+        notes.append("the two vocabularies were built from different item sets (another catalog, text template, "
+                     "subsample or added items)")
+    return {
+        "related": not reasons,
+        "reasons": reasons,
+        "notes": notes,
+        "items_in_both": len(both),
+        "same_texts": same if compared else None,
+        "texts_compared": compared,
+        "names_in_both": shared_names,
+        "same_build_items": same_build,
+    }
+
+
 def _names(vocab: Vocabulary, path: list[str]) -> str:
     return " > ".join(vocab[d].name if d in vocab else d for d in path)
 
@@ -67,13 +135,16 @@ def diff(
     before_ids: dict[str, tuple] | None = None,
     after_ids: dict[str, tuple] | None = None,
     sample: int = ITEM_SAMPLE,
+    before_texts: dict[str, str] | None = None,
 ) -> dict:
     """The changes from (``before``, its item paths) to (``after``, its item paths), as plain
     JSON: ``summary`` counts, ``descriptors`` (one row per added/removed/renamed/moved one),
     ``counts`` (descriptors whose item count changed, largest change first), ``items`` (a sample
     of items whose path changed, with both paths), and ``trees`` (both hierarchies with each
     node's status, for a side-by-side view). ``before_ids``/``after_ids`` (item -> (path,
-    resolver)), when given, add how many semantic IDs changed."""
+    resolver)), when given, add how many semantic IDs changed. ``relation`` (:func:`relation`,
+    with ``before_texts`` and ``texts`` as the two runs' item texts) says whether the two runs
+    look related at all."""
     texts = texts or {}
     match, how = match_descriptors(before, after)
     matched_after = {a: b for b, a in match.items()}
@@ -168,6 +239,7 @@ def diff(
     }
     return {
         "summary": summary,
+        "relation": relation(before, before_paths, after, after_paths, before_texts=before_texts, after_texts=texts),
         "descriptors": rows,
         "counts": count_rows[:COUNT_ROWS],
         "items": items,
@@ -205,16 +277,23 @@ def _load(run_dir: Path) -> tuple[Vocabulary, Any, dict[str, tuple] | None]:
     return vocab, assignment, ids
 
 
-def diff_runs(before_dir: str | Path, after_dir: str | Path, texts: dict[str, str] | None = None, sample: int = ITEM_SAMPLE) -> dict:
+def diff_runs(
+    before_dir: str | Path,
+    after_dir: str | Path,
+    texts: dict[str, str] | None = None,
+    sample: int = ITEM_SAMPLE,
+    before_texts: dict[str, str] | None = None,
+) -> dict:
     """:func:`diff` of two run folders (vocabulary.json, assignments.jsonl, and the semantic-ID
-    tables when both have one), with ``before``/``after`` naming them."""
+    tables when both have one), with ``before``/``after`` naming them. ``texts`` are the after
+    run's item texts, ``before_texts`` the before run's (both optional)."""
     b, a = Path(before_dir), Path(after_dir)
     vb, ab, ib = _load(b)
     va, aa, ia = _load(a)
-    out = diff(vb, ab.paths, va, aa.paths, texts=texts, before_ids=ib, after_ids=ia, sample=sample)
+    out = diff(vb, ab.paths, va, aa.paths, texts=texts, before_ids=ib, after_ids=ia, sample=sample, before_texts=before_texts)
     out["before"] = {"name": b.resolve().name, "path": str(b), "edits": int(vb.meta.get("edits", 0) or 0)}
     out["after"] = {"name": a.resolve().name, "path": str(a), "edits": int(va.meta.get("edits", 0) or 0)}
     return out
 
 
-__all__ = ["diff", "diff_runs", "match_descriptors"]
+__all__ = ["diff", "diff_runs", "match_descriptors", "relation"]
