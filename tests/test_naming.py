@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import itertools
 import zlib
 
@@ -36,12 +38,16 @@ def test_accepted_names(name):
     assert is_noun_phrase(name)
 
 
-def test_lemmas_catch_plural_siblings_and_parent_head_words():
+def test_lemmas_catch_plural_siblings_and_children_that_add_nothing():
     assert name_key("Gloves") == name_key("glove")
     assert head_word("Lab Gloves") == "glove"
     assert any("sibling" in p for p in name_problems("Glove", siblings=["Gloves"]))
-    assert any("head word" in p for p in name_problems("Screws", parent_path=["Screw"]))
-    assert any("head word" in p for p in name_problems("Spool Filaments", parent_path=["Printer Filament"]))
+    assert any("parent" in p for p in name_problems("Screws", parent_path=["Screw"]))
+    assert any("adds no word" in p for p in name_problems("Filaments", parent_path=["Printer Filament"]))
+    # A child may share its parent's head word when it says what sets it apart (the paper's own
+    # "Sleeping Bags > Cold Weather Bags").
+    assert name_problems("Pipe Fitting", parent_path=["Brass Fitting"]) == []
+    assert name_problems("Cold Weather Bags", parent_path=["Sleeping Bags"]) == []
     assert name_problems("PLA Spools", parent_path=["Printer Filament"]) == []
 
 
@@ -97,15 +103,11 @@ def test_brand_filter_on_scientific_keeps_category_names():
 
 
 # -- grouping ------------------------------------------------------------------------------------
-def test_ward_merge_weights_sizes():
-    # Two tight pairs; a big cluster pulls its light neighbour, weights decide the merge.
-    v = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.2, 0.0]])
-    g = ward_merge(v, np.array([10, 10, 10, 10]), 2)
-    assert g[0] == g[1] and g[2] == g[3] and g[0] != g[2]
-    # cost = n_a n_b/(n_a+n_b) d^2: a heavy pair at distance 1 costs more than a light one at 1.2
-    v = np.array([[0.0], [1.0], [10.0], [11.2]])
-    g = ward_merge(v, np.array([100, 100, 1, 1]), 3)
-    assert g[2] == g[3] and g[0] != g[1]
+def test_ward_merge_joins_nearest_pieces():
+    v = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.2, 0.0], [5.1, 3.0]])
+    g = ward_merge(v, 2)
+    assert g[0] == g[1] and g[2] == g[3] == g[4] and g[0] != g[2]
+    assert ward_merge(v, 5).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_fine_cluster_count_and_size_order():
@@ -203,34 +205,70 @@ class _ScriptedClient:
         return out
 
 
-def test_llm_namer_reasks_and_records_fallback():
+def _groups(*pairs):
+    return {"groups": [{"name": n, "definition": d} for n, d in pairs]}
+
+
+def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     groups = [NamingGroup(["Nitrile exam gloves box", "Latex gloves"]), NamingGroup(["PLA filament spool", "PETG filament"])]
     client = _ScriptedClient(
         [
-            {"name": "Nitrile Gloves", "definition": "Disposable gloves for exams"},
-            {"name": "Pink", "definition": "Pink things"},  # rejected: a colour
-            {"name": "Pure", "definition": "x"},  # rejected again
-            {"name": "Deluxe", "definition": "y"},  # and again: fallback
+            _groups(("Nitrile Gloves", "Disposable gloves for medical exams."), ("Pink", "Pink things")),  # 2nd: a colour
+            _groups(("Pure", "x")),  # re-ask of the 2nd group only: rejected again
+            _groups(("Deluxe", "y")),  # and again: fallback
         ]
     )
     fallback = KeyphraseNamer(_Encoder())
     labels = LLMNamer(client, fallback, max_reasks=2).name(groups, NamingContext())
     assert labels[0].name == "Nitrile Gloves" and labels[0].named_by == "llm"
     assert labels[0].definition.endswith(".")
-    assert labels[1].named_by == "keyphrase-fallback" and "colour" in labels[1].note
-    assert "rejected" in client.prompts[2]
+    assert labels[1].named_by == "keyphrase-fallback" and "sentence" in labels[1].note
+    # One call named both groups side by side; the re-asks show the reasons and the taken name.
+    assert "Group 1:" in client.prompts[0] and "Group 2:" in client.prompts[0]
+    assert "Rejected before" in client.prompts[1] and "colour" in client.prompts[1] and "Nitrile Gloves" in client.prompts[1]
+    assert len(client.prompts) == 3
+
+
+def test_llm_namer_rejects_names_two_groups_share_and_children_that_add_nothing():
+    groups = [NamingGroup(["brass pipe elbow"]), NamingGroup(["brass pipe tee"])]
+    client = _ScriptedClient(
+        [
+            _groups(("Fittings", "Brass fittings of every kind."), ("Pipe Fittings", "Fittings that join brass pipes.")),
+            _groups(("Elbow Fittings", "Fittings that turn a brass pipe by an angle.")),
+        ]
+    )
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext(["Brass Fittings"]))
+    assert [lb.name for lb in labels] == ["Elbow Fittings", "Pipe Fittings"]
+    assert "adds no word" in client.prompts[1]
 
 
 def test_llm_namer_rejects_a_brand_that_opens_the_titles():
-    from agentictagger.vocab.naming import looks_like_brand
+    from agentictagger.vocab.naming import brand_fragment, looks_like_brand
 
     texts = ["Accessbuy 347pc Home Nut, Bolt, Screw & Washer Assortment", "Hillman screw kit"]
     assert looks_like_brand("Accessbuy", texts)
     assert not looks_like_brand("Screw Assortments", texts)
     assert not looks_like_brand("Thermocouples", ["Type K thermocouple probe"])
-    client = _ScriptedClient([{"name": "Accessbuy", "definition": "Kits."}, {"name": "Hardware Assortments", "definition": "Kits."}])
+    client = _ScriptedClient([_groups(("Accessbuy", "Kits of hardware pieces.")), _groups(("Hardware Assortments", "Kits of nuts, bolts and screws."))])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name([NamingGroup(texts)], NamingContext())
     assert labels[0].name == "Hardware Assortments" and "brand" in client.prompts[1]
+    games = ["Electronic Arts FIFA 14 - Xbox 360", "Electronic Arts Battlefield 4 - PS4"]
+    assert brand_fragment("Arts", games, frozenset({"electronic arts"}))
+    assert not brand_fragment("Xbox Games", games, frozenset({"electronic arts"}))
+    assert not brand_fragment("Martial Arts Games", ["Martial Arts fighting game"], frozenset({"electronic arts"}))
+
+
+def test_llm_namer_prompt_fits_the_context():
+    class Small(_ScriptedClient):
+        context_tokens = 1400
+
+        def count_tokens(self, request):
+            return sum(len(m.content) for m in request.messages) // 3
+
+    groups = [NamingGroup([f"long product title number {i} " * 6 for i in range(8)]) for _ in range(6)]
+    client = Small([_groups(*[(f"Kind{c} Widgets", "Widgets of one kind for one use.") for c in "ABCDEF"])])
+    LLMNamer(client, KeyphraseNamer(_Encoder()), titles_per_group=6).name(groups, NamingContext())
+    assert len(client.prompts[0]) // 3 < 1400 and client.prompts[0].count("- long product") < 6 * 6
 
 
 def test_llm_namer_never_hides_transport_errors():
@@ -284,25 +322,78 @@ def test_name_quality_figures():
     q = name_quality(v)
     assert q["1"]["noun_phrase_share"] == 0.5 and q["1"]["descriptors_under_3_items"] == 1
     assert q["2"]["sibling_duplicates_after_lemmatising"] == 1
-    assert q["2"]["child_repeats_parent_head_word"] == 2
+    assert q["2"]["child_adds_nothing_to_parent"] == 0
+    v.add(Descriptor("d1.3", "Screw", "Screws.", 2, "d1", 5))
+    assert name_quality(v)["2"]["child_adds_nothing_to_parent"] == 1
     v.add(Descriptor("d3", "Screws (2)", "More screws.", 1, "root", 4))
-    assert name_quality(v)["1"]["sibling_duplicates_after_lemmatising"] == 1
+    q = name_quality(v)
+    assert q["1"]["sibling_duplicates_after_lemmatising"] == 1 and q["1"]["numbered_copies"] == 1
 
 
 def test_keyphrase_names_never_a_whole_brand():
     from agentictagger.vocab.keyphrases import name_groups
 
-    texts = [f"Porter Cable drill bit {i}" for i in range(10)]
+    texts = [f"Porter Cable {i}, drill bit" for i in range(10)]
     groups = [texts, [f"wood screws pack {i}" for i in range(10)]]
     names = [g.name for g in name_groups(groups, _Encoder(), brand_strings=frozenset({"porter cable"}))]
     assert "Porter Cable" not in names
     assert "Porter Cable" in [g.name for g in name_groups(groups, _Encoder())]  # the check is what stops it
 
 
-def test_keyphrase_names_try_every_candidate_before_numbering():
+def test_keyphrase_names_try_every_candidate_and_never_number():
     from agentictagger.vocab.keyphrases import _make_name
     from agentictagger.vocab.names import name_key
 
     used = {name_key("Serum"), name_key("Face Serum")}
     assert _make_name(["serum", "face serum"], [0.9, 0.5], used, ["serum", "face serum", "vitamin serum"]) == "Vitamin Serum"
-    assert _make_name(["serum"], [0.9], used, ["serum"]) == "Serum (2)"
+    # Nothing left: the best name, shared; the architect then makes the two groups one descriptor.
+    assert _make_name(["serum"], [0.9], used, ["serum"]) == "Serum"
+
+
+def test_architect_merges_groups_the_namer_cannot_tell_apart():
+    from agentictagger.vocab.agents import EmbeddingArchitect, JobView
+    from agentictagger.vocab.naming import GroupLabel
+
+    class SameName:
+        kind = "keyphrase"
+
+        def name(self, groups, ctx):
+            return [GroupLabel("Serums" if g < 2 else "Brushes", "Items that are serums.", "keyphrase") for g in range(len(groups))]
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(30, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    job = JobView("root", 1, [], [f"item {i}" for i in range(30)], emb)
+    arch = EmbeddingArchitect(_Encoder(), SameName())
+    groups = [np.arange(0, 10), np.arange(10, 20), np.arange(20, 30)]
+    rows = [emb[g[:2]] for g in groups]
+    drafts = arch._named_drafts(job, groups, [], rows)
+    assert [d.name for d in drafts] == ["Serums", "Brushes"]
+    assert drafts[0].prototype.shape[0] == 4  # both groups' rows: items of either match it
+    assert not any(re.search(r"\(\d+\)", d.name) for d in drafts)
+
+
+def test_key_phrases_are_adjacent_words_and_never_brand_fragments():
+    from agentictagger.vocab.keyphrases import _phrases, debrand, name_groups, opener_brands
+
+    # A number between two words breaks the pair: no "length parts".
+    assert "length parts" not in _phrases("length 12 parts")
+    assert "round head" in _phrases("nylon round head screws")
+    # Real rows of a games catalog: the publisher opens the text; its second word is no category.
+    games = [
+        "Electronic Arts Battlefield 4 - PlayStation 4",
+        "Electronic Arts FIFA 14 - Xbox 360",
+        "Electronic Arts Madden NFL 25 - PlayStation 3",
+        "Electronic Arts Need for Speed Rivals - Xbox One",
+        "Electronic Arts The Sims 3 - PC",
+        "Electronic Arts Dead Space 3 - Xbox 360",
+        "Martial Arts Fighting Game - PlayStation 4",
+    ]
+    brands = opener_brands(games)
+    assert "electronic arts" in brands
+    assert "arts" not in debrand(games[0], brands) and "playstation" in debrand(games[0], brands)
+    names = [g.name for g in name_groups([games[:6], ["Wireless Controller - Xbox 360"] * 6], _Encoder(), brand_strings=frozenset(brands))]
+    assert all("Arts" not in n and "Electronic" not in n for n in names), names
+    # Ordinary category words that open many titles elsewhere too are no brands.
+    texts = [f"Nitrile gloves size {s}" for s in "SMLX"] + [f"Disposable nitrile gloves {i}" for i in range(6)]
+    assert "nitrile gloves" not in opener_brands(texts)

@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 #: At most this many problems are spelled out in one CatalogError; the rest are counted.
 MAX_LISTED_PROBLEMS = 50
 
-SHARED_DATASETS = ("scientific", "beauty", "sports")
+SHARED_DATASETS = ("scientific", "office", "beauty", "sports")
+#: Datasets in the LC-Rec format (title, brand, categories, description; 0-based integer ids) and
+#: the Amazon category level used as their label: Office's level 2 has only 3 values, so level 3.
+LCREC_LABEL_LEVEL = {"scientific": 2, "office": 3}
 
 
 class CatalogError(ValueError):
@@ -803,13 +806,14 @@ def scientific_label(categories: str | None, level: int = 2) -> str | None:
 
 
 def load_shared(name: str, root: str | Path | None = None, max_description_chars: int = 600) -> Catalog:
-    """Load a shared dataset (``scientific``, ``beauty`` or ``sports``) as a Catalog.
+    """Load a shared dataset (``scientific``, ``office``, ``beauty`` or ``sports``) as a Catalog.
 
     * ``scientific``: ``item_id = str(item_idx)``; text = title, ``Brand: <brand>.`` and the
       description (HTML remnants removed, cut at a sentence/word boundary after
       ``max_description_chars``); the 23 titles that read "Industrial & Scientific />" (a scraping
       artefact) are left out. The categories are **never** in the text: they are the ground
       truth. ``label`` = the level-2 Amazon category (None for the 131 items without categories).
+    * ``office``: the same format and text; ``label`` = the level-3 category (level 2 has 3 values).
     * ``beauty``: ``item_id`` = ASIN; text = the title. The 7 items with an empty title fall back
       to their IDGenRec text id (a short generated phrase, e.g. "na categories beauty skin care"),
       with one logged warning: the recommender needs text for every item. No labels.
@@ -821,7 +825,8 @@ def load_shared(name: str, root: str | Path | None = None, max_description_chars
     """
     path, rows = _read_shared_items(name, root)
     records: list[dict[str, Any]] = []
-    if name == "scientific":
+    if name in LCREC_LABEL_LEVEL:
+        empty: list[str] = []
         for r in rows:
             title = _clean(r.get("title"))
             if _BROKEN_TITLE.match(title):
@@ -829,14 +834,19 @@ def load_shared(name: str, root: str | Path | None = None, max_description_chars
             brand = _clean(r.get("brand"))
             desc = truncate_text(_clean(r.get("description")), max_description_chars)
             text = " ".join(p for p in (_sentence(title), _sentence(f"Brand: {brand}") if brand else "", desc) if p)
+            if not text:
+                empty.append(str(r["item_idx"]))
+                continue
             records.append(
                 {
                     "item_id": str(r["item_idx"]),
                     **r,
                     "text": text,
-                    "category": scientific_label(r.get("categories")),
+                    "category": scientific_label(r.get("categories"), LCREC_LABEL_LEVEL[name]),
                 }
             )
+        if empty:
+            log.warning("%s: %d item(s) with no title, brand or description left out: %s", name, len(empty), ", ".join(empty))
     elif name == "beauty":
         fallback = []
         for r in rows:
@@ -856,7 +866,7 @@ def load_shared(name: str, root: str | Path | None = None, max_description_chars
     cfg = CatalogConfig(
         id_field="item_id",
         text_template="{text}",
-        label_field="category" if name == "scientific" else None,
+        label_field="category" if name in LCREC_LABEL_LEVEL else None,
         max_text_chars=4000,
     )
     return Catalog.from_records(records, cfg, source=str(path))
@@ -870,13 +880,13 @@ def load_sequences(name: str, root: str | Path | None = None) -> list[tuple[str,
     the dataset's items file.
     """
     path, rows = _read_shared_items(name, root)
-    known = {str(r["item_idx"]) if name == "scientific" else r["item_id"] for r in rows}
+    known = {str(r["item_idx"]) if name in LCREC_LABEL_LEVEL else r["item_id"] for r in rows}
     seq_path = path.parent / "sequences.tsv.gz"
     out: list[tuple[str, list[str]]] = []
     unknown: list[str] = []
     with gzip.open(seq_path, "rt", encoding="utf-8") as f:
         header = f.readline().rstrip("\n").split("\t")
-        user_col = header.index("user_idx" if name == "scientific" else "user_id")
+        user_col = header.index("user_idx" if name in LCREC_LABEL_LEVEL else "user_id")
         items_col = len(header) - 1
         for lineno, line in enumerate(f, start=2):
             if not line.strip():

@@ -215,6 +215,9 @@ class _BuildProgress:
         )
         self.task = self.progress.add_task("build", total=1, line="starting")
         self.usage_source = usage_source
+        self._t0 = self._last_print = time.monotonic()
+        self._last_print -= 10
+        self._last_line = ""
 
     def __call__(self, stats: dict) -> None:
         done, running, queued = stats.get("done", 0), stats.get("running", 0), stats.get("queued", 0)
@@ -225,7 +228,15 @@ class _BuildProgress:
         usage = stats.get("usage")
         if usage:
             line += f" | calls {usage['calls']} (+{usage['cache_hits']} cached) tok {usage['tokens']} ${usage['cost']:.3f}"
+        if stats.get("phase"):
+            line += f" | {stats['phase']}"
         self.progress.update(self.task, completed=done, total=max(1, done + running + queued), line=line)
+        # Without a terminal (a log file, CI) the live line is not drawn: a plain line when it
+        # changes, at most every 10 s.
+        now = time.monotonic()
+        if not console.is_terminal and line != self._last_line and now - self._last_print >= 10:
+            console.print(f"[{now - self._t0:6.0f}s] {line}", markup=False, highlight=False)
+            self._last_line, self._last_print = line, now
 
     def __enter__(self) -> "_BuildProgress":
         self.progress.start()
@@ -265,16 +276,24 @@ def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any
             _fail("build failed", exc, "")
     summary = build_summary(cfg.run_dir)
     table = Table(title=f"vocabulary built in {time.monotonic() - t0:.1f}s ({summary['build_items']} items)")
-    for col in ("level", "jobs", "descriptors", "coverage in jobs", "items tagged"):
+    for col in ("level", "jobs", "descriptors", "jobs refined", "coverage first -> last step", "Wilcoxon p", "items tagged"):
         table.add_column(col, justify="right")
-    for lv, row in summary["coverage_by_level"].items():
-        table.add_row(lv, str(row["jobs"]), str(row["descriptors"]), f"{row['coverage_in_jobs']:.1%}", f"{row['share_of_all_items_tagged']:.1%}")
-    console.print(table)
     ref = summary["refinement"]
-    if ref.get("jobs_refined"):
-        console.print(
-            f"refinement: {ref['jobs_refined']} jobs refined, coverage {ref['mean_first']:.1%} -> {ref['mean_last']:.1%}"
+    for lv, row in summary["coverage_by_level"].items():
+        r = ref.get("by_level", {}).get(lv, {})
+        p = r.get("wilcoxon_p_greater")
+        table.add_row(
+            lv,
+            str(row["jobs"]),
+            str(row["descriptors"]),
+            str(r.get("jobs_refined", 0)),
+            f"{r.get('coverage_before', row['coverage_in_jobs']):.1%} -> {row['coverage_in_jobs']:.1%}",
+            f"{p:.2g}" if p is not None else "-",
+            f"{row['share_of_all_items_tagged']:.1%}",
         )
+    console.print(table)
+    if cfg.build.annotator.kind == "embedding" and cfg.build.annotator.judge == "names":
+        console.print("coverage: items whose group's name and definition, read alone, pick that group among its siblings")
     failed = summary.get("failed_calls") or {}
     if any(failed.values()) or summary.get("unanswered_items"):
         per_stage = ", ".join(f"{stage} {n}" for stage, n in sorted(failed.items()) if n) or "none"
@@ -602,11 +621,11 @@ def config_template_cmd() -> None:
 from agentictagger.tagger import sample_catalog_path  # noqa: E402,F401  (the demo's catalog; also the API's)
 
 
-#: The demo's local-LLM settings: Qwen2.5-Coder-1.5B (``make local-llm``) names the level-1
-#: groups, one call each (10-30 s per call on 2 cores); deeper levels keep key-phrase names.
+#: The demo's local-LLM settings: Qwen2.5-Coder-1.5B (``make local-llm``) names levels 1-3, one
+#: call per job naming its sibling groups together; deeper levels keep key-phrase names.
 DEMO_LLM_SETTINGS = [
     "build.naming.kind=llm",
-    "build.naming.max_level=1",
+    "build.naming.max_level=3",
     "llms.namer.backend=local",
     "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
     "llms.namer.n_threads=2",
@@ -636,7 +655,7 @@ def demo(
     llm: bool = typer.Option(
         True,
         "--llm/--offline",
-        help="Name level 1 with the local LLM (needs `make local-llm`), or use key-phrase names only.",
+        help="Name levels 1-3 with the local LLM (needs `make local-llm`), or use key-phrase names only.",
     ),
     restart: bool = RestartOpt,
     wait: bool = WaitOpt,
@@ -644,13 +663,13 @@ def demo(
 ) -> None:
     """End to end on the shipped sample catalog (304 Amazon Industrial & Scientific items):
     build -> assign -> report. Grouping and matching use sentence embeddings; with --llm (default)
-    the local Qwen2.5-Coder-1.5B model names the level-1 descriptors. Writes explorer.html too.
+    the local Qwen2.5-Coder-1.5B model names the descriptors of levels 1-3. Writes explorer.html too.
 
     Example: agentictagger demo --offline --run-dir runs/demo
     """
     _setup_logging(verbose)
     cfg = demo_config(run_dir, llm=llm)
-    roles = "embedding grouping, local-LLM names at level 1" if llm else "offline embedding agents, key-phrase names"
+    roles = "embedding grouping, local-LLM names at levels 1-3" if llm else "offline embedding agents, key-phrase names"
     console.print(f"[bold]agentictagger demo[/bold]: {sample_catalog_path().name}, {roles}")
     cat = _catalog(cfg)  # loaded once: its warnings print once
     with _one_line_errors(verbose, "demo"), _run_lock(cfg, "demo", wait):

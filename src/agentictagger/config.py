@@ -301,6 +301,14 @@ class AnnotatorConfig(_Section):
         "the items that chose that descriptor (label-free, calibrated on each job's own items). Such items "
         "are the job's failures.",
     )
+    judge: Literal["names", "prototype"] = Field(
+        "names",
+        description="Offline: what decides whether an item fits. 'names': the item is matched against every "
+        "sibling's name + definition embedding alone (without knowing its group), and fits when that pick is its "
+        "group; items whose group's name reads as another's are the failures the architect renames for, and "
+        "coverage is the names' agreement with the groups. 'prototype': only the spread rule (outlier_z) decides, "
+        "so nearly every item fits by construction.",
+    )
     output: Literal["json", "choice"] = Field(
         "json",
         description="LLM: 'json' = descriptor plus a failure note; 'choice' = the descriptor only "
@@ -334,6 +342,14 @@ class NamingConfig(_Section):
         "shorter when the prompt would not fit the endpoint's context.",
     )
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
+    refine_steps: int = Field(
+        1,
+        ge=0,
+        le=20,
+        description="LLM namer: in the first this-many refinement steps of a job, one call proposes new names for "
+        "the groups whose names the annotators misread (kept only when more items are then read correctly); "
+        "later steps keep the names (key-phrase levels always look for better candidates, at no LLM cost).",
+    )
 
 
 class GroupingConfig(_Section):

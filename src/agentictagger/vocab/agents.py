@@ -42,6 +42,7 @@ class JobView:
     seed: int = 0
     exclude_terms: frozenset[str] = frozenset()  # brand-like words never to use as names
     brand_strings: frozenset[str] = frozenset()  # whole brand names (normalised), never names
+    step: int = 0  # the refinement step being asked for (0 = the proposal)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -52,10 +53,13 @@ class ItemAnnotation:
     matches: list[int] = field(default_factory=list)  # descriptor indices, best first; [] = failure
     note: str = ""  # for a failure: what the item is and why nothing fits
     error: str = ""  # the call for this item failed for good; excluded from coverage, logged
+    # The judge's verdict when it differs from "has a match": an item that belongs to a group
+    # (matches) whose descriptor's name and definition do not describe it (fits = False).
+    fits: bool | None = None
 
     @property
     def covered(self) -> bool:
-        return bool(self.matches)
+        return self.fits if self.fits is not None else bool(self.matches)
 
 
 @dataclass
@@ -125,8 +129,10 @@ class EmbeddingAnnotator:
         threshold_step: float = 0.0,
         outlier_z: float = 2.0,
         acceptance: str = "auto",
+        judge: str = "prototype",
     ) -> None:
         self.encode = encode
+        self.judge = judge
         self.threshold = threshold
         self.threshold_step = threshold_step
         self.margin = margin
@@ -188,7 +194,29 @@ class EmbeddingAnnotator:
                 continue
             matches = [int(j) for j in order[: self.max_matches] if s[j] >= max(cut[j], best - self.margin)]
             out.append(ItemAnnotation(matches or [first]))
+        if self.judge == "names" and len(descriptors) >= 2:
+            self._judge_names(job, descriptors, items, out)
         return out
+
+    def _judge_names(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int], out: list[ItemAnnotation]) -> None:
+        """The annotator's question: does the descriptor's *name and definition* describe the
+        item? Judged without the item's group: the item is matched against every sibling's
+        "name: definition" embedding alone, and it fits when that pick is one of its matches.
+        Items that belong to a group whose name reads as another group's are the failures the
+        architect renames for."""
+        picks = name_picks(self.encode, job.embeddings[items], descriptors)
+        for a, i, pick in zip(out, items, picks.tolist()):
+            if not a.matches:
+                continue
+            a.fits = pick in a.matches
+            if not a.fits:
+                a.note = f"{_clip(job.texts[i])} | in {descriptors[a.matches[0]].name!r}, but its name reads as {descriptors[pick].name!r}"
+
+
+def name_picks(encode: EncodeFn, vectors: np.ndarray, descriptors: list[DescriptorDraft]) -> np.ndarray:
+    """Per item vector, the descriptor whose "name: definition" embedding is most similar."""
+    text = np.asarray(encode([descriptor_text(d) for d in descriptors]), dtype=np.float32)
+    return (np.asarray(vectors, dtype=np.float32) @ text.T).argmax(axis=1)
 
 
 class EmbeddingArchitect:
@@ -240,7 +268,9 @@ class EmbeddingArchitect:
     def _ctx(self, job: JobView, taken: Sequence[str] = ()) -> Any:
         from agentictagger.vocab.naming import NamingContext
 
-        return NamingContext(list(job.parent_path), list(taken), frozenset(job.exclude_terms), frozenset(job.brand_strings))
+        return NamingContext(
+            list(job.parent_path), list(taken), frozenset(job.exclude_terms), frozenset(job.brand_strings), job.step
+        )
 
     def _central(self, job: JobView, members: np.ndarray) -> tuple[list[int], np.ndarray]:
         """Members sorted by closeness to their centroid, and the unit centroid."""
@@ -256,8 +286,29 @@ class EmbeddingArchitect:
         its own centroid, each blended with the embedding of its name and definition."""
         from agentictagger.vocab.naming import NamingGroup
 
+        from agentictagger.vocab.names import name_key
+
         central = [self._central(job, g) for g in groups]
         labels = self.namer.name([NamingGroup([job.texts[i] for i in order[:40]]) for order, _ in central], self._ctx(job, taken))
+        # Groups the namer could not tell apart (the same name after lemmatising) are one
+        # descriptor: never "Serum" and "Serum (2)".
+        first: dict[str, int] = {}
+        keep: list[int] = []
+        for g, lb in enumerate(labels):
+            k = name_key(lb.name)
+            if k in first:
+                h = first[k]
+                groups[h] = np.concatenate([groups[h], groups[g]])
+                if rows is not None:
+                    rows[h] = np.concatenate([np.atleast_2d(rows[h]), np.atleast_2d(rows[g])])
+                continue
+            first[k] = g
+            keep.append(g)
+        if len(keep) < len(labels):
+            groups = [groups[g] for g in keep]
+            rows = [rows[g] for g in keep] if rows is not None else None
+            labels = [labels[g] for g in keep]
+            central = [self._central(job, g) for g in groups]
         name_vecs = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
         out = []
         for g, ((order, cent), lb, nv) in enumerate(zip(central, labels, name_vecs)):
@@ -300,11 +351,14 @@ class EmbeddingArchitect:
         failures: list[FailureReport],
         target: int,
     ) -> Refinement:
+        changes: list[str] = []
+        descriptors, renamed = self._rename(job, descriptors, annotations)
+        if renamed:
+            changes.append(f"renamed {renamed} whose names read as a sibling's")
         counts = np.zeros(len(descriptors), dtype=int)
         for a in annotations:
             if a.matches:
                 counts[a.matches[0]] += 1
-        changes: list[str] = []
         keep = [i for i in range(len(descriptors)) if counts[i] > 0]
         if len(keep) < len(descriptors):
             changes.append(f"removed {len(descriptors) - len(keep)} unused")
@@ -313,7 +367,9 @@ class EmbeddingArchitect:
         kept, merged = self._merge_near_duplicates(kept, kept_counts)
         if merged:
             changes.append(f"merged {merged} near-duplicates")
-        failed = np.asarray([i for i, a in enumerate(annotations) if not a.covered], dtype=np.int64)
+        # Items that fit no group become new groups; items in a group whose name misreads them
+        # were handled by renaming above.
+        failed = np.asarray([i for i, a in enumerate(annotations) if not a.matches and not a.error], dtype=np.int64)
         room = self.max_descriptors - len(kept)
         min_size = max(self.min_group_items, int(np.ceil(self.min_new_group_share * len(job))))
         if len(failed) >= min_size and room > 0:
@@ -325,12 +381,86 @@ class EmbeddingArchitect:
             groups = [g for g in groups if len(g) >= min_size]
             if groups:
                 new = self._named_drafts(job, groups, [d.name for d in kept])
-                kept += new
-                changes.append(f"added {len(new)} for {len(failed)} failures")
+                kept, absorbed = _absorb_same_names(kept, new)
+                if len(new) - absorbed:
+                    changes.append(f"added {len(new) - absorbed} for {len(failed)} failures")
+                if absorbed:
+                    changes.append(f"widened {absorbed} descriptor(s) whose name the failures share")
         if room <= 0 and len(failed) >= min_size:
             changes.append(f"at the cap of {self.max_descriptors} descriptors: no room for new groups")
         wants_more = len(failed) > self.failures_per_new_group * self.max_new_per_step and room > self.max_new_per_step
         return Refinement(kept, wants_more_steps=wants_more, summary="; ".join(changes) or "no change")
+
+    def _rename(
+        self, job: JobView, descs: list[DescriptorDraft], annotations: list[ItemAnnotation], max_renamed: int = 8
+    ) -> tuple[list[DescriptorDraft], int]:
+        """Rename the descriptors whose names the judge misreads most: the namer proposes other
+        names and definitions for each (told which sibling its items were taken for), and a
+        candidate replaces the name only when more of the job's items are then matched, by name and
+        definition alone, to the group they belong to. Membership (the prototypes) is unchanged."""
+        from agentictagger.vocab.naming import NamingGroup
+
+        own = np.array([a.matches[0] if a.matches else -1 for a in annotations], dtype=np.int64)
+        rows = np.flatnonzero(own >= 0)
+        if len(descs) < 2 or len(rows) == 0 or not hasattr(self.namer, "candidates"):
+            return descs, 0
+        x = job.embeddings[rows]
+        own_r = own[rows]
+        text = np.asarray(self.encode([descriptor_text(d) for d in descs]), dtype=np.float32)
+
+        def agreement(t: np.ndarray) -> int:
+            return int(np.sum((x @ t.T).argmax(axis=1) == own_r))
+
+        pick = (x @ text.T).argmax(axis=1)
+        recall = []
+        for k in range(len(descs)):
+            mine = own_r == k
+            if mine.sum() >= self.min_group_items:
+                recall.append((float(np.mean(pick[mine] == k)), k))
+        worst = [k for r, k in sorted(recall) if r < 0.95][:max_renamed]
+        if not worst:
+            return descs, 0
+        groups, notes = [], []
+        for k in worst:
+            members = rows[own_r == k]
+            order, _ = self._central(job, members)
+            groups.append(NamingGroup([job.texts[i] for i in order[:40]]))
+            wrong = members[pick[own_r == k] != k]
+            taken_for = np.bincount(pick[np.isin(rows, wrong)], minlength=len(descs)) if len(wrong) else np.zeros(len(descs))
+            other = int(np.argmax(taken_for))
+            notes.append(
+                f"{int(len(wrong))} of its {len(members)} items read as '{descs[other].name}'; a name and definition "
+                "that say what sets this group apart from it"
+                if len(wrong)
+                else ""
+            )
+        ctx = self._ctx(job, [d.name for i, d in enumerate(descs) if i not in worst])
+        cands = self.namer.candidates(groups, ctx, [descs[k].name for k in worst], notes)
+        out = list(descs)
+        current = agreement(text)
+        renamed = 0
+        from agentictagger.vocab.names import name_key
+
+        for k, options in zip(worst, cands):
+            taken = {name_key(d.name) for i, d in enumerate(out) if i != k}
+            options = [o for o in options if name_key(o.name) not in taken and o.name != out[k].name]
+            if not options:
+                continue
+            vecs = np.asarray(self.encode([vocabulary_text(o.name, o.definition) for o in options]), dtype=np.float32)
+            best, best_score = None, current
+            for o, v in zip(options, vecs):
+                trial = text.copy()
+                trial[k] = v
+                score = agreement(trial)
+                if score > best_score:
+                    best, best_score, best_vec = o, score, v
+            if best is not None:
+                d = out[k]
+                out[k] = DescriptorDraft(best.name, best.definition, d.prototype, best.named_by, d.exemplars)
+                text[k] = best_vec
+                current = best_score
+                renamed += 1
+        return out, renamed
 
     def _merge_near_duplicates(self, descs: list[DescriptorDraft], counts: list[int]) -> tuple[list[DescriptorDraft], int]:
         if len(descs) < 2:
@@ -344,6 +474,29 @@ class EmbeddingArchitect:
                 alive.append(int(i))
         alive.sort()
         return [descs[i] for i in alive], len(descs) - len(alive)
+
+
+def _absorb_same_names(kept: list[DescriptorDraft], new: list[DescriptorDraft]) -> tuple[list[DescriptorDraft], int]:
+    """``kept`` plus ``new``, where a new draft named like a kept one (after lemmatising) widens
+    that descriptor (its prototype rows join the kept one's) instead of becoming a second
+    descriptor of the same name. Returns the list and how many new drafts were absorbed."""
+    from agentictagger.vocab.names import name_key
+
+    out = list(kept)
+    index = {name_key(d.name): i for i, d in enumerate(out)}
+    absorbed = 0
+    for d in new:
+        i = index.get(name_key(d.name))
+        if i is None:
+            index[name_key(d.name)] = len(out)
+            out.append(d)
+            continue
+        old = out[i]
+        if old.prototype is not None and d.prototype is not None:
+            proto = np.concatenate([np.atleast_2d(old.prototype), np.atleast_2d(d.prototype)])
+            out[i] = DescriptorDraft(old.name, old.definition, proto, old.named_by, old.exemplars)
+        absorbed += 1
+    return out, absorbed
 
 
 def _clip(text: str, n: int = 200) -> str:

@@ -15,7 +15,7 @@ from agentictagger.catalog import Catalog
 from agentictagger.config import LLMConfig, RunConfig
 from agentictagger.vocab.agents import EmbeddingAnnotator, EmbeddingArchitect
 from agentictagger.vocab.builder import BuildResult, VocabularyBuilder
-from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands
+from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands, opener_brands
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,11 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
     if naming.kind != "llm":
         return offline
     llm = LLMNamer(
-        client(naming.llm), offline, titles_per_group=naming.titles_per_group, max_reasks=naming.max_reasks
+        client(naming.llm),
+        offline,
+        titles_per_group=naming.titles_per_group,
+        max_reasks=naming.max_reasks,
+        refine_steps=naming.refine_steps,
     )
     return LevelNamer(llm, offline, naming.max_level)
 
@@ -116,7 +120,8 @@ def build_vocabulary(
     embed_s = time.monotonic() - t0
 
     exclude = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
-    whole_brands = frozenset(brand_strings(brands))
+    # Whole brand strings: the brand field's, and brands or product lines that open many titles.
+    whole_brands = frozenset(brand_strings(brands) | opener_brands(texts))
 
     usage = _load_usage(run_dir)
     clients: dict[str, Any] = {}
@@ -177,6 +182,7 @@ def build_vocabulary(
             margin=b.annotator.margin,
             threshold_step=b.annotator.threshold_step,
             outlier_z=b.annotator.outlier_z,
+            judge=b.annotator.judge,
         )
 
     def report(stats: dict) -> None:

@@ -31,6 +31,7 @@ from agentictagger.vocab.agents import (
     ItemAnnotation,
     JobView,
 )
+from agentictagger.vocab.grouping import single_threaded_numerics
 from agentictagger.vocab.representatives import select_representatives
 from agentictagger.vocab.validate import check_descriptors, drop_invalid, unique_by_name
 from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
@@ -90,6 +91,7 @@ class JobState:
     annotations: list[list[int]] = field(default_factory=list)  # last step's matches per item
     notes: list[str] = field(default_factory=list)  # last step's failure notes per item
     errors: list[str] = field(default_factory=list)  # last step's call errors per item
+    fits: list[bool | None] = field(default_factory=list)  # last step's judge verdict per item (None: has a match = fits)
     status: str = "running"  # running | done | failed
     error: str = ""
     final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx], ...}]
@@ -123,7 +125,8 @@ class JobState:
         return cls(**data)
 
     def last_annotations(self) -> list[ItemAnnotation]:
-        return [ItemAnnotation(m, n, e) for m, n, e in zip(self.annotations, self.notes, self.errors)]
+        fits = self.fits if len(self.fits) == len(self.annotations) else [None] * len(self.annotations)
+        return [ItemAnnotation(m, n, e, f) for m, n, e, f in zip(self.annotations, self.notes, self.errors, fits)]
 
 
 @dataclass
@@ -195,7 +198,7 @@ class VocabularyBuilder:
         jobs: dict[str, JobState] = {}
         failed: list[JobState] = []
         root = self._load_or_new(ROOT_ID, 1, [], list(range(len(self.texts))))
-        with ThreadPoolExecutor(max_workers=max(1, self.cfg.max_parallel_jobs), thread_name_prefix="job") as pool:
+        with single_threaded_numerics(), ThreadPoolExecutor(max_workers=max(1, self.cfg.max_parallel_jobs), thread_name_prefix="job") as pool:
             pending: dict[Future, JobState] = {}
             queue = [root]
 
@@ -282,6 +285,7 @@ class VocabularyBuilder:
         target = self._target(job)
         if not job.steps:
             t = time.monotonic()
+            self._phase(job, "grouping and naming")
             reps = select_representatives(view.embeddings, self.cfg.n_representatives, view.seed)
             drafts, fallback = self._architect_call(lambda a: a.propose(view, reps, target), view)
             drafts = self._clean(drafts, view)
@@ -290,6 +294,8 @@ class VocabularyBuilder:
             t = time.monotonic()
             drafts = job.drafts()
             annotations = job.last_annotations()
+            view.step = len(job.steps)
+            self._phase(job, f"refinement {len(job.steps)}")
             failures = self._distill_failures(view, annotations)
             refinement, fallback = self._architect_call(
                 lambda a: a.refine(view, drafts, annotations, failures, target), view
@@ -308,8 +314,10 @@ class VocabularyBuilder:
         view = self._view(job)
         todo = [i for i, e in enumerate(job.errors) if e]
         got = self.annotator.annotate(view, job.drafts(), todo)
+        if len(job.fits) != len(job.annotations):
+            job.fits = [None] * len(job.annotations)
         for i, a in zip(todo, got):
-            job.annotations[i], job.notes[i], job.errors[i] = a.matches, a.note, a.error
+            job.annotations[i], job.notes[i], job.errors[i], job.fits[i] = a.matches, a.note, a.error, a.fits
         anns = job.last_annotations()
         scored = [a for a in anns if not a.error]
         covered = sum(a.covered for a in scored)
@@ -344,10 +352,13 @@ class VocabularyBuilder:
         refinements = len(job.steps) - 1
         budget = self.cfg.max_refine_steps if last.wants_more_steps else self.cfg.refine_steps
         budget = min(budget, self.cfg.max_refine_steps)
+        # A refinement that changed nothing would be repeated unchanged: stop there.
+        unchanged = refinements > 0 and last.descriptors == job.steps[-2].descriptors and last.coverage == job.steps[-2].coverage
         return (
             last.coverage >= self.cfg.coverage_target
             or last.n_failures < self.cfg.min_failures
             or refinements >= budget
+            or unchanged
         )
 
     def _architect_call(self, fn: Callable[[Architect], Any], view: JobView) -> tuple[Any, ArchitectSource]:
@@ -436,6 +447,7 @@ class VocabularyBuilder:
         job.annotations = [a.matches for a in annotations]
         job.notes = [a.note for a in annotations]
         job.errors = [a.error for a in annotations]
+        job.fits = [a.fits for a in annotations]
         self._save(job)
         self._log({"job": job.job_id, "level": job.level, "parent_path": job.parent_path, **asdict(rec), "descriptors": len(drafts)})
         self._set_stats(last_coverage=rec.coverage, level=job.level)
@@ -498,6 +510,10 @@ class VocabularyBuilder:
     def _log(self, record: dict) -> None:
         with self._log_lock, open(self.run_dir / "build_log.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"time": time.time(), **record}, ensure_ascii=False) + "\n")
+
+    def _phase(self, job: JobState, what: str) -> None:
+        where = " > ".join(job.parent_path) or "root"
+        self._set_stats(phase=f"L{job.level} {where[:40]} ({len(job.items)} items): {what}", level=job.level)
 
     def _set_stats(self, **kw: Any) -> None:
         with self._stats_lock:

@@ -12,17 +12,24 @@ BERTopic on the same embeddings, including seed-to-seed agreement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import AgglomerativeClustering, KMeans
 
 
-@dataclass
-class Grouping:
-    labels: np.ndarray  # (n,) group index 0..k-1 per item, groups ordered largest first
-    fine_labels: np.ndarray  # (n,) fine-cluster index per item
-    fine_to_group: np.ndarray  # (m,) group of each fine cluster
+@contextmanager
+def single_threaded_numerics() -> Iterator[None]:
+    """BLAS and OpenMP limited to one thread while grouping: parallelism comes from jobs and draws
+    running side by side. A threaded KMeans on shared cores spins and waits: measured 29 s vs 2.7 s
+    single-threaded for one KMeans of 4,344 x 384 vectors into 120 clusters on this 2-core machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -45,42 +52,15 @@ def fine_clusters(emb: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, np.nd
     return labels, normalise(cent)
 
 
-def ward_merge(vectors: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray:
-    """Size-weighted Ward agglomeration of ``vectors`` (one per fine cluster) into ``k`` groups.
-
-    Merging a and b costs ``n_a n_b / (n_a + n_b) * |c_a - c_b|^2`` (the rise in within-group
-    squared error), with ``c`` the size-weighted mean. scipy/sklearn Ward cannot weight points,
-    and a fine cluster of 200 items must weigh more than one of 5; for m <= a few hundred points
-    this O(m^3) loop takes milliseconds.
-    """
+def ward_merge(vectors: np.ndarray, k: int) -> np.ndarray:
+    """Ward agglomeration of ``vectors`` (one per fine cluster, each weighing the same) into ``k``
+    groups: scikit-learn's ``AgglomerativeClustering`` (size-weighted Ward scored lower on the
+    Scientific development half, so fine clusters are not weighted by their sizes)."""
     m = len(vectors)
     k = max(1, min(k, m))
-    cent = [np.asarray(v, dtype=np.float64) for v in vectors]
-    size = [float(s) for s in sizes]
-    members = [[i] for i in range(m)]
-    alive = list(range(m))
-
-    def cost(a: int, b: int) -> float:
-        d = cent[a] - cent[b]
-        return size[a] * size[b] / (size[a] + size[b]) * float(d @ d)
-
-    while len(alive) > k:
-        best = (np.inf, -1, -1)
-        for ai, a in enumerate(alive):
-            for b in alive[ai + 1 :]:
-                c = cost(a, b)
-                if c < best[0]:
-                    best = (c, a, b)
-        _, a, b = best
-        tot = size[a] + size[b]
-        cent[a] = (cent[a] * size[a] + cent[b] * size[b]) / tot
-        size[a] = tot
-        members[a] += members[b]
-        alive.remove(b)
-    out = np.zeros(m, dtype=np.int64)
-    for g, a in enumerate(alive):
-        out[members[a]] = g
-    return out
+    if k == m:
+        return np.arange(m, dtype=np.int64)
+    return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(np.asarray(vectors, dtype=np.float64)).astype(np.int64)
 
 
 def draw(emb: np.ndarray, m: int, target: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +69,7 @@ def draw(emb: np.ndarray, m: int, target: int, seed: int) -> tuple[np.ndarray, n
     Every fine cluster weighs the same in the merge (size-weighted Ward scored lower on the
     Scientific development half)."""
     fine, cent = fine_clusters(emb, m, seed)
-    groups = ward_merge(cent, np.ones(len(cent)), target)[fine] if len(cent) > target else fine
+    groups = ward_merge(cent, target)[fine] if len(cent) > target else fine
     return groups, fine
 
 
@@ -106,7 +86,15 @@ def consensus_groups(emb: np.ndarray, m: int, target: int, seed: int, restarts: 
     """
     n = len(emb)
     target = max(1, min(target, n))
-    draws = [draw(emb, m, target, seed + 7919 * r) for r in range(max(1, restarts))]
+    # The draws are independent: run them on every core, one BLAS/OpenMP thread each (see
+    # single_threaded_numerics); sklearn releases the GIL inside KMeans.
+    seeds = [seed + 7919 * r for r in range(max(1, restarts))]
+    workers = max(1, min(len(seeds), os.cpu_count() or 1))
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="draw") as pool:
+            draws = list(pool.map(lambda s: draw(emb, m, target, s), seeds))
+    else:
+        draws = [draw(emb, m, target, s) for s in seeds]
     if len(draws) == 1 or target == 1:
         return order_by_size(draws[0][0]), draws[0][1]
     onehot = np.concatenate([np.eye(int(g.max()) + 1, dtype=np.float32)[g] for g, _ in draws], axis=1)

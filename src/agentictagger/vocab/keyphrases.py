@@ -112,6 +112,97 @@ def brand_strings(brands: Sequence[str]) -> set[str]:
     return {k for k in (flat_key(b or "") for b in brands) if any(c.isalpha() for c in k)}
 
 
+def opener_brands(texts: Sequence[str], min_count: int = 5, min_first_share: float = 0.7, max_words: int = 3) -> set[str]:
+    """Brand and product-line strings learned from the catalog itself: word sequences (2 to
+    ``max_words`` words, as :func:`names.flat_key` writes them) that open at least ``min_count``
+    item texts and occur mostly there ("electronic arts", "call of duty"). A catalog without a
+    brand field still names its brands this way, and a name made of a fragment of one ("Arts",
+    "Duty") is caught by :func:`debrand`."""
+    from agentictagger.vocab.names import flat_key
+
+    first: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for text in texts:
+        toks = flat_key(text.split("\n", 1)[0]).split()
+        if len(toks) < 2:
+            continue
+        for n in range(2, max_words + 1):
+            if len(toks) < n:
+                break
+            first[" ".join(toks[:n])] += 1
+        seen = {" ".join(toks[i : i + n]) for n in range(2, max_words + 1) for i in range(len(toks) - n + 1)}
+        for g in seen:
+            if g in first:
+                total[g] += 1
+    out = set()
+    for g, c in first.items():
+        ws = g.split()
+        if c < min_count or c / max(1, total[g]) < min_first_share:
+            continue
+        if any(w.isdigit() for w in ws) or all(w in ENGLISH_STOP_WORDS for w in ws):
+            continue
+        out.add(g)
+    # Keep the shortest opener of a family ("call of duty" beside "call of duty black"), since
+    # removing it from a text removes the longer one's fragment too.
+    return {g for g in out if not any(o != g and g.startswith(o + " ") for o in out)}
+
+
+def debrand(text: str, brands: frozenset[str] | set[str]) -> str:
+    """``text`` as :func:`names.flat_key` writes it, with every whole brand string removed:
+    key phrases are then never fragments of brands ("Arts" from "Electronic Arts")."""
+    from agentictagger.vocab.names import flat_key
+
+    flat = f" {flat_key(text)} "
+    if not brands:
+        return flat.strip()
+    pattern = _brand_pattern(frozenset(brands))
+    return " ".join(pattern.sub(" | ", flat).split())
+
+
+_PATTERNS: dict[frozenset[str], "re.Pattern[str]"] = {}
+
+
+def _brand_pattern(brands: frozenset[str]) -> "re.Pattern[str]":
+    pat = _PATTERNS.get(brands)
+    if pat is None:
+        alts = sorted((re.escape(b) for b in brands if b), key=len, reverse=True)
+        pat = re.compile(r"(?<= )(?:" + "|".join(alts) + r")(?= )") if alts else re.compile(r"(?!x)x")
+        if len(_PATTERNS) > 8:
+            _PATTERNS.clear()
+        _PATTERNS[brands] = pat
+    return pat
+
+
+def _phrases(text: str) -> list[str]:
+    """Unigrams and bigrams of *adjacent* words (a stop word, number or brand between two words
+    breaks the pair: "Length 12 Parts" gives no "length parts")."""
+    toks = [t for t in re.split(r"[^a-z0-9\-']+", text) if t]
+    ok = [bool(_TOKEN.fullmatch(t)) and t not in STOP_WORDS and len(t) >= 3 for t in toks]
+    out = [t for t, good in zip(toks, ok) if good]
+    out += [f"{a} {b}" for a, b, ga, gb in zip(toks, toks[1:], ok, ok[1:]) if ga and gb and a != b]
+    return out
+
+
+_SEGMENT_END = re.compile(r",|;|:|\(|\[|\|| - | – | — |\s(?:for|with|by|from|in|on|to|of|and|&|w/)\s", re.I)
+
+
+def kind_phrases(text: str) -> set[str]:
+    """The phrase that names what an item *is*, as product titles put it: the last one or two
+    words of the title's first segment (before a comma, dash, bracket or "for/with/..."), once
+    trailing numbers, sizes and packaging words are dropped: "VTech CS6114 DECT 6.0 Cordless
+    Phone, White/Grey" -> {"phone", "cordless phone"}."""
+    head = _SEGMENT_END.split(text.split("\n", 1)[0], maxsplit=1)[0].lower()
+    toks = [t for t in re.split(r"[^a-z0-9\-']+", head) if t]
+    while toks and (toks[-1] in STOP_WORDS or not _TOKEN.fullmatch(toks[-1]) or len(toks[-1]) < 3):
+        toks.pop()
+    if not toks:
+        return set()
+    out = {toks[-1]}
+    if len(toks) >= 2 and _TOKEN.fullmatch(toks[-2]) and toks[-2] not in STOP_WORDS and len(toks[-2]) >= 3:
+        out.add(f"{toks[-2]} {toks[-1]}")
+    return out
+
+
 @dataclass
 class GroupName:
     name: str
@@ -141,19 +232,15 @@ def name_groups(
     already used by siblings that a new name must not repeat; ``context`` (the parent's name)
     opens each definition, so a child named without its parent's words still matches its items.
     """
-    from agentictagger.vocab.names import flat_key, head_word, is_noun_phrase, name_key
+    from agentictagger.vocab.names import adds_to_parent, flat_key, is_noun_phrase, name_key
 
-    parent_heads = {head_word(p) for p in parent_path[-1:]}
+    parent_keys = {name_key(p) for p in parent_path}
+
+    parent = parent_path[-1] if parent_path else ""
     if not groups:
         return []
-    vec = CountVectorizer(
-        ngram_range=(1, 2),
-        stop_words=sorted(STOP_WORDS),
-        token_pattern=r"(?u)\b[A-Za-z][A-Za-z\-']+\b",
-        lowercase=True,
-        binary=True,
-    )
-    all_texts = [t for g in groups for t in g]
+    vec = CountVectorizer(analyzer=_phrases, binary=True)
+    all_texts = [debrand(t, brand_strings) for g in groups for t in g]
     try:
         x = vec.fit_transform(all_texts)
     except ValueError:  # no usable words at all
@@ -161,7 +248,11 @@ def name_groups(
     vocab = np.asarray(vec.get_feature_names_out())
     ok = np.array(
         [
-            _usable(p, exclude_terms) and is_noun_phrase(p) and head_word(p) not in parent_heads and flat_key(p) not in brand_strings
+            _usable(p, exclude_terms)
+            and is_noun_phrase(p)
+            and (not parent or adds_to_parent(p, parent))
+            and name_key(p) not in parent_keys
+            and flat_key(p) not in brand_strings
             for p in vocab
         ]
     )
@@ -184,23 +275,36 @@ def name_groups(
             out.append(_fallback(gi, list(used_names)))
             continue
         lift = np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9))
-        pre = df_g[cand] * np.exp(np.clip(lift, -3, 3))
+        # Phrases that end the first segment of many titles name what the items are.
+        kinds: Counter[str] = Counter()
+        for t in groups[gi]:
+            kinds.update(kind_phrases(debrand(t, brand_strings) if brand_strings else t))
+        kind_share = np.array([kinds.get(str(vocab[c]), 0) / (hi - lo) for c in cand])
+        pre = (df_g[cand] + kind_share) * np.exp(np.clip(lift, -3, 3))
         cand = cand[np.argsort(-pre, kind="stable")[:40]]
         phrases = [str(vocab[c]) for c in cand]
         centroid = encode(list(groups[gi])).mean(axis=0)
         centroid = centroid / max(np.linalg.norm(centroid), 1e-12)
         pe = encode(phrases)
         rel = pe @ centroid
-        score = rel + 0.5 * df_g[cand] + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
+        kind_c = np.array([kinds.get(p, 0) / (hi - lo) for p in phrases])
+        score = rel + 0.5 * df_g[cand] + kind_c + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
         name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases)
         used_names.add(name_key(name))
         examples = [p for p in picked if p.lower() != name.lower()][:3] or picked[:1]
-        scope = f" within {context}" if context else ""
-        definition = f"{name}{scope}: items such as " + _join_words(examples) + "."
+        definition = definition_sentence(name, context, examples)
         out.append(GroupName(name, definition, picked))
     return out
+
+
+def definition_sentence(name: str, context: str, examples: Sequence[str]) -> str:
+    """One sentence saying which items belong: what they are, where they sit, what marks them."""
+    scope = f" in {context}" if context else ""
+    ex = [e for e in examples if e]
+    tail = f", for example items described as {_join_words(ex)}" if ex else ""
+    return f"Items{scope} that are {name.lower()}{tail}."
 
 
 def _usable(phrase: str, exclude: set[str] | frozenset[str]) -> bool:
@@ -250,17 +354,14 @@ def _make_name(picked: list[str], coverage: list[float], used: set[str], ranked:
             else:
                 options.append(pair)
     options += [_title(p) for p in picked[1:]]
-    # Then the group's other candidate phrases, best first: a numbered copy of a sibling's name
-    # ("Serum (2)") is the last resort.
+    # Then the group's other candidate phrases, best first. When every one is taken the group
+    # keeps its best name: the architect merges groups that share a name into one descriptor
+    # (two groups that only a number would tell apart are one descriptor).
     options += [_title(p) for p in ranked if p not in picked]
     for opt in options:
         if name_key(opt) not in used:
             return opt
-    base = options[0]
-    i = 2
-    while name_key(f"{base} ({i})") in used:
-        i += 1
-    return f"{base} ({i})"
+    return options[0]
 
 
 def _fallback(i: int, used: Sequence[str]) -> GroupName:

@@ -4,8 +4,8 @@ Used by every namer (key phrases offline, the LLM namer) and by the name-quality
 benchmarks, so "acceptable" means one thing everywhere. Word classes come from ``lemminflect``
 (a maintained English lemma/inflection lexicon, no model download): a name's head (its last
 word) must have a noun reading; colour, marketing and unit words never head a name; lemmas make
-"Filament" and "Filaments" the same name among siblings and catch a child that repeats its
-parent's head word ("Screw > Screws").
+"Filament" and "Filaments" the same name among siblings and catch a child that only repeats its
+parent ("Screw > Screws"): a child must add a word that says what sets it apart.
 """
 
 from __future__ import annotations
@@ -140,15 +140,27 @@ def name_problems(
     elif brand_terms and sum(w in brand_terms for w in content) * 2 > len(content):
         out.append(f"{name!r} looks like a brand name, not a category")
     if parent_path:
-        parent_heads = {head_word(p) for p in parent_path[-1:]}
-        if head_word(name) in parent_heads:
-            out.append(f"{name!r} repeats its parent's head word {head_word(parent_path[-1])!r}")
         if name_key(name) in {name_key(p) for p in parent_path}:
             out.append(f"{name!r} repeats a parent category")
+        elif not adds_to_parent(name, parent_path[-1]):
+            out.append(
+                f"{name!r} adds no word to its parent {parent_path[-1]!r}: say what sets these items apart"
+            )
     key = name_key(name)
     if key and key in {name_key(s) for s in siblings}:
         out.append(f"{name!r} repeats a sibling's name")
     return out
+
+
+def content_lemmas(name: str) -> set[str]:
+    return {lemma(w) for w in words(name) if w not in FUNCTION_WORDS}
+
+
+def adds_to_parent(name: str, parent: str) -> bool:
+    """True when ``name`` has a content word its parent lacks: a child says what sets its items
+    apart ("Brass Fitting > Pipe Fitting", "Sleeping Bags > Cold Weather Bags"), not only what
+    they share with their siblings ("Brass Fitting > Fittings")."""
+    return bool(content_lemmas(name) - content_lemmas(parent))
 
 
 def is_noun_phrase(name: str) -> bool:

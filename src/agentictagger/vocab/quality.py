@@ -1,8 +1,9 @@
 """Figures that say whether a vocabulary's names are names a person would accept.
 
 * :func:`name_quality`: per level, the share of names that are noun phrases naming a kind of
-  item, sibling names that clash after lemmatising, child names repeating their parent's head
-  word, and descriptors holding fewer than 3 items.
+  item, sibling names that clash after lemmatising, numbered copies ("Serum (2)"), child names
+  that add no word to their parent, whole brand names (given the catalog's brand strings), and
+  descriptors holding fewer than 3 items.
 * :func:`name_identifiability`: how well the names alone identify their groups: every item is
   matched by the embedding of "name: definition" only (no prototype, no item centroid), one level
   at a time under its own parent, and compared with the groups it was assigned to.
@@ -16,11 +17,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from agentictagger.vocab.names import head_word, is_noun_phrase, name_key
+from agentictagger.vocab.names import adds_to_parent, flat_key, is_noun_phrase, name_key
 from agentictagger.vocabulary import ROOT_ID, Vocabulary, descriptor_text
 
 
-def name_quality(vocab: Vocabulary, levels: Sequence[int] = (1, 2), small: int = 3) -> dict[str, Any]:
+def name_quality(
+    vocab: Vocabulary, levels: Sequence[int] = (1, 2), small: int = 3, brand_strings: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for lvl in levels:
         descs = vocab.level(lvl)
@@ -34,9 +37,9 @@ def name_quality(vocab: Vocabulary, levels: Sequence[int] = (1, 2), small: int =
             # A numbered copy ("Serum (2)") is the same name as its sibling "Serum".
             keys = [name_key(re.sub(r"\s*\(\d+\)$", "", d.name)) for d in sibs]
             dup += len(keys) - len(set(keys))
-        repeats = sum(
-            1 for d in descs if d.parent != ROOT_ID and head_word(d.name) == head_word(vocab[d.parent].name)
-        )
+        adds_nothing = sum(1 for d in descs if d.parent != ROOT_ID and not adds_to_parent(d.name, vocab[d.parent].name))
+        numbered = sum(1 for d in descs if re.search(r"\(\d+\)\s*$", d.name))
+        brands = sum(1 for d in descs if brand_strings and flat_key(d.name) in brand_strings)
         named_by: dict[str, int] = defaultdict(int)
         for d in descs:
             named_by[d.named_by or "unknown"] += 1
@@ -44,7 +47,9 @@ def name_quality(vocab: Vocabulary, levels: Sequence[int] = (1, 2), small: int =
             "descriptors": len(descs),
             "noun_phrase_share": round(sum(is_noun_phrase(d.name) for d in descs) / len(descs), 4),
             "sibling_duplicates_after_lemmatising": dup,
-            "child_repeats_parent_head_word": repeats,
+            "child_adds_nothing_to_parent": adds_nothing,
+            "numbered_copies": numbered,
+            **({"whole_brand_names": brands} if brand_strings else {}),
             "descriptors_under_3_items": sum(1 for d in descs if d.item_count < small),
             "definition_is_sentence_share": round(
                 sum(1 for d in descs if len(d.definition.split()) >= 4 and d.definition.rstrip().endswith(".")) / len(descs), 4
@@ -97,6 +102,57 @@ def name_identifiability(
             entry["ari"] = round(float(adjusted_rand_score(truth, pred)), 4)
         out[str(lvl)] = entry
     return out
+
+
+def llm_name_agreement(
+    vocab: Vocabulary,
+    texts: Sequence[str],
+    item_paths: Sequence[Sequence[str]],
+    client: Any,
+    level: int = 1,
+    sample: int = 200,
+    seed: int = 0,
+    text_chars: int = 200,
+) -> dict[str, Any]:
+    """The LLM judge: for a seeded sample of items, the LLM reads the item and the names and
+    definitions of the descriptors it could have at ``level`` (its assigned parent's children)
+    and picks one; agreement is the share that picks the assigned descriptor. The model never
+    sees which one that is."""
+    from agentictagger.llm.types import ChatRequest, ChoiceConstraint, LLMError, SamplingParams
+
+    rng = np.random.default_rng(seed)
+    rows = [i for i, p in enumerate(item_paths) if len(p) >= level and len(vocab.children(ROOT_ID if level == 1 else p[level - 2])) >= 2]
+    picked = sorted(rng.choice(len(rows), size=min(sample, len(rows)), replace=False).tolist()) if rows else []
+    reqs, truth = [], []
+    for j in picked:
+        i = rows[j]
+        kids = vocab.children(ROOT_ID if level == 1 else item_paths[i][level - 2])
+        names = [k.name for k in kids]
+        listing = "\n".join(f"- {k.name}: {k.definition}" for k in kids)
+        text = " ".join(texts[i].split())[:text_chars]
+        reqs.append(
+            ChatRequest.chat(
+                "You sort products into the categories of a store. Answer with one category name, exactly as listed.",
+                f"Categories:\n{listing}\n\nProduct: {text}\nWhich category does this product belong to?",
+                constraint=ChoiceConstraint(tuple(names)),
+                params=SamplingParams(temperature=0.0, max_tokens=24),
+            )
+        )
+        truth.append(vocab[item_paths[i][level - 1]].name)
+    answers = client.map(reqs, stage="judge") if reqs else []
+    hit = failed = 0
+    for a, t in zip(answers, truth):
+        if isinstance(a, LLMError):
+            failed += 1
+            continue
+        hit += a.text.strip() == t
+    answered = len(truth) - failed
+    return {
+        "level": level,
+        "sample": len(truth),
+        "failed_calls": failed,
+        "agreement": round(hit / answered, 4) if answered else None,
+    }
 
 
 def partition_scores(pred: Sequence[Any], gold: Sequence[Any]) -> dict[str, float]:

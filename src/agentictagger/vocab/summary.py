@@ -18,8 +18,9 @@ def load_jobs(run_dir: str | Path) -> list[JobState]:
     return [JobState.from_json(json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
 
 
-def refinement_effect(jobs: Sequence[JobState]) -> dict[str, Any]:
-    """Coverage after the first vs the last step of every job that refined (paper Fig. 4)."""
+def refinement_effect(jobs: Sequence[JobState], by_level: bool = True) -> dict[str, Any]:
+    """Coverage after the first vs the last step of every job that refined (paper Fig. 4/5),
+    with a one-sided Wilcoxon signed-rank test over those jobs; also per level."""
     pairs = [(j.steps[0].coverage, j.steps[-1].coverage, j.level) for j in jobs if len(j.steps) > 1]
     out: dict[str, Any] = {
         "jobs_total": len(jobs),
@@ -48,6 +49,18 @@ def refinement_effect(jobs: Sequence[JobState]) -> dict[str, Any]:
         res = wilcoxon(last, first, alternative="greater", zero_method="wilcox")
         out["wilcoxon_p_greater"] = float(res.pvalue)
         out["wilcoxon_statistic"] = float(res.statistic)
+    if by_level:
+        levels = sorted({j.level for j in jobs})
+        out["by_level"] = {}
+        for lv in levels:
+            sub = refinement_effect([j for j in jobs if j.level == lv], by_level=False)
+            sub.pop("per_job", None)
+            items = [j for j in jobs if j.level == lv and j.steps]
+            n = sum(len(j.items) for j in items)
+            # Item-weighted coverage of every job of the level, before (first step) and after.
+            sub["coverage_before"] = round(sum(j.steps[0].coverage * len(j.items) for j in items) / max(1, n), 4)
+            sub["coverage_after"] = round(sum(j.steps[-1].coverage * len(j.items) for j in items) / max(1, n), 4)
+            out["by_level"][str(lv)] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in sub.items()}
     return out
 
 
