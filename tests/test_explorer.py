@@ -395,6 +395,7 @@ def test_deep_link_search_and_csv(explorer_run, tmp_path):
         # The member list shows all of them too, with their resolvers.
         members_box = page.locator(f'details.node[data-id="{big.id}"] > .info > details.members')
         members_box.locator(":scope > summary").click()
+        members_box.locator(f'li[data-item="{members[-1]}"]').wait_for()  # drawn when the list opens
         assert members_box.locator("li").count() == len(members)
         assert members_box.locator("li .sid").first.inner_text() == f"#{ids[members[0]].resolver}"
 

@@ -476,6 +476,7 @@ __PLOTLYJS__
   // ---- selection and deep links (explorer.html#d3.1) -----------------------------------------
   var nodes = {}, selected = null, searchOpened = [];
   function idsTo(id) { var out = []; while (id && id !== "root" && byId[id]) { out.unshift(id); id = byId[id].parent; } return out; }
+  function hashId() { try { return decodeURIComponent(location.hash.slice(1)); } catch (e) { return ""; } }
   function openPath(ids) { ids.forEach(function (i) { if (nodes[i]) nodes[i].open = true; }); }
   function select(id, scroll, keepOwn) {
     // keepOwn: leave the node's own open state (a click on its summary toggles it).
@@ -484,15 +485,14 @@ __PLOTLYJS__
     selected = id;
     nodes[id].classList.add("selected");
     openPath(keepOwn ? idsTo(id).slice(0, -1) : idsTo(id));
-    if (decodeURIComponent(location.hash.slice(1)) !== id) {
+    if (hashId() !== id) {
       try { history.replaceState(null, "", "#" + encodeURIComponent(id)); } catch (e) { location.hash = encodeURIComponent(id); }
     }
     if (scroll) nodes[id].scrollIntoView({block: "nearest"});
     return true;
   }
   function fromHash() {
-    var id = "";
-    try { id = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
+    var id = hashId();
     if (id && id !== selected) select(id, true);
   }
 
