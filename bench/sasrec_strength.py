@@ -119,33 +119,47 @@ def throughput(history: list[dict], steps_per_epoch: int) -> dict:
             "epochs_per_hour": _r(3600 / per_epoch, 1) if per_epoch else None}
 
 
-def plot(res: dict, path: Path) -> None:
+def plot(combined: dict, path: Path) -> None:
+    """Training loss and validation N@10 per epoch of every setting in the JSON."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = res["curve"]
-    ep = [r["epoch"] for r in curve]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 5))
-    a.plot(ep, [r["train_loss"] for r in curve], marker=".")
-    a.set_xlabel("epoch"), a.set_ylabel("training loss (full-softmax CE)"), a.set_title("training loss")
-    b.plot(ep, [r["valid N@10"] for r in curve], marker=".", label="validation N@10 (all users, full ranking)")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 6.5))
+    for i, res in enumerate(combined["runs"].values()):
+        m, t = res["settings"]["model"], res["settings"]["train"]
+        tag = f"history {m['max_len']}, dropout {m['dropout']}, lr {t['lr']:g}"
+        curve, c = res["curve"], f"C{i}"
+        ep = [r["epoch"] for r in curve]
+        status = res["status"] + (f", {res['epochs_done']} epochs" if res["status"] != "finished" else "")
+        a.plot(ep, [r["train_loss"] for r in curve], marker=".", color=c, label=f"{tag} [{status}]")
+        b.plot(ep, [r["valid N@10"] for r in curve], marker=".", color=c, label=f"validation N@10, {tag}")
+        best = res["best"]
+        if best.get("test N@10") is not None:
+            b.scatter([best["epoch"]], [best["test N@10"]], color=c, marker="*", s=120, zorder=3,
+                      label=f"test N@10 at its best validation epoch ({best['test N@10']:.4f})")
+            filt = res["gap_checks"]["test"]["model N@10, history items filtered"]
+            b.scatter([best["epoch"]], [filt], facecolors="none", edgecolors=c, marker="*", s=120, zorder=3,
+                      label=f"the same, history items filtered ({filt:.4f})")
+    a.set_xlabel("epoch"), a.set_ylabel("training loss (full-softmax CE, mean over the epoch)")
+    a.set_title("training loss"), a.legend(fontsize=7)
     b.axhline(ANCHOR["N@10"], color="k", ls="--", lw=1, label=f"anchor {ANCHOR['N@10']} (test N@10)")
     b.axhline(0.9 * ANCHOR["N@10"], color="k", ls=":", lw=1, label="anchor - 10 %")
-    best = res["best"]
-    if best.get("test N@10") is not None:
-        b.scatter([best["epoch"]], [best["test N@10"]], color="C3", zorder=3,
-                  label=f"test N@10 at the best validation epoch ({best['test N@10']:.4f})")
     b.axhline(PRIOR["test N@10"], color="C7", ls="-.", lw=1, label=f"previous recipe, test ({PRIOR['test N@10']})")
-    b.set_xlabel("epoch"), b.set_ylabel("N@10")
-    b.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
-    status = res["status"] + (f", {res['epochs_done']} epochs" if res["status"] != "finished" else "")
-    b.set_title(f"SASRec (item IDs), Beauty: validation N@10 [{status}]")
+    b.set_xlabel("epoch"), b.set_ylabel("N@10 (full ranking, all users)")
+    b.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1)
+    b.set_title("SASRec (item IDs), Beauty")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def setting_tag(cfg, tc) -> str:
+    return (f"history {cfg.max_len}, d {cfg.d_model} x {cfg.num_layers} blocks, {cfg.num_heads} head(s), ff {cfg.ff_mult}d, "
+            f"dropout {cfg.dropout}, lr {tc.lr:g} {tc.lr_schedule}, batch {tc.batch_size}, wd {tc.weight_decay:g}, "
+            f"clip {tc.grad_clip:g}, patience {tc.patience}, seed {tc.seed}")
 
 
 def main(argv=None) -> int:
@@ -265,9 +279,27 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     from agentictagger.runstate import atomic_write_text
 
-    atomic_write_text(out, json.dumps(res, indent=1) + "\n")
+    combined = {"runs": {}}
+    if out.exists():
+        prev = json.loads(out.read_text())
+        combined["runs"] = prev.get("runs", {})
+    tag = setting_tag(cfg, tc)
+    combined["runs"][tag] = res
+    # the strongest setting is chosen on validation N@10, never on test
+    strongest = max(combined["runs"], key=lambda k: combined["runs"][k]["best"]["valid N@10"] or -1)
+    sb = combined["runs"][strongest]
+    combined = {
+        "what": "item-ID SASRec (full-softmax CE) on the Beauty leave-last-out split against a published anchor; one "
+                "entry per setting (runs), the strongest chosen by validation N@10",
+        "anchor": ANCHOR, "prior": PRIOR,
+        "strongest": {"setting": strongest, "status": sb["status"], "epochs_done": sb["epochs_done"], **sb["best"],
+                      "test N@10, history items filtered": sb["gap_checks"]["test"]["model N@10, history items filtered"]},
+        "updated": res["date"], "last_command": res["command"],
+        "runs": combined["runs"],
+    }
+    atomic_write_text(out, json.dumps(combined, indent=1) + "\n")
     if args.plot:
-        plot(res, ROOT / args.plot)
+        plot(combined, ROOT / args.plot)
     b = res["best"]
     print(f"[{status}, {st['epoch']} epochs] best epoch {b['epoch']}: valid N@10 {b['valid N@10']:.4f}, "
           f"test N@10 {b['test N@10']:.4f} R@10 {b['test R@10']:.4f} ({b['test vs anchor']:+.1%} vs {ANCHOR['N@10']}); "
