@@ -378,7 +378,8 @@ def _excused(r: Any, kills: list[dict[str, Any]], window: tuple[float, float] | 
     client had timed out, or finished while the disk was full (``window``)."""
     in_flight = any(r.received_at <= k["kill_time"] and (r.finished_at is None or r.finished_at >= k["kill_time"] - 0.05) for k in kills)
     full = window is not None and window[0] <= (r.finished_at or 0) <= window[1]
-    return in_flight or r.tag == "hang" or full
+    # A malformed answer is paid but cannot be kept: the item is asked again (on a re-ask, or by a rerun).
+    return in_flight or r.tag in ("hang", "malformed") or full
 
 
 def _tokens(r: Any) -> int:
@@ -798,7 +799,8 @@ def main() -> None:
             "meaningful categories: this measures run bookkeeping, not quality.",
             "Paid = an HTTP 200 from the server (what a provider bills, delivered or not). A repeat is excused "
             "when the earlier answer was in flight at a kill, belonged to a hung request the client had timed "
-            "out, or arrived after the disk filled (the answer could not be logged, so it was not kept).",
+            "out, arrived after the disk filled (the answer could not be logged, so it was not kept), or was "
+            "malformed (paid but invalid: the item is asked again by design).",
             f"Kill points are request numbers drawn with random.Random({KILL_SEED}) from the uninterrupted run's "
             f"request count; the server holds new requests for {KILL_SETTLE_S}s before the SIGKILL, so answers "
             "already sent had time to be stored; kills therefore land during LLM calls, not during embedding "

@@ -427,12 +427,16 @@ class LLMClient:
                     with hook:
                         resp = self.backend.complete(request)
                 except TransientLLMError as exc:
+                    if len(sent) > 1:  # the count could not be logged (e.g. a full disk): nothing was sent
+                        raise sent[1] from exc
                     self._record_failed(stage, time.perf_counter() - t0, sent[0])
                     if attempt + 1 >= tries:
                         exc.attempts = attempt + 1  # type: ignore[attr-defined]
                         raise
                     error: TransientLLMError = exc
                 except LLMError as exc:
+                    if len(sent) > 1:
+                        raise sent[1] from exc
                     self._record_failed(stage, time.perf_counter() - t0, sent[0])
                     exc.attempts = attempt + 1  # type: ignore[attr-defined]
                     raise
@@ -456,12 +460,14 @@ class LLMClient:
         raise AssertionError("unreachable")
 
     def _sent_hook(self, stage: str) -> tuple[list[bool], Any]:
-        """When to count a request as sent. An HTTP backend reports the moment its body has been
-        written to the connection (:func:`~agentictagger.llm.backends.openai_compat.on_request_sent`):
-        it is counted (and logged) then, so a run killed before counts nothing the server did not
-        get, and one killed while the server works on it still counts it. Other backends (in
-        process) are counted when they answer. Returns a flag set once counted, and the context to
-        run the call in."""
+        """When to count a request as sent. An HTTP backend reports the moment its connection is
+        open and its first byte about to be written
+        (:func:`~agentictagger.llm.backends.openai_compat.on_request_sent`): it is counted (and
+        logged) then, so a refused connection counts nothing, a run killed while the server works
+        on it still counts it, and a count that cannot be logged (a full disk) stops the request
+        before it is sent (the error is kept in the flag list and raised). Other backends (in
+        process) are counted when they answer. Returns the flag list (``[counted]``, plus the
+        logging error if any) and the context to run the call in."""
         sent = [False]
         if not getattr(self.backend, "reports_sent", False):
             return sent, contextlib.nullcontext()
@@ -469,8 +475,12 @@ class LLMClient:
 
         def mark() -> None:
             if not sent[0]:
+                try:
+                    self.usage.record_sent(stage)
+                except OSError as exc:
+                    sent.append(exc)  # type: ignore[arg-type]
+                    raise
                 sent[0] = True
-                self.usage.record_sent(stage)
 
         return sent, on_request_sent(mark)
 

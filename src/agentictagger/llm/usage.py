@@ -2,9 +2,9 @@
 
 One :class:`UsageTracker` is shared by every client of a run. With a log (:meth:`UsageTracker.
 with_log`), every change is also appended as one JSON line to an append-only file in the run
-folder the moment it happens: a request is counted once it has left (an HTTP request: when its
-body has been written to the connection; an in-process call: when it answers), its tokens and
-cost when its answer arrives. A killed run loses nothing it had counted, and the totals (``usage.json``) are
+folder the moment it happens: a request is counted as it leaves (an HTTP request: once its
+connection is open, just before its first byte; an in-process call: when it answers), its tokens
+and cost when its answer arrives. A killed run loses nothing it had counted, and the totals (``usage.json``) are
 the sum of the log (:meth:`UsageTracker.from_log`), so after any crash the calls counted equal
 the requests the server received; cache hits are counted apart and cost nothing.
 """

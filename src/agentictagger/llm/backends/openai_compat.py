@@ -65,15 +65,16 @@ def is_local_url(url: str) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_unspecified
 
 
-#: Per thread: what to call once the current request's body has been written to the connection
-#: (set by the LLM client around one backend call, so usage counts a request the moment it has
-#: left, not before: a process killed before then sent nothing and counts nothing).
+#: Per thread: what to call once the current request's connection is open, just before its first
+#: byte is written (set by the LLM client around one backend call, so usage counts a request when
+#: it leaves: a refused connection counts nothing, and when the count cannot be logged, e.g. on
+#: a full disk, the hook raises and the request is not sent).
 _SENT = threading.local()
 
 
 @contextlib.contextmanager
 def on_request_sent(fn: Callable[[], None]) -> Any:
-    """Call ``fn`` when this thread's next HTTP request has been written to the connection."""
+    """Call ``fn`` when this thread's next HTTP request is about to be written to its open connection."""
     _SENT.fn = fn
     try:
         yield
@@ -82,7 +83,7 @@ def on_request_sent(fn: Callable[[], None]) -> Any:
 
 
 def _trace(name: str, info: Any) -> None:
-    if name.endswith("send_request_body.complete"):
+    if name.endswith("send_request_headers.started"):
         fn = getattr(_SENT, "fn", None)
         if fn is not None:
             fn()
