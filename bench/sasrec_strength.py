@@ -45,6 +45,9 @@ ANCHOR = {
             "in a public 200-GPU-epoch reproduction (the recipe below: history 50, 2 blocks, d 64, 1 head, "
             "dropout 0.2, Adam lr 1e-3, batch 256)",
     "target": "within 10 %: test N@10 >= 0.0532",
+    "protocol": "full ranking with every item the user has seen before the target removed (the reference toolkit "
+                "removes seen items in full-ranking evaluation unless told to keep them); no Beauty target repeats "
+                "an item its user has seen, so removing them only removes wrong answers",
 }
 PRIOR = {"what": "bench/results/rank_beauty.json, (a) item ID (SASRec), 3 seeds: history 20, 2 heads, feed-forward 4d, "
                  "dropout 0.3, AdamW lr 2e-3 cosine, grad clip 1, patience 3", "test N@10": 0.0374}
@@ -84,10 +87,12 @@ def gap_checks(ds, split, model, val_metrics, test_metrics) -> dict:
     counts = ds.train_counts()
     top = np.argsort(-counts, kind="stable")[:10]
     out = {}
-    for name, s in (("valid", split.valid), ("test", split.test)):
+    for name, s, cut in (("valid", split.valid, 1), ("test", split.test, 0)):
+        # everything the user has seen before the target (not only the last max_len items)
+        seen = [ds.data.sequences[u][: len(ds.data.sequences[u]) - 1 - cut] for u in s.users]
         pop = evaluate_rankings(np.tile(top, (len(s), 1)), s.targets, (10,))
-        in_hist = np.mean([t in set(h.tolist()) for h, t in zip(s.histories, s.targets)])
-        masked = evaluate_rankings(rank_items(model, s.histories, 10, exclude_history=True), s.targets, (10,))
+        in_hist = np.mean([t in set(h.tolist()) for h, t in zip(seen, s.targets)])
+        masked = evaluate_rankings(rank_items(model, s.histories, 10, exclude=seen), s.targets, (10, 20))
         out[name] = {"users": len(s), "popularity N@10": _r(pop["N@10"]), "popularity R@10": _r(pop["R@10"]),
                      "target in own history": _r(in_hist),
                      f"target with <= {COLD_MAX_TRAIN_INTERACTIONS} training interactions":
@@ -95,7 +100,8 @@ def gap_checks(ds, split, model, val_metrics, test_metrics) -> dict:
                      "target training interactions, median": float(np.median(counts[s.targets])),
                      "mean history length": _r(np.mean([len(h) for h in s.histories]), 3),
                      "model N@10": _r((val_metrics if name == "valid" else test_metrics)["N@10"]),
-                     "model N@10, history items filtered": _r(masked["N@10"])}
+                     "model N@10, history items filtered": _r(masked["N@10"]),
+                     "model R@10, history items filtered": _r(masked["R@10"])}
     v, t = out["valid"], out["test"]
     out["reading"] = (
         f"model N@10 valid/test {v['model N@10']:.4f}/{t['model N@10']:.4f} (ratio {t['model N@10'] / v['model N@10']:.2f}); "
@@ -251,7 +257,11 @@ def main(argv=None) -> int:
         "best": {"epoch": best_epoch, "valid N@10": _r(val["N@10"]), "valid R@10": _r(val["R@10"]),
                  "test N@10": _r(test["N@10"]), "test R@10": _r(test["R@10"]),
                  "test vs anchor": _r(test["N@10"] / ANCHOR["N@10"] - 1, 4),
-                 "within 10 % of the anchor": bool(test["N@10"] >= 0.9 * ANCHOR["N@10"])},
+                 "test N@10, seen items filtered (the anchor's protocol)": gap["test"]["model N@10, history items filtered"],
+                 "test R@10, seen items filtered": gap["test"]["model R@10, history items filtered"],
+                 "test vs anchor, same protocol": _r(gap["test"]["model N@10, history items filtered"] / ANCHOR["N@10"] - 1, 4),
+                 "within 10 % of the anchor, same protocol": bool(gap["test"]["model N@10, history items filtered"]
+                                                                  >= 0.9 * ANCHOR["N@10"])},
         "test_all_cutoffs": {k: _r(v) for k, v in test.items()},
         "valid_all_cutoffs": {k: _r(v) for k, v in val.items()},
         "curve": [{"epoch": r["epoch"], "train_loss": r["train_loss"], "valid N@10": _r(r["N@10"]),

@@ -136,3 +136,5 @@ def test_full_ranking_keeps_history_items_unless_asked():
     assert sorted(kept[0].tolist()) == list(range(6))  # every item ranked, history included
     masked = rank_items(m, hists, 3, exclude_history=True)
     assert not set(masked[0].tolist()) & {0, 1, 2} and 3 not in masked[1].tolist()
+    given = rank_items(m, hists, 5, exclude=[np.array([5]), np.array([], dtype=np.int64)])
+    assert 5 not in given[0].tolist() and sorted(given[1].tolist() + [int(kept[1][-1])]) == list(range(6))

@@ -306,14 +306,18 @@ def score_items(model: FeatureSASRec, hists: Sequence[np.ndarray], batch_size: i
 
 
 def rank_items(model: FeatureSASRec, hists: Sequence[np.ndarray], k: int = 50, batch_size: int = 1024,
-               device: torch.device | None = None, exclude_history: bool = False) -> np.ndarray:
+               device: torch.device | None = None, exclude_history: bool = False,
+               exclude: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Top-k item indices per history over the whole catalogue, best first. The project's
-    protocol keeps history items rankable; ``exclude_history`` removes them (the protocol of
-    toolkits that filter items a user has seen), for comparison only."""
+    protocol keeps history items rankable; ``exclude_history`` removes the items of each
+    (capped) history and ``exclude`` any given items per user (e.g. everything the user has
+    seen: the protocol of toolkits that filter seen items), for comparison only."""
+    if exclude_history:
+        exclude = hists
     out = []
     for start, s in score_items(model, hists, batch_size, device):
-        if exclude_history:
-            for j, h in enumerate(hists[start: start + len(s)]):
+        if exclude is not None:
+            for j, h in enumerate(exclude[start: start + len(s)]):
                 s[j, np.asarray(h, dtype=np.int64)] = -np.inf
         out.append(topk_from_scores(s, k))
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
