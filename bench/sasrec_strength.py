@@ -135,7 +135,7 @@ def plot(combined: dict, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 6.5))
     for i, res in enumerate(combined["runs"].values()):
         m, t = res["settings"]["model"], res["settings"]["train"]
-        tag = f"history {m['max_len']}, dropout {m['dropout']}, lr {t['lr']:g}"
+        tag = f"{m.get('block', 'pre_norm')} block, history {m['max_len']}, dropout {m['dropout']}, lr {t['lr']:g}"
         curve, c = res["curve"], f"C{i}"
         ep = [r["epoch"] for r in curve]
         status = res["status"] + (f", {res['epochs_done']} epochs" if res["status"] != "finished" else "")
@@ -163,7 +163,7 @@ def plot(combined: dict, path: Path) -> None:
 
 
 def setting_tag(cfg, tc) -> str:
-    return (f"history {cfg.max_len}, d {cfg.d_model} x {cfg.num_layers} blocks, {cfg.num_heads} head(s), ff {cfg.ff_mult}d, "
+    return (f"{cfg.block} block, history {cfg.max_len}, d {cfg.d_model} x {cfg.num_layers} blocks, {cfg.num_heads} head(s), ff {cfg.ff_mult}d, "
             f"dropout {cfg.dropout}, lr {tc.lr:g} {tc.lr_schedule}, batch {tc.batch_size}, wd {tc.weight_decay:g}, "
             f"clip {tc.grad_clip:g}, patience {tc.patience}, seed {tc.seed}")
 
@@ -177,6 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--ff-mult", type=int, default=1, help="feed-forward width in units of d-model")
     ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--block", default="pre_norm", choices=("pre_norm", "sasrec"),
+                    help="pre_norm: torch's pre-norm layer; sasrec: the original SASRec block and initialisation")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"))
     ap.add_argument("--weight-decay", type=float, default=0.0)
@@ -206,7 +208,7 @@ def main(argv=None) -> int:
     split = ds.split
     feats = ItemFeatures.item_ids(ds.data.n_items)
     cfg = RankerConfig(d_model=args.d_model, num_layers=args.layers, num_heads=args.heads, dropout=args.dropout,
-                       max_len=args.max_len, ff_mult=args.ff_mult)
+                       max_len=args.max_len, ff_mult=args.ff_mult, block=args.block)
     tc = TrainConfig(lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
                      max_epochs=args.max_epochs, patience=args.patience, warmup_steps=0, seed=args.seed,
                      max_history=args.max_len, lr_schedule=args.lr_schedule, grad_clip=args.grad_clip,

@@ -138,3 +138,17 @@ def test_full_ranking_keeps_history_items_unless_asked():
     assert not set(masked[0].tolist()) & {0, 1, 2} and 3 not in masked[1].tolist()
     given = rank_items(m, hists, 5, exclude=[np.array([5]), np.array([], dtype=np.int64)])
     assert 5 not in given[0].tolist() and sorted(given[1].tolist() + [int(kept[1][-1])]) == list(range(6))
+
+
+def test_original_sasrec_block_trains_and_keeps_every_column(tmp_path):
+    data = _walk_data()
+    split = leave_last_out(data, 8)
+    cfg = RankerConfig(d_model=16, num_layers=2, num_heads=1, dropout=0.2, max_len=8, ff_mult=1, block="sasrec")
+    seq = right_aligned([np.array([1, 2])], 8)
+    assert trim_padding(seq, cfg).shape == (1, 8) and trim_padding(seq).shape == (1, 2)
+    tc = TrainConfig(lr=0.01, weight_decay=0.0, batch_size=16, max_epochs=3, patience=100, warmup_steps=0, seed=0,
+                     max_history=8, lr_schedule="constant", grad_clip=0.0)
+    run = fit_ranker(split, ItemFeatures.item_ids(data.n_items), cfg, tc, torch.device("cpu"), tmp_path)
+    assert [r["epoch"] for r in run.fit.history] == [1.0, 2.0, 3.0]
+    assert run.fit.history[-1]["train_loss"] < run.fit.history[0]["train_loss"]
+    assert rank_items(run.model, split.test.histories, 5).shape == (len(split.test), 5)

@@ -106,9 +106,33 @@ class RankerConfig:
     max_len: int = 20
     loss: str = "ce"  # full-softmax cross-entropy over all items
     ff_mult: int = 4  # feed-forward width = ff_mult * d_model (the original SASRec uses 1)
+    # "pre_norm": torch's pre-norm encoder layer (GELU), padding keys masked, leading padding trimmed.
+    # "sasrec": the original SASRec block as public implementations write it: layer norm on the
+    # query only, ReLU feed-forward, padding zeroed after each block, only the causal mask (padding
+    # keys visible), every history padded to max_len, Xavier-normal initialisation.
+    block: str = "pre_norm"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class _SASRecBlock(nn.Module):
+    """One block of the original SASRec: attention with the layer-normed sequence as the query
+    and the raw sequence as keys/values, then a layer-normed position-wise ReLU feed-forward."""
+
+    def __init__(self, d: int, heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(d, eps=1e-8)
+        self.attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.ff_norm = nn.LayerNorm(d, eps=1e-8)
+        self.ff1, self.ff2 = nn.Linear(d, d_ff), nn.Linear(d_ff, d)
+        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, causal: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        x = self.attn(self.attn_norm(x), x, x, attn_mask=causal, need_weights=False)[0] + x
+        x = self.ff_norm(x)
+        x = self.drop2(self.ff2(self.drop1(F.relu(self.ff1(x))))) + x
+        return x.masked_fill(pad, 0.0)
 
 
 class FeatureSASRec(nn.Module):
@@ -122,6 +146,22 @@ class FeatureSASRec(nn.Module):
         self.tok = nn.Embedding(features.n_tokens, cfg.d_model, padding_idx=0)
         self.register_buffer("item_tokens", features.padded(), persistent=False)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+        if cfg.block == "sasrec":
+            self.blocks = nn.ModuleList(_SASRecBlock(cfg.d_model, cfg.num_heads, cfg.d_model * cfg.ff_mult, cfg.dropout)
+                                        for _ in range(cfg.num_layers))
+            self.norm = nn.LayerNorm(cfg.d_model, eps=1e-8)
+            self.drop = nn.Dropout(cfg.dropout)
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.xavier_normal_(m.weight)
+                    nn.init.zeros_(m.bias)
+            nn.init.xavier_normal_(self.tok.weight)
+            nn.init.xavier_normal_(self.pos.weight)
+            with torch.no_grad():
+                self.tok.weight[0].zero_()
+            return
+        if cfg.block != "pre_norm":
+            raise ValueError(f"unknown block {cfg.block!r}; choose pre_norm or sasrec")
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, cfg.d_model * cfg.ff_mult, cfg.dropout,
                                            batch_first=True, norm_first=True, activation="gelu")
         self.blocks = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
@@ -148,6 +188,11 @@ class FeatureSASRec(nn.Module):
         pos = torch.arange(self.cfg.max_len - L, self.cfg.max_len, device=seq.device)
         x = self.drop(rows[seq] * self.cfg.d_model ** 0.5 + self.pos(pos)[None])
         causal = torch.triu(torch.ones(L, L, dtype=torch.bool, device=seq.device), 1)
+        if self.cfg.block == "sasrec":
+            pad = (seq == 0)[:, :, None]
+            for blk in self.blocks:
+                x = blk(x, causal, pad)
+            return self.norm(x)
         # Block future and padding keys, but let every position see itself: a fully masked row
         # (a leading pad) would give NaNs that leak through later layers.
         blocked = causal[None] | (seq == 0)[:, None, :]
@@ -210,9 +255,12 @@ def right_aligned(hists: Sequence[np.ndarray], max_len: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def trim_padding(seq: torch.Tensor) -> torch.Tensor:
+def trim_padding(seq: torch.Tensor, cfg: RankerConfig | None = None) -> torch.Tensor:
     """Drop leading columns that are padding in every row (at least one column is kept): with
-    bucketed batches of short histories this saves most of the attention work at history 50."""
+    bucketed batches of short histories this saves most of the attention work at history 50.
+    The "sasrec" block lets positions attend to padding, so its histories keep all columns."""
+    if cfg is not None and cfg.block == "sasrec":
+        return seq
     used = (seq != 0).any(dim=0).nonzero()
     return seq[:, int(used[0]):] if len(used) else seq[:, -1:]
 
@@ -279,7 +327,7 @@ def fit_ranker(split: Split, features: ItemFeatures, config: RankerConfig | None
     val = _subsample(split.valid, tc.val_users, tc.seed)
 
     def step_loss(batch: np.ndarray) -> torch.Tensor:
-        inp = trim_padding(right_aligned([chunks[i][:-1] for i in batch], cfg.max_len)).to(device)
+        inp = trim_padding(right_aligned([chunks[i][:-1] for i in batch], cfg.max_len), cfg).to(device)
         tgt = right_aligned([chunks[i][1:] for i in batch], cfg.max_len)[:, -inp.shape[1]:].to(device)
         table = model.item_table()
         h = model.hidden(inp, table)
@@ -301,7 +349,7 @@ def score_items(model: FeatureSASRec, hists: Sequence[np.ndarray], batch_size: i
     model.eval()
     table = model.item_table()
     for i in range(0, len(hists), batch_size):
-        seq = trim_padding(right_aligned(hists[i: i + batch_size], model.cfg.max_len)).to(device)
+        seq = trim_padding(right_aligned(hists[i: i + batch_size], model.cfg.max_len), model.cfg).to(device)
         yield i, model.scores(model.hidden(seq, table)[:, -1, :], table).float().cpu().numpy()
 
 
