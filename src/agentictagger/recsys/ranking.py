@@ -287,12 +287,18 @@ def training_chunks(train_sequences: Sequence[np.ndarray], max_len: int) -> list
     return chunks
 
 
+#: Settings left out of the fingerprint while at these values, so that adding a setting to
+#: RankerConfig does not re-key the run folders of runs that predate it.
+_FINGERPRINT_DEFAULTS = {"block": "pre_norm"}
+
+
 def run_fingerprint(split: Split, features: ItemFeatures, cfg: RankerConfig, tc: TrainConfig) -> str:
     """A digest of everything that decides a training run: the data (training sequences and
     validation samples), the item features and both configs. Checkpoints live under it, so a
     rerun with other settings never resumes a foreign run."""
     h = hashlib.sha256()
-    h.update(json.dumps({"model": cfg.to_dict(), "train": tc.to_dict(), "features": features.name,
+    model = {k: v for k, v in cfg.to_dict().items() if _FINGERPRINT_DEFAULTS.get(k, object()) != v}
+    h.update(json.dumps({"model": model, "train": tc.to_dict(), "features": features.name,
                          "n_tokens": features.n_tokens}, sort_keys=True).encode())
     for t in features.tokens:
         h.update(np.asarray(t, dtype=np.int64).tobytes())
