@@ -294,7 +294,9 @@ def main(argv=None) -> int:
     combined = {"runs": {}}
     if out.exists():
         prev = json.loads(out.read_text())
-        combined["runs"] = prev.get("runs", {})
+        # one entry per run folder (data + settings fingerprint)
+        combined["runs"] = {k: v for k, v in prev.get("runs", {}).items()
+                            if v["settings"]["run_folder"] != res["settings"]["run_folder"]}
     tag = setting_tag(cfg, tc)
     combined["runs"][tag] = res
     # the strongest setting is chosen on validation N@10, never on test
@@ -304,8 +306,7 @@ def main(argv=None) -> int:
         "what": "item-ID SASRec (full-softmax CE) on the Beauty leave-last-out split against a published anchor; one "
                 "entry per setting (runs), the strongest chosen by validation N@10",
         "anchor": ANCHOR, "prior": PRIOR,
-        "strongest": {"setting": strongest, "status": sb["status"], "epochs_done": sb["epochs_done"], **sb["best"],
-                      "test N@10, history items filtered": sb["gap_checks"]["test"]["model N@10, history items filtered"]},
+        "strongest": {"setting": strongest, "status": sb["status"], "epochs_done": sb["epochs_done"], **sb["best"]},
         "updated": res["date"], "last_command": res["command"],
         "runs": combined["runs"],
     }
