@@ -252,6 +252,10 @@ def test_llm_namer_rejects_a_brand_that_opens_the_titles():
     client = _ScriptedClient([_groups(("Accessbuy", "Kits of hardware pieces.")), _groups(("Hardware Assortments", "Kits of nuts, bolts and screws."))])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name([NamingGroup(texts)], NamingContext())
     assert labels[0].name == "Hardware Assortments" and "brand" in client.prompts[1]
+    # A brand inside a longer name is caught too; an ordinary one-word brand bans nothing.
+    assert any("contains the brand" in p for p in name_problems("X-Treme Tape Fusing Tapes", brand_strings=frozenset({"x treme tape"})))
+    assert any("contains the brand" in p for p in name_problems("Hatchbox Filaments", brand_strings=frozenset({"hatchbox"})))
+    assert name_problems("Safety Glasses", brand_strings=frozenset({"safety"})) == []
     games = ["Electronic Arts FIFA 14 - Xbox 360", "Electronic Arts Battlefield 4 - PS4"]
     assert brand_fragment("Arts", games, frozenset({"electronic arts"}))
     assert not brand_fragment("Xbox Games", games, frozenset({"electronic arts"}))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fake_openai_server import FakeOpenAIServer
 
-from agentictagger.catalog import Catalog
+from agentictagger.catalog import Catalog, Item
 from agentictagger.config import LLMConfig, RunConfig
 from agentictagger.llm import models
 from agentictagger.llm.client import estimate_tokens
@@ -229,3 +229,43 @@ def test_annotator_keeps_its_answer_budget_and_fails_clearly_when_names_cannot_f
         with pytest.raises(PromptTooLong, match="30 descriptor names"):
             LLMAnnotator(client, output="json", max_tokens=200).annotate(job_view(long_texts(2)), descriptors, [0, 1])
         assert server.request_count == 0
+
+
+@pytest.mark.local
+def test_llm_assigner_prompts_are_trimmed_to_a_small_local_context(tmp_path, monkeypatch):
+    """SmolLM2-135M on the local backend with n_ctx 512: 12 children with long definitions and a
+    600-character item would overflow; the level-by-level assigner and the single call trim the
+    definitions and the item until the request fits, and every call is answered (no HTTP 400)."""
+    _smollm2()
+    monkeypatch.setenv(models.ENV_MODELS_DIR, str(tmp_path / "models"))
+    from agentictagger.assign.llm import LLMAssigner, SingleCallAssigner
+    from agentictagger.llm.backends import local
+    from agentictagger.llm.types import ChatRequest
+    from agentictagger.vocabulary import Descriptor, Vocabulary
+
+    n_ctx = 512
+    cfg = LLMConfig(backend="local", model_path="smollm2-135m-instruct", n_ctx=n_ctx, n_threads=1, max_reasks=0, max_retries=0)
+    vocab = Vocabulary()
+    kinds = ["Gloves", "Tapes", "Filaments", "Screws", "Gauges", "Flasks", "Resistors", "Brushes", "Valves", "Meters", "Labels", "Clamps"]
+    for k, kind in enumerate(kinds, start=1):
+        definition = f"Items that are {kind.lower()} of every size, material and grade used in workshops and labs. " * 3
+        vocab.add(Descriptor(f"d{k}", kind, definition.strip(), 1, "root", 1))
+    items = [Item(f"i{j}", "Nitrile exam gloves, powder free, " + "textured fingertips for grip, " * 20) for j in range(2)]
+    try:
+        client = make_client(cfg, tmp_path / "cache")
+        assert client.context_tokens == n_ctx
+        from agentictagger.assign.llm import SYSTEM, choice_labels, level_prompt
+
+        untrimmed = ChatRequest.chat(SYSTEM, level_prompt(vocab, "root", vocab.children("root"), choice_labels(vocab.children("root")),
+                                                          False, False) + items[0].text[:600])
+        assert client.count_tokens(untrimmed) > n_ctx
+        level = LLMAssigner(client)
+        paths = level.assign(items, vocab)
+        single = SingleCallAssigner(client)
+        single_paths = single.assign(items, vocab)
+    finally:
+        local.shutdown_servers()
+    assert level.stats["trimmed_prompts"] >= 1 and level.stats.get("failed_calls", 0) == 0
+    assert all(len(p) == 1 and p[0] in {d.id for d in vocab} for p in paths), paths
+    assert single.stats["trimmed_prompts"] >= 1 and single.stats.get("failed_calls", 0) == 0
+    assert all(p for p in single_paths), single_paths

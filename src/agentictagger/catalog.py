@@ -694,7 +694,6 @@ class Catalog:
                 row = dict(it.fields) if it.fields else {"text": it.text}
                 row.setdefault(id_field, it.item_id)
                 f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, path)
         return path
 
     # -- loading ---------------------------------------------------------------------------------

@@ -632,11 +632,12 @@ DEMO_LLM_SETTINGS = [
 ]
 
 
-def demo_config(run_dir: str = "runs/demo", llm: bool = False) -> RunConfig:
+def demo_config(run_dir: str = "runs/demo", llm: bool = False, llm_levels: int = 3) -> RunConfig:
     return RunConfig.load(
         None,
         [
             *(DEMO_LLM_SETTINGS if llm else []),
+            *([f"build.naming.max_level={llm_levels}"] if llm else []),
             f"run_dir={run_dir}",
             f"catalog.path={sample_catalog_path()}",
             "catalog.id_field=item_id",
@@ -657,6 +658,7 @@ def demo(
         "--llm/--offline",
         help="Name levels 1-3 with the local LLM (needs `make local-llm`), or use key-phrase names only.",
     ),
+    llm_levels: int = typer.Option(3, "--llm-levels", min=1, max=20, help="Levels 1..N named by the local LLM (with --llm)."),
     restart: bool = RestartOpt,
     wait: bool = WaitOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -668,8 +670,8 @@ def demo(
     Example: agentictagger demo --offline --run-dir runs/demo
     """
     _setup_logging(verbose)
-    cfg = demo_config(run_dir, llm=llm)
-    roles = "embedding grouping, local-LLM names at levels 1-3" if llm else "offline embedding agents, key-phrase names"
+    cfg = demo_config(run_dir, llm=llm, llm_levels=llm_levels)
+    roles = f"embedding grouping, local-LLM names at levels 1-{llm_levels}" if llm else "offline embedding agents, key-phrase names"
     console.print(f"[bold]agentictagger demo[/bold]: {sample_catalog_path().name}, {roles}")
     cat = _catalog(cfg)  # loaded once: its warnings print once
     with _one_line_errors(verbose, "demo"), _run_lock(cfg, "demo", wait):

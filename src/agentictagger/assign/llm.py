@@ -17,6 +17,7 @@ import numpy as np
 
 from agentictagger.assign.base import ItemLike
 from agentictagger.assign.embedding import DescriptorIndex, TextEncoder
+from agentictagger.llm.budget import PromptBudget, PromptTooLong
 from agentictagger.llm.types import (
     ChatRequest,
     ChatResponse,
@@ -66,8 +67,21 @@ def _trail(vocab: Vocabulary, node: str) -> str:
     return "" if node == ROOT_ID else vocab.path_names(node)
 
 
-def level_prompt(vocab: Vocabulary, node: str, children: Sequence[Descriptor], labels: Sequence[str], allow_stop: bool, multi: bool) -> str:
-    """Everything before the item; byte-stable per (node, children shown)."""
+#: Trims tried in order until a prompt fits the model's context: (item characters, definition
+#: characters; None = whole, 0 = names only).
+TRIMS: tuple[tuple[int | None, int | None], ...] = ((None, None), (300, None), (300, 120), (160, 60), (100, 0), (60, 0))
+
+
+def level_prompt(
+    vocab: Vocabulary,
+    node: str,
+    children: Sequence[Descriptor],
+    labels: Sequence[str],
+    allow_stop: bool,
+    multi: bool,
+    definition_chars: int | None = None,
+) -> str:
+    """Everything before the item; byte-stable per (node, children shown, trim)."""
     lines = []
     trail = _trail(vocab, node)
     if trail:
@@ -75,6 +89,8 @@ def level_prompt(vocab: Vocabulary, node: str, children: Sequence[Descriptor], l
     lines.append("Categories:")
     for d, label in zip(children, labels):
         definition = " ".join(d.definition.split())
+        if definition_chars is not None:
+            definition = clip(definition, definition_chars) if definition_chars > 0 else ""
         lines.append(f"- {label}: {definition}" if definition and definition != label else f"- {label}")
     if multi:
         ask = 'Answer with JSON {"answers": [...]}: one category name per item, in the order of the items'
@@ -175,23 +191,33 @@ class LLMAssigner(_UsageTally):
                 choices = labels + ([NONE_CHOICE] if allow else [])
                 k = self.items_per_call
                 if k <= 1:
-                    head = level_prompt(vocab, parent, cands, labels, allow, multi=False)
-                    for i in members:
-                        requests.append(
-                            ChatRequest.chat(
-                                SYSTEM,
-                                head + clip(items[i].text, self.max_item_chars),
-                                constraint=ChoiceConstraint(tuple(choices)),
-                                params=SamplingParams(max_tokens=64),
-                                choice_mode=self.choice_mode,
-                            )
+
+                    def single(head: str, text: str, choices: list[str] = choices) -> ChatRequest:
+                        return ChatRequest.chat(
+                            SYSTEM,
+                            head + text,
+                            constraint=ChoiceConstraint(tuple(choices)),
+                            params=SamplingParams(max_tokens=64),
+                            choice_mode=self.choice_mode,
                         )
+
+                    longest = max((items[i].text for i in members), key=len)
+                    head, item_chars = self._fit(
+                        vocab, parent, cands, labels, allow, False, lambda h, c: single(h, clip(longest, c)), 64
+                    )
+                    for i in members:
+                        requests.append(single(head, clip(items[i].text, item_chars)))
                         jobs.append(([i], choices, by_label))
                 else:
-                    head = level_prompt(vocab, parent, cands, labels, allow, multi=True)
+                    longest_k = sorted((items[i].text for i in members), key=len)[-k:]
+                    head, item_chars = self._fit(
+                        vocab, parent, cands, labels, allow, True,
+                        lambda h, c: ChatRequest.chat(SYSTEM, h + "\n".join(f"{j + 1}. {clip(t, c)}" for j, t in enumerate(longest_k))),
+                        32 + k * (8 + max(len(c) for c in choices) // 2),
+                    )
                     for s in range(0, len(members), k):
                         chunk = members[s : s + k]
-                        body = "\n".join(f"{j + 1}. {clip(items[i].text, self.max_item_chars)}" for j, i in enumerate(chunk))
+                        body = "\n".join(f"{j + 1}. {clip(items[i].text, item_chars)}" for j, i in enumerate(chunk))
                         schema = {
                             "type": "object",
                             "properties": {
@@ -234,6 +260,33 @@ class LLMAssigner(_UsageTally):
             active = sorted(nxt)
         self.last_unfinished = sorted(failed)
         return paths
+
+    def _fit(
+        self,
+        vocab: Vocabulary,
+        parent: str,
+        cands: Sequence[Descriptor],
+        labels: Sequence[str],
+        allow: bool,
+        multi: bool,
+        probe: Callable[[str, int], ChatRequest],
+        max_tokens: int,
+    ) -> tuple[str, int]:
+        """The longest prompt head and item length (:data:`TRIMS`) whose request, with the group's
+        longest item(s), fits the model's context; PromptTooLong when even names only do not."""
+        budget = PromptBudget(self.client, max_tokens, "assigner", lower_answer=False)
+        for item_chars, def_chars in TRIMS:
+            chars = self.max_item_chars if item_chars is None else min(item_chars, self.max_item_chars)
+            head = level_prompt(vocab, parent, cands, labels, allow, multi, def_chars)
+            if budget.fits(probe(head, chars)):
+                if (item_chars, def_chars) != TRIMS[0]:
+                    self.stats["trimmed_prompts"] += 1
+                return head, chars
+        raise PromptTooLong(
+            f"the assigner's prompt for the {len(cands)} children of {parent!r} does not fit the model's context "
+            f"({budget.context} tokens) even with names only and {TRIMS[-1][0]}-character items; raise the endpoint's "
+            "context_tokens / n_ctx or use the hybrid assigner (a shortlist of children)"
+        )
 
     def _answers(self, resp: ChatResponse | LLMError, k: int) -> list[str | None]:
         if isinstance(resp, LLMError):
@@ -373,6 +426,7 @@ class SingleCallAssigner(_UsageTally):
         if self.allow_stop:
             ask += ", stopping at the deepest level that still fits"
         head = f"Category tree (indentation = subcategory):\n{tree}\n\n{ask}.\n\nItem:\n"
+        item_chars = self.max_item_chars
         names = sorted({d.name for d in vocab if self.max_level is None or d.level <= self.max_level})
         depth = vocab.depth if self.max_level is None else min(vocab.depth, self.max_level)
         requests = []
@@ -393,8 +447,10 @@ class SingleCallAssigner(_UsageTally):
                     name="path",
                 )
                 params = SamplingParams(max_tokens=40 * depth + 20)
+            if not requests:
+                head, item_chars = self._fit_tree(vocab, head, tree, ask, max(items, key=lambda x: len(x.text)).text, constraint, params)
             requests.append(
-                ChatRequest.chat(SYSTEM, head + clip(it.text, self.max_item_chars), constraint=constraint, params=params, choice_mode=self.choice_mode)
+                ChatRequest.chat(SYSTEM, head + clip(it.text, item_chars), constraint=constraint, params=params, choice_mode=self.choice_mode)
             )
         out: list[list[str]] = []
         failed: list[int] = []
@@ -420,6 +476,26 @@ class SingleCallAssigner(_UsageTally):
             out.append(path)
         self.last_unfinished = failed
         return out
+
+    def _fit_tree(self, vocab: Vocabulary, head: str, tree: str, ask: str, longest: str, constraint: Any, params: SamplingParams) -> tuple[str, int]:
+        """The prompt head (tree with or without definitions) and item length whose request, with
+        the longest item, fits the model's context; PromptTooLong when a names-only tree does not."""
+        budget = PromptBudget(self.client, params.max_tokens, "assigner", lower_answer=False)
+        names_only = self._tree_text(vocab, definitions=False)
+        options = [(tree, self.max_item_chars), (tree, min(200, self.max_item_chars)), (names_only, min(200, self.max_item_chars)),
+                   (names_only, min(80, self.max_item_chars))]
+        for t, chars in options:
+            h = f"Category tree (indentation = subcategory):\n{t}\n\n{ask}.\n\nItem:\n"
+            req = ChatRequest.chat(SYSTEM, h + clip(longest, chars), constraint=constraint, params=params, choice_mode=self.choice_mode)
+            if budget.fits(req):
+                if (t, chars) != options[0]:
+                    self.stats["trimmed_prompts"] += 1
+                return h, chars
+        raise PromptTooLong(
+            f"the single-call assigner's prompt (a {len(vocab)}-descriptor tree) does not fit the model's context "
+            f"({budget.context} tokens) even with names only; raise the endpoint's context_tokens / n_ctx or use the "
+            "level-by-level assigner"
+        )
 
     @staticmethod
     def _path_labels(vocab: Vocabulary, paths: list[list[str]]) -> list[str]:

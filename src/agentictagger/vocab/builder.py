@@ -257,7 +257,10 @@ class VocabularyBuilder:
         if job.level >= self.cfg.max_depth:
             return out
         for k, d in enumerate(job.final):
-            if len(d["members"]) > self.cfg.sub_job_threshold(len(self.texts)):
+            # A descriptor holding every item of a job that did not split is not split again: its
+            # sub-job would see the same items and repeat it one level down.
+            same = len(job.final) == 1 and len(d["members"]) == len(job.items)
+            if len(d["members"]) > self.cfg.sub_job_threshold(len(self.texts)) and not same:
                 did = descriptor_id(job.job_id, k)
                 out.append(self._load_or_new(did, job.level + 1, job.parent_path + [d["name"]], d["members"]))
         return out
@@ -524,13 +527,23 @@ class VocabularyBuilder:
 
     def _warnings(self, jobs: Any) -> list[str]:
         out = []
+        below = []
         for job in jobs:
             last = job.steps[-1]
             if last.coverage < self.cfg.coverage_target and last.n_failures >= self.cfg.min_failures:
-                out.append(
-                    f"job {job.job_id} ({' > '.join(job.parent_path) or 'root'}) ended at coverage "
-                    f"{last.coverage:.0%} with {last.n_failures} uncovered items"
+                below.append(
+                    (last.coverage, f"job {job.job_id} ({' > '.join(job.parent_path) or 'root'}) ended at coverage "
+                     f"{last.coverage:.0%} with {last.n_failures} uncovered items")
                 )
+        below.sort()
+        if len(below) > 3:
+            out.append(
+                f"{len(below)} jobs ended below build.coverage_target ({self.cfg.coverage_target:.0%}); the lowest: "
+                + "; ".join(text for _, text in below[:3])
+            )
+        else:
+            out += [text for _, text in below]
+        for job in jobs:
             n_fallback = sum(1 for s in job.steps if s.fallback)
             if n_fallback:
                 out.append(

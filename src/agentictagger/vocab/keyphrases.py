@@ -272,7 +272,18 @@ def name_groups(
             cand_mask = ok & (df_g > 0)
         cand = np.flatnonzero(cand_mask)
         if len(cand) == 0:
-            out.append(_fallback(gi, list(used_names)))
+            # No phrase passes the name filters: the group's most distinctive word that no sibling
+            # or ancestor uses (even a filtered one) says more than a numbered "Group N".
+            words_g = [j for j in np.flatnonzero(df_g > 0) if " " not in str(vocab[j]) and str(vocab[j]) not in exclude_terms
+                       and flat_key(str(vocab[j])) not in brand_strings and name_key(str(vocab[j])) not in used_names
+                       and name_key(str(vocab[j])) not in parent_keys and (not parent or adds_to_parent(str(vocab[j]), parent))]
+            if words_g:
+                j = max(words_g, key=lambda j: (df_g[j] * np.log((df_g[j] + 1e-9) / (df_all[j] + 1e-9)), df_g[j]))
+                nm = _title(str(vocab[j]))
+                used_names.add(name_key(nm))
+                out.append(GroupName(nm, definition_sentence(nm, context, []), [str(vocab[j])]))
+            else:
+                out.append(_fallback(gi, list(used_names)))
             continue
         lift = np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9))
         # Phrases that end the first segment of many titles name what the items are.
@@ -292,8 +303,17 @@ def name_groups(
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
         name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases)
+        if name_key(name) in used_names:
+            # Every candidate is a sibling's name: qualify it by the word that most sets this group
+            # apart, even one the brand filter keeps out of names on its own ("Apple Number").
+            distinct = np.flatnonzero((df_g >= min_df) & np.array([" " not in str(v) and is_noun_phrase(str(v)) for v in vocab]))
+            if len(distinct):
+                best = distinct[np.argmax(df_g[distinct] * np.log((df_g[distinct] + 1e-9) / (df_all[distinct] + 1e-9)))]
+                qualified = f"{_title(str(vocab[best]))} {name}"
+                if name_key(qualified) not in used_names and str(vocab[best]) not in name.lower():
+                    name = qualified
         used_names.add(name_key(name))
-        examples = [p for p in picked if p.lower() != name.lower()][:3] or picked[:1]
+        examples = [p for p in picked if p.lower() != name.lower()][:5] or picked[:1]
         definition = definition_sentence(name, context, examples)
         out.append(GroupName(name, definition, picked))
     return out

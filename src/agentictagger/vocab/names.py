@@ -135,8 +135,11 @@ def name_problems(
             is_noun(words(p)[-1]) for p in parts
         ):
             out.append(f"{name!r} joins two unrelated phrases")
+    inner = brand_inside(name, brand_strings)
     if flat_key(name) in brand_strings:
         out.append(f"{name!r} is a brand name")
+    elif inner:
+        out.append(f"{name!r} contains the brand or product line {inner!r}; name the kind of item")
     elif brand_terms and sum(w in brand_terms for w in content) * 2 > len(content):
         out.append(f"{name!r} looks like a brand name, not a category")
     if parent_path:
@@ -150,6 +153,20 @@ def name_problems(
     if key and key in {name_key(s) for s in siblings}:
         out.append(f"{name!r} repeats a sibling's name")
     return out
+
+
+def brand_inside(name: str, brand_strings: frozenset[str] | set[str]) -> str:
+    """A whole brand string that appears inside ``name`` ("X-Treme Tape" in "X-Treme Tape Fusing
+    Tapes"): brands of two or more words, or one word the English lexicon does not know (a
+    one-word brand that is an ordinary word, "Safety", would ban that word); "" when none."""
+    flat = f" {flat_key(name)} "
+    toks = flat.split()
+    for n in range(len(toks), 0, -1):
+        for i in range(len(toks) - n + 1):
+            g = " ".join(toks[i : i + n])
+            if g in brand_strings and (n >= 2 or (not _lemmas(g) and not g.isdigit())):
+                return g
+    return ""
 
 
 def content_lemmas(name: str) -> set[str]:

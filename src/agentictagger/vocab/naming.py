@@ -114,7 +114,7 @@ class KeyphraseNamer:
             for p in n.phrases:
                 name = _title(p)
                 if name != n.name:
-                    others = [q for q in n.phrases if q != p][:3]
+                    others = [q for q in n.phrases if q != p][:5]
                     opts.append(GroupLabel(name, definition_sentence(name, context, others), "keyphrase"))
             out.append(opts)
         return out
@@ -254,7 +254,7 @@ class LLMNamer:
         problem_label: str = "Rejected before",
     ) -> Any:
         from agentictagger.llm.types import ChatRequest, JsonSchemaConstraint, SamplingParams
-        from agentictagger.vocab.llm_agents import PromptBudget, PromptTooLong
+        from agentictagger.llm.budget import PromptBudget, PromptTooLong
 
         n = len(titles)
         budget = PromptBudget(self.client, 32 + self.tokens_per_group * n, "namer")

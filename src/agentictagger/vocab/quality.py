@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from agentictagger.vocab.names import adds_to_parent, flat_key, is_noun_phrase, name_key
+from agentictagger.vocab.names import adds_to_parent, brand_inside, flat_key, is_noun_phrase, name_key
 from agentictagger.vocabulary import ROOT_ID, Vocabulary, descriptor_text
 
 
@@ -39,7 +39,7 @@ def name_quality(
             dup += len(keys) - len(set(keys))
         adds_nothing = sum(1 for d in descs if d.parent != ROOT_ID and not adds_to_parent(d.name, vocab[d.parent].name))
         numbered = sum(1 for d in descs if re.search(r"\(\d+\)\s*$", d.name))
-        brands = sum(1 for d in descs if brand_strings and flat_key(d.name) in brand_strings)
+        brands = sum(1 for d in descs if brand_strings and (flat_key(d.name) in brand_strings or brand_inside(d.name, brand_strings)))
         named_by: dict[str, int] = defaultdict(int)
         for d in descs:
             named_by[d.named_by or "unknown"] += 1
@@ -49,7 +49,7 @@ def name_quality(
             "sibling_duplicates_after_lemmatising": dup,
             "child_adds_nothing_to_parent": adds_nothing,
             "numbered_copies": numbered,
-            **({"whole_brand_names": brands} if brand_strings else {}),
+            **({"brand_names": brands} if brand_strings else {}),
             "descriptors_under_3_items": sum(1 for d in descs if d.item_count < small),
             "definition_is_sentence_share": round(
                 sum(1 for d in descs if len(d.definition.split()) >= 4 and d.definition.rstrip().endswith(".")) / len(descs), 4
