@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -283,7 +284,7 @@ def analyse(name: str, profiles: list[str], seeds: list[int], fresh: bool, berto
         summary: dict = {"seeds": seeds, "seed_stability_pairwise_ari": pairwise_ari(parts)}
         # The same baselines at each seed's own k: compare by role, not by key.
         def role(key: str) -> str:
-            return key.split("_k")[0] if "_k" in key else key
+            return re.sub(r"_k\d+", "", key)
         for lvl_key in ("level1", "level2"):
             by_role: dict[str, dict] = {}
             for s in per_seed:

@@ -622,10 +622,15 @@ from agentictagger.tagger import sample_catalog_path  # noqa: E402,F401  (the de
 
 
 #: The demo's local-LLM settings: Qwen2.5-Coder-1.5B (``make local-llm``) names levels 1-3, one
-#: call per job naming its sibling groups together; deeper levels keep key-phrase names.
+#: call per job naming its sibling groups together; deeper levels keep key-phrase names. To keep
+#: the demo within minutes on 2 cores, the LLM is not asked to rename (the key-phrase levels still
+#: are) and each job refines once.
 DEMO_LLM_SETTINGS = [
     "build.naming.kind=llm",
     "build.naming.max_level=3",
+    "build.naming.refine_steps=0",
+    "build.refine_steps=1",
+    "build.max_refine_steps=1",
     "llms.namer.backend=local",
     "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
     "llms.namer.n_threads=2",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any, Callable, Literal, Protocol, Sequence
+from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
 
@@ -275,13 +275,16 @@ class LLMAssigner(_UsageTally):
         """The longest prompt head and item length (:data:`TRIMS`) whose request, with the group's
         longest item(s), fits the model's context; PromptTooLong when even names only do not."""
         budget = PromptBudget(self.client, max_tokens, "assigner", lower_answer=False)
-        for item_chars, def_chars in TRIMS:
-            chars = self.max_item_chars if item_chars is None else min(item_chars, self.max_item_chars)
-            head = level_prompt(vocab, parent, cands, labels, allow, multi, def_chars)
-            if budget.fits(probe(head, chars)):
-                if (item_chars, def_chars) != TRIMS[0]:
-                    self.stats["trimmed_prompts"] += 1
-                return head, chars
+        def options() -> Iterator[tuple[ChatRequest, tuple[str, int]]]:
+            for item_chars, def_chars in TRIMS:
+                chars = self.max_item_chars if item_chars is None else min(item_chars, self.max_item_chars)
+                head = level_prompt(vocab, parent, cands, labels, allow, multi, def_chars)
+                yield probe(head, chars), (head, chars)
+
+        fit = budget.first_fit(options())
+        if fit is not None:
+            self.stats["trimmed_prompts"] += int(fit[0] > 0)
+            return fit[1]
         raise PromptTooLong(
             f"the assigner's prompt for the {len(cands)} children of {parent!r} does not fit the model's context "
             f"({budget.context} tokens) even with names only and {TRIMS[-1][0]}-character items; raise the endpoint's "
@@ -484,13 +487,14 @@ class SingleCallAssigner(_UsageTally):
         names_only = self._tree_text(vocab, definitions=False)
         options = [(tree, self.max_item_chars), (tree, min(200, self.max_item_chars)), (names_only, min(200, self.max_item_chars)),
                    (names_only, min(80, self.max_item_chars))]
-        for t, chars in options:
-            h = f"Category tree (indentation = subcategory):\n{t}\n\n{ask}.\n\nItem:\n"
-            req = ChatRequest.chat(SYSTEM, h + clip(longest, chars), constraint=constraint, params=params, choice_mode=self.choice_mode)
-            if budget.fits(req):
-                if (t, chars) != options[0]:
-                    self.stats["trimmed_prompts"] += 1
-                return h, chars
+        heads = [(f"Category tree (indentation = subcategory):\n{t}\n\n{ask}.\n\nItem:\n", chars) for t, chars in options]
+        fit = budget.first_fit(
+            (ChatRequest.chat(SYSTEM, h + clip(longest, c), constraint=constraint, params=params, choice_mode=self.choice_mode), (h, c))
+            for h, c in heads
+        )
+        if fit is not None:
+            self.stats["trimmed_prompts"] += int(fit[0] > 0)
+            return fit[1]
         raise PromptTooLong(
             f"the single-call assigner's prompt (a {len(vocab)}-descriptor tree) does not fit the model's context "
             f"({budget.context} tokens) even with names only; raise the endpoint's context_tokens / n_ctx or use the "

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Iterable, TypeVar
 
 from agentictagger.llm.types import ChatRequest, LLMError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class PromptTooLong(LLMError):
@@ -52,3 +53,11 @@ class PromptBudget:
     def fits(self, request: ChatRequest) -> bool:
         limit = self.prompt_tokens
         return limit is None or self.count(request) <= limit
+
+    def first_fit(self, options: Iterable[tuple[ChatRequest, T]]) -> tuple[int, T] | None:
+        """The first of ``options`` (request, what built it), tried in order, whose request fits:
+        (its position, what built it); None when none does. Requests are built lazily."""
+        for k, (request, payload) in enumerate(options):
+            if self.fits(request):
+                return k, payload
+        return None
