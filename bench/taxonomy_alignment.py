@@ -338,6 +338,7 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the run folders (bench/runs/align/<catalog>_<profile>_<tag>_s<seed>), "
                                               "required with --set so a variant never reuses another's runs")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "taxonomy_alignment.json"))
+    ap.add_argument("--prune-only", action="store_true", help="only drop profiles of an older layout from --out")
     args = ap.parse_args()
     if args.set and not args.tag:
         ap.error("--set changes the runs: give them their own folders with --tag")
@@ -357,6 +358,13 @@ def main() -> None:
         },
         "catalogs": {k: v for k, v in old.get("catalogs", {}).items() if k in CATALOGS},
     }
+    # Profiles kept from earlier runs must have this script's layout (older files scored level 1 only).
+    for cat in out["catalogs"].values():
+        cat["profiles"] = {k: v for k, v in cat.get("profiles", {}).items() if all("level1" in s for s in v.get("per_seed", []))}
+    if args.prune_only:
+        write_result(path, {**old, "catalogs": out["catalogs"]})
+        print(f"pruned {path}")
+        return
     for name in args.catalogs:
         res = analyse(name, args.profiles, args.seeds, args.fresh, not args.no_bertopic, args.set, args.tag, args.llm_judge)
         for prof in res["profiles"].values():
