@@ -1,4 +1,4 @@
-# Two commands: `make demo` (the main job on the sample catalog; the local LLM names level 1) and `make test`.
+# Two commands: `make demo` (the main job on the sample catalog; the local LLM names levels 1-3) and `make test`.
 # Both create .venv when missing and install what they need, nothing more.
 SHELL := /bin/bash
 PYTHON ?= python3
