@@ -49,6 +49,9 @@ def test_lemmas_catch_plural_siblings_and_children_that_add_nothing():
     assert name_problems("Pipe Fitting", parent_path=["Brass Fitting"]) == []
     assert name_problems("Cold Weather Bags", parent_path=["Sleeping Bags"]) == []
     assert name_problems("PLA Spools", parent_path=["Printer Filament"]) == []
+    # A small model sometimes glues its parent and a second phrase with a dash (seen in the demo).
+    assert any("punctuation" in p for p in name_problems("Inspection Tools - Stranded Hook-Up Wire"))
+    assert name_problems("Hook-Up Wire") == []
 
 
 # -- brand filter ---------------------------------------------------------------------------------
