@@ -91,13 +91,21 @@ def alignment(cname: str, cat: dict) -> list[str]:
     return out
 
 
+def _judge_file() -> dict:
+    """The LLM judge's agreement per run folder name and level (bench/names_llm_judge.py)."""
+    path = REPO / "bench" / "results" / "names_llm_judge.json"
+    return json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
+
+
 def names_table(res: dict) -> list[str]:
-    out = ["| catalog | profile | level | descriptors | named by | noun phrases | sibling duplicates | numbered copies | brand names | child adds nothing to parent | sentence definitions | names alone (embedding judge) | names alone (LLM judge, 200 items) |",
+    judged = _judge_file()
+    out = ["| catalog | profile | level | descriptors | named by | noun phrases | sibling duplicates | numbered copies | brand names | child adds nothing to parent | sentence definitions | names alone (embedding judge) | names alone (LLM judge, 200 items, `bench/names_llm_judge.py`) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cname, cat in res["catalogs"].items():
         for pname, prof in cat["profiles"].items():
             for s in prof["per_seed"][:1]:
-                q, ni, lj = s["name_quality"], s["names_alone_embedding_judge"], s.get("names_alone_llm_judge", {})
+                q, ni = s["name_quality"], s["names_alone_embedding_judge"]
+                lj = s.get("names_alone_llm_judge") or judged.get(f"{cname}_{pname}_s{s['seed']}", {})
                 for lv in ("1", "2", "3"):
                     if lv not in q:
                         continue
