@@ -1,4 +1,4 @@
-"""Assignment on Beauty (issue #4): the lead's 2,000-item build vocabulary, then the full catalog.
+"""Assignment on Beauty: a 2,000-item build vocabulary, then the full catalog.
 
   nice python bench/assign_beauty.py [--vocab runs/beauty2k/vocabulary.json]
 

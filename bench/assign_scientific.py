@@ -1,4 +1,4 @@
-"""Assigners on Scientific, measured against the Amazon categories (issue #4, item 6).
+"""Assigners on Scientific, measured against the Amazon categories.
 
 Vocabularies:
   * ``amazon_categories``: level 1 = the Amazon level-2 categories, level 2 = the level-3 ones,

@@ -1,4 +1,4 @@
-"""Fault injection against the LLM build and assign (issue #9): does a run ever lie?
+"""Fault injection against the LLM build and assign: does a run ever lie?
 
 The real CLI (`agentictagger build`, then `agentictagger assign`, in subprocesses) builds a
 vocabulary with the LLM architect and annotator and assigns the catalog with the LLM assigner,

@@ -103,7 +103,7 @@ def section(path: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     files = [Path(a) for a in (argv if argv is not None else sys.argv[1:])] or sorted(
         p for p in (ROOT / "bench/results").glob("rank_*.json") if not p.name.endswith(".claims.json"))
-    body = ["## Ranking with descriptor features (§5.2, B.2; issue #10) — `bench/rank.py`", "",
+    body = ["## Ranking with descriptor features (§5.2, B.2) — `bench/rank.py`", "",
             "A feature-aware SASRec (2 layers, d 64, full-softmax CE over all items, AdamW lr 2e-3, batch 256, "
             "early stopping on validation N@10 with patience 3, best epoch restored) whose item embedding is the sum "
             "of the item's feature embeddings; only the features differ between rows. agentictagger features come "

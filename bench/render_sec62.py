@@ -26,7 +26,7 @@ def mean_sd(xs: list[float]) -> str:
 
 
 def main() -> None:
-    lines = [START, "## Building from a subsample vs branching factor 1 (§6.2; issue #12) — `bench/render_sec62.py`", "",
+    lines = [START, "## Building from a subsample vs branching factor 1 (§6.2) — `bench/render_sec62.py`", "",
              "Industrial_and_Scientific, offline profile, 3 seeds: the vocabulary is built from the items listed, then "
              "all 4,344 items are assigned and level 1 is scored against the 25 Amazon level-2 categories of the "
              "4,213 labelled items (as in the alignment section). No LLM calls in this profile: the cost is the "

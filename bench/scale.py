@@ -411,7 +411,7 @@ def render(res: dict, md: Path) -> None:
     """Rewrite the scale section of RESULTS.md (between its markers) from the JSON."""
     runs, ratios = res.get("assign_runs", {}), res.get("ray_ratios", {})
     lines = ["<!-- scale:start -->",
-             "## Scale (issue #12) — `bench/scale.py` (`bench/results/scale.json`)", "",
+             "## Scale — `bench/scale.py` (`bench/results/scale.json`)", "",
              f"Machine: {res['machine']['cpus']} cores. {res['machine'].get('note', '')}".rstrip(), "",
              "Sharded assignment of synthetic catalogs (Beauty titles + \" #k\", unique ids) by the embedding assigner "
              "into the built Beauty vocabulary (`bench/runs/align/beauty_offline_s0`), shards of "

@@ -1,6 +1,6 @@
 """The Python API (`AgenticTagger`: fit, transform, save/load) and incremental tagging
 (`agentictagger assign --add`): items added to a finished run get valid, unique semantic IDs in
-its vocabulary, and no earlier item's ID changes (issue 11, items 1 and 2)."""
+its vocabulary, and no earlier item's ID changes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Vocabulary edits (issue 11, item 3): rename, move, merge and delete re-assign only the items
+"""Vocabulary edits: rename, move, merge and delete re-assign only the items
 they touch (counted exactly on a hand-checked tree), keep every other item's semantic ID, keep
 the tree valid, refuse edits that would break it, and on a run folder write every file again
 together with a line in edits.jsonl; save/load, report, explore and `assign --add` work after."""

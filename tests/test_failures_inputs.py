@@ -1,4 +1,4 @@
-"""Failures, inputs and errors (issue 9, rows 2, 3, 6, 7, 8, 10), driven through the real CLI in
+"""Failures, inputs and errors, driven through the real CLI in
 a subprocess on tiny catalogs, against the scripted local OpenAI-compatible server
 (tests/fake_openai_server.py) where LLM calls are involved.
 

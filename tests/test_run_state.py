@@ -1,4 +1,4 @@
-"""The run folder's state, through the real CLI in subprocesses (issue 9, rows 1, 4, 5, 11):
+"""The run folder's state, through the real CLI in subprocesses:
 checkpoints carry a fingerprint of the settings that shaped them (a change stops the stage,
 naming the keys, and --restart starts it clean); one build/assign per run folder at a time (a
 second stops at once or queues with --wait; a killed holder's lock is taken over); LLM usage is
