@@ -17,7 +17,7 @@ import numpy as np
 
 from agentictagger.assign.base import ItemLike
 from agentictagger.assign.embedding import DescriptorIndex, TextEncoder
-from agentictagger.llm.budget import PromptBudget, PromptTooLong
+from agentictagger.llm.budget import PromptBudget
 from agentictagger.llm.types import (
     ChatRequest,
     ChatResponse,
@@ -275,21 +275,21 @@ class LLMAssigner(_UsageTally):
         """The longest prompt head and item length (:data:`TRIMS`) whose request, with the group's
         longest item(s), fits the model's context; PromptTooLong when even names only do not."""
         budget = PromptBudget(self.client, max_tokens, "assigner", lower_answer=False)
+
         def options() -> Iterator[tuple[ChatRequest, tuple[str, int]]]:
             for item_chars, def_chars in TRIMS:
                 chars = self.max_item_chars if item_chars is None else min(item_chars, self.max_item_chars)
                 head = level_prompt(vocab, parent, cands, labels, allow, multi, def_chars)
                 yield probe(head, chars), (head, chars)
 
-        fit = budget.first_fit(options())
-        if fit is not None:
-            self.stats["trimmed_prompts"] += int(fit[0] > 0)
-            return fit[1]
-        raise PromptTooLong(
-            f"the assigner's prompt for the {len(cands)} children of {parent!r} does not fit the model's context "
-            f"({budget.context} tokens) even with names only and {TRIMS[-1][0]}-character items; raise the endpoint's "
-            "context_tokens / n_ctx or use the hybrid assigner (a shortlist of children)"
+        k, fitted = budget.first_fit(
+            options(),
+            f"the assigner's prompt for the {len(cands)} children of {parent!r}",
+            f"even with names only and {TRIMS[-1][0]}-character items; raise the endpoint's context_tokens / n_ctx "
+            "or use the hybrid assigner (a shortlist of children)",
         )
+        self.stats["trimmed_prompts"] += int(k > 0)
+        return fitted
 
     def _answers(self, resp: ChatResponse | LLMError, k: int) -> list[str | None]:
         if isinstance(resp, LLMError):
@@ -488,18 +488,14 @@ class SingleCallAssigner(_UsageTally):
         options = [(tree, self.max_item_chars), (tree, min(200, self.max_item_chars)), (names_only, min(200, self.max_item_chars)),
                    (names_only, min(80, self.max_item_chars))]
         heads = [(f"Category tree (indentation = subcategory):\n{t}\n\n{ask}.\n\nItem:\n", chars) for t, chars in options]
-        fit = budget.first_fit(
-            (ChatRequest.chat(SYSTEM, h + clip(longest, c), constraint=constraint, params=params, choice_mode=self.choice_mode), (h, c))
-            for h, c in heads
+        k, fitted = budget.first_fit(
+            ((ChatRequest.chat(SYSTEM, h + clip(longest, c), constraint=constraint, params=params, choice_mode=self.choice_mode), (h, c))
+             for h, c in heads),
+            f"the single-call assigner's prompt (a {len(vocab)}-descriptor tree)",
+            "even with names only; raise the endpoint's context_tokens / n_ctx or use the level-by-level assigner",
         )
-        if fit is not None:
-            self.stats["trimmed_prompts"] += int(fit[0] > 0)
-            return fit[1]
-        raise PromptTooLong(
-            f"the single-call assigner's prompt (a {len(vocab)}-descriptor tree) does not fit the model's context "
-            f"({budget.context} tokens) even with names only; raise the endpoint's context_tokens / n_ctx or use the "
-            "level-by-level assigner"
-        )
+        self.stats["trimmed_prompts"] += int(k > 0)
+        return fitted
 
     @staticmethod
     def _path_labels(vocab: Vocabulary, paths: list[list[str]]) -> list[str]:

@@ -54,10 +54,11 @@ class PromptBudget:
         limit = self.prompt_tokens
         return limit is None or self.count(request) <= limit
 
-    def first_fit(self, options: Iterable[tuple[ChatRequest, T]]) -> tuple[int, T] | None:
+    def first_fit(self, options: Iterable[tuple[ChatRequest, T]], what: str, remedy: str) -> tuple[int, T]:
         """The first of ``options`` (request, what built it), tried in order, whose request fits:
-        (its position, what built it); None when none does. Requests are built lazily."""
+        (its position, what built it). Requests are built lazily. When none fits, PromptTooLong
+        saying ``what`` did not fit this context and ``remedy``."""
         for k, (request, payload) in enumerate(options):
             if self.fits(request):
                 return k, payload
-        return None
+        raise PromptTooLong(f"{what} does not fit the model's context ({self.context} tokens) {remedy}")

@@ -254,24 +254,27 @@ class LLMNamer:
         problem_label: str = "Rejected before",
     ) -> Any:
         from agentictagger.llm.types import ChatRequest, JsonSchemaConstraint, SamplingParams
-        from agentictagger.llm.budget import PromptBudget, PromptTooLong
+        from agentictagger.llm.budget import PromptBudget
 
         n = len(titles)
         budget = PromptBudget(self.client, 32 + self.tokens_per_group * n, "namer")
         sizes = [(min(k, self.titles_per_group), c) for k, c in self.SIZES if k <= max(1, self.titles_per_group)] or [(1, 50)]
-        for k, chars in sizes:
-            req = ChatRequest.chat(
-                NAMER_SYSTEM,
-                naming_prompt([t[:k] for t in titles], ctx, problems, chars, problem_label),
-                constraint=JsonSchemaConstraint(_schema(n), name="categories"),
-                params=SamplingParams(temperature=0.0, max_tokens=budget.max_tokens),
-            )
-            if budget.fits(req):
-                return req
-        raise PromptTooLong(
-            f"the namer's prompt for {n} groups does not fit the model's context ({budget.context} tokens) even with one "
-            "short title per group; raise the endpoint's context_tokens / n_ctx"
-        )
+
+        def options() -> Any:
+            for k, chars in sizes:
+                req = ChatRequest.chat(
+                    NAMER_SYSTEM,
+                    naming_prompt([t[:k] for t in titles], ctx, problems, chars, problem_label),
+                    constraint=JsonSchemaConstraint(_schema(n), name="categories"),
+                    params=SamplingParams(temperature=0.0, max_tokens=budget.max_tokens),
+                )
+                yield req, req
+
+        return budget.first_fit(
+            options(),
+            f"the namer's prompt for {n} groups",
+            "even with one short title per group; raise the endpoint's context_tokens / n_ctx",
+        )[1]
 
     def name(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[GroupLabel]:
         from agentictagger.llm.types import LLMError
