@@ -18,9 +18,9 @@ from agentictagger.vocabulary import descriptor_text as vocabulary_text
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
 
 #: Member texts a namer sees per group, most central first: key phrases need the group's whole
-#: vocabulary (naming the assigned level-1 groups of Scientific's development half from every member
-#: instead of the 40 most central gave names that identify their group better, names-alone
-#: accuracy .657 vs .627); the LLM namer shows only the first few.
+#: vocabulary, not a central sample (the names then identified their groups better in an ad-hoc
+#: check on Scientific's development half; no committed benchmark isolates this); the LLM namer
+#: shows only the first few.
 NAMING_TEXTS = 500
 
 

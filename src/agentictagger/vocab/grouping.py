@@ -24,8 +24,9 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 @contextmanager
 def single_threaded_numerics() -> Iterator[None]:
     """BLAS and OpenMP limited to one thread while grouping: parallelism comes from jobs and draws
-    running side by side. A threaded KMeans on shared cores spins and waits: measured 29 s vs 2.7 s
-    single-threaded for one KMeans of 4,344 x 384 vectors into 120 clusters on this 2-core machine."""
+    running side by side. A threaded KMeans on cores shared with other work spins and waits (an
+    ad-hoc timing on 2 shared cores was about 10x slower than single-threaded; no committed
+    benchmark)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
