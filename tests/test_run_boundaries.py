@@ -407,3 +407,28 @@ def test_recsys_refuses_tables_too_small_to_split(tmp_path, users, per_user, say
 def test_recsys_refuses_an_empty_tokenizer_list(tmp_path):
     out = recsys(tmp_path, interactions(tmp_path / "t.csv"), "--tokenizers", "")
     assert out.returncode == 2 and "--tokenizers" in out.stderr, out.stderr[-3000:]
+
+
+def test_sharded_llm_assign_redoes_shards_with_paths_cut_short_by_a_failed_call(built, tmp_path):
+    """The sharded path keeps the same promise: a shard whose items ended at a non-leaf descriptor
+    because a deeper call failed is not finished; a rerun redoes it and the output equals a clean run."""
+    shard = ("--set", "scale.sharded=always", "--set", "scale.shard_size=20")
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    clean = copy_run(built, clean_dir)
+    with FakeOpenAIServer(handler=choice_answer) as server:
+        out = llm_assign(clean_dir, clean, server.url, "--restart", *shard)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    run = copy_run(built, tmp_path)
+    with FakeOpenAIServer(handler=malformed_share(0.3)) as server:
+        out = llm_assign(tmp_path, run, server.url, "--restart", "--set", "assign.max_empty_share=1", *shard)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "unfinished path(s)" in out.stdout + out.stderr
+        man = json.loads((run / "shards" / "assignments" / "manifest.json").read_text())
+        assert any(e.get("unfinished") for e in man["shards"].values() if e), man
+        server.handler = choice_answer
+        out = llm_assign(tmp_path, run, server.url, "--set", "assign.max_empty_share=1", *shard)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "unfinished" not in out.stdout + out.stderr
+    assert sids(run) == sids(clean)

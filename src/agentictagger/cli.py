@@ -440,7 +440,9 @@ def _assign_sharded(cfg: RunConfig, restart: bool) -> None:
     merged = "semantic_ids.parquet, assignments.jsonl and " if out.merged else ""
     console.print(
         f"assigned {out.items} items in {out.shards} shard(s) on {out.executor} ({kept} finished shard(s) kept) -> "
-        f"{cfg.run_dir}/{merged}shards/semantic_ids/ (manifest.json)" + (f"; {out.empty_paths} empty path(s)" if out.empty_paths else ""),
+        f"{cfg.run_dir}/{merged}shards/semantic_ids/ (manifest.json)" + (f"; {out.empty_paths} empty path(s)" if out.empty_paths else "")
+        + (f"; {out.meta['unfinished_paths']} unfinished path(s) (a call failed for good below level 1; rerun "
+           "`agentictagger assign` to retry them)" if out.meta.get("unfinished_paths") else ""),
         highlight=False, soft_wrap=True,
     )
 

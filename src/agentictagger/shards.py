@@ -10,8 +10,8 @@ Stages, each a folder ``<run_dir>/shards/<stage>/`` of ``part-NNNNN.parquet`` fi
   written as ``item_id, text, label``. Ids must be unique across shards (checked at the end of
   the pass).
 * ``embeddings`` (embedding and hybrid assigners): ``item_id, vector`` (float32, unit norm).
-* ``assignments``: ``item_id, path``; a shard with LLM calls that failed for good (empty paths)
-  stays unfinished, so a rerun asks again (answered calls come from the cache).
+* ``assignments``: ``item_id, path``; a shard with LLM calls that failed for good (empty paths,
+  or paths cut short at a level whose call failed) stays unfinished, so a rerun asks again (answered calls come from the cache).
 * ``semantic_ids``: ``item_id, path, path_names, resolver``: one pass in shard order, since a
   resolver numbers the items of one path in catalog order (as :meth:`SemanticIds.from_assignment`).
 
@@ -453,7 +453,8 @@ def _assign_shard(ctx: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     table = pa.table({"item_id": pa.array([it.item_id for it in items], pa.string()), "path": pa.array(paths, pa.list_(pa.string()))})
     st["usage"].sync()
     return write_shard(
-        table, Path(task["out"]), task["shard"], empty=int(result.meta["empty_paths"]), stats=result.meta.get("stats") or {},
+        table, Path(task["out"]), task["shard"], empty=int(result.meta["empty_paths"]),
+        unfinished=int(result.meta.get("unfinished_paths") or 0), stats=result.meta.get("stats") or {},
         assigner=result.meta["assigner"], seconds=result.meta["seconds"],
     )
 
@@ -633,7 +634,9 @@ def assign_sharded(
     tasks = []
     for i in range(n):
         e = a_man.entry(i, digests[i])
-        if e is not None and not (e.get("empty") and (e.get("stats") or {}).get("failed_calls")):
+        # A shard with calls that failed for good (empty paths, or paths cut short below level 1) is redone.
+        failed = e is not None and (e.get("unfinished") or (e.get("empty") and (e.get("stats") or {}).get("failed_calls")))
+        if e is not None and not failed:
             kept["assignments"].append(i)
             done_items += int(e["rows"])
         else:
@@ -657,11 +660,13 @@ def assign_sharded(
     a_man.complete = True
     a_man.save()
     empty = sum(int(a_man.shards[i].get("empty", 0)) for i in range(n))
+    unfinished = sum(int(a_man.shards[i].get("unfinished", 0)) for i in range(n))
     assigner_name = next((a_man.shards[i].get("assigner") for i in range(n)), cfg.assign.assigner)
     meta: dict[str, Any] = {
         "assigner": assigner_name,
         "items": n_items,
         "empty_paths": empty,
+        "unfinished_paths": unfinished,
         "shards": n,
         "executor": scale.executor,
         "seconds": round(time.perf_counter() - t0, 3),
