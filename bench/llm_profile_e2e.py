@@ -148,17 +148,26 @@ def run_catalog(catalog: str, kill_after: int) -> dict:
         "uninterrupted_calls": namer_calls(cache_a),
         "usage_after_resume": uc,
         "identical_vocabulary": vocab_signature(a) == vocab_signature(c),  # to the uninterrupted run
-        # Requests are counted from the usage log (every request the server got, answered or not:
-        # logged once it has been sent), not from the response cache, which holds one row per
-        # request key and so cannot show a request that was sent twice. Sent beyond the
-        # uninterrupted run = requests repeated across the kill (in flight at it, or re-sent).
-        "requests_sent": uc["calls"],
-        "uninterrupted_requests_sent": out["first_run"]["calls"],
-        "requests_sent_beyond_uninterrupted": uc["calls"] - out["first_run"]["calls"],
-        "no_request_sent_twice": uc["calls"] == out["first_run"]["calls"],
+        **resume_accounting(out["first_run"], uc),
     }
     out["kill9_resume"].update(verify_resume(catalog, a))
     return out
+
+
+def resume_accounting(uninterrupted: dict, resumed: dict) -> dict:
+    """Requests paid across a kill and a resume, against an uninterrupted run.
+
+    Counted from the usage log (every request the server got, answered or not, logged once it has
+    been sent), not from the response cache, which holds one row per request key and so cannot
+    show a request that was sent twice. Requests beyond the uninterrupted run's are requests
+    repeated across the kill (in flight at it, or re-sent on resume)."""
+    extra = int(resumed["calls"]) - int(uninterrupted["calls"])
+    return {
+        "requests_sent": int(resumed["calls"]),
+        "uninterrupted_requests_sent": int(uninterrupted["calls"]),
+        "requests_sent_beyond_uninterrupted": extra,
+        "no_request_sent_twice": extra == 0,
+    }
 
 
 def verify_resume(catalog: str, a: Path) -> dict:
