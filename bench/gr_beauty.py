@@ -31,6 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import write_result  # noqa: E402 (bench/ is on sys.path when run as a script)
+from agentictagger.runstate import atomic_write_text  # noqa: E402
+
 import numpy as np
 import torch
 
@@ -212,7 +215,8 @@ def main(argv=None) -> int:
             res["out"] = rel
         if new:
             res["notes"].extend(new)
-            out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+            # notes only: the provenance stays the run's (a re-stamp would name --render-only)
+            atomic_write_text(out, json.dumps(res, indent=2, ensure_ascii=False) + "\n")
         write_markdown(Path(args.results_md or ROOT / "bench/RESULTS.md"), res)
         return 0
     configure_threads(args.threads)
@@ -256,9 +260,7 @@ def main(argv=None) -> int:
 
     def save() -> None:
         res["summary"] = summarise_rows(res["rows"], res["critique"])
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        write_result(out, res, indent=2)
         if args.results_md:
             write_markdown(Path(args.results_md), res)
 

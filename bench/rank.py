@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import write_result  # noqa: E402 (bench/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FEATURES = "item_id,agentictagger,rq-vae,rq-kmeans,item_id+agentictagger"
 
@@ -96,9 +98,7 @@ def main(argv=None) -> int:
                          "all validation users, once per epoch), patience 3, best epoch restored."),
             "summary": summarise(res["rows"]),
         })
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(res, indent=1) + "\n")
-        tmp.replace(out)
+        write_result(out, res)
     for s in res["summary"]:
         k = "all/full/N@10"
         print(f"{s['tokenizer']:<24} {s['model']:<10} full N@10 {s[k]['mean']:.4f} ± {s[k]['std']:.4f}  "

@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from _provenance import write_result  # noqa: E402 (bench/ is on sys.path when run as a script)
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,8 +291,6 @@ def main(argv=None) -> int:
     res["report_seconds"] = _r(time.perf_counter() - t_start, 1)
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    from agentictagger.runstate import atomic_write_text
-
     combined = {"runs": {}}
     if out.exists():
         prev = json.loads(out.read_text())
@@ -310,7 +310,7 @@ def main(argv=None) -> int:
         "updated": res["date"], "last_command": res["command"],
         "runs": combined["runs"],
     }
-    atomic_write_text(out, json.dumps(combined, indent=1) + "\n")
+    write_result(out, combined)
     if args.plot:
         plot(combined, ROOT / args.plot)
     b = res["best"]
