@@ -163,7 +163,7 @@ def test_root_architect_prompt_fits_a_small_local_context(tmp_path, monkeypatch)
     job's descriptors (no HTTP 400)."""
     _smollm2()
     monkeypatch.setenv(models.ENV_MODELS_DIR, str(tmp_path / "models"))
-    from agentictagger.cli import sample_catalog_path
+    from agentictagger.api import sample_catalog_path
     from agentictagger.llm.backends import local
 
     n_ctx, max_tokens = 1024, 400
