@@ -9,16 +9,20 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast embedded local-llm chromium clean
+.PHONY: demo test test-fast check architecture embedded local-llm chromium clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel
 
-# Core install: torch CPU build first (a bare `torch` would pull a multi-GB CUDA build).
+# Core install: the CPU build of torch first, named explicitly (a bare `torch` from PyPI is a
+# multi-GB CUDA build). A wheel already on the machine's pip sources is used as is; otherwise it
+# comes from PyTorch's CPU index (TORCH_INDEX).
+TORCH := torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.core: pyproject.toml | $(PY)
 	@echo ">> installing agentictagger (core, offline embedding default)"
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-index "$(TORCH)" 2>/dev/null || $(PIP) install -q "$(TORCH)" --extra-index-url $(TORCH_INDEX)
 	$(PIP) install -q -e .
 	@touch $@
 
@@ -77,10 +81,25 @@ chromium:
 	      echo ">> chromium install failed: the browser test will skip"; \
 	    else echo ">> chromium not found and cannot be installed here (needs apt-get as root): the browser test will skip"; fi; }
 
-test: $(VENV)/.smollm2 $(VENV)/.local $(VENV)/.dev $(VENV)/.ray local-llm chromium
+test: $(VENV)/.smollm2 $(VENV)/.local $(VENV)/.dev $(VENV)/.ray local-llm chromium check
 	$(PY) -m pytest -q
 
-test-fast: $(VENV)/.dev chromium
+# The architecture and dependency checks (seconds): the import layers and no cycles (import-linter
+# contracts in pyproject.toml), every import declared and nothing declared unused (deptry), no dead
+# code (vulture; vulture_whitelist.py lists what is used only by name).
+check: $(VENV)/.dev
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry src
+	$(VENV)/bin/vulture src vulture_whitelist.py --min-confidence 80
+
+# docs/architecture.png: the package import graph, drawn from the code (pydeps + Graphviz's dot).
+architecture: $(VENV)/.dev
+	$(PIP) install -q pydeps==3.0.9
+	@command -v dot >/dev/null || { echo "Graphviz's dot is needed (apt-get install graphviz)"; exit 1; }
+	$(VENV)/bin/pydeps src/agentictagger --max-module-depth 2 --only agentictagger --exclude-exact agentictagger \
+	  --rankdir TB --noshow -T png -o docs/architecture.png
+
+test-fast: $(VENV)/.dev chromium check
 	$(PY) -m pytest -q -m "not slow and not embedded and not local"
 
 clean:

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from agentictagger.vocab.summary import build_summary, names_of_first_levels  # noqa: E402
-from agentictagger.vocabulary import Vocabulary  # noqa: E402
+from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import write_result  # noqa: E402

@@ -76,7 +76,7 @@ def stamp(result: dict[str, Any], argv: list[str] | None = None) -> dict[str, An
 
 def write_result(path: str | Path, result: dict[str, Any], *, argv: list[str] | None = None, **dump: Any) -> Path:
     """Write ``result`` stamped with its provenance to ``path``, atomically."""
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     dump.setdefault("indent", 1)
     dump.setdefault("ensure_ascii", False)

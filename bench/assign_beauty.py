@@ -27,13 +27,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from agentictagger.assign import AssignConfig, EmbeddingAssigner, LLMAssigner, assign_catalog, run_assign
+from agentictagger.assign import EmbeddingAssigner, LLMAssigner, assign_catalog, run_assign
+from agentictagger.config import AssignConfig
 from agentictagger.catalog import load_shared
 from agentictagger.config import EmbeddingConfig, LLMConfig
-from agentictagger.diagnostics import compute_diagnostics, run_report
-from agentictagger.freeform import compare, llm_keywords, tfidf_keywords
-from agentictagger.semantic_ids import SemanticIds
-from agentictagger.vocabulary import Vocabulary
+from agentictagger.run.report import compute_diagnostics, run_report
+from agentictagger.vocab.freeform import compare, llm_keywords, tfidf_keywords
+from agentictagger.structures.semantic_ids import SemanticIds
+from agentictagger.structures.vocabulary import Vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import write_result  # noqa: E402
@@ -184,7 +185,7 @@ def main() -> None:
     res["full_catalog"] = {
         "items": len(full),
         "invalid_paths": sum(1 for _, p in full if not vocab.is_valid_path(p)),
-        "unique_semantic_ids": len({(tuple(r.path), r.resolver) for r in SemanticIds.load_parquet(run / "semantic_ids.parquet")}),
+        "unique_semantic_ids": len({(tuple(r.path), r.resolver) for r in SemanticIds.read(run / "semantic_ids.parquet")}),
         "run_dir": str(run.relative_to(ROOT) if run.is_relative_to(ROOT) else run),
         "seconds_including_encoding_or_cache_reads": round(full_s, 1),
         "items_per_s_including_encoding_or_cache_reads": round(len(full) / full_s, 1),

@@ -30,8 +30,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from agentictagger.assign import Assignment, EmbeddingAssigner, HybridAssigner, LLMAssigner, SingleCallAssigner, assign_catalog
 from agentictagger.catalog import load_shared
 from agentictagger.config import EmbeddingConfig, LLMConfig
-from agentictagger.diagnostics import compute_diagnostics
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.run.report import compute_diagnostics
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import write_result  # noqa: E402

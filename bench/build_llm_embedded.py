@@ -13,7 +13,7 @@ from pathlib import Path
 
 from _build_common import REPO, print_table, run_build, summarise, write
 
-from agentictagger.vocabulary import Vocabulary
+from agentictagger.structures.vocabulary import Vocabulary
 
 p = argparse.ArgumentParser()
 p.add_argument("--items", type=int, default=200)

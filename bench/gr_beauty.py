@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from _provenance import write_result  # noqa: E402 (bench/ is on sys.path when run as a script)
-from agentictagger.runstate import atomic_write_text  # noqa: E402
+from agentictagger.files import atomic_write_text  # noqa: E402
 
 import numpy as np
 import torch

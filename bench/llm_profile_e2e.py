@@ -32,9 +32,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-
-from agentictagger.catalog import shared_data_root  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import write_result  # noqa: E402
 
@@ -50,7 +47,7 @@ ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
 
 
 def flags(run_dir: Path, cache: Path, catalog: str) -> list[str]:
-    path = str(shared_data_root(None, catalog) / catalog / "items.jsonl.gz")
+    path = f"shared:{catalog}"  # the dataset loader: its fields and labels
     sets = [*PROFILE, f"cache_dir={cache}"]
     return ["--catalog", path, "--run-dir", str(run_dir), *[x for s in sets for x in ("--set", s)]]
 

@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from agentictagger.catalog import _BROKEN_TITLE, _clean, scientific_label, shared_data_root, truncate_text
+from agentictagger.catalog.datasets import _BROKEN_TITLE, _clean, scientific_label, shared_data_root, truncate_text
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "agentictagger" / "data" / "sample_catalog.jsonl"

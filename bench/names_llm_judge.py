@@ -23,12 +23,12 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _provenance import write_result  # noqa: E402
 
-from agentictagger.assign.base import Assignment  # noqa: E402
+from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.catalog import load_shared  # noqa: E402
 from agentictagger.config import LLMConfig  # noqa: E402
 from agentictagger.llm.factory import make_client  # noqa: E402
 from agentictagger.vocab.quality import llm_name_agreement  # noqa: E402
-from agentictagger.vocabulary import Vocabulary  # noqa: E402
+from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 
 
 def main() -> None:

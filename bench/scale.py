@@ -3,7 +3,7 @@
 Measured here:
 * ``embedding_texts_per_s_per_core``: all-MiniLM-L6-v2, 1 torch thread, on ``--embed-sample``
   real Beauty titles (cache off), texts/s of wall time and of process CPU time.
-* per size in ``--sizes`` (default 10^4): the sharded assignment (agentictagger.shards) of a
+* per size in ``--sizes`` (default 10^4): the sharded assignment (agentictagger.run.shards) of a
   synthetic catalog derived from the real Beauty titles (title + " #k", ids unique) into the
   built Beauty vocabulary (bench/runs/align/beauty_offline_s0), in a fresh subprocess each, for
   each executor in ``--executors`` (local: 1 core; ray with each worker count of ``--ray-cpus``):
@@ -154,7 +154,7 @@ def _child(args: argparse.Namespace) -> None:
     import numpy as np
 
     from agentictagger.config import RunConfig
-    from agentictagger.shards import assign_sharded
+    from agentictagger.run.shards import assign_sharded
 
     base = dict(np.load(args.base, allow_pickle=True)["pairs"].tolist())
     overrides = [f"run_dir={args.run_dir}", f"cache_dir={args.run_dir}/cache", "catalog.text_template='{title}'",
@@ -178,7 +178,7 @@ def _child(args: argparse.Namespace) -> None:
 def _llm_child(args: argparse.Namespace) -> None:
     """One LLM-assignment run against the scripted server at ``args.server``."""
     from agentictagger.config import RunConfig
-    from agentictagger.shards import assign_sharded
+    from agentictagger.run.shards import assign_sharded
 
     llm = dict(backend="openai", model="fake-model", base_url=args.server, api_key_env="AGENTICTAGGER_BENCH_KEY_UNSET",
                structured_output="prompt", max_retries=2, backoff_base_s=0.01, max_concurrency=args.concurrency,
@@ -224,7 +224,7 @@ def llm_throughput(args: argparse.Namespace, work: Path, titles: list[str], old:
     sys.path.insert(0, str(REPO / "tests"))
     from fake_openai_server import FakeOpenAIServer, Reply, last_user_message
 
-    from agentictagger.vocabulary import ROOT_ID, Vocabulary
+    from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
     full = Vocabulary.load(VOCAB)
     names = [(d.name, d.definition or d.name) for d in full.children(ROOT_ID)]

@@ -60,13 +60,13 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 from _provenance import write_result  # noqa: E402
 
-from agentictagger.assign.base import Assignment  # noqa: E402
-from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label, shared_data_root  # noqa: E402
+from agentictagger.structures.assignment import Assignment  # noqa: E402
+from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
 from agentictagger.config import RunConfig  # noqa: E402
 from agentictagger.vocab.keyphrases import brand_strings, opener_brands  # noqa: E402
 from agentictagger.vocab.quality import name_identifiability, name_quality, partition_scores  # noqa: E402
 from agentictagger.vocab.summary import coverage_by_level, load_jobs, refinement_effect  # noqa: E402
-from agentictagger.vocabulary import Vocabulary  # noqa: E402
+from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 
 LOCAL_LLM = [
     "llms.namer.backend=local",
@@ -97,7 +97,7 @@ def run_profile(catalog: str, profile: str, seed: int, fresh: bool, extra: list[
     run_dir = REPO / "bench" / "runs" / "align" / f"{catalog}_{profile}{'_' + tag if tag else ''}_s{seed}"
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
-    path = str(shared_data_root(None, catalog) / catalog / "items.jsonl.gz")
+    path = f"shared:{catalog}"  # the dataset loader: its fields and labels
     sets = [f"seed={seed}", *PROFILES[profile], *extra]
     flags = [x for s in sets for x in ("--set", s)]
     done = (run_dir / "assignments.jsonl").exists() and (run_dir / "vocabulary.json").exists()

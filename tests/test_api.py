@@ -14,9 +14,9 @@ from test_honest_build import ADJ, KINDS
 from test_run_state import OFFLINE, cli, error_line
 
 from agentictagger import AgenticTagger
-from agentictagger.assign import Assignment
-from agentictagger.semantic_ids import SemanticId, SemanticIds
-from agentictagger.vocabulary import Descriptor, Vocabulary
+from agentictagger.structures.assignment import Assignment
+from agentictagger.structures.semantic_ids import SemanticId, SemanticIds
+from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
 SETTINGS = [s for s in OFFLINE if s != "--set"]
 

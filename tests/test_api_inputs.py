@@ -117,7 +117,7 @@ def test_a_sentence_transformer_is_an_embedder(tmp_path):
 
 
 def test_an_api_run_keeps_item_texts_so_the_explorer_shows_titles(fitted, tmp_path):  # noqa: F811
-    from agentictagger.explorer import catalog_for_run, write_explorer
+    from agentictagger.run.explorer import catalog_for_run, write_explorer
 
     run = copy_run(fitted, tmp_path)
     tagger = AgenticTagger.load(run)

@@ -12,7 +12,6 @@ import pytest
 
 from agentictagger.assign import (
     NONE_CHOICE,
-    AssignConfig,
     Assignment,
     EmbeddingAssigner,
     HybridAssigner,
@@ -24,14 +23,15 @@ from agentictagger.assign import (
     repair_path,
     run_assign,
 )
+from agentictagger.config import AssignConfig
 from agentictagger.llm.types import (
     ChatResponse,
     ChoiceConstraint,
     JsonSchemaConstraint,
     LLMError,
 )
-from agentictagger.semantic_ids import SemanticIds
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.structures.semantic_ids import SemanticIds
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -335,7 +335,7 @@ def test_run_assign_writes_outputs_and_resumes(tmp_path):
     a = run_assign(ITEMS, v, cfg, tmp_path, embedder=WordEncoder())
     assert (tmp_path / "assignments.jsonl").exists() and (tmp_path / "semantic_ids.parquet").exists()
     assert Assignment.load_jsonl(tmp_path / "assignments.jsonl").paths == a.paths
-    sids = SemanticIds.load_parquet(tmp_path / "semantic_ids.parquet")
+    sids = SemanticIds.read(tmp_path / "semantic_ids.parquet")
     assert len({(r.path, r.resolver) for r in sids}) == len(ITEMS)
     assert not (tmp_path / "assignments.partial.jsonl").exists()  # finished: only the outputs stay
     b = run_assign(ITEMS, v, cfg, tmp_path, embedder=WordEncoder())

@@ -332,8 +332,13 @@ def test_sequences_use_catalog_ids() -> None:
 
 
 @shared
-def test_shared_items_file_loads_through_catalog_load() -> None:
-    path = shared_data_root(None, "scientific") / "scientific" / "items.jsonl.gz"
-    cat = Catalog.load(path)
+def test_shared_datasets_load_by_name_and_files_by_format_alone() -> None:
+    cat = Catalog.load("shared:scientific")
     assert len(cat) == 4344 and cat.labels[0] == "Industrial Electrical"
     assert Catalog.load("shared:beauty").ids[:1] == ["B004756YJA"]
+    with pytest.raises(CatalogError, match="unknown shared dataset 'toys'; choose one of scientific, office, beauty, sports"):
+        Catalog.load("shared:toys")
+    # The same file given by path is read by its format, with the settings given: no name magic.
+    path = shared_data_root(None, "scientific") / "scientific" / "items.jsonl.gz"
+    plain = Catalog.load(path, CatalogConfig(id_field="item_idx", text_template="{title}"))
+    assert plain.ids == cat.ids and plain.labels[0] is None

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentictagger.cli import app
-from agentictagger.vocabulary import Vocabulary
+from agentictagger.structures.vocabulary import Vocabulary
 
 runner = CliRunner()
 
@@ -47,7 +47,7 @@ def test_demo_with_local_llm_names(tmp_path):
     """The demo with Qwen2.5-Coder-1.5B (assembled by `make local-llm`) naming level 1 (the default
     names levels 1-3; one level keeps the test within minutes on 2 cores)."""
     from agentictagger.llm.models import ModelNotInstalledError, resolve_model
-    from agentictagger.vocab.names import name_problems
+    from agentictagger.vocab.name_rules import name_problems
 
     try:
         resolve_model("qwen2.5-coder-1.5b-instruct")

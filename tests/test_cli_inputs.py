@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_run_state import OFFLINE, cli
 
-from agentictagger.semantic_ids import SemanticIds
+from agentictagger.structures.semantic_ids import SemanticIds
 
 KINDS = ["apple", "pear", "hammer", "chair"]
 
@@ -40,7 +40,7 @@ def test_id_field_text_template_and_label_field_flags(tmp_path, sku_csv):
     for command in ("build", "assign", "report"):
         out = cli(tmp_path, command, *common)
         assert out.returncode == 0, (command, out.stderr[-2000:])
-    ids = {r.item_id for r in SemanticIds.load_parquet(tmp_path / "run" / "semantic_ids.parquet")}
+    ids = {r.item_id for r in SemanticIds.read(tmp_path / "run" / "semantic_ids.parquet")}
     assert ids == {f"S{k}{i}" for k in KINDS for i in range(15)}
     diag = json.loads((tmp_path / "run" / "diagnostics.json").read_text())
     assert json.dumps(diag).count("nmi") >= 1  # labels were read from the kind column

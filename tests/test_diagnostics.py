@@ -7,11 +7,11 @@ import math
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from agentictagger.assign import Assignment
-from agentictagger.diagnostics import compute_diagnostics, purity, render_tables, run_report, save_diagnostics, utilization
-from agentictagger.freeform import compare, llm_keywords, normalise_keyword, tfidf_keywords
+from agentictagger.structures.assignment import Assignment
+from agentictagger.run.report import compute_diagnostics, purity, render_tables, run_report, save_diagnostics, utilization
+from agentictagger.vocab.freeform import compare, llm_keywords, normalise_keyword, tfidf_keywords
 from agentictagger.llm.types import ChatResponse, JsonSchemaConstraint, LLMError
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 
 def vocab() -> Vocabulary:

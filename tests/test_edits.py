@@ -15,12 +15,12 @@ from test_api import FIRST, NEW, SETTINGS, copy_run, id_rows, write
 from test_run_state import OFFLINE, cli, error_line
 
 from agentictagger import AgenticTagger
-from agentictagger.assign import Assignment
-from agentictagger.runstate import COMMIT_READY, COMMIT_STAGING, RunLock, StaleStateError
-from agentictagger.semantic_ids import SemanticId, SemanticIds
+from agentictagger.structures.assignment import Assignment
+from agentictagger.run.folder import COMMIT_READY, COMMIT_STAGING, RunLock, StaleStateError
+from agentictagger.structures.semantic_ids import SemanticId, SemanticIds
 from agentictagger.vocab import edits
 from agentictagger.vocab.edits import EditError
-from agentictagger.vocabulary import Descriptor, Vocabulary
+from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
 # -- a hand-checked tree ----------------------------------------------------------------------------
 #   d1 Fruit      d1.1 Apples, d1.2 Pears
@@ -296,8 +296,8 @@ def check_run(run: Path) -> Vocabulary:
     vocab = Vocabulary.load(run / "vocabulary.json")
     assignment = Assignment.load_jsonl(run / "assignments.jsonl")
     assignment.validate(vocab)
-    table = SemanticIds.load_parquet(run / "semantic_ids.parquet")
-    assert [(r.item_id, r.path, r.path_names, r.resolver) for r in SemanticIds.load_jsonl(run / "semantic_ids.jsonl")] == \
+    table = SemanticIds.read(run / "semantic_ids.parquet")
+    assert [(r.item_id, r.path, r.path_names, r.resolver) for r in SemanticIds.read(run / "semantic_ids.jsonl")] == \
            [(r.item_id, r.path, r.path_names, r.resolver) for r in table]
     assert {r.item_id: list(r.path) for r in table} == assignment.paths
     assert all(r.path_names == tuple(vocab[d].name for d in r.path) for r in table)
@@ -369,7 +369,7 @@ def test_api_edits_on_a_run_folder(fitted, tmp_path):
         tagger.build(tmp_path / "first.jsonl")
 
     # The explorer and the report still work on the edited run.
-    from agentictagger.explorer import write_explorer
+    from agentictagger.run.explorer import write_explorer
 
     assert write_explorer(run).exists()
     assert tagger.diagnostics["items"] == len(later)
@@ -461,12 +461,12 @@ def test_an_edit_killed_mid_commit_is_finished_or_discarded(fitted, tmp_path, mo
     top = vocab.level(1)[0]
 
     # Killed while staging (before the commit point): the old files stay, the staging goes.
-    import agentictagger.assign.run as assign_run
+    import agentictagger.assign.driver as assign_driver
 
     def crash(*a, **k):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(assign_run, "write_outputs", crash)
+    monkeypatch.setattr(assign_driver, "write_outputs", crash)
     with pytest.raises(KeyboardInterrupt):
         tagger.rename(top.id, "Crashed")
     monkeypatch.undo()
@@ -497,7 +497,7 @@ def test_an_edit_killed_mid_commit_is_finished_or_discarded(fitted, tmp_path, mo
         assert any("committed change" in n for n in lock.notes)
     assert tagger.vocabulary[top.id].name == "Half Done"
     assert [r["op"] for r in tagger.edit_log] == ["rename"]
-    from agentictagger.diagnostics import run_report
+    from agentictagger.run.report import run_report
 
     run_report(run)  # diagnostics.json was removed with the commit; written again by any report
     check_run(run)

@@ -12,7 +12,7 @@ import pytest
 from test_run_state import CLI
 
 from agentictagger.config import RunConfig
-from agentictagger.estimate import build_estimate, build_jobs, calibration_path, estimate_table, load_measured
+from agentictagger.run.estimate import build_estimate, build_jobs, calibration_path, estimate_table, load_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICED = ["llms.default.backend=openai", "llms.default.model=gpt-4o-mini",

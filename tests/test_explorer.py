@@ -25,10 +25,10 @@ from typing import Any, Iterator
 import pytest
 from test_honest_build import CLI, write_catalog
 
-from agentictagger.assign.base import Assignment
-from agentictagger.explorer import subtree_counts
-from agentictagger.semantic_ids import SemanticIds
-from agentictagger.vocabulary import Descriptor, Vocabulary
+from agentictagger.structures.assignment import Assignment
+from agentictagger.run.compare import subtree_counts
+from agentictagger.structures.semantic_ids import SemanticIds
+from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
 OFFLINE = ["--set", "build.min_cluster_size=5", "--set", "build.root_descriptors=3", "--set", "build.grouping.restarts=2"]
 CHROMIUM_FLAGS = [
@@ -194,7 +194,7 @@ def browser_page(
 def test_diff_of_a_hand_checked_edit():
     from test_edits import KeywordAssigner, reassigner, small_table, small_vocab
 
-    from agentictagger.rundiff import diff
+    from agentictagger.run.compare import diff
     from agentictagger.vocab import edits
 
     v = small_vocab()
@@ -232,7 +232,7 @@ def compare_page(explorer_run) -> tuple[Path, Path, dict, Path]:
     """The explorer's run edited through the API (a level-1 descriptor renamed, a leaf deleted:
     its items re-assigned), and `explore EDITED --compare RUN`."""
     from agentictagger import AgenticTagger
-    from agentictagger.rundiff import diff_runs
+    from agentictagger.run.compare import diff_runs
 
     run, page = explorer_run
     edited = Path(shutil.copytree(run, page.parent / "edited", ignore=shutil.ignore_patterns("explorer.html")))
@@ -386,7 +386,7 @@ def test_deep_link_search_and_csv(explorer_run, tmp_path):
         members = [i for i, p in assignment.paths.items() if big.id in p]
         assert len(rows) == counts[big.id] == len(members)
         assert [r["item_id"] for r in rows] == members
-        ids = {r.item_id: r for r in SemanticIds.load_parquet(run / "semantic_ids.parquet")}
+        ids = {r.item_id: r for r in SemanticIds.read(run / "semantic_ids.parquet")}
         for r in rows:
             assert r["text"] == titles[r["item_id"]]
             assert r["path_ids"] == " > ".join(assignment.paths[r["item_id"]])
@@ -453,7 +453,7 @@ def write_hostile_run(base: Path) -> tuple[Path, Path, dict[str, str], dict[str,
     """A run folder written directly (vocabulary, assignment, semantic IDs) whose descriptor
     names and item titles are all markup, and its catalog: 30 items under d1.1, 4 under d1.2,
     4 under d2.1, 2 stopping at d2."""
-    from agentictagger.semantic_ids import SemanticIds
+    from agentictagger.structures.semantic_ids import SemanticIds
 
     run = base / "hostile-run"
     run.mkdir(parents=True)
@@ -553,8 +553,8 @@ def test_failed_write_leaves_nothing(hostile_page, tmp_path, monkeypatch):
     assert "is a folder" in out.stdout + out.stderr and len((out.stdout + out.stderr).strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and not list(folder.iterdir())
     # A write that fails at the rename (full disk, lost mount): the old page is kept, no *.tmp.
-    import agentictagger.runstate as runstate
-    from agentictagger.explorer import write_explorer
+    import agentictagger.files as files
+    from agentictagger.run.explorer import write_explorer
 
     target = tmp_path / "page.html"
     target.write_text("old page", encoding="utf-8")
@@ -562,7 +562,7 @@ def test_failed_write_leaves_nothing(hostile_page, tmp_path, monkeypatch):
     def fail(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(runstate.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(OSError):
         write_explorer(run, target, catalog_path=catalog)
     assert target.read_text(encoding="utf-8") == "old page"
@@ -599,7 +599,7 @@ def test_plotly_js_beside_the_page(hostile_page, tmp_path):
 def test_relation_of_runs():
     from test_edits import small_table, small_vocab
 
-    from agentictagger.rundiff import diff
+    from agentictagger.run.compare import diff
 
     v = small_vocab()
     paths = {r.item_id: list(r.path) for r in small_table(v)}

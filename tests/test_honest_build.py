@@ -16,7 +16,7 @@ from test_vocab_llm import llm_config, scripted_llm
 
 from agentictagger.catalog import Catalog
 from agentictagger.config import RunConfig
-from agentictagger.vocab.api import build_vocabulary
+from agentictagger.run.build import build_vocabulary
 from agentictagger.vocab.builder import StepRecord, architect_meta
 
 CLI = str(Path(sys.executable).with_name("agentictagger"))

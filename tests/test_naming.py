@@ -15,10 +15,10 @@ from agentictagger.llm.types import ChatResponse, LLMError, TransientLLMError
 from agentictagger.vocab.agents import DescriptorDraft, EmbeddingAnnotator, EmbeddingArchitect, JobView
 from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters, order_by_size, ward_merge
 from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands
-from agentictagger.vocab.names import head_word, is_noun_phrase, name_key, name_problems
+from agentictagger.vocab.name_rules import head_word, is_noun_phrase, name_key, name_problems
 from agentictagger.vocab.naming import KeyphraseNamer, LevelNamer, LLMNamer, NamingContext, NamingGroup
 from agentictagger.vocab.quality import name_quality, partition_scores
-from agentictagger.vocabulary import Descriptor, Vocabulary
+from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
 
 # -- name rules -----------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ def test_keyphrase_names_never_a_whole_brand():
 
 def test_keyphrase_names_try_every_candidate_and_never_number():
     from agentictagger.vocab.keyphrases import _make_name
-    from agentictagger.vocab.names import name_key
+    from agentictagger.vocab.name_rules import name_key
 
     used = {name_key("Serum"), name_key("Face Serum")}
     assert _make_name(["serum", "face serum"], [0.9, 0.5], used, ["serum", "face serum", "vitamin serum"]) == "Vitamin Serum"

@@ -18,7 +18,7 @@ from agentictagger.llm.factory import make_client
 from agentictagger.llm.types import LLMError
 from agentictagger.vocab import prompts
 from agentictagger.vocab.agents import DescriptorDraft, FailureReport, ItemAnnotation, JobView
-from agentictagger.vocab.api import build_vocabulary
+from agentictagger.run.build import build_vocabulary
 from agentictagger.vocab.llm_agents import ArchitectGaveUp, LLMAnnotator, LLMArchitect, PromptTooLong
 
 LONG = (
@@ -163,7 +163,7 @@ def test_root_architect_prompt_fits_a_small_local_context(tmp_path, monkeypatch)
     job's descriptors (no HTTP 400)."""
     _smollm2()
     monkeypatch.setenv(models.ENV_MODELS_DIR, str(tmp_path / "models"))
-    from agentictagger.cli import sample_catalog_path
+    from agentictagger.api import sample_catalog_path
     from agentictagger.llm.backends import local
 
     n_ctx, max_tokens = 1024, 400
@@ -241,7 +241,7 @@ def test_llm_assigner_prompts_are_trimmed_to_a_small_local_context(tmp_path, mon
     from agentictagger.assign.llm import LLMAssigner, SingleCallAssigner
     from agentictagger.llm.backends import local
     from agentictagger.llm.types import ChatRequest
-    from agentictagger.vocabulary import Descriptor, Vocabulary
+    from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
     n_ctx = 512
     cfg = LLMConfig(backend="local", model_path="smollm2-135m-instruct", n_ctx=n_ctx, n_threads=1, max_reasks=0, max_retries=0)

@@ -7,7 +7,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from agentictagger.cli import app
-from agentictagger.recsys.sidtable import SemanticIDRow, write_semantic_id_table
+from agentictagger.structures.semantic_ids import SemanticId, SemanticIds
 
 
 def _tiny(tmp_path):
@@ -16,7 +16,7 @@ def _tiny(tmp_path):
     rows, sids = [], []
     for i in range(60):
         g = i % 3
-        sids.append(SemanticIDRow(f"it{i}", (f"g{g}", f"g{g}.{i % 2}"), (f"G{g}", f"S{i % 2}"), i // 6))
+        sids.append(SemanticId(f"it{i}", (f"g{g}", f"g{g}.{i % 2}"), (f"G{g}", f"S{i % 2}"), i // 6))
     for u in range(120):
         g = u % 3
         items = rng.choice([i for i in range(60) if i % 3 == g], size=6, replace=False)
@@ -24,7 +24,7 @@ def _tiny(tmp_path):
     table = tmp_path / "interactions.csv"
     pd.DataFrame(rows).sample(frac=1, random_state=0).to_csv(table, index=False)  # shuffled: time sorts it
     sid = tmp_path / "semantic_ids.parquet"
-    write_semantic_id_table(sids, sid)
+    SemanticIds(sids).save_parquet(sid)
     return table, sid
 
 

@@ -6,7 +6,8 @@ import torch
 torch.set_num_threads(1)  # the cores are shared; more threads only spin
 
 from agentictagger.recsys.critique import CallableSimulator, EmbeddingSimulator, allowed_matrix, group_index
-from agentictagger.recsys.sidtable import Level1Descriptor, SemanticIDRow
+from agentictagger.recsys.sidtable import Level1Descriptor
+from agentictagger.structures.semantic_ids import SemanticId
 from agentictagger.recsys.tiger import T5Config, TigerModel
 from agentictagger.recsys.tokenizers import semantic_id_codes
 from agentictagger.recsys.train import CodeBook, build_trie, recommend
@@ -22,7 +23,7 @@ def _catalogue(n_items=40, seed=0):
         path = [l1] + [f"{l1}.{rng.integers(1, 3)}" if k == 1 else f"{l1}.1.{rng.integers(1, 3)}" for k in range(1, depth)]
         key = tuple(path)
         used[key] = used.get(key, -1) + 1
-        rows.append(SemanticIDRow(f"i{i}", key, key, used[key]))
+        rows.append(SemanticId(f"i{i}", key, key, used[key]))
     return semantic_id_codes(rows, [f"i{i}" for i in range(n_items)])
 
 

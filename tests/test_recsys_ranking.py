@@ -11,15 +11,15 @@ from agentictagger.recsys.data import SequenceData, leave_last_out
 from agentictagger.recsys.metrics import evaluate_sampled, sample_negatives
 from agentictagger.recsys.ranking import (FeatureSASRec, ItemFeatures, RankerConfig, evaluate_ranker, fit_ranker,
                                           softmax_cross_entropy)
-from agentictagger.recsys.sidtable import SemanticIDRow
+from agentictagger.structures.semantic_ids import SemanticId
 from agentictagger.recsys.tokenizers import RQVAEConfig, rq_vae_codes, semantic_id_codes
 from agentictagger.recsys.train import TrainConfig
 
 
 def _three_items():
     """Items x, y (same path a/b, resolvers 0 and 1) and z (path a/c)."""
-    rows = [SemanticIDRow("x", ("a", "a.b"), ("A", "B"), 0), SemanticIDRow("y", ("a", "a.b"), ("A", "B"), 1),
-            SemanticIDRow("z", ("a", "a.c"), ("A", "C"), 0)]
+    rows = [SemanticId("x", ("a", "a.b"), ("A", "B"), 0), SemanticId("y", ("a", "a.b"), ("A", "B"), 1),
+            SemanticId("z", ("a", "a.c"), ("A", "C"), 0)]
     return semantic_id_codes(rows, ["x", "y", "z"])
 
 
@@ -106,7 +106,7 @@ def test_descriptor_features_learn_a_category_walk():
     shared descriptor embeddings can carry the pattern to items whose IDs never appear as targets."""
     rng = np.random.default_rng(0)
     n_per = 40
-    rows = [SemanticIDRow(f"i{i}", ("g0" if i < n_per else "g1",), ("G0" if i < n_per else "G1",), i % n_per)
+    rows = [SemanticId(f"i{i}", ("g0" if i < n_per else "g1",), ("G0" if i < n_per else "G1",), i % n_per)
             for i in range(2 * n_per)]
     seqs = []
     for u in range(300):

@@ -314,7 +314,7 @@ def test_edit_without_semantic_ids_says_what_to_run(built, tmp_path):
 
 
 def test_readers_finish_a_committed_edit_and_rerunning_it_says_it_landed(built, tmp_path):
-    from agentictagger.runstate import COMMIT_READY
+    from agentictagger.run.folder import COMMIT_READY
 
     run = copy_run(built, tmp_path)
     vocab = json.loads((run / "vocabulary.json").read_text())
@@ -322,7 +322,7 @@ def test_readers_finish_a_committed_edit_and_rerunning_it_says_it_landed(built, 
     # The edit, killed (SIGKILL) just past its commit point: nothing moved into place yet.
     script = (
         "import os, sys\n"
-        "from agentictagger import runstate\n"
+        "from agentictagger.run import folder as runstate\n"
         "real = runstate.finish_commit\n"
         "runstate.finish_commit = lambda run: os.kill(os.getpid(), 9) if os.path.isdir(os.path.join(run, 'commit.ready')) else real(run)\n"
         "from agentictagger.cli import app\n"
@@ -346,14 +346,14 @@ def test_readers_finish_a_committed_edit_and_rerunning_it_says_it_landed(built, 
 
 
 def test_report_shows_a_committed_edit_left_by_a_killed_run(built, tmp_path):
-    from agentictagger.runstate import COMMIT_READY
+    from agentictagger.run.folder import COMMIT_READY
 
     run = copy_run(built, tmp_path)
     vocab = json.loads((run / "vocabulary.json").read_text())
     top = next(d for d in vocab["descriptors"] if d["level"] == 1)["id"]
     script = (
         "import os, sys\n"
-        "from agentictagger import runstate\n"
+        "from agentictagger.run import folder as runstate\n"
         "real = runstate.finish_commit\n"
         "runstate.finish_commit = lambda run: os.kill(os.getpid(), 9) if os.path.isdir(os.path.join(run, 'commit.ready')) else real(run)\n"
         "from agentictagger.cli import app\n"

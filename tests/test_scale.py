@@ -17,13 +17,13 @@ import pytest
 from fake_openai_server import FakeOpenAIServer, last_user_message
 from test_assign import WordEncoder, make_vocab
 
-from agentictagger import pipeline
+from agentictagger.run import stages
 from agentictagger.assign import Assignment, EmbeddingAssigner
 from agentictagger.catalog import Catalog
 from agentictagger.config import RunConfig
-from agentictagger.semantic_ids import SemanticIds
-from agentictagger.shards import Manifest, assign_sharded, iter_item_batches
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.structures.semantic_ids import SemanticIds
+from agentictagger.run.shards import Manifest, assign_sharded, iter_item_batches
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["hair", "shampoo", "wash", "dryer", "blow", "nail", "polish", "lacquer", "remover", "acetone", "skin", "lotion",
@@ -51,7 +51,7 @@ def config(tmp: Path, run: str, *extra: str) -> RunConfig:
 
 
 def table(run_dir: Path) -> list[dict]:
-    return SemanticIds.load_parquet(run_dir / "semantic_ids.parquet").to_arrow().to_pylist()
+    return SemanticIds.read(run_dir / "semantic_ids.parquet").to_arrow().to_pylist()
 
 
 def test_streaming_shards_equal_the_in_memory_assignment_and_resume_whole(tmp_path):
@@ -67,7 +67,7 @@ def test_streaming_shards_equal_the_in_memory_assignment_and_resume_whole(tmp_pa
     common = ("assign.checkpoint_every=100", "assign.stop_quantile=0.3", "assign.max_empty_share=1", "scale.shard_size=250")
     ref_cfg = config(tmp_path, "ref", *common)
     whole = Catalog.from_records(rows, ref_cfg.catalog)
-    ref = pipeline.assign(ref_cfg, whole, embedder=WordEncoder())
+    ref = stages.assign(ref_cfg, whole, embedder=WordEncoder())
 
     cfg = config(tmp_path, "sharded", *common)
     out = assign_sharded(cfg, src, embedder=WordEncoder())
@@ -98,7 +98,7 @@ _KILL_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_assign import WordEncoder
     from agentictagger.config import RunConfig
-    from agentictagger.shards import assign_sharded
+    from agentictagger.run.shards import assign_sharded
 
     class SlowEncoder(WordEncoder):
         def encode(self, texts):
@@ -147,7 +147,7 @@ def test_resume_by_shard_after_kill_9(tmp_path):
     assert sorted(all_logged) == list(range(10)), "a finished shard was computed twice"
     # Same outputs as an uninterrupted run.
     ref = config(tmp_path, "ref", "assign.checkpoint_every=100")
-    pipeline.assign(ref, Catalog.load(src, ref.catalog), embedder=WordEncoder())
+    stages.assign(ref, Catalog.load(src, ref.catalog), embedder=WordEncoder())
     assert table(tmp_path / "run") == table(tmp_path / "ref")
 
 
@@ -271,7 +271,7 @@ MEASURED = {
 
 
 def test_estimate_table_is_computed_from_the_benchmark_json(tmp_path):
-    from agentictagger.estimate import estimate_table, render_estimate
+    from agentictagger.run.estimate import estimate_table, render_estimate
 
     cfg = RunConfig.load(None, ["llms.default.price_per_million_input=0.15", "llms.default.price_per_million_output=0.6"])
     rows = estimate_table(cfg, {**MEASURED, "_path": "m.json"}, 250_000, workers=4)
@@ -331,7 +331,7 @@ def test_estimate_cli_latency_paces_llm_calls(tmp_path):
 
 
 def test_estimate_says_when_a_hosted_model_has_no_price(tmp_path):
-    from agentictagger.estimate import estimate_table, render_estimate
+    from agentictagger.run.estimate import estimate_table, render_estimate
 
     base = ["assign.assigner=llm", "llms.default.backend=openai", "llms.default.model=gpt-4o-mini"]
     unpriced = render_estimate(estimate_table(RunConfig.load(None, base), MEASURED, 1000))

@@ -7,9 +7,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from agentictagger.assign import Assignment
-from agentictagger.semantic_ids import COLUMNS, SemanticId, SemanticIds
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.structures.assignment import Assignment
+from agentictagger.structures.semantic_ids import COLUMNS, SemanticId, SemanticIds
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 
 def vocab() -> Vocabulary:
@@ -57,8 +57,8 @@ def test_parquet_and_jsonl_round_trip_with_exact_columns(tmp_path):
     s = SemanticIds.from_assignment(assignment(), vocab())
     s.save_parquet(tmp_path / "s.parquet")
     s.save_jsonl(tmp_path / "s.jsonl")
-    assert list(SemanticIds.load_parquet(tmp_path / "s.parquet")) == list(s)
-    assert list(SemanticIds.load_jsonl(tmp_path / "s.jsonl")) == list(s)
+    assert list(SemanticIds.read(tmp_path / "s.parquet")) == list(s)
+    assert list(SemanticIds.read(tmp_path / "s.jsonl")) == list(s)
     t = pq.read_table(tmp_path / "s.parquet")
     assert tuple(t.column_names) == COLUMNS
     assert [str(f.type) for f in t.schema] == ["string", "list<element: string>", "list<element: string>", "int64"]

@@ -9,10 +9,10 @@ import pytest
 
 from agentictagger.config import BuildConfig, RunConfig
 from agentictagger.vocab.agents import DescriptorDraft, ItemAnnotation, Refinement
-from agentictagger.vocab.api import build_set
+from agentictagger.run.build import build_set
 from agentictagger.vocab.builder import BuildError, VocabularyBuilder
 from agentictagger.vocab.summary import load_jobs, refinement_effect
-from agentictagger.vocabulary import ROOT_ID
+from agentictagger.structures.vocabulary import ROOT_ID
 
 
 class ScriptedArchitect:

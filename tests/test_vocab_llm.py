@@ -17,7 +17,7 @@ from fake_openai_server import FakeOpenAIServer, Reply, last_user_message
 
 from agentictagger.catalog import Catalog
 from agentictagger.config import CatalogConfig, RunConfig
-from agentictagger.vocab.api import build_vocabulary
+from agentictagger.run.build import build_vocabulary
 
 KINDS = {
     "Apples": "apple",

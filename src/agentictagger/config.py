@@ -37,21 +37,6 @@ def url_has_credentials(url: str) -> bool:
     return any(k.lower() in _SECRET_QUERY_KEYS for k, _ in parse_qsl(parts.query, keep_blank_values=True))
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any credential in it replaced by ``***`` (for messages and files)."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = urlencode([(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 #: Settings whose given value is never repeated in an error message (it may be a secret).
 _UNSHOWN = frozenset({"base_url", "api_key_env"})
 
@@ -504,7 +489,7 @@ class AssignConfig(_Section):
 
 
 class ScaleConfig(_Section):
-    """Large catalogs (agentictagger.shards): the catalog streamed in shards, each per-item stage
+    """Large catalogs (agentictagger.run.shards): the catalog streamed in shards, each per-item stage
     (embedding, assignment, semantic IDs) written as sharded Parquet with a manifest and resumed
     by shard, run in this process or as Ray tasks."""
 

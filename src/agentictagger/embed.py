@@ -21,10 +21,11 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from agentictagger.errors import EmbeddingError  # noqa: F401 (defined in errors.py, with every cross-layer error)
 from agentictagger.config import EmbeddingConfig
 
 # Loading by hub name hangs without network; every model here comes from a local folder, and
@@ -40,10 +41,6 @@ _ENCODING_VERSION = "st-normalized-v1"
 _DEFAULT_CACHE_DIR = ".cache/agentictagger"
 _CHUNK = 256  # texts per committed chunk: a killed run loses at most this much work
 _SQL_VARS = 900  # under SQLite's default limit on bound parameters
-
-
-class EmbeddingError(RuntimeError):
-    """The embedding model could not be found or loaded."""
 
 
 def _is_model_dir(p: Path) -> bool:
@@ -352,3 +349,21 @@ def as_encoder(obj: Any) -> Any:
     if obj is None or isinstance(obj, (Embedder, EncoderAdapter)):
         return obj
     return EncoderAdapter(obj)
+
+
+def descriptor_rows(
+    prototypes: Sequence[np.ndarray | None], encode_missing: "Callable[[list[int]], np.ndarray]"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack every descriptor's matching rows: its prototype rows, or one row from its text
+    (``encode_missing`` gets the positions that lack prototypes). Returns the (rows, dim) matrix
+    and ``starts`` (len = descriptors + 1): descriptor i owns rows starts[i]:starts[i+1]."""
+    need = [i for i, p in enumerate(prototypes) if p is None]
+    enc = encode_missing(need) if need else None
+    text_rows = dict(zip(need, enc)) if enc is not None else {}
+    blocks = [
+        np.atleast_2d(np.asarray(p if p is not None else text_rows[i], dtype=np.float32)) for i, p in enumerate(prototypes)
+    ]
+    starts = np.zeros(len(blocks) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(b) for b in blocks])
+    matrix = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
+    return matrix, starts

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from agentictagger.assign.base import ItemLike
-from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
-from agentictagger.vocabulary import descriptor_text as vocabulary_text
+from agentictagger.embed import descriptor_rows
+from agentictagger.structures.vocabulary import ROOT_ID, Descriptor, Vocabulary
+from agentictagger.structures.vocabulary import descriptor_text as vocabulary_text
 
 
 class TextEncoder(Protocol):
@@ -20,24 +21,6 @@ class TextEncoder(Protocol):
 
 def descriptor_text(d: Descriptor) -> str:
     return vocabulary_text(d.name, d.definition)
-
-
-def descriptor_rows(
-    prototypes: Sequence[np.ndarray | None], encode_missing: "Callable[[list[int]], np.ndarray]"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stack every descriptor's matching rows: its prototype rows, or one row from its text
-    (``encode_missing`` gets the positions that lack prototypes). Returns the (rows, dim) matrix
-    and ``starts`` (len = descriptors + 1): descriptor i owns rows starts[i]:starts[i+1]."""
-    need = [i for i, p in enumerate(prototypes) if p is None]
-    enc = encode_missing(need) if need else None
-    text_rows = dict(zip(need, enc)) if enc is not None else {}
-    blocks = [
-        np.atleast_2d(np.asarray(p if p is not None else text_rows[i], dtype=np.float32)) for i, p in enumerate(prototypes)
-    ]
-    starts = np.zeros(len(blocks) + 1, dtype=np.int64)
-    starts[1:] = np.cumsum([len(b) for b in blocks])
-    matrix = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
-    return matrix, starts
 
 
 class DescriptorIndex:

@@ -26,7 +26,7 @@ from agentictagger.llm.types import (
     LLMError,
     SamplingParams,
 )
-from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
+from agentictagger.structures.vocabulary import ROOT_ID, Descriptor, Vocabulary
 
 log = logging.getLogger(__name__)
 

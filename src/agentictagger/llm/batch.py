@@ -135,7 +135,7 @@ class BatchJournal:
     def write_input(self, local: str, data: bytes) -> None:
         """Atomically (temp file + rename), so a crash never leaves half an input file."""
         self.inputs.mkdir(parents=True, exist_ok=True)
-        from agentictagger.runstate import atomic_write_bytes
+        from agentictagger.files import atomic_write_bytes
 
         atomic_write_bytes(self.input_path(local), data)
 
@@ -243,9 +243,9 @@ class BatchRunner:
                     work[key].slots.append(i)
                     continue
                 try:
-                    hit = client._cached(key, stage)
+                    hit = client.cached(key, stage)
                     if hit is None and remember_invalid:
-                        client._raise_if_known_invalid(key, stage)
+                        client.raise_if_known_invalid(key, stage)
                 except LLMError as exc:
                     results[i] = exc
                     continue
@@ -309,18 +309,18 @@ class BatchRunner:
                         client.usage.record_reask(stage)
                     log.info("stage %s: invalid batch answer, re-asking in the next batch (%d/%d): %s",
                              stage, item.reasks, cfg.max_reasks, exc)
-                    item.current = client._fitting_reask(item.current, resp.text, exc)
+                    item.current = client.fitting_reask(item.current, resp.text, exc)
                     item.custom_id = item.current.cache_key(client.identity)
                     return None
                 client.usage.record_failure(stage)
-                err = client._final_error(InvalidAnswerError, stage, item.attempts, exc,
+                err = client.final_error(InvalidAnswerError, stage, item.attempts, exc,
                                           note=f"no valid answer after {cfg.max_reasks} re-ask(s)")
                 err.reasks_tried = cfg.max_reasks  # type: ignore[attr-defined]
                 if remember_invalid:
-                    client._remember_invalid(item.key, err)
+                    client.remember_invalid(item.key, err)
                 return err
             resp.attempts, resp.cached = item.attempts, False
-            client._store_answer(item.key, resp, stage)
+            client.store_answer(item.key, resp, stage)
             return resp
         error = outcome.error
         assert error is not None
@@ -333,7 +333,7 @@ class BatchRunner:
             return None
         client.usage.record_failure(stage)
         kind = TransientLLMError if isinstance(error, TransientLLMError) else LLMError
-        return client._final_error(kind, stage, item.attempts, error)
+        return client.final_error(kind, stage, item.attempts, error)
 
     # -- one round: adopt open batches, submit the rest, wait, read ---------------------------
     def _round(self, items: list[_Item], stage: str, used: dict[str, _Batch], asked: set[str]) -> dict[str, _Outcome]:
@@ -490,7 +490,7 @@ class BatchRunner:
             except TransientLLMError as exc:
                 if attempt + 1 >= tries:
                     raise
-                self.client._sleep(self.client._backoff(attempt, getattr(exc, "retry_after", None)))
+                self.client.sleep(self.client.backoff(attempt, getattr(exc, "retry_after", None)))
                 found = self._find_batch(file_id)
                 if found is not None:
                     return found
@@ -498,7 +498,7 @@ class BatchRunner:
 
     def _count_sent(self, stage: str, n: int) -> None:
         client = self.client
-        with client._counter_lock:
+        with client.counter_lock:
             client._backend_calls += n
         for _ in range(n):
             client.usage.record_sent(stage, batch=True)
@@ -512,7 +512,7 @@ class BatchRunner:
             except TransientLLMError as exc:
                 if attempt + 1 >= tries:
                     raise
-                self.client._sleep(self.client._backoff(attempt, getattr(exc, "retry_after", None)))
+                self.client.sleep(self.client.backoff(attempt, getattr(exc, "retry_after", None)))
         raise AssertionError("unreachable")
 
     # -- waiting and reading ------------------------------------------------------------------
@@ -546,7 +546,7 @@ class BatchRunner:
                 if b.status in TERMINAL_STATUSES:
                     waiting.remove(b)
             if waiting:
-                self.client._sleep(interval)
+                self.client.sleep(interval)
                 interval = min(interval * _POLL_GROWTH, self.cfg.batch_poll_max_interval_s)
 
     def _download(self, b: _Batch) -> None:

@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentictagger.config import LLMConfig
 from agentictagger.llm.cache import CachedAnswer, ResponseCache
@@ -68,7 +68,7 @@ class RateLimiter:
         if requests_per_minute is not None and requests_per_minute <= 0:
             raise ValueError(f"requests_per_minute must be positive or empty, got {requests_per_minute}")
         self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._clock, self._sleep = clock, sleep
+        self._clock, self.sleep = clock, sleep
         self._lock = threading.Lock()
         self._next = float("-inf")
 
@@ -82,7 +82,7 @@ class RateLimiter:
             self._next = slot + self.interval
         wait_s = slot - now
         if wait_s > 0:
-            self._sleep(wait_s)
+            self.sleep(wait_s)
         return wait_s
 
 
@@ -140,13 +140,13 @@ class LLMClient:
         self.rate_limiter = RateLimiter(cfg.requests_per_minute)
         # Bounds requests in flight across map() calls and callers' own threads alike.
         self._slots = threading.BoundedSemaphore(cfg.max_concurrency)
-        self._counter_lock = threading.Lock()
+        self.counter_lock = threading.Lock()
         self._backend_calls = 0
         self._cache_hits = 0
         self._key_locks: dict[str, list] = {}  # key -> [lock, refcount]
         self._key_locks_guard = threading.Lock()
         self._rng = random.Random()
-        self._sleep: Callable[[float], None] = time.sleep
+        self.sleep: Callable[[float], None] = time.sleep
         self._context_tokens: int | None = None
         self._batch: BatchRunner | None = None
         if cfg.mode == "batch" and not callable(getattr(backend, "create_batch", None)):
@@ -243,7 +243,7 @@ class LLMClient:
     def _complete(self, request: ChatRequest, stage: str, remember_invalid: bool = False) -> ChatResponse:
         t0 = time.perf_counter()
         key = request.cache_key(self.identity)
-        hit = self._cached(key, stage)
+        hit = self.cached(key, stage)
         if hit is not None:
             return hit
         # Identical requests in flight at once (duplicate items in a batch) wait for the first
@@ -252,7 +252,7 @@ class LLMClient:
             if hit is not None:
                 return hit
             if remember_invalid:
-                self._raise_if_known_invalid(key, stage)
+                self.raise_if_known_invalid(key, stage)
             try:
                 resp = self._ask_until_valid(request, stage)
             except InvalidAnswerError as exc:
@@ -260,19 +260,19 @@ class LLMClient:
                 # does not pay for the same hopeless request and its re-asks again. A run with more
                 # re-asks allowed asks again.
                 if remember_invalid:
-                    self._remember_invalid(key, exc)
+                    self.remember_invalid(key, exc)
                 raise
             resp.latency_s = time.perf_counter() - t0
-            self._store_answer(key, resp, stage)
+            self.store_answer(key, resp, stage)
             return resp
 
-    def _store_answer(self, key: str, resp: ChatResponse, stage: str) -> None:
+    def store_answer(self, key: str, resp: ChatResponse, stage: str) -> None:
         """A valid answer from the backend: into the cache, counted as answered."""
         if self.cache is not None:
             self.cache.put(key, CachedAnswer(resp.text, resp.parsed, resp.usage, resp.model))
         self.usage.record_answered(stage)
 
-    def _remember_invalid(self, key: str, exc: LLMError) -> None:
+    def remember_invalid(self, key: str, exc: LLMError) -> None:
         """Keep the verdict "no valid answer after every re-ask" of ``exc`` (see :meth:`complete`)."""
         if self.cache is None or getattr(exc, "reasks_tried", None) is None:
             return
@@ -283,13 +283,13 @@ class LLMClient:
                          TokenUsage(), ""),
         )
 
-    def _raise_if_known_invalid(self, key: str, stage: str) -> None:
+    def raise_if_known_invalid(self, key: str, stage: str) -> None:
         if self.cache is None:
             return
         got = self.cache.get(key + _INVALID_SUFFIX)
         if got is None or not isinstance(got.parsed, dict) or got.parsed.get("reasks", -1) < self.cfg.max_reasks:
             return
-        with self._counter_lock:
+        with self.counter_lock:
             self._cache_hits += 1
         self.usage.record_cache_hit(stage)
         self.usage.record_failure(stage)
@@ -302,13 +302,13 @@ class LLMClient:
         err.cached = True  # type: ignore[attr-defined]
         raise err
 
-    def _cached(self, key: str, stage: str) -> ChatResponse | None:
+    def cached(self, key: str, stage: str) -> ChatResponse | None:
         if self.cache is None:
             return None
         got = self.cache.get(key)
         if got is None:
             return None
-        with self._counter_lock:
+        with self.counter_lock:
             self._cache_hits += 1
         self.usage.record_cache_hit(stage)
         # ``usage`` reports what the answer cost when it was first computed; the tracker
@@ -327,7 +327,7 @@ class LLMClient:
             return
         delay = 0.005
         while True:
-            hit = self._cached(key, stage)
+            hit = self.cached(key, stage)
             if hit is not None:
                 yield hit
                 return
@@ -336,7 +336,7 @@ class LLMClient:
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
         try:
-            hit = self._cached(key, stage)  # answered between the look and the claim
+            hit = self.cached(key, stage)  # answered between the look and the claim
             yield hit
         finally:
             self.cache.release_claim(key)
@@ -376,7 +376,7 @@ class LLMClient:
                 # Keep the kind (transient vs. permanent) so callers can tell an outage from a bad
                 # request; backend-specific subclasses are reported as their base kind.
                 kind = type(exc) if type(exc) in (LLMError, TransientLLMError, InvalidAnswerError) else LLMError
-                raise self._final_error(kind, stage, attempts, exc) from exc
+                raise self.final_error(kind, stage, attempts, exc) from exc
             else:
                 attempts += n
                 try:
@@ -391,17 +391,17 @@ class LLMClient:
                 self.usage.record_reask(stage)
                 log.info("stage %s: invalid answer, re-asking (%d/%d): %s", stage, round_no + 1,
                          self.cfg.max_reasks, last_error)
-                current = self._fitting_reask(current, bad_text, last_error)
+                current = self.fitting_reask(current, bad_text, last_error)
         self.usage.record_failure(stage)
         assert last_error is not None
-        err = self._final_error(
+        err = self.final_error(
             InvalidAnswerError, stage, attempts, last_error,
             note=f"no valid answer after {self.cfg.max_reasks} re-ask(s)",
         )
         err.reasks_tried = self.cfg.max_reasks  # type: ignore[attr-defined]
         raise err from last_error
 
-    def _fitting_reask(self, request: ChatRequest, bad_text: str | None, error: InvalidAnswerError) -> ChatRequest:
+    def fitting_reask(self, request: ChatRequest, bad_text: str | None, error: InvalidAnswerError) -> ChatRequest:
         """The re-ask, without the rejected answer when quoting it would overflow the context
         (an over-long re-ask is an HTTP 400, which would turn a bad answer into a failed call)."""
         again = reask_request(request, bad_text, error)
@@ -420,7 +420,7 @@ class LLMClient:
             self.rate_limiter.acquire()
             t0 = time.perf_counter()
             with self._slots:
-                with self._counter_lock:
+                with self.counter_lock:
                     self._backend_calls += 1
                 sent, hook = self._sent_hook(stage)
                 try:
@@ -453,10 +453,10 @@ class LLMClient:
                     return resp, attempt + 1
             # Back off outside the concurrency slot so other requests keep the backend busy.
             self.usage.record_retry(stage)
-            delay = self._backoff(attempt, getattr(error, "retry_after", None))
+            delay = self.backoff(attempt, getattr(error, "retry_after", None))
             log.info("stage %s: transient error (try %d/%d), retrying in %.2fs: %s", stage, attempt + 1, tries,
                      delay, error)
-            self._sleep(delay)
+            self.sleep(delay)
         raise AssertionError("unreachable")
 
     def _sent_hook(self, stage: str) -> tuple[list[bool], Any]:
@@ -492,7 +492,7 @@ class LLMClient:
         else:
             self.usage.record_failed_call(stage, latency_s, sent=sent)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
         base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * (2**attempt))
         # Jitter in [base/2, base] de-synchronises threads that failed together (one 429 burst).
         delay = base * (0.5 + 0.5 * self._rng.random())
@@ -500,7 +500,7 @@ class LLMClient:
             delay = max(delay, min(retry_after, self.cfg.backoff_max_s))
         return delay
 
-    def _final_error(
+    def final_error(
         self, cls: type[LLMError], stage: str, attempts: int, last: Exception, note: str | None = None
     ) -> LLMError:
         what = note or ("gave up after retries" if isinstance(last, TransientLLMError) else "failed")

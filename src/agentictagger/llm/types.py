@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, Union, runtime_checkable
+from agentictagger.errors import LLMError, TransientLLMError, InvalidAnswerError  # noqa: F401 (defined in errors.py, with every cross-layer error)
 
 Role = Literal["system", "user", "assistant"]
 
@@ -115,18 +116,6 @@ class ChatResponse:
     latency_s: float = 0.0
     model: str = ""
     attempts: int = 1
-
-
-class LLMError(RuntimeError):
-    """A call that failed for good (after retries / re-asks). Never swallowed."""
-
-
-class TransientLLMError(LLMError):
-    """Worth retrying: 429, 5xx, timeouts, dropped connections."""
-
-
-class InvalidAnswerError(LLMError):
-    """The model's answer does not satisfy the constraint."""
 
 
 @runtime_checkable

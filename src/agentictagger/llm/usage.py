@@ -202,7 +202,7 @@ class UsageTracker:
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-        from agentictagger.runstate import atomic_write_text
+        from agentictagger.files import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 

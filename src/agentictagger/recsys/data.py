@@ -7,8 +7,6 @@ where an item came from.
 
 from __future__ import annotations
 
-import csv
-import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -57,12 +55,11 @@ class SequenceData:
 
 def load_shared_sequences(name_or_path: str | Path) -> SequenceData:
     """Sequences of a ``shared/data`` dataset name ("beauty", "scientific", "sports"; read by
-    :func:`agentictagger.catalog.load_sequences`, the one loader of the shared format, so item ids
-    match the catalog), or of a sequences file: TSV (optionally gzipped), one user per line,
-    the user in the first column and the space-separated item ids (oldest first) in the last. A
-    header line naming ``item_ids``/``item_idxs`` is skipped when present.
+    :func:`agentictagger.catalog.load_sequences`, so item ids match the catalog), or of a
+    sequences file (:func:`agentictagger.catalog.read_sequences`, the one TSV sequence reader:
+    one user per line, the space-separated item ids, oldest first, in the last column).
     """
-    from agentictagger.catalog import SHARED_DATASETS, load_sequences
+    from agentictagger.catalog import SHARED_DATASETS, load_sequences, read_sequences
 
     path = Path(name_or_path)
     if not path.exists() and str(name_or_path) in SHARED_DATASETS:
@@ -71,24 +68,8 @@ def load_shared_sequences(name_or_path: str | Path) -> SequenceData:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such sequences file; pass a shared dataset name "
                                 f"({', '.join(SHARED_DATASETS)}) or a path to a sequences TSV")
-    users: list[str] = []
-    seqs: list[list[str]] = []
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
-            if not row or not any(c.strip() for c in row):
-                continue
-            if lineno == 1 and ({"item_ids", "item_idxs"} & set(row)):
-                continue  # header
-            if len(row) < 2:
-                raise ValueError(f"{path}:{lineno}: expected a user and a space-separated item list separated "
-                                 f"by a tab; got {row!r}")
-            items = row[-1].split()
-            if not items:
-                raise ValueError(f"{path}:{lineno}: user {row[0]} has an empty item sequence")
-            users.append(row[1] if len(row) >= 3 else row[0])
-            seqs.append(items)
-    return SequenceData.from_id_sequences(users, seqs)
+    rows = read_sequences(path)
+    return SequenceData.from_id_sequences([u for u, _ in rows], [s for _, s in rows])
 
 
 def from_interactions(

@@ -307,7 +307,7 @@ def popularity_row(ds: Dataset, n_negatives: int = 100, negatives_seed: int = 0)
     return _r4({"dataset": ds.name, "tokenizer": "-", "model": "popularity", "seed": 0, "test": out})
 
 
-def summarise(rows: Sequence[dict], metrics: Sequence[str] = ("N@10", "R@10")) -> list[dict]:
+def summarise(rows: Sequence[dict]) -> list[dict]:
     """Mean and standard deviation over seeds per (model, tokenizer, slice, protocol)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -344,7 +344,7 @@ def append_row(path: str | Path, row: dict) -> None:
     with FileLock(str(p) + ".lock"):
         res = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {"rows": []}
         res["rows"] = [r for r in res["rows"] if _row_key(r) != _row_key(row)] + [row]
-        from agentictagger.runstate import atomic_write_text
+        from agentictagger.files import atomic_write_text
 
         atomic_write_text(p, json.dumps(res, indent=1) + "\n")
 
@@ -403,7 +403,7 @@ def save_model(pipeline: Pipeline, row: dict, out_dir: str | Path) -> Path:
                     codes={"name": c.name, "codes": c.codes, "token_names": c.token_names,
                            "n_base_tokens": c.n_base_tokens, "n_resolver_tokens": c.n_resolver_tokens,
                            "description": c.description})
-    from agentictagger.runstate import atomic_file
+    from agentictagger.files import atomic_file
 
     with atomic_file(out / "model.pt") as tmp:
         torch.save(blob, tmp)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 
 from .data import Samples, Split
 from .metrics import evaluate_rankings
-from .ranking import FeatureSASRec, ItemFeatures, RankerConfig, RankerRun, fit_ranker, rank_items
+from .ranking import ItemFeatures, RankerConfig, RankerRun, fit_ranker, rank_items
 from .train import TrainConfig
 
 
@@ -30,20 +29,12 @@ class SASRecConfig(RankerConfig):
         return RankerConfig(**{f.name: getattr(self, f.name) for f in fields(RankerConfig)})
 
 
-SASRecRun = RankerRun
-
-
 def fit_sasrec(split: Split, n_items: int, config: SASRecConfig | None = None,
                train_config: TrainConfig | None = None, device: torch.device | None = None) -> RankerRun:
     """Item-ID SASRec: :func:`.ranking.fit_ranker` with :meth:`ItemFeatures.item_ids`."""
     tc = train_config or TrainConfig(lr=0.001, weight_decay=0.0)
     cfg = config or SASRecConfig(n_items=n_items, max_len=tc.max_history)
     return fit_ranker(split, ItemFeatures.item_ids(n_items), cfg.ranker(), tc, device)
-
-
-def recommend_sasrec(model: FeatureSASRec, hists, k: int = 20, batch_size: int = 512,
-                     device: torch.device | None = None) -> np.ndarray:
-    return rank_items(model, hists, k, batch_size, device)
 
 
 def evaluate_sasrec(run: RankerRun, samples: Samples) -> dict[str, float]:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tokenizers import EOS, PAD
+from .tokenizers import PAD
 from .trie import ItemTrie
 
 

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .sidtable import SemanticIDRow
+from agentictagger.structures.semantic_ids import SemanticId
 
 PAD = 0
 EOS = 1
@@ -86,7 +86,7 @@ class ItemCodes:
         }
 
 
-def semantic_id_codes(rows: Sequence[SemanticIDRow], item_ids: Sequence[str]) -> ItemCodes:
+def semantic_id_codes(rows: Sequence[SemanticId], item_ids: Sequence[str]) -> ItemCodes:
     """Agentictagger IDs: descriptor tokens along the path, then the resolver token."""
     by_id = {r.item_id: r for r in rows}
     missing = [i for i in item_ids if i not in by_id]

@@ -168,7 +168,7 @@ def lr_factor(progress: float, warm: float) -> float:
 def _save_checkpoint(path: Path, blob: dict) -> None:
     """``torch.save`` through a temporary file and a rename: a kill while writing leaves the
     previous checkpoint whole."""
-    from agentictagger.runstate import atomic_file
+    from agentictagger.files import atomic_file
 
     with atomic_file(path) as tmp:
         torch.save(blob, tmp)

@@ -7,13 +7,12 @@ these interfaces, so the same loop runs with LLM agents (``llm_agents.py``) or o
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from agentictagger.vocabulary import descriptor_text as vocabulary_text
+from agentictagger.structures.vocabulary import descriptor_text as vocabulary_text
 
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
 
@@ -147,7 +146,7 @@ class EmbeddingAnnotator:
         self.acceptance = acceptance
 
     def rows(self, descriptors: list[DescriptorDraft]) -> tuple[np.ndarray, np.ndarray]:
-        from agentictagger.assign.embedding import descriptor_rows
+        from agentictagger.embed import descriptor_rows
 
         return descriptor_rows(
             [d.prototype for d in descriptors], lambda idx: self.encode([descriptor_text(descriptors[i]) for i in idx])
@@ -292,7 +291,7 @@ class EmbeddingArchitect:
         its own centroid, each blended with the embedding of its name and definition."""
         from agentictagger.vocab.naming import NamingGroup
 
-        from agentictagger.vocab.names import name_key
+        from agentictagger.vocab.name_rules import name_key
 
         central = [self._central(job, g) for g in groups]
         labels = self.namer.name([NamingGroup([job.texts[i] for i in order[:NAMING_TEXTS]]) for order, _ in central], self._ctx(job, taken))
@@ -445,7 +444,7 @@ class EmbeddingArchitect:
         out = list(descs)
         current = agreement(text)
         renamed = 0
-        from agentictagger.vocab.names import name_key
+        from agentictagger.vocab.name_rules import name_key
 
         for k, options in zip(worst, cands):
             taken = {name_key(d.name) for i, d in enumerate(out) if i != k}
@@ -486,7 +485,7 @@ def _absorb_same_names(kept: list[DescriptorDraft], new: list[DescriptorDraft]) 
     """``kept`` plus ``new``, where a new draft named like a kept one (after lemmatising) widens
     that descriptor (its prototype rows join the kept one's) instead of becoming a second
     descriptor of the same name. Returns the list and how many new drafts were absorbed."""
-    from agentictagger.vocab.names import name_key
+    from agentictagger.vocab.name_rules import name_key
 
     out = list(kept)
     index = {name_key(d.name): i for i, d in enumerate(out)}

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from agentictagger.errors import BuildError  # noqa: F401 (defined in errors.py, with every cross-layer error)
 from agentictagger.config import BuildConfig
 from agentictagger.vocab.agents import (
     Annotator,
@@ -34,16 +35,12 @@ from agentictagger.vocab.agents import (
 from agentictagger.vocab.grouping import single_threaded_numerics
 from agentictagger.vocab.representatives import select_representatives
 from agentictagger.vocab.validate import check_descriptors, drop_invalid, unique_by_name
-from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
+from agentictagger.structures.vocabulary import ROOT_ID, Descriptor, Vocabulary
 
 log = logging.getLogger(__name__)
 
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
 ProgressFn = Callable[[dict], None]
-
-
-class BuildError(RuntimeError):
-    """Some jobs failed for good; their state stays in the run folder and a rerun resumes them."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +140,7 @@ def _job_file(state_dir: Path, job_id: str) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     atomic_write_text(path, text)
 

@@ -1,8 +1,8 @@
 """Vocabulary edits: rename, move, merge and delete descriptors, re-assigning only the items they touch.
 
-Pure functions over a :class:`~agentictagger.vocabulary.Vocabulary` and the run's semantic-ID
-table (:class:`~agentictagger.semantic_ids.SemanticIds`): no files are read or written here (the
-run folder side is :mod:`agentictagger.edit_run`). Each returns an :class:`EditOutcome` with the
+Pure functions over a :class:`~agentictagger.structures.vocabulary.Vocabulary` and the run's semantic-ID
+table (:class:`~agentictagger.structures.semantic_ids.SemanticIds`): no files are read or written here (the
+run folder side is :mod:`agentictagger.run.edit`). Each returns an :class:`EditOutcome` with the
 new vocabulary and table; the inputs are not changed.
 
 What each edit does to items (every other item keeps its semantic ID, path and resolver):
@@ -40,20 +40,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
-from agentictagger.pipeline import RunError
-from agentictagger.semantic_ids import SemanticId, SemanticIds
-from agentictagger.vocabulary import ROOT_ID, Descriptor, Vocabulary
+from agentictagger.errors import EditError  # noqa: F401 (defined in errors.py, with every cross-layer error)
+from agentictagger.structures.semantic_ids import SemanticId, SemanticIds
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 #: ``reassign(item_ids, vocabulary, node)``: a full path (level 1 first) for each item, inside
 #: the subtree of ``node`` of the edited ``vocabulary`` (``"root"``: anywhere).
 Reassign = Callable[[list[str], Vocabulary, str], dict[str, list[str]]]
 
 OPS = ("rename", "move", "merge", "delete")
-
-
-class EditError(RunError, ValueError):
-    """An edit that names an unknown descriptor, changes nothing, or would break the tree; the
-    message (one line) says which and why."""
 
 
 @dataclass

@@ -107,7 +107,7 @@ def brand_strings(brands: Sequence[str]) -> set[str]:
     """Whole brand names, normalised by :func:`names.flat_key` (lower case, hyphens and
     punctuation as spaces): a descriptor named like a brand ("Porter Cable" for "PORTER-CABLE") is
     rejected even when each of its words is an ordinary word."""
-    from agentictagger.vocab.names import flat_key
+    from agentictagger.vocab.name_rules import flat_key
 
     return {k for k in (flat_key(b or "") for b in brands) if any(c.isalpha() for c in k)}
 
@@ -118,7 +118,7 @@ def opener_brands(texts: Sequence[str], min_count: int = 5, min_first_share: flo
     item texts and occur mostly there ("electronic arts", "call of duty"). A catalog without a
     brand field still names its brands this way, and a name made of a fragment of one ("Arts",
     "Duty") is caught by :func:`debrand`."""
-    from agentictagger.vocab.names import flat_key
+    from agentictagger.vocab.name_rules import flat_key
 
     first: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -150,7 +150,7 @@ def opener_brands(texts: Sequence[str], min_count: int = 5, min_first_share: flo
 def debrand(text: str, brands: frozenset[str] | set[str]) -> str:
     """``text`` as :func:`names.flat_key` writes it, with every whole brand string removed:
     key phrases are then never fragments of brands ("Arts" from "Electronic Arts")."""
-    from agentictagger.vocab.names import flat_key
+    from agentictagger.vocab.name_rules import flat_key
 
     flat = f" {flat_key(text)} "
     if not brands:
@@ -232,7 +232,7 @@ def name_groups(
     already used by siblings that a new name must not repeat; ``context`` (the parent's name)
     opens each definition, so a child named without its parent's words still matches its items.
     """
-    from agentictagger.vocab.names import adds_to_parent, flat_key, is_noun_phrase, name_key
+    from agentictagger.vocab.name_rules import adds_to_parent, flat_key, is_noun_phrase, name_key
 
     parent_keys = {name_key(p) for p in parent_path}
 
@@ -357,7 +357,7 @@ def _join_words(items: Sequence[str]) -> str:
 
 
 def _make_name(picked: list[str], coverage: list[float], used: set[str], ranked: Sequence[str] = ()) -> str:
-    from agentictagger.vocab.names import name_key
+    from agentictagger.vocab.name_rules import name_key
 
     if not picked:
         return _fallback(len(used), list(used)).name

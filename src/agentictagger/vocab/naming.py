@@ -5,7 +5,7 @@ Two namers share one interface, so the architect does not know which one runs:
 
 * :class:`KeyphraseNamer` (offline): distinctive noun phrases of the group (class-based document
   frequency against its siblings, re-ranked by closeness to the group centroid), checked by
-  :mod:`agentictagger.vocab.names`.
+  :mod:`agentictagger.vocab.name_rules`.
 * :class:`LLMNamer`: one LLM call per job names its sibling groups side by side from their most
   central member titles, so names contrast with each other; small local models (Qwen2.5-1.5B) do
   this well. Every answer is checked by the same name rules and the failing groups re-asked with
@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from agentictagger.vocab.names import name_key, name_problems
+from agentictagger.vocab.name_rules import name_key, name_problems
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ def brand_fragment(name: str, texts: Sequence[str], brands: frozenset[str] | set
     """True when every content word of ``name`` occurs in ``texts`` only inside whole brand
     strings ("Arts" where the titles say "Electronic Arts"): a fragment of a brand, not a kind."""
     from agentictagger.vocab.keyphrases import debrand
-    from agentictagger.vocab.names import FUNCTION_WORDS, flat_key, words
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, flat_key, words
 
     if not brands or not texts:
         return False
@@ -377,7 +377,7 @@ def looks_like_brand(name: str, texts: Sequence[str]) -> bool:
     """True when every content word of ``name`` is unknown to the English lexicon and one of them
     opens one of ``texts``: a small model often names a group after the brand its titles start
     with ("Accessbuy"), a brand the catalog's brand field does not know."""
-    from agentictagger.vocab.names import FUNCTION_WORDS, _lemmas, words
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, _lemmas, words
 
     content = [w for w in words(name) if w not in FUNCTION_WORDS]
     if not content or any(_lemmas(w) for w in content):

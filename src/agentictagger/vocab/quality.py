@@ -12,13 +12,45 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from agentictagger.vocab.names import adds_to_parent, brand_inside, flat_key, is_noun_phrase, name_key
-from agentictagger.vocabulary import ROOT_ID, Vocabulary, descriptor_text
+from agentictagger.vocab.name_rules import adds_to_parent, brand_inside, flat_key, is_noun_phrase, name_key
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary, descriptor_text
+
+
+def purity(clusters: Sequence[Any], labels: Sequence[Any]) -> float:
+    """Share of items whose label is the majority label of their cluster."""
+    if not clusters:
+        return float("nan")
+    by: dict[Any, Counter] = {}
+    for c, y in zip(clusters, labels):
+        by.setdefault(c, Counter())[y] += 1
+    return sum(cnt.most_common(1)[0][1] for cnt in by.values()) / len(clusters)
+
+
+def utilization(per_item_terms: Sequence[Sequence[str]], vocabulary: Sequence[str] | None = None) -> dict:
+    """Share of terms used by more than one item (each item counts a term once).
+
+    ``over_used`` divides by the distinct terms that occur (the paper's free-form figure);
+    ``over_vocabulary`` divides by a given vocabulary, so unused entries count as not utilized.
+    """
+    counts: Counter[str] = Counter()
+    for terms in per_item_terms:
+        counts.update(set(terms))
+    shared = sum(1 for c in counts.values() if c > 1)
+    out = {
+        "unique_terms": len(counts),
+        "used_by_more_than_one": shared,
+        "over_used": shared / len(counts) if counts else float("nan"),
+    }
+    if vocabulary is not None:
+        vocab_set = set(vocabulary)
+        out["vocabulary_size"] = len(vocab_set)
+        out["over_vocabulary"] = sum(1 for t in vocab_set if counts.get(t, 0) > 1) / len(vocab_set) if vocab_set else float("nan")
+    return out
 
 
 def name_quality(
@@ -159,7 +191,6 @@ def partition_scores(pred: Sequence[Any], gold: Sequence[Any]) -> dict[str, floa
     """NMI, ARI and purity of a partition against reference labels (every item counted)."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    from agentictagger.diagnostics import purity
 
     p, g = [str(v) for v in pred], [str(v) for v in gold]
     return {

@@ -36,16 +36,3 @@ def select_representatives(embeddings: np.ndarray, k: int, seed: int = 0) -> lis
     sizes = np.bincount(np.asarray(result.labels), minlength=k)
     order = np.argsort(-sizes[: len(medoids)], kind="stable")
     return [medoids[i] for i in order]
-
-
-def medoid_clusters(embeddings: np.ndarray, k: int, seed: int = 0) -> tuple[list[int], np.ndarray]:
-    """Medoid indices and each point's cluster label (0..k-1), for grouping as well as picking."""
-    n = len(embeddings)
-    if n == 0:
-        return [], np.zeros(0, dtype=int)
-    k = max(1, min(k, n))
-    medoids = select_representatives(embeddings, k, seed)
-    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    m = x[medoids]
-    labels = np.argmax(x @ m.T, axis=1)
-    return medoids, labels

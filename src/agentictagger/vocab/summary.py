@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from agentictagger.vocab.builder import JobState, descriptor_id
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 
 def load_jobs(run_dir: str | Path) -> list[JobState]:

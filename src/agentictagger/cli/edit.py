@@ -1,5 +1,5 @@
 """`agentictagger edit RUN_DIR rename|move|merge|delete ...`: vocabulary edits from the command
-line, a thin layer over :meth:`agentictagger.tagger.AgenticTagger.edit`."""
+line, a thin layer over :meth:`agentictagger.api.AgenticTagger.edit`."""
 
 from __future__ import annotations
 
@@ -41,16 +41,16 @@ def _edit(ctx: typer.Context, run_dir: Path = typer.Argument(..., help="A finish
 def _apply(ctx: typer.Context, op: str, verbose: bool, wait: bool, catalog: Optional[list[Path]] = None, **args: Any) -> None:
     from rich.markup import escape
 
-    from agentictagger.cli import _one_line_errors, _run_lock, _setup_logging, console
-    from agentictagger.pipeline import RunError
-    from agentictagger.tagger import AgenticTagger, NotFittedError
+    from agentictagger.cli.common import console, one_line_errors, run_lock, setup_logging
+    from agentictagger.errors import RunError
+    from agentictagger.api import AgenticTagger, NotFittedError
 
     run_dir: Path = ctx.obj["run_dir"]
-    _setup_logging(verbose)
-    with _one_line_errors(verbose, "edit"):
+    setup_logging(verbose)
+    with one_line_errors(verbose, "edit"):
         try:
             tagger = AgenticTagger.load(run_dir)
-            with _run_lock(tagger.config, "edit", wait):
+            with run_lock(tagger.config, "edit", wait):
                 record = tagger.edit(op, catalog=[str(c) for c in catalog] if catalog else None, **args)
         except NotFittedError as exc:
             raise RunError(_not_ready(run_dir, exc)) from exc
@@ -145,7 +145,7 @@ def show_log(ctx: typer.Context) -> None:
 
     Example: agentictagger edit runs/a log
     """
-    from agentictagger.edit_run import read_edit_log
+    from agentictagger.api import AgenticTagger
 
-    for rec in read_edit_log(ctx.obj["run_dir"]):
+    for rec in AgenticTagger(run_dir=str(ctx.obj["run_dir"])).edit_log:
         typer.echo(f"{rec.get('edit', '?')}\t{rec.get('time', '')}\t{rec.get('summary', rec.get('op'))}")

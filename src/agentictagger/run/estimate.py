@@ -100,13 +100,13 @@ def check_options(**values: float | int | None) -> None:
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{flag} must be a finite number (given: {v})")
         if (name == "rpm" and v <= 0) or v < lo or (hi is not None and v > hi):
-            allowed = f"> 0" if name == "rpm" else f">= {lo}" + (f" and <= {hi}" if hi is not None else "")
+            allowed = "> 0" if name == "rpm" else f">= {lo}" + (f" and <= {hi}" if hi is not None else "")
             raise ValueError(f"{flag} must be {allowed} (given: {v:g})")
 
 
 def count_items(cfg: RunConfig) -> int:
     """Items of the configured catalog, counted in batches (memory O(shard))."""
-    from agentictagger.shards import iter_item_batches
+    from agentictagger.run.shards import iter_item_batches
 
     return sum(len(b) for b in iter_item_batches(cfg.catalog.path, cfg.catalog, 50_000))
 
@@ -248,7 +248,7 @@ def build_estimate(
 ) -> list[BuildRow]:
     """LLM calls, tokens, dollars and LLM time of building the vocabulary, per catalog size, for
     the roles the config runs on an LLM (architect, annotator, namer); zero calls offline."""
-    from agentictagger.vocab.api import role_llm
+    from agentictagger.run.roles import role_llm
 
     b = cfg.build
     figures = measured["build"]
@@ -305,7 +305,7 @@ def build_estimate(
 def estimate_warnings(cfg: RunConfig, model: str | None = None, price_in: float | None = None,
                       price_out: float | None = None) -> list[str]:
     """What the tables cannot show: a --model no configured role uses, a price that is unknown."""
-    from agentictagger.vocab.api import role_llm
+    from agentictagger.run.roles import role_llm
 
     b = cfg.build
     used = {

@@ -13,43 +13,13 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from agentictagger.vocab.quality import purity, utilization  # noqa: F401 (figures the report shows)
+
 if TYPE_CHECKING:
-    from agentictagger.assign.base import Assignment
-    from agentictagger.vocabulary import Vocabulary
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.structures.vocabulary import Vocabulary
 
 LabelPath = Sequence[str]
-
-
-def purity(clusters: Sequence[Any], labels: Sequence[Any]) -> float:
-    """Share of items whose label is the majority label of their cluster."""
-    if not clusters:
-        return float("nan")
-    by: dict[Any, Counter] = {}
-    for c, y in zip(clusters, labels):
-        by.setdefault(c, Counter())[y] += 1
-    return sum(cnt.most_common(1)[0][1] for cnt in by.values()) / len(clusters)
-
-
-def utilization(per_item_terms: Sequence[Sequence[str]], vocabulary: Sequence[str] | None = None) -> dict:
-    """Share of terms used by more than one item (each item counts a term once).
-
-    ``over_used`` divides by the distinct terms that occur (the paper's free-form figure);
-    ``over_vocabulary`` divides by a given vocabulary, so unused entries count as not utilized.
-    """
-    counts: Counter[str] = Counter()
-    for terms in per_item_terms:
-        counts.update(set(terms))
-    shared = sum(1 for c in counts.values() if c > 1)
-    out = {
-        "unique_terms": len(counts),
-        "used_by_more_than_one": shared,
-        "over_used": shared / len(counts) if counts else float("nan"),
-    }
-    if vocabulary is not None:
-        vocab_set = set(vocabulary)
-        out["vocabulary_size"] = len(vocab_set)
-        out["over_vocabulary"] = sum(1 for t in vocab_set if counts.get(t, 0) > 1) / len(vocab_set) if vocab_set else float("nan")
-    return out
 
 
 def normalise_labels(labels: Mapping[str, str | LabelPath | None]) -> dict[str, list[str]]:
@@ -244,7 +214,7 @@ def _json_default(o: Any) -> Any:
 
 
 def save_diagnostics(diag: dict, path: str | Path) -> None:
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     atomic_write_text(path, json.dumps(diag, indent=1, ensure_ascii=False, default=_json_default))
 
@@ -258,9 +228,9 @@ def labels_from_catalog(catalog: Any) -> dict[str, str | None] | None:
 def run_report(run_dir: str | Path, catalog: Any = None, vocab: "Vocabulary | None" = None) -> dict:
     """Read ``assignments.jsonl`` (and ``vocabulary.json`` unless given) from ``run_dir``, write
     ``diagnostics.json`` there and return it. Labels come from the catalog when it has them."""
-    from agentictagger.assign.base import Assignment
-    from agentictagger.semantic_ids import SemanticIds
-    from agentictagger.vocabulary import Vocabulary
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.structures.semantic_ids import SemanticIds
+    from agentictagger.structures.vocabulary import Vocabulary
 
     run = Path(run_dir)
     a_path = run / "assignments.jsonl"

@@ -6,20 +6,18 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-from agentictagger.assign.base import Assigner, AssignConfig, Assignment, ItemLike, check_path
+from agentictagger.errors import AssignError  # noqa: F401 (defined in errors.py, with every cross-layer error)
+from agentictagger.assign.base import Assigner, Assignment, ItemLike, check_path
+from agentictagger.config import AssignConfig
 from agentictagger.assign.embedding import EmbeddingAssigner, TextEncoder
 from agentictagger.assign.llm import HybridAssigner, LLMAssigner, MapClient, SingleCallAssigner
-from agentictagger.vocabulary import Vocabulary
+from agentictagger.structures.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
 PARTIAL = "assignments.partial.jsonl"
-
-
-class AssignError(RuntimeError):
-    """The assignment did not succeed (too many empty paths); no final output was written."""
 
 
 def make_assigner(
@@ -160,7 +158,7 @@ def run_assign(
     ``assigner`` (optional) replaces the one ``cfg.assigner`` names.
     Resumes from ``assignments.partial.jsonl`` in ``run_dir``.
     """
-    from agentictagger.semantic_ids import SemanticIds
+    from agentictagger.structures.semantic_ids import SemanticIds
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -213,7 +211,7 @@ def check_empty_share(assignment: Assignment, cfg: AssignConfig) -> None:
 def write_outputs(run_dir: str | Path, assignment: Assignment, sids: Any, vocab: Vocabulary) -> None:
     """Write a run's assignment outputs, each atomically: the semantic-ID table (Parquet first:
     it is the table an added batch extends), its JSONL copy, the token report, ``assignments.jsonl``."""
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     run = Path(run_dir)
     sids.save_parquet(run / "semantic_ids.parquet")

@@ -159,7 +159,7 @@ class Vocabulary:
         atomically; the sidecar first, so a JSON that exists always has its vectors."""
         import numpy as np
 
-        from agentictagger.runstate import atomic_file, atomic_write_text
+        from agentictagger.files import atomic_file, atomic_write_text
 
         p = Path(path)
         side = prototypes_path(p)

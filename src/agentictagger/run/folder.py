@@ -34,9 +34,13 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from agentictagger.pipeline import RunError  # one line on stderr, exit status 2 in the CLI
+if TYPE_CHECKING:
+    from agentictagger.catalog import Catalog
+
+from agentictagger.errors import RunError, RunLockedError, StaleStateError  # noqa: F401 (defined in errors.py)
+from agentictagger.files import TMP_SUFFIX, atomic_file, atomic_write_bytes, atomic_write_text, tmp_path_for  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +111,6 @@ _ASSIGN_FIELDS = {
 }
 
 
-class StaleStateError(RunError):
-    """The run folder holds a stage's checkpoints made with other settings."""
-
-
-class RunLockedError(RunError):
-    """Another process holds the run folder's lock."""
-
-
 # -- small helpers ------------------------------------------------------------------------------
 def digest(obj: Any) -> str:
     """A short stable hash of a JSON-able value."""
@@ -150,47 +146,6 @@ def flatten(prefix: str, data: Any) -> dict[str, Any]:
             out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
         return out
     return {prefix: data}
-
-
-#: The ending of every temporary file :func:`atomic_file` makes: ``<name>.<pid>-<thread>.at.tmp``.
-#: Only such names are removed as leftovers of a killed run.
-_TMP_SUFFIX = ".at.tmp"
-
-
-def tmp_path_for(path: str | Path) -> Path:
-    """The temporary name :func:`atomic_file` writes ``path`` under (unique per process and thread)."""
-    path = Path(path)
-    return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{_TMP_SUFFIX}")
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write; on a clean exit it is fsynced and renamed into
-    place, on an error removed: a crash or a full disk leaves the old file whole (and at most a
-    ``*.at.tmp`` file, removed by the next run). Every final file of a run goes through here."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path_for(path)
-    try:
-        yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as tmp:
-        tmp.write_bytes(data)
 
 
 # -- whose folder -------------------------------------------------------------------------------
@@ -284,7 +239,7 @@ def remove_owned(run_dir: str | Path, names: Iterable[str]) -> list[str]:
         target = run / name
         if target.is_dir():
             files = [f for pat in OWNED_IN_FOLDERS.get(name, ()) for f in target.glob(pat) if f.is_file()]
-            files += [f for f in target.rglob(f"*{_TMP_SUFFIX}") if f.is_file()]
+            files += [f for f in target.rglob(f"*{TMP_SUFFIX}") if f.is_file()]
             for f in files:
                 f.unlink(missing_ok=True)
             for d in sorted((d for d in target.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True) + [target]:
@@ -407,7 +362,7 @@ def check_fingerprint(
 
 
 # -- leftovers ----------------------------------------------------------------------------------
-_TMP = re.compile(r"\.\d+-\d+" + re.escape(_TMP_SUFFIX) + "$")
+_TMP = re.compile(r"\.\d+-\d+" + re.escape(TMP_SUFFIX) + "$")
 
 
 def remove_leftovers(run_dir: str | Path) -> list[Path]:
@@ -547,7 +502,7 @@ class RunLock:
     """Exclusive use of a run folder by one ``build``/``assign``/``edit``.
 
     Reentrant within a thread: a RunLock taken while the same thread already holds the folder
-    (the CLI's lock around an :class:`~agentictagger.tagger.AgenticTagger` method that locks
+    (the CLI's lock around an :class:`~agentictagger.api.AgenticTagger` method that locks
     too) is a no-op; another thread or process is refused (or waits) as usual.
 
     An OS lock (``fcntl.flock`` via ``filelock``) on ``run.lock``: the kernel releases it when its
@@ -709,3 +664,81 @@ def complete_build_log(run_dir: str | Path) -> int:
             fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in missing))
         log.warning("%s: %d step record(s) lost by an interrupted run were recovered from the job states", path, len(missing))
     return len(missing)
+
+
+# -- the edit log ---------------------------------------------------------------------------------
+EDIT_LOG = "edits.jsonl"
+
+
+def read_edit_log(run_dir: str | Path) -> list[dict]:
+    """The run's edit log, oldest first (empty when it was never edited). An edit committed by
+    a run killed before it moved every file into place is finished first."""
+    settle_commit(run_dir)
+    path = Path(run_dir) / EDIT_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def edits_made(run_dir: str | Path) -> int:
+    """How many edits the run folder's vocabulary has had (``vocabulary.json``'s ``meta.edits``)."""
+    path = Path(run_dir) / "vocabulary.json"
+    if not path.exists():
+        return 0
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8")).get("meta", {}).get("edits", 0) or 0)
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
+# -- the items an API run keeps --------------------------------------------------------------------
+#: The items :meth:`AgenticTagger.fit` / ``transform`` were given, kept in the run folder.
+RUN_ITEMS = "items.jsonl"
+
+
+def write_run_items(run_dir: str | Path, catalog: "Catalog", append: bool = False) -> Path:
+    """Keep the items' texts in the run folder (``items.jsonl``: ``item_id``, ``text``, and
+    ``title`` and ``label`` when the item has them), written atomically; ``append`` adds to the
+    items already there (an id already there is not written twice)."""
+    import json
+
+    from agentictagger.files import atomic_write_text
+
+    path = Path(run_dir) / RUN_ITEMS
+    lines: list[str] = []
+    seen: set[str] = set()
+    if append and path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                lines.append(line)
+                seen.add(json.loads(line)["item_id"])
+    for it in catalog:
+        if it.item_id in seen:
+            continue
+        row: dict[str, Any] = {"item_id": it.item_id, "text": it.text}
+        title = next((it.fields.get(k) for k in ("title", "name") if isinstance(it.fields.get(k), str) and it.fields.get(k).strip()), None)
+        if title:
+            row["title"] = title
+        if it.label is not None:
+            row["label"] = it.label
+        lines.append(json.dumps(row, ensure_ascii=False))
+        seen.add(it.item_id)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return path
+
+
+def run_items(run_dir: str | Path) -> "Catalog | None":
+    """The items kept in a run folder by :meth:`AgenticTagger.fit` and ``transform``, or None."""
+    from agentictagger.catalog import Catalog
+    from agentictagger.config import CatalogConfig
+
+    path = Path(run_dir) / RUN_ITEMS
+    if not path.exists():
+        return None
+    import json
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    has_labels = any("label" in r for r in rows)
+    cfg = CatalogConfig(id_field="item_id", text_template="{text}", label_field="label" if has_labels else None,
+                        max_text_chars=max([CatalogConfig().max_text_chars, *(len(r["text"]) for r in rows)]))
+    return Catalog.from_records(rows, cfg, source=str(path))

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 if TYPE_CHECKING:
-    from agentictagger.assign.base import Assignment
-    from agentictagger.vocabulary import Vocabulary
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.structures.vocabulary import Vocabulary
 
 COLUMNS = ("item_id", "path", "path_names", "resolver")
 
@@ -164,43 +164,76 @@ class SemanticIds:
     def save_parquet(self, path: str | Path) -> None:
         import pyarrow.parquet as pq
 
-        from agentictagger.runstate import atomic_file
+        from agentictagger.files import atomic_file
 
         with atomic_file(path) as tmp:
             pq.write_table(self.to_arrow(), str(tmp))
 
-    @classmethod
-    def load_parquet(cls, path: str | Path) -> "SemanticIds":
-        import pyarrow.parquet as pq
-
-        t = pq.read_table(str(path))
-        missing = [c for c in COLUMNS if c not in t.column_names]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}; a semantic-ID table has {list(COLUMNS)}")
-        cols = {c: t.column(c).to_pylist() for c in COLUMNS}
-        return cls(
-            [
-                SemanticId(str(i), tuple(p or ()), tuple(n or ()), int(r))
-                for i, p, n, r in zip(cols["item_id"], cols["path"], cols["path_names"], cols["resolver"])
-            ]
-        )
-
     def save_jsonl(self, path: str | Path) -> None:
-        from agentictagger.runstate import atomic_file
+        from agentictagger.files import atomic_file
 
         with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as f:
             for r in self.rows:
                 f.write(jsonl_line(r.item_id, r.path, r.path_names, r.resolver))
 
     @classmethod
-    def load_jsonl(cls, path: str | Path) -> "SemanticIds":
-        rows = []
-        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                rows.append(SemanticId(str(d["item_id"]), tuple(d["path"]), tuple(d["path_names"]), int(d["resolver"])))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{path}:{n}: not a semantic-ID row ({e}); expected keys {list(COLUMNS)}") from e
-        return cls(rows)
+    def read(cls, path: str | Path, *, allow_empty_paths: bool = True) -> "SemanticIds":
+        """A semantic-ID table from ``.parquet`` or ``.jsonl`` (the one reader: the run's own
+        stages and the recommenders both read tables here). Every row is checked; a bad table
+        raises :class:`ValueError` naming its rows and items (up to 20 problems). A run may
+        leave an item without a descriptor (an empty path, within ``assign.max_empty_share``);
+        ``allow_empty_paths=False`` refuses such rows (a recommender needs every item's tokens)."""
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: semantic-ID table not found")
+        if p.suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            records = pq.read_table(p).to_pylist()
+        else:
+            records = []
+            with p.open(encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, start=1):
+                    if line.strip():
+                        try:
+                            records.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise ValueError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
+        return cls(_checked_rows(records, str(p), allow_empty_paths))
+
+
+
+def _checked_rows(records: list[dict], source: str, allow_empty_paths: bool = True) -> list[SemanticId]:
+    """Rows from plain records, with every problem named: a missing or malformed field, an empty
+    path (unless allowed), a negative resolver, an item twice, two items on one (path, resolver)."""
+    rows: list[SemanticId] = []
+    errors: list[str] = []
+    for n, rec in enumerate(records, start=1):
+        try:
+            item_id = str(rec["item_id"])
+            path = tuple(str(p) for p in rec["path"])
+            names = tuple(str(p) for p in (rec.get("path_names") or [""] * len(path)))
+            resolver = int(rec["resolver"])
+        except (KeyError, TypeError, ValueError) as exc:
+            errors.append(f"row {n}: missing or malformed field ({exc!r}); a row has {list(COLUMNS)}")
+            continue
+        if not path and not allow_empty_paths:
+            errors.append(f"row {n} (item {item_id}): empty path")
+        if resolver < 0:
+            errors.append(f"row {n} (item {item_id}): negative resolver {resolver}")
+        rows.append(SemanticId(item_id, path, names, resolver))
+    seen_items: dict[str, int] = {}
+    seen_codes: dict[tuple, str] = {}
+    for n, r in enumerate(rows, start=1):
+        if r.item_id in seen_items:
+            errors.append(f"item {r.item_id}: duplicate row (rows {seen_items[r.item_id]} and {n})")
+        seen_items.setdefault(r.item_id, n)
+        key = (r.path, r.resolver)
+        if key in seen_codes:
+            errors.append(f"items {seen_codes[key]} and {r.item_id} share path {list(r.path)} and resolver {r.resolver}")
+        seen_codes.setdefault(key, r.item_id)
+    if errors:
+        shown = "\n  ".join(errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise ValueError(f"{source}: invalid semantic-ID table ({len(errors)} problems); regenerate it:\n  {shown}{more}")
+    return rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from agentictagger.diagnostics import utilization
+from agentictagger.vocab.quality import utilization
 from agentictagger.llm.types import ChatRequest, JsonSchemaConstraint, LLMError, SamplingParams
 
 STAGE = "freeform"

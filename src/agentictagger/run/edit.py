@@ -2,7 +2,7 @@
 touched items with the run's assigner, and write every file again together, with a line in the
 edit log ``edits.jsonl``.
 
-Files rewritten by one edit, all at once (:func:`~agentictagger.runstate.staged_commit`: a run
+Files rewritten by one edit, all at once (:func:`~agentictagger.run.folder.staged_commit`: a run
 killed at any point leaves the old set or, after the next locked command, the new one):
 ``vocabulary.json`` and its prototypes, ``assignments.jsonl``, ``semantic_ids.parquet`` /
 ``.jsonl``, ``token_vocabulary.json`` and ``edits.jsonl``; ``diagnostics.json`` is removed in the
@@ -10,7 +10,7 @@ same step and written again right after. The assignment's settings fingerprint i
 the edited vocabulary, so ``assign --add`` keeps working; a plain ``assign`` or ``build`` of an
 edited run stops (it would renumber IDs or discard the edits) unless given ``--restart``.
 
-The caller holds the run lock (:meth:`agentictagger.tagger.AgenticTagger.edit` does).
+The caller holds the run lock (:meth:`agentictagger.api.AgenticTagger.edit` does).
 """
 
 from __future__ import annotations
@@ -22,40 +22,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from agentictagger.config import RunConfig
+from agentictagger.run.folder import EDIT_LOG, edits_made, read_edit_log
 
 log = logging.getLogger(__name__)
-
-EDIT_LOG = "edits.jsonl"
-
-
-def read_edit_log(run_dir: str | Path) -> list[dict]:
-    """The run's edit log, oldest first (empty when it was never edited). An edit committed by
-    a run killed before it moved every file into place is finished first."""
-    from agentictagger.runstate import settle_commit
-
-    settle_commit(run_dir)
-    path = Path(run_dir) / EDIT_LOG
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def edits_made(run_dir: str | Path) -> int:
-    """How many edits the run folder's vocabulary has had (``vocabulary.json``'s ``meta.edits``)."""
-    path = Path(run_dir) / "vocabulary.json"
-    if not path.exists():
-        return 0
-    try:
-        return int(json.loads(path.read_text(encoding="utf-8")).get("meta", {}).get("edits", 0) or 0)
-    except (ValueError, TypeError, AttributeError):
-        return 0
 
 
 def _catalogs(cfg: RunConfig, catalog: Any) -> list[Any]:
     """The catalogs item texts are looked up in: ``catalog`` (a Catalog, a file, or a list of
     them), else the one named in the run's config."""
     from agentictagger.catalog import Catalog
-    from agentictagger.explorer import catalog_for_run
+    from agentictagger.run.explorer import catalog_for_run
 
     if catalog is None:
         found = catalog_for_run(cfg.run_dir)
@@ -95,12 +71,14 @@ def edit_run(
     edit-log record. Items to re-assign are read from ``catalog`` (else the run's catalog) and
     placed by ``assigner`` (else the run's configured one, with ``embedder`` or the configured
     embedding model)."""
-    from agentictagger.assign import Assignment
-    from agentictagger.assign.run import run_assigner, write_outputs
-    from agentictagger.pipeline import RunError, _assign_usage, _embedder, llm_client_factory, load_assigned_run
-    from agentictagger.runstate import staged_commit, vocabulary_digest
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.assign.driver import run_assigner, write_outputs
+    from agentictagger.errors import RunError
+    from agentictagger.run.roles import llm_client_factory, make_embedder
+    from agentictagger.run.stages import assign_usage, load_assigned_run
+    from agentictagger.run.folder import staged_commit, vocabulary_digest
     from agentictagger.vocab import edits
-    from agentictagger.vocabulary import Vocabulary
+    from agentictagger.structures.vocabulary import Vocabulary
 
     run = Path(cfg.run_dir)
     vocab, table, assignment = load_assigned_run(run, "to edit")
@@ -117,8 +95,8 @@ def edit_run(
         if not loaded:
             loaded.extend(_catalogs(cfg, catalog))
         items = _items(cfg, loaded, ids)
-        with _assign_usage(cfg) as usage:
-            who = assigner or run_assigner(cfg.assign, embedder or _embedder(cfg), llm_client_factory(cfg, usage))
+        with assign_usage(cfg) as usage:
+            who = assigner or run_assigner(cfg.assign, embedder or make_embedder(cfg), llm_client_factory(cfg, usage))
             return edits.assign_within(who, items, new_vocab, node, cfg.assign.max_level)
 
     landed = _already_applied(run, op, args, vocabulary_digest(vocab))
@@ -182,7 +160,7 @@ def _already_applied(run: Path, op: str, args: dict[str, Any], digest: str) -> d
 def _refresh_diagnostics(cfg: RunConfig, loaded: list[Any]) -> None:
     """Write diagnostics.json for the edited run (labels from the run's catalog when it has
     them); a failure only logs: ``report`` writes it again."""
-    from agentictagger.diagnostics import run_report
+    from agentictagger.run.report import run_report
 
     try:
         cats = loaded or _catalogs(cfg, None)
@@ -191,4 +169,4 @@ def _refresh_diagnostics(cfg: RunConfig, loaded: list[Any]) -> None:
         log.warning("diagnostics.json not refreshed after the edit (%s: %s); run `agentictagger report`", type(exc).__name__, exc)
 
 
-__all__ = ["EDIT_LOG", "edit_run", "edits_made", "read_edit_log"]
+__all__ = ["edit_run"]

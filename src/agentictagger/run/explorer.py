@@ -13,13 +13,13 @@ finds "tape") that lists the full path of every match and opens the tree at it; 
 (``explorer.html#d3.1`` opens that descriptor; selecting one sets the address); a legend of the
 figures; and the diagnostics tables of ``report``. Every name and text is shown as text, never
 as markup. Given a second run folder (``compare``), it also shows what changed from that run to
-this one (:mod:`agentictagger.rundiff`): descriptors added, removed, renamed or moved, item
+this one (:mod:`agentictagger.run.compare`): descriptors added, removed, renamed or moved, item
 counts, a sample of items whose path changed, both trees side by side, and a warning when the
 two runs look unrelated (other items, other texts, or vocabularies with hardly a name in common).
 
 Example::
 
-    from agentictagger.explorer import write_explorer
+    from agentictagger.run.explorer import write_explorer
     path = write_explorer("runs/demo")          # runs/demo/explorer.html
     write_explorer("runs/demo", "diff.html", compare="runs/demo-before")   # with "what changed"
     write_explorer("runs/demo", plotly_js="beside")   # + runs/demo/plotly-<version>.min.js
@@ -33,7 +33,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def catalog_for_run(run_dir: str | Path, catalog_path: str | Path | None = None)
     kept in the run folder by the Python API (``items.jsonl``); None otherwise."""
     from agentictagger.catalog import Catalog
     from agentictagger.config import RunConfig
-    from agentictagger.tagger import run_items
+    from agentictagger.run.folder import run_items
 
     run = Path(run_dir)
     cfg = RunConfig.load(run / "config.yaml") if (run / "config.yaml").exists() else RunConfig()
@@ -83,16 +83,6 @@ def catalog_for_run(run_dir: str | Path, catalog_path: str | Path | None = None)
     return run_items(run)
 
 
-def subtree_counts(vocab: Vocabulary, paths: dict[str, list[str]]) -> dict[str, int]:
-    """Assigned items per descriptor, counting every item whose path passes through it."""
-    counts = {d.id: 0 for d in vocab}
-    for path in paths.values():
-        for did in path:
-            if did in counts:
-                counts[did] += 1
-    return counts
-
-
 def explorer_data(
     vocab: Vocabulary,
     assignment: Any,
@@ -106,7 +96,8 @@ def explorer_data(
     first ``member_sample`` members), items (id, short text, path, and the semantic-ID resolver
     when ``resolvers`` is given; the page lists a descriptor's full membership from these) and
     the diagnostics tables."""
-    from agentictagger.diagnostics import diagnostic_tables
+    from agentictagger.run.compare import subtree_counts
+    from agentictagger.run.report import diagnostic_tables
 
     paths: dict[str, list[str]] = dict(assignment.paths)
     counts = subtree_counts(vocab, paths)
@@ -231,9 +222,9 @@ def write_explorer(
     shown on the page. ``plotly_js``: ``"inline"`` (one self-contained file) or ``"beside"``
     (the page plus one shared ``plotly-<version>.min.js`` in its folder). Files are written
     atomically: a failed write leaves the old file, or none, and no temporary file."""
-    from agentictagger.assign.base import Assignment
-    from agentictagger.diagnostics import compute_diagnostics, labels_from_catalog
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.run.report import compute_diagnostics, labels_from_catalog
+    from agentictagger.files import atomic_write_text
 
     if plotly_js not in PLOTLY_JS_MODES:
         raise ValueError(f"plotly_js must be one of {', '.join(PLOTLY_JS_MODES)} (given: {plotly_js!r})")
@@ -258,7 +249,7 @@ def write_explorer(
                          resolvers=_resolvers(run))
     data["compare"] = None
     if compare is not None:
-        from agentictagger.rundiff import diff_runs
+        from agentictagger.run.compare import diff_runs
 
         data["compare"] = diff_runs(compare, run, texts={it["id"]: it["text"] for it in data["items"] if it["text"]},
                                     before_texts=_texts_of(compare))
@@ -281,10 +272,10 @@ def _resolvers(run: Path) -> dict[str, int] | None:
     path = run / "semantic_ids.parquet"
     if not path.exists():
         return None
-    from agentictagger.semantic_ids import SemanticIds
+    from agentictagger.structures.semantic_ids import SemanticIds
 
     try:
-        return {r.item_id: int(r.resolver) for r in SemanticIds.load_parquet(path)}
+        return {r.item_id: int(r.resolver) for r in SemanticIds.read(path)}
     except Exception as exc:  # noqa: BLE001 - the page works without resolvers; say why they are missing
         log.warning("semantic IDs not shown: %s could not be read (%s)", path, exc)
         return None
@@ -369,6 +360,8 @@ details.legend dl { margin: 4px 0 0; display: grid; grid-template-columns: max-c
 details.legend dt { font-weight: 600; }
 details.legend dd { margin: 0; }
 footer { padding: 6px 18px 14px; font-size: 12px; color: #5a6772; }
+
+
 @media (max-width: 820px) {
   header, footer { padding-left: 10px; padding-right: 10px; }
   main { grid-template-columns: minmax(0, 1fr); padding: 10px; gap: 10px; }

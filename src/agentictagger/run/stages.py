@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from agentictagger.errors import RunError  # noqa: F401 (defined in errors.py, with every cross-layer error)
 from agentictagger.catalog import Catalog
 from agentictagger.config import RunConfig
-from agentictagger.vocabulary import Vocabulary
-
-
-class RunError(RuntimeError):
-    """A run cannot start or did not finish; the message (one line) says what to do."""
+from agentictagger.run.roles import llm_client_factory, make_embedder, role_fingerprint
+from agentictagger.structures.vocabulary import Vocabulary
 
 
 def llm_roles(cfg: RunConfig, stage: str) -> list[str]:
@@ -31,7 +29,7 @@ def check_api_keys(cfg: RunConfig, stage: str) -> None:
     """A hosted endpoint without its API key stops the run before any catalog or embedding work."""
     import os
 
-    from agentictagger.vocab.api import role_llm
+    from agentictagger.run.roles import role_llm
 
     for role in llm_roles(cfg, stage):
         try:
@@ -130,31 +128,6 @@ def check_vocabulary(run_dir: str | Path) -> Vocabulary:
     return vocab
 
 
-def llm_client_factory(cfg: RunConfig, usage: Any = None):
-    """``factory(role_name) -> LLMClient`` over the run's named LLM endpoints, one client each."""
-    from agentictagger.llm.factory import make_client
-    from agentictagger.vocab.api import role_llm
-
-    clients: dict[str, Any] = {}
-
-    def factory(name: str) -> Any:
-        if name not in clients:
-            clients[name] = make_client(role_llm(cfg, name), Path(cfg.cache_dir) / "llm", usage=usage)
-        return clients[name]
-
-    return factory
-
-
-def role_fingerprint(role: str, obj: Any) -> dict[str, str]:
-    """A role object passed in (not built from the config) is part of what shapes a stage's
-    results: its class goes into the stage's fingerprint, so a checkpoint made by another one is
-    not resumed."""
-    if obj is None:
-        return {}
-    cls = type(obj)
-    return {f"roles.{role}": f"{cls.__module__}.{cls.__qualname__}"}
-
-
 def assign(
     cfg: RunConfig,
     catalog: Catalog,
@@ -167,39 +140,39 @@ def assign(
     """Assign every catalog item a valid path; writes assignments and the semantic-ID table.
 
     A checkpoint made with other settings, another catalog or another vocabulary raises
-    :class:`~agentictagger.runstate.StaleStateError` before any work, unless ``restart``, which
+    :class:`~agentictagger.run.folder.StaleStateError` before any work, unless ``restart``, which
     removes the assignment's checkpoint and outputs first; so does a table that holds items added
     with :func:`add_items` (assigning the first catalog again would drop them). LLM usage is
     appended per call to ``assign_usage.jsonl``; ``assign_usage.json`` is its sum. ``embedder``
     and ``assigner`` (optional) replace the ones the config names."""
     from agentictagger.assign import run_assign
-    from agentictagger.runstate import ASSIGN_FINGERPRINT, ASSIGN_STATE, StaleStateError, assign_fingerprint, check_fingerprint
+    from agentictagger.run.folder import ASSIGN_FINGERPRINT, ASSIGN_STATE, StaleStateError, assign_fingerprint, check_fingerprint
 
     run_dir = Path(cfg.run_dir)
     vocab = check_vocabulary(run_dir)
     fingerprint = {**assign_fingerprint(cfg, catalog.ids, catalog.texts, vocab), **role_fingerprint("assigner", assigner)}
-    _check_not_edited(run_dir, "assign", restart)
+    check_not_edited(run_dir, "assign", restart)
     check_fingerprint(run_dir, "assign", fingerprint, fingerprint_file=ASSIGN_FINGERPRINT, state=ASSIGN_STATE, restart=restart)
-    added = _added_items(run_dir)
+    added = added_items(run_dir)
     if added:
         raise StaleStateError(
             f"{run_dir}'s semantic-ID table holds {added} item(s) added with `assign --add` after this catalog was "
             "assigned; assigning the catalog again would drop their IDs. Add more items with --add, or rerun with "
             "--restart to discard the table and assign this catalog from scratch"
         )
-    with _assign_usage(cfg) as usage:
+    with assign_usage(cfg) as usage:
         return run_assign(
-            catalog, vocab, cfg.assign, run_dir, embedder=embedder or _embedder(cfg),
+            catalog, vocab, cfg.assign, run_dir, embedder=embedder or make_embedder(cfg),
             llm_client_factory=llm_client_factory(cfg, usage), progress=progress,
             meta={"fingerprint": fingerprint}, assigner=assigner,
         )
 
 
-def _check_not_edited(run_dir: Path, stage: str, restart: bool) -> None:
+def check_not_edited(run_dir: Path, stage: str, restart: bool) -> None:
     """An edited run (``agentictagger edit``) is not built or assigned again over its edits:
     a build would discard them, an assignment renumber the IDs they kept."""
-    from agentictagger.edit_run import edits_made
-    from agentictagger.runstate import StaleStateError
+    from agentictagger.run.folder import edits_made
+    from agentictagger.run.folder import StaleStateError
 
     if restart:
         return
@@ -213,20 +186,14 @@ def _check_not_edited(run_dir: Path, stage: str, restart: bool) -> None:
         )
 
 
-def _embedder(cfg: RunConfig) -> Any:
-    from agentictagger.embed import Embedder
-
-    return Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
-
-
 @contextmanager
-def _assign_usage(cfg: RunConfig) -> Iterator[Any]:
+def assign_usage(cfg: RunConfig) -> Iterator[Any]:
     """The assignment's usage tracker: per-call log ``assign_usage.jsonl``, its sum written to
     ``assign_usage.json`` at the end (also when the assignment fails)."""
     import json
 
     from agentictagger.llm.usage import UsageTracker
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     run_dir = Path(cfg.run_dir)
     usage = UsageTracker.with_log(run_dir / "assign_usage.jsonl", carried_from=run_dir / "assign_usage.json")
@@ -253,7 +220,7 @@ def _assignment_meta(run_dir: Path) -> dict:
         return {}
 
 
-def _added_items(run_dir: Path) -> int:
+def added_items(run_dir: Path) -> int:
     """How many items of the run's table came from ``assign --add`` (0 when none or no table)."""
     return sum(int(batch.get("items", 0)) for batch in _assignment_meta(run_dir).get("added") or [])
 
@@ -261,14 +228,14 @@ def _added_items(run_dir: Path) -> int:
 def load_assigned_run(run_dir: Path, what: str = "", hint: str = "") -> tuple[Vocabulary, Any, Any]:
     """A finished run's vocabulary, semantic-ID table and assignment; a one-line RunError when
     it has no table yet (``what``/``hint`` complete the message)."""
-    from agentictagger.assign import Assignment
-    from agentictagger.semantic_ids import SemanticIds
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.structures.semantic_ids import SemanticIds
 
     vocab = check_vocabulary(run_dir)
     table_path, a_path = run_dir / "semantic_ids.parquet", run_dir / "assignments.jsonl"
     if not (table_path.exists() and a_path.exists()):
         raise RunError(f"no semantic-ID table in {run_dir} {what}; run `agentictagger assign` first{hint}")
-    return vocab, SemanticIds.load_parquet(table_path), Assignment.load_jsonl(a_path)
+    return vocab, SemanticIds.read(table_path), Assignment.load_jsonl(a_path)
 
 
 def describe_skipped(skipped: list[str], limit: int = 5) -> str:
@@ -290,6 +257,10 @@ class AddResult:
     def __len__(self) -> int:
         return len(self.added)
 
+    def skipped_note(self) -> str:
+        """One line for the skipped items ('' when none)."""
+        return describe_skipped(self.skipped) if self.skipped else ""
+
 
 def add_items(
     cfg: RunConfig,
@@ -304,15 +275,15 @@ def add_items(
     resolver, and items whose ids the table already has are skipped (listed in the result).
 
     The run's vocabulary must be the one its table was assigned with, and the assignment settings
-    the same (else :class:`~agentictagger.runstate.StaleStateError` naming the changed keys). A
+    the same (else :class:`~agentictagger.run.folder.StaleStateError` naming the changed keys). A
     killed add resumes from ``assignments.add.partial.jsonl``; the outputs are written atomically,
     the Parquet table first. The caller holds the run lock."""
     import json
     import time
 
     from agentictagger.assign import Assignment, assign_catalog
-    from agentictagger.assign.run import check_empty_share, run_assigner, write_outputs
-    from agentictagger.runstate import (
+    from agentictagger.assign.driver import check_empty_share, run_assigner, write_outputs
+    from agentictagger.run.folder import (
         ADD_FINGERPRINT,
         ADD_PARTIAL,
         StaleStateError,
@@ -321,7 +292,7 @@ def add_items(
         describe_changes,
         items_digest,
     )
-    from agentictagger.semantic_ids import SemanticIds
+    from agentictagger.structures.semantic_ids import SemanticIds
 
     run_dir = Path(cfg.run_dir)
     vocab, table, old = load_assigned_run(run_dir, "to add to", " (without --add)")
@@ -346,8 +317,8 @@ def add_items(
         ck.unlink(missing_ok=True)
     atomic_write_text(fp_path, json.dumps({"stage": "assign --add", "fingerprint": add_fp}, indent=1, default=str))
     if len(new):
-        with _assign_usage(cfg) as usage:
-            assigner = assigner or run_assigner(cfg.assign, embedder or _embedder(cfg), llm_client_factory(cfg, usage))
+        with assign_usage(cfg) as usage:
+            assigner = assigner or run_assigner(cfg.assign, embedder or make_embedder(cfg), llm_client_factory(cfg, usage))
             fresh = assign_catalog(new, vocab, assigner, chunk_size=cfg.assign.checkpoint_every, checkpoint=ck, progress=progress)
         check_empty_share(fresh, cfg.assign)
     else:
@@ -369,22 +340,8 @@ def add_items(
 
 
 def report(cfg: RunConfig, catalog: Catalog | None) -> dict:
-    from agentictagger.diagnostics import run_report
-    from agentictagger.runstate import settle_commit
+    from agentictagger.run.report import run_report
+    from agentictagger.run.folder import settle_commit
 
     settle_commit(cfg.run_dir)  # an edit committed by a killed run: finished before it is reported
     return run_report(cfg.run_dir, catalog)
-
-
-def assign_and_report(cfg: RunConfig, catalog: Catalog, console: Any, restart: bool = False) -> dict:
-    from agentictagger.diagnostics import print_diagnostics
-
-    assignment = assign(cfg, catalog, restart=restart)
-    diag = report(cfg, catalog)
-    print_diagnostics(diag, console)
-    run_dir = Path(cfg.run_dir)
-    console.print(
-        f"assigned {len(assignment)} items. Outputs in {run_dir}/: "
-        "vocabulary.json, assignments.jsonl, semantic_ids.parquet/.jsonl, diagnostics.json, build_log.jsonl, usage.json"
-    )
-    return diag

@@ -1,7 +1,7 @@
 """`AgenticTagger`: the Python API over a run folder (build, assign, add items, report).
 
-The CLI commands run the same functions (:mod:`agentictagger.pipeline`,
-:func:`agentictagger.vocab.api.build_vocabulary`), under the same run lock."""
+The CLI commands run the same functions (:mod:`agentictagger.run.stages`,
+:func:`agentictagger.run.build.build_vocabulary`), under the same run lock."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from agentictagger.errors import NotFittedError  # noqa: F401 (defined in errors.py, with every cross-layer error)
 from agentictagger.catalog import Catalog, Item
 from agentictagger.config import RunConfig, apply_override
+from agentictagger.run.folder import RUN_ITEMS, run_items, write_run_items  # noqa: F401 (fit keeps its items)
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,6 @@ _NOT_SAVED = ("run.lock", "run.lock.json")
 
 #: The texts of the items a run was fitted on and given since (``item_id``, ``text``, and
 #: ``title``/``label`` when known), so the explorer and edits find them without a catalog file.
-RUN_ITEMS = "items.jsonl"
 
 #: Suffixes that make a string a catalog file rather than an item text.
 _CATALOG_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".gz")
@@ -32,10 +33,6 @@ def sample_catalog_path() -> Path:
     """The shipped sample catalog: 304 Amazon Industrial & Scientific items (JSONL, ``item_id``,
     ``title``, ``brand``, ``description``, ``category``)."""
     return Path(str(resources.files("agentictagger") / "data" / "sample_catalog.jsonl"))
-
-
-class NotFittedError(RuntimeError):
-    """The tagger's run folder has no vocabulary or semantic-ID table yet: call ``fit`` first."""
 
 
 class AgenticTagger:
@@ -53,7 +50,7 @@ class AgenticTagger:
 
         from agentictagger import AgenticTagger
         from agentictagger.catalog import Catalog
-        from agentictagger.tagger import sample_catalog_path
+        from agentictagger.api import sample_catalog_path
 
         tagger = AgenticTagger(run_dir="runs/api", overrides=[
             "catalog.text_template='{title}. Brand: {brand}. {description}'",
@@ -89,8 +86,9 @@ class AgenticTagger:
         self.architect = architect
         self.annotator = annotator
         self.assigner = assigner
-        #: What the last :meth:`transform` did (a :class:`~agentictagger.pipeline.AddResult`).
+        #: What the last :meth:`transform` did (a :class:`~agentictagger.run.stages.AddResult`).
         self.last_add: Any = None
+        self._preflighted: set[str] = set()
 
     def __repr__(self) -> str:
         return f"AgenticTagger(run_dir={str(self.run_dir)!r}, fitted={self.is_fitted})"
@@ -112,7 +110,7 @@ class AgenticTagger:
 
     @contextmanager
     def _lock(self, command: str) -> Iterator[None]:
-        from agentictagger.runstate import RunLock
+        from agentictagger.run.folder import RunLock
 
         with RunLock(self.run_dir, command) as lock:
             for note in lock.notes:
@@ -196,17 +194,26 @@ class AgenticTagger:
                 r[cfg.id_field] = _content_id(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str))
         return Catalog.from_records(rows, cfg, source=source)
 
-    # -- the stages (the CLI's build / assign / assign --add) ----------------------------------------
+    # -- the stages (every CLI command goes through these) -----------------------------------------
+    def preflight(self, stage: str) -> None:
+        """Before any catalog or embedding work: the API keys the stage's LLM roles need are set,
+        the run and cache folders are writable. Checked once per stage for this tagger."""
+        from agentictagger.run import stages
+
+        if stage not in self._preflighted:
+            stages.preflight(self.config, stage)
+            self._preflighted.add(stage)
+
     def build(self, catalog: Any, *, restart: bool = False, progress: Any = None) -> Any:
         """Build the vocabulary from ``catalog`` (``agentictagger build``: resumable, run-locked);
         returns the :class:`~agentictagger.vocab.builder.BuildResult`."""
-        from agentictagger import pipeline
-        from agentictagger.vocab.api import build_vocabulary
+        from agentictagger.run import stages
+        from agentictagger.run.build import build_vocabulary
 
         cat = self.as_catalog(catalog)
         with self._lock("build"):
-            pipeline.preflight(self.config, "build")
-            pipeline.check_disk_space(self.config, cat)
+            self.preflight("build")
+            stages.check_disk_space(self.config, cat)
             return build_vocabulary(
                 cat, self.config, embedder=self._embedder(), progress=progress, restart=restart,
                 architect=self.architect, annotator=self.annotator,
@@ -215,27 +222,96 @@ class AgenticTagger:
     def assign(self, catalog: Any, *, restart: bool = False, progress: Any = None) -> Any:
         """Assign every item of ``catalog`` and write the semantic-ID table (``agentictagger
         assign``: resumable, run-locked); returns the :class:`~agentictagger.assign.Assignment`."""
-        from agentictagger import pipeline
+        from agentictagger.run import stages
 
         cat = self.as_catalog(catalog)
         with self._lock("assign"):
-            pipeline.preflight(self.config, "assign")
-            pipeline.check_disk_space(self.config, cat)
-            return pipeline.assign(self.config, cat, progress=progress, restart=restart, embedder=self._embedder(), assigner=self.assigner)
+            self.preflight("assign")
+            stages.check_vocabulary(self.run_dir)  # a missing, empty or unfinished vocabulary: before any work
+            stages.check_disk_space(self.config, cat)
+            return stages.assign(self.config, cat, progress=progress, restart=restart, embedder=self._embedder(), assigner=self.assigner)
 
     def add(self, items: Any, *, progress: Any = None) -> Any:
         """Tag ``items`` into the fitted vocabulary (``agentictagger assign --add``); returns the
-        :class:`~agentictagger.pipeline.AddResult` (added rows, skipped ids, the whole table)."""
-        from agentictagger import pipeline
+        :class:`~agentictagger.run.stages.AddResult` (added rows, skipped ids, the whole table)."""
+        from agentictagger.run import stages
 
         cat = self.as_catalog(items)
         with self._lock("add"):
-            pipeline.preflight(self.config, "assign")
-            result = pipeline.add_items(self.config, cat, progress=progress, embedder=self._embedder(), assigner=self.assigner)
+            self.preflight("assign")
+            result = stages.add_items(self.config, cat, progress=progress, embedder=self._embedder(), assigner=self.assigner)
             if len(result) and (self.run_dir / RUN_ITEMS).exists():
                 write_run_items(self.run_dir, cat.subset([r.item_id for r in result.added]), append=True)
         self.last_add = result
         return result
+
+    def uses_shards(self) -> bool:
+        """Whether ``assign`` goes through shards for this config's catalog (a folder of shards, a
+        file over ``scale.shard_size`` items, ``scale.sharded: always`` or the Ray executor)."""
+        from agentictagger.run.shards import use_shards
+
+        return use_shards(self.config, self.config.catalog.path)
+
+    def check_vocabulary(self) -> Any:
+        """The run's vocabulary, or a one-line :class:`~agentictagger.errors.RunError` when it is
+        missing, empty or its build is unfinished (before any assignment work)."""
+        from agentictagger.run import stages
+
+        return stages.check_vocabulary(self.run_dir)
+
+    def assign_sharded(self, source: Any = None, *, restart: bool = False, progress: Any = None) -> Any:
+        """Assign a large catalog through shards (``agentictagger assign`` for a folder of shards,
+        a big file, or ``scale.executor: ray``): streamed, resumed by shard, on this machine or Ray.
+        ``source``: a catalog path or folder (default ``catalog.path``), or a catalog. Returns the
+        :class:`~agentictagger.run.shards.ShardedRun`."""
+        from agentictagger.errors import RunError
+        from agentictagger.run import stages
+        from agentictagger.run.shards import assign_sharded
+
+        source = source if source is not None else self.config.catalog.path
+        if not source:
+            raise RunError("no catalog: set catalog.path in the config or pass --catalog FILE")
+        with self._lock("assign"):
+            self.preflight("assign")
+            stages.check_vocabulary(self.run_dir)
+            return assign_sharded(self.config, source, restart=restart, progress=progress,
+                                  embedder=self.embedder, assigner=self.assigner)
+
+    def report(self, catalog: Any = None) -> dict:
+        """Compute the diagnostics of the run (``agentictagger report``) and write
+        ``diagnostics.json``; with a labelled ``catalog``, NMI and purity against its labels."""
+        from agentictagger.run import stages
+
+        return stages.report(self.config, self.as_catalog(catalog) if catalog is not None else None)
+
+    def explore(self, out: str | Path | None = None, *, catalog: Any = None, catalog_path: str | Path | None = None,
+                compare: str | Path | None = None, plotly_js: str = "inline", warn: Any = None) -> Path:
+        """Write the run's HTML explorer (``agentictagger explore``; default ``RUN_DIR/explorer.html``)
+        and return its path. See :func:`agentictagger.run.explorer.write_explorer`."""
+        from agentictagger.run.explorer import write_explorer
+        from agentictagger.run.folder import settle_commit
+
+        settle_commit(self.run_dir)  # an edit committed by a killed run: finished before it is shown
+        return write_explorer(self.run_dir, out, catalog=catalog, catalog_path=catalog_path, compare=compare,
+                              plotly_js=plotly_js, warn=warn)
+
+    def estimate(self, items: int | None = None, *, measured: str | Path | None = None, model: str | None = None,
+                 **options: Any) -> dict:
+        """Time and dollars of building the vocabulary and assigning ``items`` (default: the items
+        of ``catalog.path``) on ``options['workers']`` workers (``agentictagger estimate``): a dict
+        with the ``build`` and ``assign`` rows and ``warnings``. ``options``: ``workers``,
+        ``price_in``, ``price_out``, ``prefix_caching``, ``cached_price_factor``, ``batch``, ``rpm``,
+        ``latency_s`` (see :mod:`agentictagger.run.estimate`)."""
+        from agentictagger.run.estimate import build_estimate, count_items, estimate_table, estimate_warnings, load_measured
+
+        n = items if items is not None or not self.config.catalog.path else count_items(self.config)
+        meas = load_measured(measured)
+        return {
+            "items": n,
+            "assign": estimate_table(self.config, meas, n, model=model, **options),
+            "build": build_estimate(self.config, meas, n, **options),
+            "warnings": estimate_warnings(self.config, model, options.get("price_in"), options.get("price_out")),
+        }
 
     # -- sklearn-style ----------------------------------------------------------------------------
     def fit(self, catalog: Any, *, restart: bool = False, progress: Any = None, **read: Any) -> "AgenticTagger":
@@ -244,15 +320,15 @@ class AgenticTagger:
         is anything :meth:`as_catalog` reads (``read``: ``ids``, ``id_column``, ``text_column``,
         ``template``). The items' texts are kept in the run folder (``items.jsonl``), so the
         explorer and edits show and find them without a catalog file."""
-        from agentictagger import pipeline
+        from agentictagger.run import stages
 
         cat = self.as_catalog(catalog, **read)
         with self._lock("fit"):
-            pipeline.preflight(self.config, "assign")
+            self.preflight("assign")
             self.build(cat, restart=restart, progress=progress)
             self.assign(cat, restart=restart)
             write_run_items(self.run_dir, cat)
-            pipeline.report(self.config, cat)
+            stages.report(self.config, cat)
         return self
 
     def transform(self, items: Any, *, progress: Any = None, **read: Any) -> Any:
@@ -261,13 +337,12 @@ class AgenticTagger:
         use get the next resolvers. Returns the rows of ``items`` as a DataFrame (items already
         in the table, skipped and logged, with the ID they have). ``items`` and ``read`` as for
         :meth:`fit`. To tag without writing anything, use :meth:`predict`."""
-        from agentictagger import pipeline
 
         cat = self.as_catalog(items, **read)
         self._need("semantic_ids.parquet")
         result = self.add(cat, progress=progress)
         if result.skipped:
-            log.warning("%s", pipeline.describe_skipped(result.skipped))
+            log.warning("%s", result.skipped_note())
         frame = result.table.to_frame()
         return frame[frame["item_id"].isin(set(cat.ids))].set_index("item_id").loc[cat.ids].reset_index()
 
@@ -279,13 +354,13 @@ class AgenticTagger:
         their path). Returns a DataFrame ``item_id, path, path_names, resolver``, in the order
         of ``items``; ``items`` and ``read`` as for :meth:`fit`."""
         from agentictagger.assign import assign_catalog
-        from agentictagger.assign.run import run_assigner
-        from agentictagger.pipeline import llm_client_factory
-        from agentictagger.semantic_ids import SemanticIds
+        from agentictagger.assign.driver import run_assigner
+        from agentictagger.run.roles import llm_client_factory
+        from agentictagger.structures.semantic_ids import SemanticIds
 
         cat = self.as_catalog(items, **read)
         vocab = self.vocabulary
-        table = SemanticIds.load_parquet(self._need("semantic_ids.parquet"))
+        table = SemanticIds.read(self._need("semantic_ids.parquet"))
         known = set(table.to_frame()["item_id"])
         new = cat.subset([i for i in cat.ids if i not in known])
         if len(new):
@@ -305,24 +380,24 @@ class AgenticTagger:
     # -- results ----------------------------------------------------------------------------------
     @property
     def vocabulary(self) -> Any:
-        """The descriptor tree (:class:`~agentictagger.vocabulary.Vocabulary`)."""
-        from agentictagger.vocabulary import Vocabulary
+        """The descriptor tree (:class:`~agentictagger.structures.vocabulary.Vocabulary`)."""
+        from agentictagger.structures.vocabulary import Vocabulary
 
         return Vocabulary.load(self._need("vocabulary.json"))
 
     @property
     def assignments(self) -> Any:
         """Every item's descriptor path (:class:`~agentictagger.assign.Assignment`)."""
-        from agentictagger.assign import Assignment
+        from agentictagger.structures.assignment import Assignment
 
         return Assignment.load_jsonl(self._need("assignments.jsonl"))
 
     @property
     def semantic_ids(self) -> Any:
         """The semantic-ID table as a pandas DataFrame: ``item_id, path, path_names, resolver``."""
-        from agentictagger.semantic_ids import SemanticIds
+        from agentictagger.structures.semantic_ids import SemanticIds
 
-        return SemanticIds.load_parquet(self._need("semantic_ids.parquet")).to_frame()
+        return SemanticIds.read(self._need("semantic_ids.parquet")).to_frame()
 
     @property
     def diagnostics(self) -> dict:
@@ -330,7 +405,7 @@ class AgenticTagger:
         labels): ``diagnostics.json``, recomputed (without labels) when items were added since."""
         import json
 
-        from agentictagger import pipeline
+        from agentictagger.run import stages
 
         path = self.run_dir / "diagnostics.json"
         if path.exists():
@@ -338,7 +413,7 @@ class AgenticTagger:
             if diag.get("items") == len(self.assignments):
                 return diag
         self._need("assignments.jsonl")
-        return json.loads(json.dumps(pipeline.report(self.config, None), default=str))
+        return json.loads(json.dumps(stages.report(self.config, None), default=str))
 
     # -- vocabulary edits ---------------------------------------------------------------------------
     def edit(self, op: str, *, catalog: Any = None, **args: Any) -> dict:
@@ -348,11 +423,11 @@ class AgenticTagger:
         semantic ID; items it re-assigns are read from ``catalog`` (a Catalog, a file, or a list
         of them; default: the run's catalog) and placed by the run's assigner. An invalid edit
         raises :class:`~agentictagger.vocab.edits.EditError` and changes nothing."""
-        from agentictagger.edit_run import edit_run
+        from agentictagger.run.edit import edit_run
 
         self._need("semantic_ids.parquet")
         with self._lock("edit"):
-            from agentictagger.pipeline import check_writable, preflight
+            from agentictagger.run.stages import check_writable, preflight
 
             if op in ("merge", "delete"):  # they may call the run's assigner
                 preflight(self.config, "assign")
@@ -390,7 +465,7 @@ class AgenticTagger:
     @property
     def edit_log(self) -> list[dict]:
         """The run's vocabulary edits, oldest first (``edits.jsonl``)."""
-        from agentictagger.edit_run import read_edit_log
+        from agentictagger.run.folder import read_edit_log
 
         return read_edit_log(self.run_dir)
 
@@ -406,7 +481,7 @@ class AgenticTagger:
                 raise FileExistsError(f"{dest} is not empty; save into a new or empty folder")
             with self._lock("save"):
                 shutil.copytree(self.run_dir, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_NOT_SAVED, "*.tmp"))
-        from agentictagger.runstate import atomic_write_text
+        from agentictagger.files import atomic_write_text
 
         atomic_write_text(dest / "config.yaml", self.config.model_copy(update={"run_dir": str(dest)}).dump_yaml())
         return dest
@@ -457,53 +532,6 @@ def _check_ids(ids: list[str], n: int) -> None:
         raise ValueError(f"ids= has {len(ids)} value(s) for {n} item(s)")
 
 
-def write_run_items(run_dir: str | Path, catalog: Catalog, append: bool = False) -> Path:
-    """Keep the items' texts in the run folder (``items.jsonl``: ``item_id``, ``text``, and
-    ``title`` and ``label`` when the item has them), written atomically; ``append`` adds to the
-    items already there (an id already there is not written twice)."""
-    import json
-
-    from agentictagger.runstate import atomic_write_text
-
-    path = Path(run_dir) / RUN_ITEMS
-    lines: list[str] = []
-    seen: set[str] = set()
-    if append and path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                lines.append(line)
-                seen.add(json.loads(line)["item_id"])
-    for it in catalog:
-        if it.item_id in seen:
-            continue
-        row: dict[str, Any] = {"item_id": it.item_id, "text": it.text}
-        title = next((it.fields.get(k) for k in ("title", "name") if isinstance(it.fields.get(k), str) and it.fields.get(k).strip()), None)
-        if title:
-            row["title"] = title
-        if it.label is not None:
-            row["label"] = it.label
-        lines.append(json.dumps(row, ensure_ascii=False))
-        seen.add(it.item_id)
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return path
-
-
-def run_items(run_dir: str | Path) -> Catalog | None:
-    """The items kept in a run folder by :meth:`AgenticTagger.fit` and ``transform``, or None."""
-    from agentictagger.config import CatalogConfig
-
-    path = Path(run_dir) / RUN_ITEMS
-    if not path.exists():
-        return None
-    import json
-
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    has_labels = any("label" in r for r in rows)
-    cfg = CatalogConfig(id_field="item_id", text_template="{text}", label_field="label" if has_labels else None,
-                        max_text_chars=max([CatalogConfig().max_text_chars, *(len(r["text"]) for r in rows)]))
-    return Catalog.from_records(rows, cfg, source=str(path))
-
-
 def _config(config: RunConfig | str | Path | None, overrides: list[str]) -> RunConfig:
     if isinstance(config, RunConfig):
         if not overrides:
@@ -515,4 +543,4 @@ def _config(config: RunConfig | str | Path | None, overrides: list[str]) -> RunC
     return RunConfig.load(config, overrides)
 
 
-__all__ = ["AgenticTagger", "NotFittedError", "RUN_ITEMS", "run_items", "sample_catalog_path", "write_run_items"]
+__all__ = ["AgenticTagger", "NotFittedError", "sample_catalog_path"]

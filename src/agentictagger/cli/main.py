@@ -6,30 +6,25 @@ overrides; explore, edit, recsys, models and config-template take their own opti
 
 from __future__ import annotations
 
-import errno
-import json
-import logging
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from agentictagger.cli.common import console, one_line_errors, run_lock, setup_logging  # noqa: E402
 from agentictagger.config import RunConfig, config_template  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
 
-from agentictagger.llm.models_cli import models_app  # noqa: E402
+from agentictagger.cli.models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 
@@ -89,37 +84,6 @@ def _require_run_dir(config: Optional[Path], sets: Optional[list[str]], run_dir:
     raise typer.Exit(2)
 
 
-@contextmanager
-def _one_line_errors(verbose: bool, what: str = "error") -> Iterator[None]:
-    """Any error of a command: one line on stderr and a non-zero exit (2: the run could not start,
-    1: it failed); ``-v`` shows the traceback instead."""
-    from rich.markup import escape
-
-    from agentictagger.pipeline import RunError
-
-    try:
-        yield
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - every error ends as one line, or a traceback with -v
-        if verbose:
-            raise
-        text = " ".join(str(exc).split())
-        if isinstance(exc, RunError):
-            head, code = "error", 2
-        elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            head, code = f"{what} failed", 1
-            text = f"the disk is full ({exc.filename or text}); free some space or choose another --run-dir, then run again to resume"
-        elif isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
-            head, code = f"{what} failed", 1
-            text = f"cannot write to {exc.filename or ''} ({exc.strerror}); choose a writable --run-dir / cache_dir or fix its permissions"
-        else:
-            head, code = f"{what} failed", 1
-            text = f"{type(exc).__name__}: {text} (run with -v for the traceback)"
-        console.print(f"[red]{head}:[/red] {escape(text)}", soft_wrap=True, highlight=False)
-        raise typer.Exit(code) from exc
-
-
 RestartOpt = typer.Option(
     False, "--restart", help="Discard this stage's checkpoints and outputs in the run folder and start it clean "
     "(needed when they were made with other settings, catalog or vocabulary).",
@@ -128,38 +92,6 @@ WaitOpt = typer.Option(False, "--wait", help="If another build/assign is using t
 ExecutorOpt = typer.Option(
     None, "--executor", help="Where the per-item stages run: local or ray (overrides scale.executor; ray implies shards)."
 )
-
-
-@contextmanager
-def _run_lock(cfg: RunConfig, command: str, wait: bool) -> Iterator[None]:
-    """Hold the run folder for this command (another one stops, or waits with --wait); say so
-    when a killed run's lock is taken over or its temporary files are removed."""
-    from rich.markup import escape
-
-    from agentictagger.runstate import RunLock
-
-    lock = RunLock(cfg.run_dir, command, wait=wait, on_wait=lambda msg: console.print(msg, soft_wrap=True, markup=False, highlight=False))
-    with lock:
-        for note in lock.notes:
-            console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True, highlight=False)
-        yield
-
-
-def _preflight(cfg: RunConfig, stage: str) -> None:
-    """Before any catalog or embedding work: API keys present, run and cache folders writable."""
-    from agentictagger.pipeline import preflight
-
-    preflight(cfg, stage)
-
-
-def _setup_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
-
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
-    )
 
 
 def _load(config: Optional[Path], sets: Optional[list[str]], **extra: Any) -> RunConfig:
@@ -256,20 +188,18 @@ def _fail(what: str, exc: BaseException, note: str) -> None:
 
 
 def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any:
+    from agentictagger.api import AgenticTagger
+    from agentictagger.errors import BuildError, LLMError
     from agentictagger.llm.models import ModelError
-    from agentictagger.llm.types import LLMError
-    from agentictagger.pipeline import check_disk_space
-    from agentictagger.tagger import AgenticTagger
-    from agentictagger.vocab.builder import BuildError
     from agentictagger.vocab.summary import build_summary
 
-    _preflight(cfg, "build")
+    tagger = AgenticTagger(cfg)
+    tagger.preflight("build")  # before the catalog is read
     catalog = catalog if catalog is not None else _catalog(cfg)
-    check_disk_space(cfg, catalog)
     t0 = time.monotonic()
     with _BuildProgress() as bar:
         try:
-            result = AgenticTagger(cfg).build(catalog, progress=bar, restart=restart)
+            result = tagger.build(catalog, progress=bar, restart=restart)
         except BuildError as exc:
             _fail("build failed", exc, "vocabulary.json not written; ")
         except (LLMError, ModelError, ImportError) as exc:  # an LLM endpoint or model that cannot start
@@ -330,11 +260,11 @@ def build(
 
     Example: agentictagger build --catalog items.jsonl --run-dir runs/a --set build.min_cluster_size=20
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     _require_run_dir(config, sets, run_dir, "build")
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None,
                                  **_catalog_settings(id_field, text_template, label_field)})
-    with _one_line_errors(verbose, "build"), _run_lock(cfg, "build", wait):
+    with one_line_errors(verbose, "build"), run_lock(cfg, "build", wait):
         _do_build(cfg, restart=restart)
     console.print(f"outputs: {Path(cfg.run_dir) / 'vocabulary.json'}, build_log.jsonl, usage.json")
 
@@ -367,38 +297,34 @@ def assign(
     from rich.markup import escape
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from agentictagger import pipeline
-    from agentictagger.tagger import AgenticTagger
+    from agentictagger.api import AgenticTagger
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     _require_run_dir(config, sets, run_dir, "assign")
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None,
                                  "scale.executor": executor, **_catalog_settings(id_field, text_template, label_field)})
     if add and restart:
         console.print("[red]error:[/red] --add keeps the run's semantic IDs and --restart discards them: use one of them")
         raise typer.Exit(2)
-    from agentictagger.shards import use_shards
-
-    if not add and use_shards(cfg, cfg.catalog.path):
-        with _one_line_errors(verbose, "assign"), _run_lock(cfg, "assign", wait):
-            _assign_sharded(cfg, restart)
+    tagger = AgenticTagger(cfg)
+    if not add and tagger.uses_shards():
+        with one_line_errors(verbose, "assign"), run_lock(cfg, "assign", wait):
+            _assign_sharded(tagger, restart)
         return
-    with _one_line_errors(verbose, "assign"), _run_lock(cfg, "assign", wait):
-        _preflight(cfg, "assign")
-        pipeline.check_vocabulary(cfg.run_dir)  # a missing, empty or unfinished vocabulary: before any work
+    with one_line_errors(verbose, "assign"), run_lock(cfg, "assign", wait):
+        tagger.preflight("assign")
+        tagger.check_vocabulary()  # a missing, empty or unfinished vocabulary: before any work
         cat = _catalog(cfg)
-        pipeline.check_disk_space(cfg, cat)
         with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task(f"assign ({cfg.assign.assigner})", total=len(cat))
             tick = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
-            tagger = AgenticTagger(cfg)
             if add:
                 added = tagger.add(cat, progress=tick)
             else:
                 result = tagger.assign(cat, progress=tick, restart=restart)
     if add:
         if added.skipped:
-            console.print(f"[yellow]{escape(pipeline.describe_skipped(added.skipped))}[/yellow]", soft_wrap=True, highlight=False)
+            console.print(f"[yellow]{escape(added.skipped_note())}[/yellow]", soft_wrap=True, highlight=False)
         console.print(
             f"added {len(added)} new items ({len(added.table)} in all) -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl",
             highlight=False,
@@ -413,27 +339,20 @@ def assign(
     console.print(f"assigned {len(result)} items -> {cfg.run_dir}/semantic_ids.parquet, assignments.jsonl{failed}{empty}")
 
 
-def _assign_sharded(cfg: RunConfig, restart: bool) -> None:
-    """`assign` through shards (agentictagger.shards): streamed, resumed by shard, local or Ray."""
+def _assign_sharded(tagger: Any, restart: bool) -> None:
+    """`assign` through shards (agentictagger.run.shards): streamed, resumed by shard, local or Ray."""
+    from rich.markup import escape
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from agentictagger import pipeline
-    from agentictagger.catalog import CatalogError
-    from agentictagger.shards import assign_sharded
+    from agentictagger.errors import CatalogError
 
-    _preflight(cfg, "assign")
-    pipeline.check_vocabulary(cfg.run_dir)
-    if not cfg.catalog.path:
-        console.print("[red]no catalog:[/red] set catalog.path in the config or pass --catalog FILE")
-        raise typer.Exit(2)
+    cfg = tagger.config
     with Progress(*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task(f"assign ({cfg.assign.assigner}, shards on {cfg.scale.executor})", total=None)
         try:
-            out = assign_sharded(cfg, cfg.catalog.path, restart=restart,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+            out = tagger.assign_sharded(cfg.catalog.path, restart=restart,
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
         except CatalogError as exc:
-            from rich.markup import escape
-
             console.print(f"[red]catalog error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from exc
     kept = len(out.kept["assignments"])
@@ -476,17 +395,10 @@ def estimate(
     """
     from rich.markup import escape
 
-    from agentictagger.estimate import (
-        build_estimate,
-        check_options,
-        estimate_table,
-        estimate_warnings,
-        load_measured,
-        render_build,
-        render_estimate,
-    )
+    from agentictagger.api import AgenticTagger
+    from agentictagger.run.estimate import check_options, render_build, render_estimate
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     try:
         check_options(items=items, workers=workers, price_in=price_in, price_out=price_out,
                       cached_price_factor=cached_price_factor, rpm=rpm, latency_s=latency_s)
@@ -494,18 +406,11 @@ def estimate(
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
     cfg = _load(config, sets, **{"catalog.path": catalog})
-    with _one_line_errors(verbose, "estimate"):
-        n = items
-        if n is None and cfg.catalog.path:
-            from agentictagger.estimate import count_items
-
-            n = count_items(cfg)
-        meas = load_measured(measured)
-        common = dict(price_in=price_in, price_out=price_out, prefix_caching=prefix_caching,
-                      cached_price_factor=cached_price_factor, batch=batch, rpm=rpm, latency_s=latency_s, workers=workers)
-        rows = estimate_table(cfg, meas, n, model=model, **common)
-        build_rows = build_estimate(cfg, meas, n, **common)
-        warnings = estimate_warnings(cfg, model, price_in, price_out)
+    with one_line_errors(verbose, "estimate"):
+        est = AgenticTagger(cfg).estimate(items, measured=measured, model=model, price_in=price_in, price_out=price_out,
+                                          prefix_caching=prefix_caching, cached_price_factor=cached_price_factor,
+                                          batch=batch, rpm=rpm, latency_s=latency_s, workers=workers)
+    rows, build_rows, warnings = est["assign"], est["build"], est["warnings"]
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True, highlight=False)
     typer.echo("build (vocabulary):\n" + render_build(build_rows))
@@ -529,16 +434,16 @@ def report(
 
     Example: agentictagger report --run-dir runs/a --catalog items.jsonl
     """
-    from agentictagger import pipeline
+    from agentictagger.api import AgenticTagger
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     _require_run_dir(config, sets, run_dir, "report")
     cfg = _load(config, sets, **{"catalog.path": catalog, "run_dir": run_dir, "catalog.skip_bad_rows": skip_bad_rows or None,
                                  **_catalog_settings(id_field, text_template, label_field)})
     cat = _catalog(cfg) if cfg.catalog.path else None
-    with _one_line_errors(verbose, "report"):
+    with one_line_errors(verbose, "report"):
         try:
-            diag = pipeline.report(cfg, cat)
+            diag = AgenticTagger(cfg).report(cat)
         except FileNotFoundError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
@@ -556,9 +461,9 @@ def _print_tree_and_diagnostics(run_dir: str | Path, diag: dict) -> None:
     from rich.console import Group
     from rich.panel import Panel
 
-    from agentictagger.assign.base import Assignment
-    from agentictagger.diagnostics import render_tables, render_tree
-    from agentictagger.vocabulary import Vocabulary
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.run.report import render_tables, render_tree
+    from agentictagger.structures.vocabulary import Vocabulary
 
     run = Path(run_dir)
     tree = render_tree(Vocabulary.load(run / "vocabulary.json"), Assignment.load_jsonl(run / "assignments.jsonl"))
@@ -588,7 +493,8 @@ def explore(
 
     Example: agentictagger explore runs/demo -o explorer.html  (or: explore runs/a --compare runs/a-before)
     """
-    from agentictagger.explorer import PLOTLY_JS_MODES, write_explorer
+    from agentictagger.api import AgenticTagger
+    from agentictagger.run.explorer import PLOTLY_JS_MODES
 
     if plotly_js not in PLOTLY_JS_MODES:
         console.print(f"error: --plotly-js must be one of {', '.join(PLOTLY_JS_MODES)} (given: {plotly_js})",
@@ -598,13 +504,11 @@ def explore(
     def warn(reason: str) -> None:
         typer.echo(f"warning: {compare} and {run_dir} look unrelated: {reason}", err=True)
 
-    _setup_logging(verbose)
-    with _one_line_errors(verbose, "explore"):
-        from agentictagger.runstate import settle_commit
-
-        settle_commit(run_dir)  # an edit committed by a killed run: finished before it is shown
+    setup_logging(verbose)
+    with one_line_errors(verbose, "explore"):
         try:
-            path = write_explorer(run_dir, output, catalog_path=catalog, compare=compare, plotly_js=plotly_js, warn=warn)
+            path = AgenticTagger(run_dir=str(run_dir)).explore(output, catalog_path=catalog, compare=compare,
+                                                               plotly_js=plotly_js, warn=warn)
         except FileNotFoundError as exc:
             console.print(f"error: {exc}", soft_wrap=True, highlight=False, markup=False)
             raise typer.Exit(2) from exc
@@ -620,7 +524,7 @@ def config_template_cmd() -> None:
     typer.echo(config_template())
 
 
-from agentictagger.tagger import sample_catalog_path  # noqa: E402,F401  (the demo's catalog; also the API's)
+from agentictagger.api import sample_catalog_path  # noqa: E402,F401  (the demo's catalog; also the API's)
 
 
 #: The demo's local-LLM settings: Qwen2.5-Coder-1.5B (``make local-llm``) names levels 1-3, one
@@ -676,32 +580,37 @@ def demo(
 
     Example: agentictagger demo --offline --run-dir runs/demo
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     cfg = demo_config(run_dir, llm=llm, llm_levels=llm_levels)
     roles = f"embedding grouping, local-LLM names at levels 1-{llm_levels}" if llm else "offline embedding agents, key-phrase names"
     console.print(f"[bold]agentictagger demo[/bold]: {sample_catalog_path().name}, {roles}")
     cat = _catalog(cfg)  # loaded once: its warnings print once
-    with _one_line_errors(verbose, "demo"), _run_lock(cfg, "demo", wait):
+    with one_line_errors(verbose, "demo"), run_lock(cfg, "demo", wait):
         result = _do_build(cfg, cat, restart=restart)
         console.print(result.vocabulary.render(max_level=2), markup=False)
         _maybe_assign_and_report(cfg, cat, restart=restart)
 
 
 def _maybe_assign_and_report(cfg: RunConfig, cat: Any = None, restart: bool = False) -> None:
-    from agentictagger.pipeline import assign_and_report
-
-    from agentictagger.explorer import write_explorer
+    from agentictagger.api import AgenticTagger
+    from agentictagger.run.report import print_diagnostics
 
     cat = cat if cat is not None else _catalog(cfg)
-    assign_and_report(cfg, cat, console, restart=restart)
-    console.print(f"explorer: {write_explorer(cfg.run_dir, catalog=cat)} (open it in a browser; no server needed)", highlight=False, soft_wrap=True)
+    tagger = AgenticTagger(cfg)
+    assignment = tagger.assign(cat, restart=restart)
+    print_diagnostics(tagger.report(cat), console)
+    console.print(
+        f"assigned {len(assignment)} items. Outputs in {cfg.run_dir}/: "
+        "vocabulary.json, assignments.jsonl, semantic_ids.parquet/.jsonl, diagnostics.json, build_log.jsonl, usage.json"
+    )
+    console.print(f"explorer: {tagger.explore(catalog=cat)} (open it in a browser; no server needed)", highlight=False, soft_wrap=True)
 
 
-from agentictagger.edit_cli import edit_app  # noqa: E402  (`agentictagger edit RUN_DIR rename|move|merge|delete`)
+from agentictagger.cli.edit import edit_app  # noqa: E402  (`agentictagger edit RUN_DIR rename|move|merge|delete`)
 
 app.add_typer(edit_app, name="edit")
 
-from agentictagger.recsys_cli import recsys_app  # noqa: E402  (`agentictagger recsys train|evaluate|compare`)
+from agentictagger.cli.recsys import recsys_app  # noqa: E402  (`agentictagger recsys train|evaluate|compare`)
 
 app.add_typer(recsys_app, name="recsys")
 

@@ -12,7 +12,9 @@ from typing import Any, Callable
 import numpy as np
 
 from agentictagger.catalog import Catalog
-from agentictagger.config import LLMConfig, RunConfig
+from agentictagger.config import RunConfig
+from agentictagger.run.folder import build_fingerprint
+from agentictagger.run.roles import llm_client_factory, role_fingerprint, role_llm
 from agentictagger.vocab.agents import EmbeddingAnnotator, EmbeddingArchitect
 from agentictagger.vocab.builder import BuildResult, VocabularyBuilder
 from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands, opener_brands
@@ -39,7 +41,7 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
 
 def build_set(catalog: Catalog, cfg: RunConfig) -> Catalog:
     """The items the vocabulary is built from: all, or a seeded subsample (§6.2)."""
-    from agentictagger.pipeline import RunError
+    from agentictagger.errors import RunError
 
     sub = cfg.build.subsample
     if sub is None:
@@ -53,20 +55,11 @@ def build_set(catalog: Catalog, cfg: RunConfig) -> Catalog:
     return catalog.sample(n, seed=cfg.seed)
 
 
-def role_llm(cfg: RunConfig, name: str) -> LLMConfig:
-    if name in cfg.llms:
-        return cfg.llms[name]
-    if "default" in cfg.llms:
-        return cfg.llms["default"]
-    raise KeyError(f"no LLM named {name!r} (or 'default') under 'llms' in the config")
-
-
 def build_vocabulary(
     catalog: Catalog,
     cfg: RunConfig,
     *,
     embedder: Any = None,
-    client_factory: Callable[[LLMConfig, Any], Any] | None = None,
     progress: Callable[[dict], None] | None = None,
     restart: bool = False,
     architect: Any = None,
@@ -74,46 +67,26 @@ def build_vocabulary(
 ) -> BuildResult:
     """Build the descriptor tree for ``catalog`` into ``cfg.run_dir`` (resumes if state is there).
 
-    ``client_factory(llm_cfg, usage)`` makes an LLM client; it defaults to the LLM layer's
-    ``make_client`` and is only called for roles configured as 'llm'. ``architect`` and
-    ``annotator`` (optional) replace the agents the config names (their classes go into the
-    fingerprint). State left by a build with
-    other settings (see :func:`agentictagger.runstate.build_fingerprint`) raises
-    :class:`~agentictagger.runstate.StaleStateError` before any work, unless ``restart``, which
+    LLM clients come from :func:`agentictagger.run.roles.llm_client_factory`, made only for roles
+    configured as 'llm'. ``architect`` and ``annotator`` (optional) replace the agents the config
+    names (their classes go into the fingerprint). State left by a build with other settings (see
+    :func:`agentictagger.run.folder.build_fingerprint`) raises
+    :class:`~agentictagger.run.folder.StaleStateError` before any work, unless ``restart``, which
     removes it first.
     """
     from agentictagger.embed import Embedder  # heavy import (torch): only when building
-    from agentictagger.runstate import (
-        BUILD_FINGERPRINT,
-        BUILD_STATE,
-        atomic_write_text,
-        build_fingerprint,
-        check_fingerprint,
-        complete_build_log,
-        write_run_config,
-    )
 
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     items = build_set(catalog, cfg)
     texts = items.texts
     brand_field = cfg.catalog.brand_field
     brands = [str(it.fields.get(brand_field) or "") if brand_field else "" for it in items]
-    from agentictagger.pipeline import role_fingerprint
-
     fingerprint = {
         **build_fingerprint(cfg, items.ids, texts, brands),
         **role_fingerprint("architect", architect),
         **role_fingerprint("annotator", annotator),
     }
-    from agentictagger.pipeline import _check_not_edited
-
-    _check_not_edited(run_dir, "build", restart)
-    check_fingerprint(run_dir, "build", fingerprint, fingerprint_file=BUILD_FINGERPRINT, state=BUILD_STATE, restart=restart)
-    complete_build_log(run_dir)
-    _check_same_build_set(run_dir, items.ids)
-    # The settings of the build these checkpoints belong to (equal in everything that shapes results).
-    write_run_config(run_dir, cfg)
+    _prepare_folder(run_dir, cfg, fingerprint, items.ids, restart)
     embedder = embedder or Embedder(cfg.embedding, cache_dir=cfg.cache_dir)
     t0 = time.monotonic()
     emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)
@@ -122,87 +95,13 @@ def build_vocabulary(
     exclude = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
     # Whole brand strings: the brand field's, and brands or product lines that open many titles.
     whole_brands = frozenset(brand_strings(brands) | opener_brands(texts))
-
     usage = _load_usage(run_dir)
-    clients: dict[str, Any] = {}
-
-    def client(role_name: str) -> Any:
-        if role_name not in clients:
-            llm_cfg = role_llm(cfg, role_name)
-            if client_factory is not None:
-                clients[role_name] = client_factory(llm_cfg, usage)
-            else:
-                from agentictagger.llm.factory import make_client
-
-                clients[role_name] = make_client(llm_cfg, Path(cfg.cache_dir) / "llm", usage=usage)
-        return clients[role_name]
-
-    b = cfg.build
-    custom_architect, custom_annotator = architect, annotator
-    offline_architect = EmbeddingArchitect(
-        embedder.encode,
-        make_namer(b.naming, embedder.encode, client),
-        merge_threshold=b.architect.merge_threshold,
-        max_descriptors=b.max_descriptors,
-        **b.grouping.model_dump(),
-    )
-    if b.architect.kind == "llm" and custom_architect is None:
-        from agentictagger.vocab.llm_agents import LLMArchitect
-
-        architect = LLMArchitect(
-            client(b.architect.llm),
-            min_count=b.min_descriptors,
-            max_count=b.max_descriptors,
-            max_validation_retries=b.architect.max_validation_retries,
-            max_tokens=b.architect.max_tokens,
-            brand_terms=exclude,
-        )
-        # Only invalid answers may hand a step to the offline architect, and only when asked to.
-        fallback = offline_architect if b.architect.fallback == "offline" else None
-    else:
-        architect, fallback = offline_architect, None
-    if custom_architect is not None:
-        architect, fallback = custom_architect, None
-    if custom_annotator is not None:
-        annotator = custom_annotator
-    elif b.annotator.kind == "llm":
-        from agentictagger.vocab.llm_agents import LLMAnnotator
-
-        ann_llm = role_llm(cfg, b.annotator.llm)
-        annotator = LLMAnnotator(
-            client(b.annotator.llm),
-            output=b.annotator.output,
-            items_per_call=b.annotator.items_per_call,
-            choice_mode=ann_llm.choice_mode if ann_llm.backend == "embedded" else "generate",
-        )
-    else:
-        annotator = EmbeddingAnnotator(
-            embedder.encode,
-            threshold=b.annotator.threshold,
-            margin=b.annotator.margin,
-            threshold_step=b.annotator.threshold_step,
-            outlier_z=b.annotator.outlier_z,
-            judge=b.annotator.judge,
-        )
-
-    def report(stats: dict) -> None:
-        if progress is None:
-            return
-        if usage is not None:
-            total = usage.total()
-            stats = {
-                **stats,
-                "usage": {
-                    "calls": total.calls,
-                    "cache_hits": total.cache_hits,
-                    "tokens": total.prompt_tokens + total.completion_tokens,
-                    "cost": total.cost_usd,
-                },
-            }
-        progress(stats)
-
+    client = llm_client_factory(cfg, usage)
+    architect, fallback = _architects(cfg, embedder, client, exclude, custom=architect)
+    annotator = annotator if annotator is not None else _annotator(cfg, embedder, client)
+    report = _progress_with_usage(progress, usage)
     builder = VocabularyBuilder(
-        b,
+        cfg.build,
         texts=texts,
         embeddings=emb,
         architect=architect,
@@ -222,9 +121,8 @@ def build_vocabulary(
         while not stop.wait(1.0):
             report(dict(builder.stats))
 
-    ticker = threading.Thread(target=tick, daemon=True)
     if progress is not None:
-        ticker.start()
+        threading.Thread(target=tick, daemon=True).start()
     try:
         result = builder.run()
         # What produced it: every setting that shapes the result (as checked on resume).
@@ -234,6 +132,96 @@ def build_vocabulary(
     finally:
         stop.set()
         _save_usage(run_dir, usage, embed_s, len(texts))
+
+
+def _prepare_folder(run_dir: Path, cfg: RunConfig, fingerprint: dict, ids: list[str], restart: bool) -> None:
+    """Before any work: the folder is not an edited run, its checkpoints match the settings (or
+    ``restart`` removes them), a killed run's build log is completed, the build set is the one
+    the checkpoints were made from; the run's settings are written."""
+    from agentictagger.run.folder import (
+        BUILD_FINGERPRINT,
+        BUILD_STATE,
+        check_fingerprint,
+        complete_build_log,
+        write_run_config,
+    )
+    from agentictagger.run.stages import check_not_edited
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_not_edited(run_dir, "build", restart)
+    check_fingerprint(run_dir, "build", fingerprint, fingerprint_file=BUILD_FINGERPRINT, state=BUILD_STATE, restart=restart)
+    complete_build_log(run_dir)
+    _check_same_build_set(run_dir, ids)
+    # The settings of the build these checkpoints belong to (equal in everything that shapes results).
+    write_run_config(run_dir, cfg)
+
+
+def _architects(cfg: RunConfig, embedder: Any, client: Callable[[str], Any], exclude: frozenset,
+                custom: Any = None) -> tuple[Any, Any]:
+    """The architect the config names (or ``custom``) and the offline architect that may write a
+    step the LLM architect could not (only with ``build.architect.fallback: offline``)."""
+    if custom is not None:
+        return custom, None
+    b = cfg.build
+    offline = EmbeddingArchitect(
+        embedder.encode,
+        make_namer(b.naming, embedder.encode, client),
+        merge_threshold=b.architect.merge_threshold,
+        max_descriptors=b.max_descriptors,
+        **b.grouping.model_dump(),
+    )
+    if b.architect.kind != "llm":
+        return offline, None
+    from agentictagger.vocab.llm_agents import LLMArchitect
+
+    architect = LLMArchitect(
+        client(b.architect.llm),
+        min_count=b.min_descriptors,
+        max_count=b.max_descriptors,
+        max_validation_retries=b.architect.max_validation_retries,
+        max_tokens=b.architect.max_tokens,
+        brand_terms=exclude,
+    )
+    # Only invalid answers may hand a step to the offline architect, and only when asked to.
+    return architect, offline if b.architect.fallback == "offline" else None
+
+
+def _annotator(cfg: RunConfig, embedder: Any, client: Callable[[str], Any]) -> Any:
+    """The annotator the config names: LLM calls, or the offline embedding judge."""
+    b = cfg.build
+    if b.annotator.kind == "llm":
+        from agentictagger.vocab.llm_agents import LLMAnnotator
+
+        ann_llm = role_llm(cfg, b.annotator.llm)
+        return LLMAnnotator(
+            client(b.annotator.llm),
+            output=b.annotator.output,
+            items_per_call=b.annotator.items_per_call,
+            choice_mode=ann_llm.choice_mode if ann_llm.backend == "embedded" else "generate",
+        )
+    return EmbeddingAnnotator(
+        embedder.encode,
+        threshold=b.annotator.threshold,
+        margin=b.annotator.margin,
+        threshold_step=b.annotator.threshold_step,
+        outlier_z=b.annotator.outlier_z,
+        judge=b.annotator.judge,
+    )
+
+
+def _progress_with_usage(progress: Callable[[dict], None] | None, usage: Any) -> Callable[[dict], None]:
+    """The builder's progress callback, with the run's LLM calls, tokens and cost added."""
+
+    def report(stats: dict) -> None:
+        if progress is None:
+            return
+        if usage is not None:
+            total = usage.total()
+            stats = {**stats, "usage": {"calls": total.calls, "cache_hits": total.cache_hits,
+                                        "tokens": total.prompt_tokens + total.completion_tokens, "cost": total.cost_usd}}
+        progress(stats)
+
+    return report
 
 
 def _check_same_build_set(run_dir: Path, ids: list[str]) -> None:
@@ -262,7 +250,7 @@ def _load_usage(run_dir: Path) -> Any:
 def _save_usage(run_dir: Path, usage: Any, embed_s: float, n_items: int) -> None:
     """``usage.json``: the sum of ``usage.jsonl``, written atomically (a full disk leaves the old one)."""
     from agentictagger.llm.usage import UsageTracker
-    from agentictagger.runstate import atomic_write_text
+    from agentictagger.files import atomic_write_text
 
     usage.sync()
     data: dict[str, Any] = UsageTracker.from_log(run_dir / "usage.jsonl").to_dict()

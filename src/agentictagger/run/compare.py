@@ -17,7 +17,7 @@ noted without a warning: a subsample build or an ``assign --add`` does that to r
 
 Example::
 
-    from agentictagger.rundiff import diff_runs
+    from agentictagger.run.compare import diff_runs
     d = diff_runs("runs/a-before", "runs/a")
     print(d["summary"])
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agentictagger.vocab.edits import name_key as _key
-from agentictagger.vocabulary import ROOT_ID, Vocabulary
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 #: Items listed with before/after paths, descriptors per side-by-side tree, count rows kept.
 ITEM_SAMPLE = 50
@@ -43,8 +43,17 @@ MIN_SAME_TEXTS = 0.5
 MIN_SHARED_NAMES = 0.2
 
 
+def subtree_counts(vocab: Vocabulary, paths: dict[str, list[str]]) -> dict[str, int]:
+    """Assigned items per descriptor, counting every item whose path passes through it."""
+    counts = {d.id: 0 for d in vocab}
+    for path in paths.values():
+        for did in path:
+            if did in counts:
+                counts[did] += 1
+    return counts
+
+
 def _counts(vocab: Vocabulary, paths: dict[str, list[str]]) -> dict[str, int]:
-    from agentictagger.explorer import subtree_counts
 
     return subtree_counts(vocab, paths)
 
@@ -147,66 +156,10 @@ def diff(
     look related at all."""
     texts = texts or {}
     match, how = match_descriptors(before, after)
-    matched_after = {a: b for b, a in match.items()}
     cb, ca = _counts(before, before_paths), _counts(after, after_paths)
 
-    def mapped_parent(did: str) -> str | None:
-        p = before[did].parent
-        return ROOT_ID if p == ROOT_ID else match.get(p)
-
-    rows: list[dict] = []
-    status_b: dict[str, str] = {}
-    status_a: dict[str, str] = {}
-    count_rows = []
-    for b, a in match.items():
-        db, da = before[b], after[a]
-        kinds = []
-        if how[b] == "name":
-            kinds.append("matched by name")
-        if db.name != da.name:
-            kinds.append("renamed")
-        if mapped_parent(b) != da.parent:
-            kinds.append("moved")
-        if kinds:
-            rows.append({
-                "kind": next((k for k in kinds if k != "matched by name"), kinds[0]),
-                "kinds": kinds, "id_before": b, "id_after": a, "name_before": db.name, "name_after": da.name,
-                "path_before": _names(before, [d.id for d in before.path_to(b)]),
-                "path_after": _names(after, [d.id for d in after.path_to(a)]),
-                "count_before": cb[b], "count_after": ca[a],
-            })
-        status = next((k for k in kinds if k != "matched by name"), "")
-        if cb[b] != ca[a]:
-            count_rows.append({"id_before": b, "id_after": a, "name": da.name, "path": _names(after, [d.id for d in after.path_to(a)]),
-                               "before": cb[b], "after": ca[a], "delta": ca[a] - cb[b]})
-            status = status or "count"
-        status_b[b] = status_a[a] = status
-    # Where the items of a removed descriptor are now (a delete or merge sends them somewhere).
-    now_in: dict[str, Counter] = {}
-    for d in before:
-        if d.id not in match:
-            status_b[d.id] = "removed"
-            now_in[d.id] = Counter()
-    for iid, path in before_paths.items():
-        for did in path:
-            if did in now_in and iid in after_paths:
-                now_in[did][_names(after, after_paths[iid]) or "(no descriptor)"] += 1
-    for d in before:
-        if d.id not in match:
-            rows.append({
-                "kind": "removed", "kinds": ["removed"], "id_before": d.id, "id_after": None, "name_before": d.name,
-                "name_after": None, "path_before": _names(before, [x.id for x in before.path_to(d.id)]), "path_after": None,
-                "count_before": cb[d.id], "count_after": None,
-                "items_now_in": [{"path": p, "items": n} for p, n in now_in[d.id].most_common(3)],
-            })
-    for d in after:
-        if d.id not in matched_after:
-            status_a[d.id] = "added"
-            rows.append({
-                "kind": "added", "kinds": ["added"], "id_before": None, "id_after": d.id, "name_before": None,
-                "name_after": d.name, "path_before": None, "path_after": _names(after, [x.id for x in after.path_to(d.id)]),
-                "count_before": None, "count_after": ca[d.id],
-            })
+    rows, count_rows, status_b, status_a = _matched_rows(before, after, match, how, cb, ca)
+    rows += _unmatched_rows(before, before_paths, after, after_paths, match, cb, ca, status_b, status_a)
     rows.sort(key=lambda r: (_KIND_ORDER.get(r["kind"], 9), r["id_before"] or r["id_after"]))
     count_rows.sort(key=lambda r: (-abs(r["delta"]), r["id_after"]))
 
@@ -247,6 +200,81 @@ def diff(
     }
 
 
+def _matched_rows(before: Vocabulary, after: Vocabulary, match: dict[str, str], how: dict[str, str],
+                  cb: dict[str, int], ca: dict[str, int]) -> tuple[list[dict], list[dict], dict[str, str], dict[str, str]]:
+    """Rows for the descriptors both runs have (renamed, moved, matched by name), rows for those
+    whose item count changed, and each one's status in either tree."""
+
+    def mapped_parent(did: str) -> str | None:
+        p = before[did].parent
+        return ROOT_ID if p == ROOT_ID else match.get(p)
+
+    rows: list[dict] = []
+    status_b: dict[str, str] = {}
+    status_a: dict[str, str] = {}
+    count_rows = []
+    for b, a in match.items():
+        db, da = before[b], after[a]
+        kinds = []
+        if how[b] == "name":
+            kinds.append("matched by name")
+        if db.name != da.name:
+            kinds.append("renamed")
+        if mapped_parent(b) != da.parent:
+            kinds.append("moved")
+        if kinds:
+            rows.append({
+                "kind": next((k for k in kinds if k != "matched by name"), kinds[0]),
+                "kinds": kinds, "id_before": b, "id_after": a, "name_before": db.name, "name_after": da.name,
+                "path_before": _names(before, [d.id for d in before.path_to(b)]),
+                "path_after": _names(after, [d.id for d in after.path_to(a)]),
+                "count_before": cb[b], "count_after": ca[a],
+            })
+        status = next((k for k in kinds if k != "matched by name"), "")
+        if cb[b] != ca[a]:
+            count_rows.append({"id_before": b, "id_after": a, "name": da.name, "path": _names(after, [d.id for d in after.path_to(a)]),
+                               "before": cb[b], "after": ca[a], "delta": ca[a] - cb[b]})
+            status = status or "count"
+        status_b[b] = status_a[a] = status
+    return rows, count_rows, status_b, status_a
+
+
+def _unmatched_rows(before: Vocabulary, before_paths: dict[str, list[str]], after: Vocabulary,
+                    after_paths: dict[str, list[str]], match: dict[str, str], cb: dict[str, int], ca: dict[str, int],
+                    status_b: dict[str, str], status_a: dict[str, str]) -> list[dict]:
+    """Rows for the descriptors only one run has: removed ones (with where their items are now)
+    and added ones; their status is set in ``status_b`` / ``status_a``."""
+    matched_after = set(match.values())
+    rows: list[dict] = []
+    # Where the items of a removed descriptor are now (a delete or merge sends them somewhere).
+    now_in: dict[str, Counter] = {}
+    for d in before:
+        if d.id not in match:
+            status_b[d.id] = "removed"
+            now_in[d.id] = Counter()
+    for iid, path in before_paths.items():
+        for did in path:
+            if did in now_in and iid in after_paths:
+                now_in[did][_names(after, after_paths[iid]) or "(no descriptor)"] += 1
+    for d in before:
+        if d.id not in match:
+            rows.append({
+                "kind": "removed", "kinds": ["removed"], "id_before": d.id, "id_after": None, "name_before": d.name,
+                "name_after": None, "path_before": _names(before, [x.id for x in before.path_to(d.id)]), "path_after": None,
+                "count_before": cb[d.id], "count_after": None,
+                "items_now_in": [{"path": p, "items": n} for p, n in now_in[d.id].most_common(3)],
+            })
+    for d in after:
+        if d.id not in matched_after:
+            status_a[d.id] = "added"
+            rows.append({
+                "kind": "added", "kinds": ["added"], "id_before": None, "id_after": d.id, "name_before": None,
+                "name_after": d.name, "path_before": None, "path_after": _names(after, [x.id for x in after.path_to(d.id)]),
+                "count_before": None, "count_after": ca[d.id],
+            })
+    return rows
+
+
 def _tree(vocab: Vocabulary, counts: dict[str, int], status: dict[str, str]) -> list[dict]:
     """The hierarchy in depth-first order (first TREE_NODES nodes) with counts and statuses."""
     out: list[dict] = []
@@ -263,8 +291,8 @@ def _tree(vocab: Vocabulary, counts: dict[str, int], status: dict[str, str]) -> 
 
 
 def _load(run_dir: Path) -> tuple[Vocabulary, Any, dict[str, tuple] | None]:
-    from agentictagger.assign.base import Assignment
-    from agentictagger.semantic_ids import SemanticIds
+    from agentictagger.structures.assignment import Assignment
+    from agentictagger.structures.semantic_ids import SemanticIds
 
     for name, hint in (("vocabulary.json", "build"), ("assignments.jsonl", "assign")):
         if not (run_dir / name).exists():
@@ -273,7 +301,7 @@ def _load(run_dir: Path) -> tuple[Vocabulary, Any, dict[str, tuple] | None]:
     assignment = Assignment.load_jsonl(run_dir / "assignments.jsonl")
     ids = None
     if (run_dir / "semantic_ids.parquet").exists():
-        ids = {r.item_id: (r.path, r.resolver) for r in SemanticIds.load_parquet(run_dir / "semantic_ids.parquet")}
+        ids = {r.item_id: (r.path, r.resolver) for r in SemanticIds.read(run_dir / "semantic_ids.parquet")}
     return vocab, assignment, ids
 
 

@@ -15,11 +15,11 @@ Stages, each a folder ``<run_dir>/shards/<stage>/`` of ``part-NNNNN.parquet`` fi
 * ``semantic_ids``: ``item_id, path, path_names, resolver``: one pass in shard order, since a
   resolver numbers the items of one path in catalog order (as :meth:`SemanticIds.from_assignment`).
 
-A manifest holds the stage's settings fingerprint (see :mod:`agentictagger.runstate`) and, per
+A manifest holds the stage's settings fingerprint (see :mod:`agentictagger.run.folder`) and, per
 shard, its file name, row count, the SHA-256 of the file and the digest of its input (the
 catalog shard's items, or the previous stage's file). A shard whose file and input match is
 finished and never redone; a manifest made with other settings stops the run
-(:class:`~agentictagger.runstate.StaleStateError`) unless ``restart``. Only the driver writes
+(:class:`~agentictagger.run.folder.StaleStateError`) unless ``restart``. Only the driver writes
 manifests; a worker writes its shard file atomically (temporary file, then rename).
 
 Catalogs of at most ``scale.merge_max_items`` items also get the single-file outputs every other
@@ -56,7 +56,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from agentictagger.catalog import Catalog, CatalogError, Item, _Builder, _feed_jsonl_lines, _format_of
+from agentictagger.catalog.readers import Catalog, CatalogError, Item, RowReader, feed_jsonl_lines, format_of
 from agentictagger.config import CatalogConfig, RunConfig, ScaleConfig
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _source_files(path: Path) -> list[Path]:
     files = []
     for f in sorted(path.iterdir()):
         try:
-            if f.is_file() and _format_of(f) in _STREAMED:
+            if f.is_file() and format_of(f) in _STREAMED:
                 files.append(f)
         except CatalogError:
             continue
@@ -122,7 +122,7 @@ def _source_files(path: Path) -> list[Path]:
 
 def _rows(path: Path) -> Iterator[tuple[str, int, Any]]:
     """(unit, position, row or raw JSONL bytes) of one file, read in pieces."""
-    fmt = _format_of(path)
+    fmt = format_of(path)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -154,21 +154,21 @@ def iter_item_batches(source: Any, cfg: CatalogConfig, size: int) -> Iterator[li
             yield source.items[s : s + size]
         return
     path = Path(str(source))
-    streamed = not str(source).startswith("shared:") and path.exists() and (path.is_dir() or _format_of(path) in _STREAMED)
+    streamed = not str(source).startswith("shared:") and path.exists() and (path.is_dir() or format_of(path) in _STREAMED)
     if streamed and path.is_file() and path.name == "items.jsonl.gz" and not cfg.text_template:
         streamed = False  # a shared dataset file: its own reader knows the fields
     if not streamed:
         yield from iter_item_batches(Catalog.load(str(source), cfg), cfg, size)
         return
-    b: _Builder | None = None
+    b: RowReader | None = None
     total = 0
     for f in _source_files(path):
         for unit, pos, row in _rows(f):
             if b is None:
-                b = _Builder(cfg, str(path), unit)
+                b = RowReader(cfg, str(path), unit)
             b.unit = unit
             if isinstance(row, bytes):
-                _feed_jsonl_lines(b, [(pos, row)])
+                feed_jsonl_lines(b, [(pos, row)])
             else:
                 b.add(pos, row)
             if len(b.items) >= size:
@@ -220,7 +220,7 @@ class Manifest:
     def open(cls, folder: str | Path, stage: str, fingerprint: dict[str, Any], restart: bool = False) -> "Manifest":
         """The stage's manifest: resumed when made with ``fingerprint``, else started over when
         ``restart``, else :class:`StaleStateError` naming the changed settings."""
-        from agentictagger.runstate import StaleStateError, describe_changes
+        from agentictagger.run.folder import StaleStateError, describe_changes
 
         folder = Path(folder)
         fp = _normal(fingerprint)
@@ -270,7 +270,7 @@ class Manifest:
                 f.unlink()
 
     def save(self) -> None:
-        from agentictagger.runstate import atomic_write_text
+        from agentictagger.files import atomic_write_text
 
         data = {
             "stage": self.stage,
@@ -289,7 +289,7 @@ def write_shard(table: Any, folder: Path, i: int, **extra: Any) -> dict[str, Any
     """Write one shard atomically; its manifest record (the caller adds ``input``)."""
     import pyarrow.parquet as pq
 
-    from agentictagger.runstate import atomic_file
+    from agentictagger.files import atomic_file
 
     name = part_name(i)
     with atomic_file(folder / name) as tmp:
@@ -309,7 +309,7 @@ def _read(path: Path, columns: Sequence[str] | None = None) -> Any:
 
 
 def _ray_module(scale: ScaleConfig) -> Any:
-    from agentictagger.pipeline import RunError
+    from agentictagger.errors import RunError
 
     try:
         import ray
@@ -375,7 +375,7 @@ def _state(ctx: dict[str, Any]) -> dict[str, Any]:
     st = _STATE.get(ctx["key"])
     if st is None:
         from agentictagger.llm.usage import UsageTracker
-        from agentictagger.pipeline import llm_client_factory
+        from agentictagger.run.roles import llm_client_factory
 
         cfg = RunConfig.model_validate(ctx["config"])
         usage = UsageTracker.appending_to(Path(cfg.run_dir) / "assign_usage.jsonl")
@@ -383,7 +383,7 @@ def _state(ctx: dict[str, Any]) -> dict[str, Any]:
         _STATE.clear()  # one run at a time per worker: drop another run's models and clients
         _STATE[ctx["key"]] = st
     if ctx.get("vocabulary") and "vocab" not in st:
-        from agentictagger.vocabulary import Vocabulary
+        from agentictagger.structures.vocabulary import Vocabulary
 
         st["vocab"] = Vocabulary.load(ctx["vocabulary"])
     return st
@@ -435,7 +435,7 @@ class PrecomputedEncoder:
 def _assign_shard(ctx: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     import pyarrow as pa
 
-    from agentictagger.assign.run import assign_catalog, run_assigner
+    from agentictagger.assign.driver import assign_catalog, run_assigner
 
     st = _state(ctx)
     cfg, vocab = st["cfg"], st["vocab"]
@@ -489,7 +489,7 @@ class ShardedRun:
 def shard_catalog(source: Any, cfg: RunConfig, folder: Path) -> tuple[Manifest, list[str]]:
     """The ``catalog`` stage: write the shards whose items changed; returns the manifest and
     each shard's input digest. Derived from the source only, so another setting starts it over."""
-    from agentictagger.runstate import items_digest
+    from agentictagger.run.folder import items_digest
 
     size = shard_size(cfg)
     fp = {"catalog": cfg.catalog.model_dump(mode="json", exclude={"path", "skip_bad_rows"}), "scale.shard_size": size}
@@ -540,6 +540,26 @@ def _check_unique_ids(man: Manifest, hashes: list[np.ndarray]) -> None:
         )
 
 
+@dataclass
+class _Pass:
+    """What the stages of one sharded assignment share: the catalog's shards and what each
+    stage wrote or kept."""
+
+    cfg: RunConfig
+    root: Path
+    digests: list[str]
+    cat_files: list[str]
+    n_items: int
+    ctx: dict[str, Any]
+    restart: bool
+    written: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    kept: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in STAGES})
+
+    @property
+    def n(self) -> int:
+        return len(self.digests)
+
+
 def assign_sharded(
     cfg: RunConfig,
     source: Any,
@@ -553,148 +573,160 @@ def assign_sharded(
     the assigner reads them) -> assignments -> semantic IDs, each resumed by shard, run on
     ``cfg.scale.executor``. ``source``: a catalog path, a folder of shards or a :class:`Catalog`.
     ``embedder`` / ``assigner`` replace the configured ones (their classes are fingerprinted;
-    under Ray they must pickle). Raises :class:`~agentictagger.assign.run.AssignError` when too
+    under Ray they must pickle). Raises :class:`~agentictagger.errors.AssignError` when too
     many paths are empty (nothing final written; a rerun retries those shards). The caller holds
     the run lock."""
-    from agentictagger import pipeline
-    from agentictagger.assign.run import check_empty_share
-    from agentictagger.runstate import ASSIGN_STATE, assign_fingerprint, digest
+    from agentictagger.assign.driver import check_empty_share
+    from agentictagger.files import atomic_write_text
+    from agentictagger.run.folder import digest
+    from agentictagger.structures.assignment import Assignment
 
     t0 = time.perf_counter()
     cfg = cfg.model_copy(deep=True)
     cfg.run_dir, cfg.cache_dir = str(Path(cfg.run_dir).resolve()), str(Path(cfg.cache_dir).resolve())
     run = Path(cfg.run_dir)
     root = run / SHARDS
-    vocab = pipeline.check_vocabulary(run)
-    pipeline._check_not_edited(run, "assign", restart)
+    vocab = _start(run, root, restart)
+    cat_man, digests = shard_catalog(source, cfg, root / "catalog")
+    n = len(digests)
+    if cfg.scale.executor == "ray":
+        workers = ray_workers(cfg.scale)
+        for llm in cfg.llms.values():  # one client per worker: split the client-side rate limit
+            if llm.requests_per_minute:
+                llm.requests_per_minute = llm.requests_per_minute / workers
+    ctx = {"config": cfg.model_dump(mode="json"), "embedder": embedder}
+    ctx["key"] = digest([ctx["config"], str(type(embedder)), str(type(assigner)), time.time()])
+    ps = _Pass(cfg, root, digests, [str(root / "catalog" / cat_man.shards[i]["file"]) for i in range(n)],
+               sum(int(cat_man.shards[i]["rows"]) for i in range(n)), ctx, restart)
+    ps.written["catalog"] = list(getattr(cat_man, "written", []))
+    ps.kept["catalog"] = [i for i in range(n) if i not in ps.written["catalog"]]
+
+    needs_vectors = assigner is None and cfg.assign.assigner in ("embedding", "hybrid")
+    emb_files = _embeddings_pass(ps, embedder) if needs_vectors else []
+    a_man, fingerprint = _assignments_pass(ps, vocab, emb_files, embedder, assigner, progress)
+    empty = sum(int(a_man.shards[i].get("empty", 0)) for i in range(n))
+    meta: dict[str, Any] = {
+        "assigner": next((a_man.shards[i].get("assigner") for i in range(n)), cfg.assign.assigner),
+        "items": ps.n_items,
+        "empty_paths": empty,
+        "unfinished_paths": sum(int(a_man.shards[i].get("unfinished", 0)) for i in range(n)),
+        "shards": n,
+        "executor": cfg.scale.executor,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "vocabulary_descriptors": len(vocab),
+    }
+    check_empty_share(Assignment({}, meta), cfg.assign)
+
+    # -- semantic IDs (sequential: resolvers count in catalog order)
+    sid_info = _semantic_ids_pass(root, a_man, n, vocab, restart)
+    ps.written["semantic_ids"], ps.kept["semantic_ids"] = sid_info["written"], sid_info["kept"]
+    atomic_write_text(run / "token_vocabulary.json", json.dumps(sid_info["tokens"], indent=1))
+    meta["fingerprint"] = {**fingerprint, "catalog.items": digest(digests)}
+    meta["config"] = cfg.assign.model_dump(mode="json")
+    merged = ps.n_items <= cfg.scale.merge_max_items
+    if merged:
+        _merge_outputs(run, a_man, Manifest.load(root / "semantic_ids"), meta)
+    return ShardedRun(run, ps.n_items, n, cfg.scale.executor, ps.written, ps.kept, empty, merged,
+                      time.perf_counter() - t0, meta)
+
+
+def _start(run: Path, root: Path, restart: bool) -> Any:
+    """Before any work: the run's vocabulary, checked; an edited run or one with added items is
+    refused unless ``restart``, which removes the assignment's shards and outputs first."""
+    from agentictagger.run import stages
+    from agentictagger.run.folder import ASSIGN_STATE, StaleStateError
+
+    vocab = stages.check_vocabulary(run)
+    stages.check_not_edited(run, "assign", restart)
     if restart:
         for stage in ("assignments", "semantic_ids"):
             shutil.rmtree(root / stage, ignore_errors=True)
         for p in ASSIGN_STATE:
             target = run / p
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    if pipeline._added_items(run):
-        from agentictagger.runstate import StaleStateError
-
+    if stages.added_items(run):
         raise StaleStateError(
             f"{run}'s semantic-ID table holds items added with `assign --add`; assigning the catalog again would drop "
             "their IDs. Rerun with --restart to assign this catalog from scratch"
         )
-    scale = cfg.scale
-    size = shard_size(cfg)
-    written: dict[str, list[int]] = {s: [] for s in STAGES}
-    kept: dict[str, list[int]] = {s: [] for s in STAGES}
+    return vocab
 
-    cat_man, digests = shard_catalog(source, cfg, root / "catalog")
-    written["catalog"] = list(getattr(cat_man, "written", []))
-    kept["catalog"] = [i for i in range(len(digests)) if i not in written["catalog"]]
-    n_items = sum(int(cat_man.shards[i]["rows"]) for i in range(len(digests)))
-    n = len(digests)
-    cat_files = [str(root / "catalog" / cat_man.shards[i]["file"]) for i in range(n)]
 
-    if scale.executor == "ray":
-        workers = ray_workers(scale)
-        for llm in cfg.llms.values():  # one client per worker: split the client-side rate limit
-            if llm.requests_per_minute:
-                llm.requests_per_minute = llm.requests_per_minute / workers
-    from agentictagger.pipeline import role_fingerprint
+def _embeddings_pass(ps: _Pass, embedder: Any) -> list[str]:
+    """The item vectors, one file per catalog shard (finished shards kept); their paths."""
+    from agentictagger.run.roles import role_fingerprint
 
-    ctx_base = {"config": cfg.model_dump(mode="json"), "embedder": embedder}
-    ctx_base["key"] = digest([ctx_base["config"], str(type(embedder)), str(type(assigner)), time.time()])
-
-    # -- embeddings
-    needs_vectors = assigner is None and cfg.assign.assigner in ("embedding", "hybrid")
-    emb_files: list[str] = []
-    done_items = 0
-    if needs_vectors:
-        fp = {"embedding.model": cfg.embedding.model, "scale.shard_size": size, **role_fingerprint("embedder", embedder)}
-        man = Manifest.open(root / "embeddings", "embeddings", fp, restart=restart)
-        tasks = []
-        for i in range(n):
-            if man.entry(i, digests[i]) is not None:
-                kept["embeddings"].append(i)
-            else:
-                tasks.append({"shard": i, "catalog": cat_files[i], "out": str(man.folder), "input": digests[i]})
-
-        def emb_done(task: dict, entry: dict) -> None:
-            man.record(task["shard"], {**entry, "input": task["input"]})
-            written["embeddings"].append(task["shard"])
-
-        run_tasks(_embed_shard, {**ctx_base, "stage": "embeddings"}, tasks, scale, emb_done)
-        man.prune(n)
-        man.complete = True
-        man.save()
-        emb_files = [str(man.folder / part_name(i)) for i in range(n)]
-
-    # -- assignments
-    fingerprint = {**assign_fingerprint(cfg, [], [], vocab), **role_fingerprint("assigner", assigner), **role_fingerprint("embedder", embedder)}
-    fingerprint.pop("catalog.items", None)
-    fingerprint["scale.shard_size"] = size
-    a_man = Manifest.open(root / "assignments", "assignments", fingerprint, restart=restart)
+    fp = {"embedding.model": ps.cfg.embedding.model, "scale.shard_size": shard_size(ps.cfg),
+          **role_fingerprint("embedder", embedder)}
+    man = Manifest.open(ps.root / "embeddings", "embeddings", fp, restart=ps.restart)
     tasks = []
-    for i in range(n):
-        e = a_man.entry(i, digests[i])
+    for i in range(ps.n):
+        if man.entry(i, ps.digests[i]) is not None:
+            ps.kept["embeddings"].append(i)
+        else:
+            tasks.append({"shard": i, "catalog": ps.cat_files[i], "out": str(man.folder), "input": ps.digests[i]})
+
+    def done(task: dict, entry: dict) -> None:
+        man.record(task["shard"], {**entry, "input": task["input"]})
+        ps.written["embeddings"].append(task["shard"])
+
+    run_tasks(_embed_shard, {**ps.ctx, "stage": "embeddings"}, tasks, ps.cfg.scale, done)
+    man.prune(ps.n)
+    man.complete = True
+    man.save()
+    return [str(man.folder / part_name(i)) for i in range(ps.n)]
+
+
+def _assignments_pass(ps: _Pass, vocab: Any, emb_files: list[str], embedder: Any, assigner: Any,
+                      progress: Callable[[int, int], None] | None) -> tuple[Manifest, dict[str, Any]]:
+    """Every catalog shard's paths; a shard kept from an earlier run only when its calls all
+    succeeded. Returns the stage's manifest and settings fingerprint."""
+    from agentictagger.run import stages
+    from agentictagger.run.folder import assign_fingerprint
+    from agentictagger.run.roles import role_fingerprint
+
+    cfg = ps.cfg
+    fingerprint = {**assign_fingerprint(cfg, [], [], vocab), **role_fingerprint("assigner", assigner),
+                   **role_fingerprint("embedder", embedder)}
+    fingerprint.pop("catalog.items", None)
+    fingerprint["scale.shard_size"] = shard_size(cfg)
+    man = Manifest.open(ps.root / "assignments", "assignments", fingerprint, restart=ps.restart)
+    tasks = []
+    done_items = 0
+    for i in range(ps.n):
+        e = man.entry(i, ps.digests[i])
         # A shard with calls that failed for good (empty paths, or paths cut short below level 1) is redone.
         failed = e is not None and (e.get("unfinished") or (e.get("empty") and (e.get("stats") or {}).get("failed_calls")))
         if e is not None and not failed:
-            kept["assignments"].append(i)
+            ps.kept["assignments"].append(i)
             done_items += int(e["rows"])
         else:
-            tasks.append({"shard": i, "catalog": cat_files[i], "embeddings": emb_files[i] if emb_files else None,
-                          "out": str(a_man.folder), "input": digests[i]})
+            tasks.append({"shard": i, "catalog": ps.cat_files[i], "embeddings": emb_files[i] if emb_files else None,
+                          "out": str(man.folder), "input": ps.digests[i]})
     if progress:
-        progress(done_items, n_items)
+        progress(done_items, ps.n_items)
 
-    def a_done(task: dict, entry: dict) -> None:
+    def done(task: dict, entry: dict) -> None:
         nonlocal done_items
-        a_man.record(task["shard"], {**entry, "input": task["input"]})
-        written["assignments"].append(task["shard"])
+        man.record(task["shard"], {**entry, "input": task["input"]})
+        ps.written["assignments"].append(task["shard"])
         done_items += int(entry["rows"])
         if progress:
-            progress(done_items, n_items)
+            progress(done_items, ps.n_items)
 
-    ctx = {**ctx_base, "stage": "assignments", "assigner": assigner, "vocabulary": str(run / "vocabulary.json")}
-    with pipeline._assign_usage(cfg):  # repairs the usage log; sums it into assign_usage.json at the end
-        run_tasks(_assign_shard, ctx, tasks, scale, a_done)
-    a_man.prune(n)
-    a_man.complete = True
-    a_man.save()
-    empty = sum(int(a_man.shards[i].get("empty", 0)) for i in range(n))
-    unfinished = sum(int(a_man.shards[i].get("unfinished", 0)) for i in range(n))
-    assigner_name = next((a_man.shards[i].get("assigner") for i in range(n)), cfg.assign.assigner)
-    meta: dict[str, Any] = {
-        "assigner": assigner_name,
-        "items": n_items,
-        "empty_paths": empty,
-        "unfinished_paths": unfinished,
-        "shards": n,
-        "executor": scale.executor,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "vocabulary_descriptors": len(vocab),
-    }
-    from agentictagger.assign.base import Assignment
-
-    check_empty_share(Assignment({}, meta), cfg.assign)
-
-    # -- semantic IDs (sequential: resolvers count in catalog order)
-    sid_info = _semantic_ids_pass(root, a_man, n, vocab, restart)
-    written["semantic_ids"], kept["semantic_ids"] = sid_info["written"], sid_info["kept"]
-    from agentictagger.runstate import atomic_write_text
-
-    report = sid_info["tokens"]
-    atomic_write_text(run / "token_vocabulary.json", json.dumps(report, indent=1))
-    meta["fingerprint"] = {**fingerprint, "catalog.items": digest(digests)}
-    meta["config"] = cfg.assign.model_dump(mode="json")
-    merged = n_items <= scale.merge_max_items
-    if merged:
-        _merge_outputs(run, a_man, Manifest.load(root / "semantic_ids"), meta)
-    return ShardedRun(run, n_items, n, scale.executor, written, kept, empty, merged, time.perf_counter() - t0, meta)
+    ctx = {**ps.ctx, "stage": "assignments", "assigner": assigner, "vocabulary": str(Path(cfg.run_dir) / "vocabulary.json")}
+    with stages.assign_usage(cfg):  # repairs the usage log; sums it into assign_usage.json at the end
+        run_tasks(_assign_shard, ctx, tasks, cfg.scale, done)
+    man.prune(ps.n)
+    man.complete = True
+    man.save()
+    return man, fingerprint
 
 
 def _semantic_ids_pass(root: Path, a_man: Manifest, n: int, vocab: Any, restart: bool) -> dict[str, Any]:
     import pyarrow as pa
 
-    from agentictagger.semantic_ids import TokenCounter
+    from agentictagger.structures.semantic_ids import TokenCounter
 
     man = Manifest.open(root / "semantic_ids", "semantic_ids", {"after": "assignments"}, restart=True)
     counter: dict[tuple[str, ...], int] = {}
@@ -732,15 +764,15 @@ def _semantic_ids_pass(root: Path, a_man: Manifest, n: int, vocab: Any, restart:
 
 def _merge_outputs(run: Path, a_man: Manifest, s_man: Manifest, meta: dict[str, Any]) -> None:
     """The single-file outputs of an unsharded run (the same rows, order and lines as
-    :func:`~agentictagger.assign.run.write_outputs`), streamed shard by shard so the merge holds
+    :func:`~agentictagger.assign.driver.write_outputs`), streamed shard by shard so the merge holds
     one shard at a time, not the catalog (bench/scale.py: the in-memory merge took a 10^6-item run
     from 379 MB to 1.97 GB peak RSS). Each file is written atomically; the token report was
     written by the semantic-ID pass."""
     import pyarrow.parquet as pq
 
-    from agentictagger.assign.base import meta_line, path_line
-    from agentictagger.runstate import atomic_file
-    from agentictagger.semantic_ids import COLUMNS, jsonl_line
+    from agentictagger.structures.assignment import meta_line, path_line
+    from agentictagger.files import atomic_file
+    from agentictagger.structures.semantic_ids import COLUMNS, jsonl_line
 
     with atomic_file(run / "semantic_ids.parquet") as tmp:
         writer = None

@@ -6,28 +6,27 @@ blank ids, empty text, bad bytes, bad JSON, missing template fields...) are coll
 together as one :class:`CatalogError`, so a user fixes a file in one pass and never works with a
 half-loaded catalog.
 
-:func:`load_shared` and :func:`load_sequences` read the project's datasets in the
-``shared/data/<name>/`` format (see ``shared/data/README.md``).
+Readers here know formats only (JSONL, CSV/TSV, Parquet, gzipped text); the shared datasets and
+their fields are :mod:`agentictagger.catalog.datasets`, reached by name (``"shared:<name>"``).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import html
 import io
 import json
 import logging
 import math
-import os
 import random
 import re
 import string
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping
 
+from agentictagger.errors import CatalogError  # noqa: F401 (defined in errors.py, with every cross-layer error)
 from agentictagger.config import CatalogConfig
 
 log = logging.getLogger(__name__)
@@ -35,18 +34,10 @@ log = logging.getLogger(__name__)
 #: At most this many problems are spelled out in one CatalogError; the rest are counted.
 MAX_LISTED_PROBLEMS = 50
 
-SHARED_DATASETS = ("scientific", "office", "beauty", "sports")
-#: Datasets in the LC-Rec format (title, brand, categories, description; 0-based integer ids) and
-#: the Amazon category level used as their label: Office's level 2 has only 3 values, so level 3.
-LCREC_LABEL_LEVEL = {"scientific": 2, "office": 3}
-
-
-class CatalogError(ValueError):
-    """A catalog could not be loaded. ``problems`` holds one line per bad row."""
-
-    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.problems = list(problems)
+#: Named datasets ``Catalog.load("shared:<name>")`` reads: name -> loader. Filled by
+#: :mod:`agentictagger.catalog.datasets` (imported with the package), so the readers never import
+#: the dataset loaders.
+DATASET_LOADERS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -216,7 +207,7 @@ def truncate_text(text: str, max_chars: int, ellipsis: str = "…") -> str:
     return cut.rstrip(" ,;:-") + ellipsis
 
 
-class _Builder:
+class RowReader:
     """Validates rows one at a time, collecting every problem instead of stopping at the first."""
 
     def __init__(self, cfg: CatalogConfig, source: str, unit: str) -> None:
@@ -476,7 +467,7 @@ def _read_bytes(path: Path) -> bytes:
     return data[len(_BOM):] if data.startswith(_BOM) else data
 
 
-def _undecodable(b: _Builder, pos: int, err: UnicodeDecodeError) -> None:
+def _undecodable(b: RowReader, pos: int, err: UnicodeDecodeError) -> None:
     b.problem(
         pos,
         None,
@@ -485,12 +476,12 @@ def _undecodable(b: _Builder, pos: int, err: UnicodeDecodeError) -> None:
     )
 
 
-def _feed_jsonl(b: _Builder, data: bytes) -> None:
-    _feed_jsonl_lines(b, enumerate(data.split(b"\n"), start=1))
+def _feed_jsonl(b: RowReader, data: bytes) -> None:
+    feed_jsonl_lines(b, enumerate(data.split(b"\n"), start=1))
 
 
-def _feed_jsonl_lines(b: _Builder, lines: Iterable[tuple[int, bytes]]) -> None:
-    """Rows of JSONL lines given as (line number, bytes); read in pieces by :mod:`agentictagger.shards`."""
+def feed_jsonl_lines(b: RowReader, lines: Iterable[tuple[int, bytes]]) -> None:
+    """Rows of JSONL lines given as (line number, bytes); read in pieces by :mod:`agentictagger.run.shards`."""
     for pos, raw in lines:
         if not raw.strip():
             continue
@@ -509,7 +500,7 @@ def _feed_jsonl_lines(b: _Builder, lines: Iterable[tuple[int, bytes]]) -> None:
         b.add(pos, row)
 
 
-def _feed_csv(b: _Builder, data: bytes, delimiter: str) -> None:
+def _feed_csv(b: RowReader, data: bytes, delimiter: str) -> None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -557,7 +548,7 @@ def _feed_csv(b: _Builder, data: bytes, delimiter: str) -> None:
         b.add(pos, dict(zip(header, cells)))
 
 
-def _feed_parquet(b: _Builder, path: Path) -> None:
+def _feed_parquet(b: RowReader, path: Path) -> None:
     import pyarrow.parquet as pq
 
     try:
@@ -568,7 +559,7 @@ def _feed_parquet(b: _Builder, path: Path) -> None:
         b.add(pos, {k: v for k, v in row.items() if v is not None})
 
 
-def _format_of(path: Path) -> str:
+def format_of(path: Path) -> str:
     name = path.name.lower()
     for suffix, fmt in (
         (".jsonl.gz", "jsonl"),
@@ -587,13 +578,6 @@ def _format_of(path: Path) -> str:
     raise CatalogError(
         f"catalog {path}: unknown file type; use .jsonl, .csv, .tsv or .parquet (optionally .gz for text formats)"
     )
-
-
-def _shared_dataset_of(path: Path) -> str | None:
-    if path.name == "items.jsonl.gz" and path.parent.name in SHARED_DATASETS:
-        if (path.parent / "sequences.tsv.gz").exists():
-            return path.parent.name
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -686,7 +670,7 @@ class Catalog:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         id_field = self.config.id_field
-        from agentictagger.runstate import atomic_file
+        from agentictagger.files import atomic_file
 
         opener = gzip.open if path.name.endswith(".gz") else open
         with atomic_file(path) as tmp, opener(tmp, "wt", encoding="utf-8") as f:
@@ -701,24 +685,23 @@ class Catalog:
     def load(cls, path: str | Path, cfg: CatalogConfig | None = None) -> "Catalog":
         """Load and validate a JSONL / CSV / TSV / Parquet file (text formats may be gzipped).
 
-        ``"shared:<name>"`` (e.g. ``"shared:scientific"``), or a ``shared/data/<name>/items.jsonl.gz``
-        file loaded without a ``text_template``, is read by :func:`load_shared`, which knows each
-        dataset's fields.
+        ``"shared:<name>"`` (e.g. ``"shared:scientific"``) names a shared dataset, read by its
+        loader (:mod:`agentictagger.catalog.datasets`), which knows the dataset's fields. A file
+        is read by its format alone, whatever its name.
         """
         cfg = cfg or CatalogConfig()
         if isinstance(path, str) and path.startswith("shared:"):
-            return load_shared(path.split(":", 1)[1])
+            name = path.split(":", 1)[1]
+            if name not in DATASET_LOADERS:
+                raise CatalogError(f"unknown shared dataset {name!r}; choose one of {', '.join(DATASET_LOADERS)}")
+            return DATASET_LOADERS[name](name)
         path = Path(path)
         if not path.exists():
             raise CatalogError(f"catalog file {path} does not exist; check catalog.path")
         if path.is_dir():
             raise CatalogError(f"catalog {path} is a directory, not a file; give the catalog file inside it (catalog.path / --catalog)")
-        shared = _shared_dataset_of(path)
-        if shared and not cfg.text_template:
-            log.info("catalog %s: reading it as the shared %r dataset", path, shared)
-            return load_shared(shared, root=path.parent.parent)
-        fmt = _format_of(path)
-        b = _Builder(cfg, str(path), "row" if fmt == "parquet" else "line")
+        fmt = format_of(path)
+        b = RowReader(cfg, str(path), "row" if fmt == "parquet" else "line")
         if fmt == "parquet":
             _feed_parquet(b, path)
         else:
@@ -737,7 +720,7 @@ class Catalog:
     ) -> "Catalog":
         """Build from in-memory rows, with the same validation as :meth:`load` (positions are 1-based)."""
         cfg = cfg or CatalogConfig()
-        b = _Builder(cfg, source, "record")
+        b = RowReader(cfg, source, "record")
         for pos, row in enumerate(records, start=1):
             b.add(pos, row)
         cat = cls(b.finish(), cfg, source=source)
@@ -749,157 +732,32 @@ class Catalog:
 # The project's shared datasets
 # ---------------------------------------------------------------------------------------------
 
-_HTML_JUNK = re.compile(r"<!--.*?-->|<!\[[^\]]*\]>|</?[a-zA-Z][a-zA-Z0-9]*\s*/?>", re.S)
+
+# ---------------------------------------------------------------------------------------------
+# Interaction sequences
+# ---------------------------------------------------------------------------------------------
 
 
-def _clean(s: str | None) -> str:
-    s = html.unescape(_HTML_JUNK.sub(" ", s or ""))
-    return " ".join(s.split())
-
-
-# 23 scientific titles are a scraping artefact, literally "Industrial & Scientific />": the
-# level-1 category, not a title. They are dropped so no category text reaches the item text.
-_BROKEN_TITLE = re.compile(r"^Industrial & Scientific\s*/?>?\.?$")
-
-
-def _sentence(s: str) -> str:
-    return s + "." if s and s[-1] not in ".!?" else s
-
-
-def shared_data_root(root: str | Path | None = None, name: str | None = None) -> Path:
-    """Where shared datasets live: ``root``, else $AGENTICTAGGER_DATA, else ``../shared/data``
-    next to the repository (or inside it)."""
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [Path(root)] if root is not None else []
-    if root is None:
-        if os.environ.get("AGENTICTAGGER_DATA"):
-            candidates.append(Path(os.environ["AGENTICTAGGER_DATA"]))
-        candidates += [repo.parent / "shared" / "data", repo / "shared" / "data"]
-    for c in candidates:
-        if (c / name).is_dir() if name else c.is_dir():
-            return c
-    raise CatalogError(
-        f"shared dataset {name or ''!r} not found; looked in {', '.join(map(str, candidates))}. "
-        "Pass root= or set AGENTICTAGGER_DATA to the folder holding <name>/items.jsonl.gz."
-    )
-
-
-def _read_shared_items(name: str, root: str | Path | None) -> tuple[Path, list[dict[str, Any]]]:
-    if name not in SHARED_DATASETS:
-        raise CatalogError(f"unknown shared dataset {name!r}; choose one of {', '.join(SHARED_DATASETS)}")
-    path = shared_data_root(root, name) / name / "items.jsonl.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return path, rows
-
-
-def scientific_label(categories: str | None, level: int = 2) -> str | None:
-    """The level-``level`` Amazon category (level 1 = 'Industrial & Scientific'). Some category
-    names contain ', ', so the path is split only on commas not followed by a space."""
-    if not categories:
-        return None
-    parts = re.split(r",(?! )", categories)
-    if len(parts) < level:
-        return None
-    return parts[level - 1].strip() or None
-
-
-def load_shared(name: str, root: str | Path | None = None, max_description_chars: int = 600) -> Catalog:
-    """Load a shared dataset (``scientific``, ``office``, ``beauty`` or ``sports``) as a Catalog.
-
-    * ``scientific``: ``item_id = str(item_idx)``; text = title, ``Brand: <brand>.`` and the
-      description (HTML remnants removed, cut at a sentence/word boundary after
-      ``max_description_chars``); the 23 titles that read "Industrial & Scientific />" (a scraping
-      artefact) are left out. The categories are **never** in the text: they are the ground
-      truth. ``label`` = the level-2 Amazon category (None for the 131 items without categories).
-    * ``office``: the same format and text; ``label`` = the level-3 category (level 2 has 3 values).
-    * ``beauty``: ``item_id`` = ASIN; text = the title. The 7 items with an empty title fall back
-      to their IDGenRec text id (a short generated phrase, e.g. "na categories beauty skin care"),
-      with one logged warning: the recommender needs text for every item. No labels.
-    * ``sports``: ``item_id`` = ASIN; text = the IDGenRec text id, a weak stand-in: the shared
-      data has no real Sports metadata. No labels.
-
-    Each item's ``fields`` keep the source row (for scientific also ``categories``); the rendered
-    text is in ``fields['text']`` so ``to_jsonl`` + ``Catalog.load(path, catalog.config)`` round-trips.
-    """
-    path, rows = _read_shared_items(name, root)
-    records: list[dict[str, Any]] = []
-    if name in LCREC_LABEL_LEVEL:
-        empty: list[str] = []
-        for r in rows:
-            title = _clean(r.get("title"))
-            if _BROKEN_TITLE.match(title):
-                title = ""
-            brand = _clean(r.get("brand"))
-            desc = truncate_text(_clean(r.get("description")), max_description_chars)
-            text = " ".join(p for p in (_sentence(title), _sentence(f"Brand: {brand}") if brand else "", desc) if p)
-            if not text:
-                empty.append(str(r["item_idx"]))
-                continue
-            records.append(
-                {
-                    "item_id": str(r["item_idx"]),
-                    **r,
-                    "text": text,
-                    "category": scientific_label(r.get("categories"), LCREC_LABEL_LEVEL[name]),
-                }
-            )
-        if empty:
-            log.warning("%s: %d item(s) with no title, brand or description left out: %s", name, len(empty), ", ".join(empty))
-    elif name == "beauty":
-        fallback = []
-        for r in rows:
-            text = _clean(r.get("title"))
-            if not text:
-                text = _clean(r.get("idgenrec_text_id"))
-                fallback.append(r["item_id"])
-            records.append({**r, "text": text})
-        if fallback:
-            log.warning(
-                "beauty: %d items have an empty title; their IDGenRec text id is used instead: %s",
-                len(fallback),
-                ", ".join(fallback),
-            )
-    else:
-        records = [{**r, "text": _clean(r.get("idgenrec_text_id"))} for r in rows]
-    cfg = CatalogConfig(
-        id_field="item_id",
-        text_template="{text}",
-        label_field="category" if name in LCREC_LABEL_LEVEL else None,
-        max_text_chars=4000,
-    )
-    return Catalog.from_records(records, cfg, source=str(path))
-
-
-def load_sequences(name: str, root: str | Path | None = None) -> list[tuple[str, list[str]]]:
-    """Per-user chronological item sequences of a shared dataset, oldest first, in file order.
-
-    The user key is the Amazon reviewerID for beauty/sports and ``str(user_idx)`` for scientific
-    (which has no raw ids); item ids match :func:`load_shared`. Every item id is checked against
-    the dataset's items file.
-    """
-    path, rows = _read_shared_items(name, root)
-    known = {str(r["item_idx"]) if name in LCREC_LABEL_LEVEL else r["item_id"] for r in rows}
-    seq_path = path.parent / "sequences.tsv.gz"
+def read_sequences(path: str | Path) -> list[tuple[str, list[str]]]:
+    """Per-user item sequences from a TSV file (optionally gzipped), in file order: one user per
+    line, the space-separated item ids (oldest first) in the last column and the user in the
+    second of three or more columns (``user_idx, user_id, item_ids``), else in the first. A
+    header line naming ``item_ids`` / ``item_idxs`` is skipped. A malformed line raises
+    :class:`CatalogError` naming it."""
+    path = Path(path)
     out: list[tuple[str, list[str]]] = []
-    unknown: list[str] = []
-    with gzip.open(seq_path, "rt", encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        user_col = header.index("user_idx" if name in LCREC_LABEL_LEVEL else "user_id")
-        items_col = len(header) - 1
-        for lineno, line in enumerate(f, start=2):
-            if not line.strip():
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
+            if not row or not any(c.strip() for c in row):
                 continue
-            cells = line.rstrip("\n").split("\t")
-            items = cells[items_col].split()
-            bad = [i for i in items if i not in known]
-            if bad:
-                unknown.append(f"line {lineno}: unknown item id(s) {bad[:5]}")
-            out.append((cells[user_col], items))
-    if unknown:
-        raise CatalogError(
-            f"{seq_path}: {len(unknown)} sequence(s) name items missing from items.jsonl.gz:\n  "
-            + "\n  ".join(unknown[:MAX_LISTED_PROBLEMS]),
-            unknown,
-        )
+            if lineno == 1 and ({"item_ids", "item_idxs"} & set(row)):
+                continue  # header
+            if len(row) < 2:
+                raise CatalogError(f"{path}:{lineno}: expected a user and a space-separated item list separated "
+                                   f"by a tab; got {row!r}")
+            items = row[-1].split()
+            if not items:
+                raise CatalogError(f"{path}:{lineno}: user {row[0]} has an empty item sequence")
+            out.append((row[1] if len(row) >= 3 else row[0], items))
     return out

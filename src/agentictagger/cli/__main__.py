@@ -1,0 +1,3 @@
+from agentictagger.cli.main import app
+
+app()
