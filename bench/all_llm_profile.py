@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gzip
 import importlib
 import json
 import os
@@ -95,11 +94,11 @@ ROLES = {
 
 def _mod(name: str):
     """agentictagger.<name>, wherever the refactor of the top-level modules puts it."""
-    for cand in (f"agentictagger.{name}", f"agentictagger.run.{name}"):
+    for cand in (f"agentictagger.{name}", f"agentictagger.run.{name}", f"agentictagger.structures.{name}"):
         try:
             return importlib.import_module(cand)
         except ModuleNotFoundError as exc:
-            if exc.name not in (cand, "agentictagger.run"):
+            if exc.name not in (cand, "agentictagger.run", "agentictagger.structures"):
                 raise
     raise ModuleNotFoundError(f"agentictagger.{name}")
 
@@ -120,31 +119,22 @@ def cli(args: list[str], logfile: Path) -> float:
     return time.monotonic() - t0
 
 
-def shared_path() -> Path:
-    root = Path(os.environ.get("AGENTICTAGGER_DATA") or REPO.parent / "shared" / "data")
-    return root / CATALOG / "items.jsonl.gz"
-
-
-def raw_rows() -> dict[str, dict]:
-    with gzip.open(shared_path(), "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {str(r["item_idx"]): r for r in rows}
-
-
-def subset_catalog(folder: Path, ids: list[str], rows: dict[str, dict]) -> Path:
-    """``ids``' source rows in the shared dataset's layout, so the CLI reads them exactly as it
-    reads the shared file (same item texts, same ids)."""
-    path = folder / CATALOG / "items.jsonl.gz"
+def subset_catalog(folder: Path, ids: list[str], texts: dict[str, str]) -> Path:
+    """``ids`` with the item texts the shared dataset's loader gives them (``item_id``, ``text``),
+    read by the CLI with :data:`SUBSET_READ` (same ids, same texts as the build read)."""
+    path = folder / "items.jsonl"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(shared_path().parent / "sequences.tsv.gz", path.parent / "sequences.tsv.gz")  # marks the layout
     tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8") as f:
-        for i in ids:
-            f.write(json.dumps(rows[i], ensure_ascii=False) + "\n")
+    tmp.write_text("".join(json.dumps({"item_id": i, "text": texts[i]}, ensure_ascii=False) + "\n" for i in ids),
+                   encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+#: How the CLI reads a subset catalog written by :func:`subset_catalog`.
+SUBSET_READ = ["catalog.id_field=item_id", "catalog.text_template={text}", "catalog.max_text_chars=100000"]
 
 
 class Timings:
@@ -218,7 +208,7 @@ def llm_name_share(named_by: dict) -> float | None:
 
 def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids: list[str], sample: list[str],
                   ctx: dict, timings: Timings) -> dict:
-    from agentictagger.assign.base import Assignment
+    from agentictagger.structures.assignment import Assignment
     from agentictagger.vocab.quality import (
         name_identifiability,
         name_quality,
@@ -340,14 +330,14 @@ def main() -> None:
     def flags(profile: str, extra: list[str] = ()) -> list[str]:
         return [x for s in [*common, *PROFILES[profile], *extra] for x in ("--set", s)]
 
-    rows = raw_rows()
+    rows = {it.item_id: it.text for it in _mod("catalog").load_shared(CATALOG)}  # the loader's texts
     runs: dict[str, dict] = {}
     ids: list[str] | None = None
     for profile in args.profiles:
         run = base / profile
         if not (run / "vocabulary.json").exists():
             log(f"{profile}: build (tail -f {logfile} for its progress)")
-            timings.add(profile, "build", cli(["build", "--catalog", str(shared_path()), "--run-dir", str(run), *flags(profile)], logfile))
+            timings.add(profile, "build", cli(["build", "--catalog", f"shared:{CATALOG}", "--run-dir", str(run), *flags(profile)], logfile))
         log(f"{profile}: built, {timings.of(profile)['build']['seconds']} s")
         got = json.loads((run / "build_state" / "build_items.json").read_text())
         if ids is None:
@@ -363,7 +353,7 @@ def main() -> None:
                 shutil.copytree(run, emb_run, ignore=shutil.ignore_patterns("assign*", "semantic_ids*", "*.lock"))
             log(f"{profile}: embedding assigner on the {len(ids)} build items")
             timings.add(profile, "assign_embedding", cli(
-                ["assign", "--catalog", str(build_cat), "--run-dir", str(emb_run), *flags(profile, ["assign.assigner=embedding"])], logfile))
+                ["assign", "--catalog", str(build_cat), "--run-dir", str(emb_run), *flags(profile, ["assign.assigner=embedding", *SUBSET_READ])], logfile))
         runs[profile] = {"run": run, "emb_run": emb_run, "llm_run": None}
     assert ids is not None
     k = min(args.llm_assign_sample, len(ids))
@@ -374,7 +364,7 @@ def main() -> None:
         if not (run / "assignments.jsonl").exists():
             log(f"all-llm: LLM assigner on {k} of the {len(ids)} build items")
             timings.add("all-llm", "assign_llm", cli(
-                ["assign", "--catalog", str(sample_cat), "--run-dir", str(run), *flags("all-llm", ["assign.assigner=llm"])], logfile))
+                ["assign", "--catalog", str(sample_cat), "--run-dir", str(run), *flags("all-llm", ["assign.assigner=llm", *SUBSET_READ])], logfile))
         runs["all-llm"]["llm_run"] = run
     build_s = time.monotonic() - t_start
 
