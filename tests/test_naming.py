@@ -232,6 +232,27 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     assert len(client.prompts) == 3
 
 
+def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_given():
+    """A small model may write its names in its own order (or number them wrongly): each name
+    goes to the group whose titles it describes, and the prompt asks for the group's number."""
+    groups = [NamingGroup(["Nitrile exam gloves box", "Latex gloves"]), NamingGroup(["PLA filament spool", "PETG filament"])]
+    client = _ScriptedClient([{"groups": [
+        {"group": 1, "name": "Filament Spools", "definition": "PLA and PETG filament for printers."},
+        {"group": 2, "name": "Exam Gloves", "definition": "Nitrile and latex gloves for exams."},
+    ]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
+    assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
+    assert all(lb.named_by == "llm" for lb in labels)
+    assert '"group": 1' in client.prompts[0] and "number" in client.prompts[0]
+    # Numbered right, in another order: the numbers and the meaning agree.
+    client = _ScriptedClient([{"groups": [
+        {"group": 2, "name": "Filament Spools", "definition": "PLA and PETG filament for printers."},
+        {"group": 1, "name": "Exam Gloves", "definition": "Nitrile and latex gloves for exams."},
+    ]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
+    assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
+
+
 def test_llm_namer_rejects_names_two_groups_share_and_children_that_add_nothing():
     groups = [NamingGroup(["brass pipe elbow"]), NamingGroup(["brass pipe tee"])]
     client = _ScriptedClient(

@@ -132,8 +132,12 @@ NAMER_SYSTEM = (
 def _schema(n: int) -> dict:
     entry = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "definition": {"type": "string"}},
-        "required": ["name", "definition"],
+        "properties": {
+            "group": {"type": "integer", "minimum": 1, "maximum": n},
+            "name": {"type": "string"},
+            "definition": {"type": "string"},
+        },
+        "required": ["group", "name", "definition"],
         "additionalProperties": False,
     }
     return {
@@ -180,7 +184,8 @@ def naming_prompt(
     )
     return (
         f"{scope}" + "\n\n".join(blocks) + f"\n\n{taken}{ask}\n"
-        f'Answer JSON {{"groups": [{{"name": ..., "definition": ...}}, ...]}} with {n} entries, in group order.'
+        f'Answer JSON {{"groups": [{{"group": 1, "name": ..., "definition": ...}}, ...]}} with {n} entries, one per '
+        "group, each with its group's number."
     )
 
 
@@ -198,6 +203,8 @@ class LLMNamer:
     """
 
     kind = "llm"
+    #: Similarity bonus of the group an answer says it names, when answers are matched to groups.
+    NUMBER_BONUS = 0.05
     # (titles per group, characters per title), tried in order until the prompt fits.
     SIZES = ((6, 90), (4, 80), (3, 70), (2, 60), (1, 50))
 
@@ -236,12 +243,8 @@ class LLMNamer:
             if not _is_invalid_answer(res):
                 raise res
             return [[] for _ in groups]
-        entries = res.parsed.get("groups", []) if isinstance(res.parsed, dict) else []
         out: list[list[GroupLabel]] = [[] for _ in groups]
-        for j, e in enumerate(entries[: len(groups)]):
-            if not isinstance(e, dict):
-                continue
-            name, definition = str(e.get("name", "")).strip(), str(e.get("definition", "")).strip()
+        for j, (name, definition) in enumerate(self._answers(res.parsed, titles)):
             if name and not self.problems(name, definition, titles[j], ctx):
                 out[j] = [GroupLabel(_tidy(name), _sentence(definition), "llm")]
         return out
@@ -294,7 +297,6 @@ class LLMNamer:
             # A group whose answers stay invalid falls back to key phrases, recorded per descriptor:
             # keep that verdict so a rerun reproduces the fallback without paying again.
             res = self.client.map([req], stage="namer", remember_invalid=True)[0]
-            answers: list[tuple[str, str]] = [("", "")] * len(todo)
             if isinstance(res, LLMError):
                 # Transport failures are not a naming problem: never hide them.
                 if not _is_invalid_answer(res):
@@ -302,10 +304,7 @@ class LLMNamer:
                 for g in todo:
                     problems[g] = [f"the answer was not valid JSON ({res})"]
                 continue
-            entries = res.parsed.get("groups", []) if isinstance(res.parsed, dict) else []
-            for j, e in enumerate(entries[: len(todo)]):
-                if isinstance(e, dict):
-                    answers[j] = (str(e.get("name", "")).strip(), str(e.get("definition", "")).strip())
+            answers = self._answers(res.parsed, [titles[g] for g in todo])
             accepted_keys = {name_key(lbl.name) for lbl in out if lbl is not None}
             round_keys = [name_key(a[0]) for a in answers]
             still: list[int] = []
@@ -330,6 +329,45 @@ class LLMNamer:
                 log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used", note, lbl.name)
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
         return [lbl for lbl in out if lbl is not None]
+
+    def _answers(self, parsed: Any, titles: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+        """(name, definition) per asked group, in the order asked. Each answer says its group's
+        number; a small model may still number or order them wrongly (names taken from one group's
+        titles written against another), so the answers are matched to the groups by meaning:
+        the assignment of names to groups (name + definition against the group's titles, in the
+        fallback namer's embedding space) with the highest total similarity, the model's own
+        numbering breaking near-ties. Without an encoder the numbers (else the order) decide."""
+        entries = parsed.get("groups", []) if isinstance(parsed, dict) else []
+        entries = [e for e in entries if isinstance(e, dict)][: len(titles)]
+        n = len(titles)
+        pairs = [(str(e.get("name", "")).strip(), str(e.get("definition", "")).strip()) for e in entries]
+        stated = [e.get("group") for e in entries]
+        if sorted(x for x in stated if isinstance(x, int)) == list(range(1, len(entries) + 1)) and len(entries) == n:
+            order = [int(x) - 1 for x in stated]  # answer j names group order[j]
+        else:
+            order = list(range(len(entries)))
+        encode = getattr(self.fallback, "encode", None)
+        if encode is not None and len(entries) == n and n > 1 and all(p[0] for p in pairs):
+            from scipy.optimize import linear_sum_assignment
+
+            names = np.asarray(encode([f"{a}: {d}" for a, d in pairs]), dtype=np.float32)
+            cents = []
+            for t in titles:
+                v = np.asarray(encode(list(t) or [""]), dtype=np.float32).mean(axis=0)
+                cents.append(v / max(float(np.linalg.norm(v)), 1e-12))
+            names /= np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-12)
+            sim = names @ np.stack(cents).T
+            sim[np.arange(n), order] += self.NUMBER_BONUS
+            rows, cols = linear_sum_assignment(-sim)
+            matched = [int(c) for _, c in sorted(zip(rows, cols))]
+            if matched != order:
+                log.info("namer: %d of %d names fit other groups' titles better than the groups the model gave them; "
+                         "matched by meaning", sum(a != b for a, b in zip(matched, order)), n)
+            order = matched
+        out: list[tuple[str, str]] = [("", "")] * n
+        for j, g in enumerate(order):
+            out[g] = pairs[j]
+        return out
 
     @staticmethod
     def problems(name: str, definition: str, titles: Sequence[str], ctx: NamingContext) -> list[str]:
