@@ -299,6 +299,24 @@ def test_llm_namer_prompt_fits_the_context():
     assert len(client.prompts[0]) // 3 < 1400 and client.prompts[0].count("- long product") < 6 * 6
 
 
+def test_llm_namer_rename_and_reasks_that_do_not_fit_the_context_leave_names_instead_of_failing():
+    from agentictagger.llm.budget import PromptTooLong
+
+    class Tiny(_ScriptedClient):
+        context_tokens = 700
+
+        def count_tokens(self, request):
+            return sum(len(m.content) for m in request.messages) // 3
+
+    groups = [NamingGroup([f"brass pipe fitting model {i}"]) for i in range(6)]
+    namer = LLMNamer(Tiny([]), KeyphraseNamer(_Encoder()))
+    long_notes = ["x " * 400] * 6
+    assert namer.candidates(groups, NamingContext(step=1), ["A"] * 6, long_notes) == [[] for _ in groups]
+    # The first ask not fitting is the endpoint's problem: said, not hidden.
+    with pytest.raises(PromptTooLong):
+        LLMNamer(Tiny([]), KeyphraseNamer(_Encoder())).name([NamingGroup(["t " * 900])] * 6, NamingContext())
+
+
 def test_llm_namer_never_hides_transport_errors():
     client = _ScriptedClient([TransientLLMError("HTTP 401 unauthorized")])
     with pytest.raises(LLMError):

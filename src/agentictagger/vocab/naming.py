@@ -235,9 +235,15 @@ class LLMNamer:
 
         if not groups or ctx.step > self.refine_steps:
             return [[] for _ in groups]
+        from agentictagger.llm.budget import PromptTooLong
+
         titles = [g.texts[: max(s[0] for s in self.SIZES)] for g in groups]
         notes = [[f"now named '{c}'; {f}" if f else f"now named '{c}'"] for c, f in zip(current, feedback)]
-        req = self._request(titles, ctx, notes, "Feedback")
+        try:
+            req = self._request(titles, ctx, notes, "Feedback")
+        except PromptTooLong as exc:  # renaming is optional: the names stay as they are
+            log.info("namer: no rename for %d group(s): %s", len(groups), exc)
+            return [[] for _ in groups]
         res = self.client.map([req], stage="namer", remember_invalid=True)[0]
         if isinstance(res, LLMError):
             if not _is_invalid_answer(res):
@@ -280,6 +286,7 @@ class LLMNamer:
         )[1]
 
     def name(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[GroupLabel]:
+        from agentictagger.llm.budget import PromptTooLong
         from agentictagger.llm.types import LLMError
 
         if not groups:
@@ -293,7 +300,12 @@ class LLMNamer:
                 break
             taken = list(ctx.taken_names) + [lbl.name for lbl in out if lbl is not None]
             sub = NamingContext(ctx.parent_path, taken, ctx.brand_terms, ctx.brand_strings)
-            req = self._request([titles[g] for g in todo], sub, [problems[g] for g in todo] if attempt else ())
+            try:
+                req = self._request([titles[g] for g in todo], sub, [problems[g] for g in todo] if attempt else ())
+            except PromptTooLong:
+                if not attempt:
+                    raise  # even the first ask does not fit: the endpoint's context is too small
+                break  # a re-ask with its reasons does not fit: the key-phrase fallback names these groups
             # A group whose answers stay invalid falls back to key phrases, recorded per descriptor:
             # keep that verdict so a rerun reproduces the fallback without paying again.
             res = self.client.map([req], stage="namer", remember_invalid=True)[0]
