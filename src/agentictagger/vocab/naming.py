@@ -180,7 +180,8 @@ def naming_prompt(
         f"Name each group{within}: a name that says what sets its items apart from the other groups "
         "(their type, use or what they are for), different from every other name"
         + (f" and adding a word to '{ctx.parent_path[-1]}'" if ctx.parent_path else "")
-        + ". For each, write a one-sentence definition that says which items belong (a sentence, not a list of keywords)."
+        + ". For each, write a one-sentence definition of at most 25 words that says which items belong "
+        "(a sentence, not a list of keywords)."
     )
     return (
         f"{scope}" + "\n\n".join(blocks) + f"\n\n{taken}{ask}\n"
@@ -215,7 +216,7 @@ class LLMNamer:
         *,
         titles_per_group: int = 4,
         max_reasks: int = 2,
-        tokens_per_group: int = 60,
+        tokens_per_group: int = 100,
         refine_steps: int = 1,
     ) -> None:
         self.client = client
