@@ -234,7 +234,7 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
 
 def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_given():
     """A small model may write its names in its own order (or number them wrongly): each name
-    goes to the group whose titles it describes, and the prompt asks for the group's number."""
+    goes to the group whose titles it describes."""
     groups = [NamingGroup(["Nitrile exam gloves box", "Latex gloves"]), NamingGroup(["PLA filament spool", "PETG filament"])]
     client = _ScriptedClient([{"groups": [
         {"group": 1, "name": "Filament Spools", "definition": "PLA and PETG filament for printers."},
@@ -243,8 +243,8 @@ def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_gi
     labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
     assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
     assert all(lb.named_by == "llm" for lb in labels)
-    assert '"group": 1' in client.prompts[0] and "number" in client.prompts[0]
-    # Numbered right, in another order: the numbers and the meaning agree.
+    assert "in group order" in client.prompts[0]
+    # Answers that carry right group numbers in another order: the numbers and the meaning agree.
     client = _ScriptedClient([{"groups": [
         {"group": 2, "name": "Filament Spools", "definition": "PLA and PETG filament for printers."},
         {"group": 1, "name": "Exam Gloves", "definition": "Nitrile and latex gloves for exams."},

@@ -132,12 +132,8 @@ NAMER_SYSTEM = (
 def _schema(n: int) -> dict:
     entry = {
         "type": "object",
-        "properties": {
-            "group": {"type": "integer", "minimum": 1, "maximum": n},
-            "name": {"type": "string"},
-            "definition": {"type": "string"},
-        },
-        "required": ["group", "name", "definition"],
+        "properties": {"name": {"type": "string"}, "definition": {"type": "string"}},
+        "required": ["name", "definition"],
         "additionalProperties": False,
     }
     return {
@@ -185,8 +181,7 @@ def naming_prompt(
     )
     return (
         f"{scope}" + "\n\n".join(blocks) + f"\n\n{taken}{ask}\n"
-        f'Answer JSON {{"groups": [{{"group": 1, "name": ..., "definition": ...}}, ...]}} with {n} entries, one per '
-        "group, each with its group's number."
+        f'Answer JSON {{"groups": [{{"name": ..., "definition": ...}}, ...]}} with {n} entries, in group order.'
     )
 
 
@@ -204,7 +199,7 @@ class LLMNamer:
     """
 
     kind = "llm"
-    #: Similarity bonus of the group an answer says it names, when answers are matched to groups.
+    #: Similarity bonus of the group an answer's position (or number) gives it, when answers are matched to groups.
     NUMBER_BONUS = 0.05
     # (titles per group, characters per title), tried in order until the prompt fits.
     SIZES = ((6, 90), (4, 80), (3, 70), (2, 60), (1, 50))
@@ -216,7 +211,7 @@ class LLMNamer:
         *,
         titles_per_group: int = 4,
         max_reasks: int = 2,
-        tokens_per_group: int = 100,
+        tokens_per_group: int = 60,
         refine_steps: int = 1,
     ) -> None:
         self.client = client
@@ -344,12 +339,14 @@ class LLMNamer:
         return [lbl for lbl in out if lbl is not None]
 
     def _answers(self, parsed: Any, titles: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
-        """(name, definition) per asked group, in the order asked. Each answer says its group's
-        number; a small model may still number or order them wrongly (names taken from one group's
-        titles written against another), so the answers are matched to the groups by meaning:
-        the assignment of names to groups (name + definition against the group's titles, in the
-        fallback namer's embedding space) with the highest total similarity, the model's own
-        numbering breaking near-ties. Without an encoder the numbers (else the order) decide."""
+        """(name, definition) per asked group, in the order asked. The answers come in group order,
+        but a small model may write them in its own order (names taken from one group's titles
+        written against another), so they are matched to the groups by meaning: the assignment of
+        names to groups (name + definition against the group's titles, in the fallback namer's
+        embedding space) with the highest total similarity, the order given breaking near-ties (a
+        ``group`` number in an answer, when every answer has one, is taken as that order). Without
+        an encoder the order decides. Asking for the numbers cost Qwen 1.5B the answer tokens its
+        definitions need (answers cut off as invalid JSON), so the prompt does not ask for them."""
         entries = parsed.get("groups", []) if isinstance(parsed, dict) else []
         entries = [e for e in entries if isinstance(e, dict)][: len(titles)]
         n = len(titles)
