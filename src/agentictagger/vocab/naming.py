@@ -176,8 +176,7 @@ def naming_prompt(
         f"Name each group{within}: a name that says what sets its items apart from the other groups "
         "(their type, use or what they are for), different from every other name"
         + (f" and adding a word to '{ctx.parent_path[-1]}'" if ctx.parent_path else "")
-        + ". For each, write a one-sentence definition of at most 25 words that says which items belong "
-        "(a sentence, not a list of keywords)."
+        + ". For each, write a one-sentence definition that says which items belong (a sentence, not a list of keywords)."
     )
     return (
         f"{scope}" + "\n\n".join(blocks) + f"\n\n{taken}{ask}\n"
@@ -199,8 +198,6 @@ class LLMNamer:
     """
 
     kind = "llm"
-    #: Similarity bonus of the group an answer's position (or number) gives it, when answers are matched to groups.
-    NUMBER_BONUS = 0.05
     # (titles per group, characters per title), tried in order until the prompt fits.
     SIZES = ((6, 90), (4, 80), (3, 70), (2, 60), (1, 50))
 
@@ -231,22 +228,20 @@ class LLMNamer:
 
         if not groups or ctx.step > self.refine_steps:
             return [[] for _ in groups]
-        from agentictagger.llm.budget import PromptTooLong
-
         titles = [g.texts[: max(s[0] for s in self.SIZES)] for g in groups]
         notes = [[f"now named '{c}'; {f}" if f else f"now named '{c}'"] for c, f in zip(current, feedback)]
-        try:
-            req = self._request(titles, ctx, notes, "Feedback")
-        except PromptTooLong as exc:  # renaming is optional: the names stay as they are
-            log.info("namer: no rename for %d group(s): %s", len(groups), exc)
-            return [[] for _ in groups]
+        req = self._request(titles, ctx, notes, "Feedback")
         res = self.client.map([req], stage="namer", remember_invalid=True)[0]
         if isinstance(res, LLMError):
             if not _is_invalid_answer(res):
                 raise res
             return [[] for _ in groups]
+        entries = res.parsed.get("groups", []) if isinstance(res.parsed, dict) else []
         out: list[list[GroupLabel]] = [[] for _ in groups]
-        for j, (name, definition) in enumerate(self._answers(res.parsed, titles)):
+        for j, e in enumerate(entries[: len(groups)]):
+            if not isinstance(e, dict):
+                continue
+            name, definition = str(e.get("name", "")).strip(), str(e.get("definition", "")).strip()
             if name and not self.problems(name, definition, titles[j], ctx):
                 out[j] = [GroupLabel(_tidy(name), _sentence(definition), "llm")]
         return out
@@ -282,7 +277,6 @@ class LLMNamer:
         )[1]
 
     def name(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[GroupLabel]:
-        from agentictagger.llm.budget import PromptTooLong
         from agentictagger.llm.types import LLMError
 
         if not groups:
@@ -296,15 +290,11 @@ class LLMNamer:
                 break
             taken = list(ctx.taken_names) + [lbl.name for lbl in out if lbl is not None]
             sub = NamingContext(ctx.parent_path, taken, ctx.brand_terms, ctx.brand_strings)
-            try:
-                req = self._request([titles[g] for g in todo], sub, [problems[g] for g in todo] if attempt else ())
-            except PromptTooLong:
-                if not attempt:
-                    raise  # even the first ask does not fit: the endpoint's context is too small
-                break  # a re-ask with its reasons does not fit: the key-phrase fallback names these groups
+            req = self._request([titles[g] for g in todo], sub, [problems[g] for g in todo] if attempt else ())
             # A group whose answers stay invalid falls back to key phrases, recorded per descriptor:
             # keep that verdict so a rerun reproduces the fallback without paying again.
             res = self.client.map([req], stage="namer", remember_invalid=True)[0]
+            answers: list[tuple[str, str]] = [("", "")] * len(todo)
             if isinstance(res, LLMError):
                 # Transport failures are not a naming problem: never hide them.
                 if not _is_invalid_answer(res):
@@ -312,7 +302,10 @@ class LLMNamer:
                 for g in todo:
                     problems[g] = [f"the answer was not valid JSON ({res})"]
                 continue
-            answers = self._answers(res.parsed, [titles[g] for g in todo])
+            entries = res.parsed.get("groups", []) if isinstance(res.parsed, dict) else []
+            for j, e in enumerate(entries[: len(todo)]):
+                if isinstance(e, dict):
+                    answers[j] = (str(e.get("name", "")).strip(), str(e.get("definition", "")).strip())
             accepted_keys = {name_key(lbl.name) for lbl in out if lbl is not None}
             round_keys = [name_key(a[0]) for a in answers]
             still: list[int] = []
@@ -337,47 +330,6 @@ class LLMNamer:
                 log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used", note, lbl.name)
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
         return [lbl for lbl in out if lbl is not None]
-
-    def _answers(self, parsed: Any, titles: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
-        """(name, definition) per asked group, in the order asked. The answers come in group order,
-        but a small model may write them in its own order (names taken from one group's titles
-        written against another), so they are matched to the groups by meaning: the assignment of
-        names to groups (name + definition against the group's titles, in the fallback namer's
-        embedding space) with the highest total similarity, the order given breaking near-ties (a
-        ``group`` number in an answer, when every answer has one, is taken as that order). Without
-        an encoder the order decides. Asking for the numbers cost Qwen 1.5B the answer tokens its
-        definitions need (answers cut off as invalid JSON), so the prompt does not ask for them."""
-        entries = parsed.get("groups", []) if isinstance(parsed, dict) else []
-        entries = [e for e in entries if isinstance(e, dict)][: len(titles)]
-        n = len(titles)
-        pairs = [(str(e.get("name", "")).strip(), str(e.get("definition", "")).strip()) for e in entries]
-        stated = [e.get("group") for e in entries]
-        if sorted(x for x in stated if isinstance(x, int)) == list(range(1, len(entries) + 1)) and len(entries) == n:
-            order = [int(x) - 1 for x in stated]  # answer j names group order[j]
-        else:
-            order = list(range(len(entries)))
-        encode = getattr(self.fallback, "encode", None)
-        if encode is not None and len(entries) == n and n > 1 and all(p[0] for p in pairs):
-            from scipy.optimize import linear_sum_assignment
-
-            names = np.asarray(encode([f"{a}: {d}" for a, d in pairs]), dtype=np.float32)
-            cents = []
-            for t in titles:
-                v = np.asarray(encode(list(t) or [""]), dtype=np.float32).mean(axis=0)
-                cents.append(v / max(float(np.linalg.norm(v)), 1e-12))
-            names /= np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-12)
-            sim = names @ np.stack(cents).T
-            sim[np.arange(n), order] += self.NUMBER_BONUS
-            rows, cols = linear_sum_assignment(-sim)
-            matched = [int(c) for _, c in sorted(zip(rows, cols))]
-            if matched != order:
-                log.info("namer: %d of %d names fit other groups' titles better than the groups the model gave them; "
-                         "matched by meaning", sum(a != b for a, b in zip(matched, order)), n)
-            order = matched
-        out: list[tuple[str, str]] = [("", "")] * n
-        for j, g in enumerate(order):
-            out[g] = pairs[j]
-        return out
 
     @staticmethod
     def problems(name: str, definition: str, titles: Sequence[str], ctx: NamingContext) -> list[str]:
