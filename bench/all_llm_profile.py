@@ -27,7 +27,7 @@ Resumable: rerunning the same command continues every unfinished build or assign
 checkpoints, and the response cache (its own, under the run folders) answers every request
 already paid for; finished stages are not run again (their first timings are kept).
 
-  AGENTICTAGGER_DATA=/work/shared/data nice .venv/bin/python bench/all_llm_profile.py \\
+  AGENTICTAGGER_DATA=../shared/data nice .venv/bin/python bench/all_llm_profile.py \\
       [--items 1000] [--max-depth 2] [--refine-steps 1] [--llm-assign-sample 200]
 
 writes bench/results/all_llm_profile.json and prints a table.
