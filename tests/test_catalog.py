@@ -270,6 +270,17 @@ def test_sample_catalog_ships_and_loads() -> None:
 
 # -- shared datasets ---------------------------------------------------------------------------
 
+def test_shared_data_is_looked_for_next_to_the_repository(monkeypatch):
+    """Without $AGENTICTAGGER_DATA the shared data is looked for in ../shared/data beside the
+    repository (and shared/data inside it), not beside the package's own folders."""
+    monkeypatch.delenv("AGENTICTAGGER_DATA", raising=False)
+    repo = Path(__file__).resolve().parents[1]
+    with pytest.raises(CatalogError) as exc:
+        shared_data_root(None, "no-such-dataset")
+    assert str(repo.parent / "shared" / "data") in str(exc.value)
+    assert str(repo / "shared" / "data") in str(exc.value)
+
+
 def _shared_available() -> bool:
     try:
         shared_data_root(None, "scientific")

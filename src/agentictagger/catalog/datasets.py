@@ -45,7 +45,7 @@ def _sentence(s: str) -> str:
 def shared_data_root(root: str | Path | None = None, name: str | None = None) -> Path:
     """Where shared datasets live: ``root``, else $AGENTICTAGGER_DATA, else ``../shared/data``
     next to the repository (or inside it)."""
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]  # src/agentictagger/catalog/datasets.py -> the repository
     candidates = [Path(root)] if root is not None else []
     if root is None:
         if os.environ.get("AGENTICTAGGER_DATA"):
