@@ -232,6 +232,29 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     assert len(client.prompts) == 3
 
 
+def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_given():
+    """A small model may write its names in its own order: each name goes to the group whose
+    titles it describes, in the first ask and in a rename."""
+    groups = [NamingGroup(["Nitrile exam gloves box", "Latex gloves"]), NamingGroup(["PLA filament spool", "PETG filament"])]
+    swapped = {"groups": [
+        {"name": "Filament Spools", "definition": "PLA and PETG filament for printers."},
+        {"name": "Exam Gloves", "definition": "Nitrile and latex gloves for exams."},
+    ]}
+    client = _ScriptedClient([swapped])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
+    assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
+    assert all(lb.named_by == "llm" for lb in labels)
+    assert "in group order" in client.prompts[0]
+    renamed = LLMNamer(_ScriptedClient([swapped]), KeyphraseNamer(_Encoder())).candidates(
+        groups, NamingContext(step=1), ["Gloves", "Filament"], ["", ""]
+    )
+    assert [[lb.name for lb in c] for c in renamed] == [["Exam Gloves"], ["Filament Spools"]]
+    # In the right order they stay where they are.
+    client = _ScriptedClient([{"groups": swapped["groups"][::-1]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
+    assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
+
+
 def test_llm_namer_rejects_names_two_groups_share_and_children_that_add_nothing():
     groups = [NamingGroup(["brass pipe elbow"]), NamingGroup(["brass pipe tee"])]
     client = _ScriptedClient(
@@ -276,6 +299,24 @@ def test_llm_namer_prompt_fits_the_context():
     client = Small([_groups(*[(f"Kind{c} Widgets", "Widgets of one kind for one use.") for c in "ABCDEF"])])
     LLMNamer(client, KeyphraseNamer(_Encoder()), titles_per_group=6).name(groups, NamingContext())
     assert len(client.prompts[0]) // 3 < 1400 and client.prompts[0].count("- long product") < 6 * 6
+
+
+def test_llm_namer_rename_and_reasks_that_do_not_fit_the_context_leave_names_instead_of_failing():
+    from agentictagger.llm.budget import PromptTooLong
+
+    class Tiny(_ScriptedClient):
+        context_tokens = 700
+
+        def count_tokens(self, request):
+            return sum(len(m.content) for m in request.messages) // 3
+
+    groups = [NamingGroup([f"brass pipe fitting model {i}"]) for i in range(6)]
+    namer = LLMNamer(Tiny([]), KeyphraseNamer(_Encoder()))
+    long_notes = ["x " * 400] * 6
+    assert namer.candidates(groups, NamingContext(step=1), ["A"] * 6, long_notes) == [[] for _ in groups]
+    # The first ask not fitting is the endpoint's problem: said, not hidden.
+    with pytest.raises(PromptTooLong):
+        LLMNamer(Tiny([]), KeyphraseNamer(_Encoder())).name([NamingGroup(["t " * 900])] * 6, NamingContext())
 
 
 def test_llm_namer_never_hides_transport_errors():

@@ -198,6 +198,8 @@ class LLMNamer:
     """
 
     kind = "llm"
+    #: Similarity bonus of the group an answer's place gives it, when answers are matched to groups.
+    ORDER_BONUS = 0.05
     # (titles per group, characters per title), tried in order until the prompt fits.
     SIZES = ((6, 90), (4, 80), (3, 70), (2, 60), (1, 50))
 
@@ -228,20 +230,22 @@ class LLMNamer:
 
         if not groups or ctx.step > self.refine_steps:
             return [[] for _ in groups]
+        from agentictagger.llm.budget import PromptTooLong
+
         titles = [g.texts[: max(s[0] for s in self.SIZES)] for g in groups]
         notes = [[f"now named '{c}'; {f}" if f else f"now named '{c}'"] for c, f in zip(current, feedback)]
-        req = self._request(titles, ctx, notes, "Feedback")
+        try:
+            req = self._request(titles, ctx, notes, "Feedback")
+        except PromptTooLong as exc:  # renaming is optional: the names stay as they are
+            log.info("namer: no rename for %d group(s): %s", len(groups), exc)
+            return [[] for _ in groups]
         res = self.client.map([req], stage="namer", remember_invalid=True)[0]
         if isinstance(res, LLMError):
             if not _is_invalid_answer(res):
                 raise res
             return [[] for _ in groups]
-        entries = res.parsed.get("groups", []) if isinstance(res.parsed, dict) else []
         out: list[list[GroupLabel]] = [[] for _ in groups]
-        for j, e in enumerate(entries[: len(groups)]):
-            if not isinstance(e, dict):
-                continue
-            name, definition = str(e.get("name", "")).strip(), str(e.get("definition", "")).strip()
+        for j, (name, definition) in enumerate(self._answers(res.parsed, titles)):
             if name and not self.problems(name, definition, titles[j], ctx):
                 out[j] = [GroupLabel(_tidy(name), _sentence(definition), "llm")]
         return out
@@ -277,6 +281,7 @@ class LLMNamer:
         )[1]
 
     def name(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[GroupLabel]:
+        from agentictagger.llm.budget import PromptTooLong
         from agentictagger.llm.types import LLMError
 
         if not groups:
@@ -290,11 +295,15 @@ class LLMNamer:
                 break
             taken = list(ctx.taken_names) + [lbl.name for lbl in out if lbl is not None]
             sub = NamingContext(ctx.parent_path, taken, ctx.brand_terms, ctx.brand_strings)
-            req = self._request([titles[g] for g in todo], sub, [problems[g] for g in todo] if attempt else ())
+            try:
+                req = self._request([titles[g] for g in todo], sub, [problems[g] for g in todo] if attempt else ())
+            except PromptTooLong:
+                if not attempt:
+                    raise  # even the first ask does not fit: the endpoint's context is too small
+                break  # a re-ask with its reasons does not fit: the key-phrase fallback names these groups
             # A group whose answers stay invalid falls back to key phrases, recorded per descriptor:
             # keep that verdict so a rerun reproduces the fallback without paying again.
             res = self.client.map([req], stage="namer", remember_invalid=True)[0]
-            answers: list[tuple[str, str]] = [("", "")] * len(todo)
             if isinstance(res, LLMError):
                 # Transport failures are not a naming problem: never hide them.
                 if not _is_invalid_answer(res):
@@ -302,10 +311,7 @@ class LLMNamer:
                 for g in todo:
                     problems[g] = [f"the answer was not valid JSON ({res})"]
                 continue
-            entries = res.parsed.get("groups", []) if isinstance(res.parsed, dict) else []
-            for j, e in enumerate(entries[: len(todo)]):
-                if isinstance(e, dict):
-                    answers[j] = (str(e.get("name", "")).strip(), str(e.get("definition", "")).strip())
+            answers = self._answers(res.parsed, [titles[g] for g in todo])
             accepted_keys = {name_key(lbl.name) for lbl in out if lbl is not None}
             round_keys = [name_key(a[0]) for a in answers]
             still: list[int] = []
@@ -330,6 +336,40 @@ class LLMNamer:
                 log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used", note, lbl.name)
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
         return [lbl for lbl in out if lbl is not None]
+
+    def _answers(self, parsed: Any, titles: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+        """(name, definition) per asked group, in the order asked. The prompt asks for group order,
+        but a small model may write the names in its own order (Qwen 1.5B named groups by one
+        another's titles), so complete answers are matched to the groups by meaning: the
+        assignment of names to groups (name + definition against the group's central titles, in
+        the fallback namer's embedding space) with the highest total similarity, the given order
+        breaking near-ties (``ORDER_BONUS``). Incomplete answers keep the order given."""
+        entries = parsed.get("groups", []) if isinstance(parsed, dict) else []
+        pairs = [
+            (str(e.get("name", "")).strip(), str(e.get("definition", "")).strip()) for e in entries if isinstance(e, dict)
+        ][: len(titles)]
+        n = len(titles)
+        pairs += [("", "")] * (n - len(pairs))
+        if n < 2 or not all(name for name, _ in pairs):
+            return pairs
+        from scipy.optimize import linear_sum_assignment
+
+        def unit(v: np.ndarray) -> np.ndarray:
+            v = np.asarray(v, dtype=np.float32)
+            return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+        names = unit(self.fallback.encode([f"{a}: {d}" for a, d in pairs]))
+        cents = unit(np.stack([unit(self.fallback.encode(list(t) or [""])).mean(axis=0) for t in titles]))
+        sim = names @ cents.T + self.ORDER_BONUS * np.eye(n, dtype=np.float32)
+        rows, cols = linear_sum_assignment(-sim)  # answer rows[i] names group cols[i]
+        moved = int(sum(r != c for r, c in zip(rows, cols)))
+        if moved:
+            log.info("namer: %d of %d names describe other groups' titles better than their place; matched by meaning",
+                     moved, n)
+        out: list[tuple[str, str]] = [("", "")] * n
+        for r, c in zip(rows, cols):
+            out[int(c)] = pairs[int(r)]
+        return out
 
     @staticmethod
     def problems(name: str, definition: str, titles: Sequence[str], ctx: NamingContext) -> list[str]:
