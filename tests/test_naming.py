@@ -23,7 +23,7 @@ from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
 # -- name rules -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "name", ["Mascara & Black", "Psi", "Pure", "Pink", "Super", "Deluxe", "Set", "Value Pack", "Deluxe Kit", "Adhesive & Length Width", "Toys Walking", "Measuring"]
+    "name", ["Mascara & Black", "Psi", "Pure", "Pink", "Super", "Deluxe", "Set", "Value Pack", "Deluxe Kit", "Adhesive & Length Width", "Toys Walking", "Measuring", "Temperature Probe > Temperature Measurement Wire"]
 )
 def test_rejected_names(name):
     assert name_problems(name), name
@@ -198,10 +198,12 @@ class _ScriptedClient:
     def __init__(self, answers):
         self.answers = list(answers)
         self.prompts = []
+        self.requests = []
 
     def map(self, requests, stage="", remember_invalid=False):
         out = []
         for r in requests:
+            self.requests.append(r)
             self.prompts.append(r.messages[-1].content)
             a = self.answers.pop(0)
             out.append(a if isinstance(a, Exception) else ChatResponse(text="", parsed=a))
@@ -253,6 +255,61 @@ def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_gi
     client = _ScriptedClient([{"groups": swapped["groups"][::-1]}])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
     assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
+
+
+def test_llm_namer_bounds_answers_so_they_cannot_run_past_the_token_budget():
+    """Names and definitions have a length bound in the schema (a grammar-constrained model stops
+    there), the token budget holds the longest bounded answer, and a definition the bound cut
+    mid-word is closed at its last whole word."""
+    from agentictagger.vocab.naming import DEFINITION_CHARS, NAME_CHARS
+
+    cut = ("Brass tube fittings for compressed air, water and fuel lines, including compression "
+           "fittings for heat shrink tubing and half-unio")[:DEFINITION_CHARS]
+    cut = cut + "x" * (DEFINITION_CHARS - len(cut))
+    groups = [NamingGroup(["brass compression fitting 1/4", "brass union 3/8"]), NamingGroup(["PLA filament spool"])]
+    client = _ScriptedClient([{"groups": [
+        {"name": "Brass Fittings", "definition": cut},
+        {"name": "Filament Spools", "definition": "Spools of PLA filament for 3D printers."},
+    ]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
+    assert labels[0].definition.endswith(".") and "unio" not in labels[0].definition.split()[-1]
+    assert not labels[0].definition.rstrip(".").endswith((" and", " for", ","))
+    entry = client.requests[0].constraint.schema["properties"]["groups"]["items"]["properties"]
+    assert entry["name"]["maxLength"] == NAME_CHARS and entry["definition"]["maxLength"] == DEFINITION_CHARS
+    # 4 characters per token at worst-case English plus the JSON around each entry.
+    assert client.requests[0].params.max_tokens >= 2 * (NAME_CHARS + DEFINITION_CHARS) // 4
+
+
+def test_llm_namer_names_only_gets_offline_definitions_and_a_short_budget():
+    groups = [NamingGroup(["Nitrile exam gloves box", "Nitrile gloves large", "Latex exam gloves"]),
+              NamingGroup(["PLA filament spool 1.75mm", "PETG filament spool", "ABS filament"])]
+    client = _ScriptedClient([{"groups": [{"name": "Filament Spools"}, {"name": "Exam Gloves"}]}])
+    namer = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase")
+    labels = namer.name(groups, NamingContext(parent_path=["Lab Supplies"]))
+    assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]  # matched by meaning, too
+    assert all(lb.named_by == "llm" for lb in labels)
+    assert labels[0].definition.startswith("Items in Lab Supplies that are exam gloves") and labels[0].definition.endswith(".")
+    assert "filament" in labels[1].definition.lower()
+    props = client.requests[0].constraint.schema["properties"]["groups"]["items"]["properties"]
+    assert set(props) == {"name"} and "definition" not in client.prompts[0]
+    full = LLMNamer(_ScriptedClient([]), KeyphraseNamer(_Encoder()))
+    assert namer.tokens_per_group * 2 < full.tokens_per_group
+
+
+def test_a_child_name_written_as_its_path_is_the_child():
+    from agentictagger.vocab.naming import without_parent
+
+    path = ["Lab Supplies", "Graduated Cylinder"]
+    assert without_parent("Graduated Cylinder - Erlenmeyer Flasks", path) == "Erlenmeyer Flasks"
+    assert without_parent("lab supplies > graduated cylinder: Pipettes", path) == "Pipettes"
+    assert without_parent("Graduated Cylinder Racks", path) == "Graduated Cylinder Racks"  # a real child name
+    assert without_parent("Cylinder - Caps", path) == "Cylinder - Caps"  # not an ancestor: left to the rules
+    groups = [NamingGroup(["glue", "glue stick"]), NamingGroup(["sealant", "sealant white"])]
+    client = _ScriptedClient([{"groups": [{"name": "Self Fusing Tape - Glue"}, {"name": "Self Fusing Tape - Sealant"}]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(
+        groups, NamingContext(parent_path=["Self Fusing Tape"])
+    )
+    assert [(lb.name, lb.named_by) for lb in labels] == [("Glue", "llm"), ("Sealant", "llm")]
 
 
 def test_llm_namer_rejects_names_two_groups_share_and_children_that_add_nothing():

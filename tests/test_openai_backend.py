@@ -66,6 +66,10 @@ def test_json_schema_mode_sends_user_schema_strict_only_when_allowed(fake_openai
     }
     assert is_strict_compatible(strict_schema)
     assert not is_strict_compatible({**strict_schema, "required": []})
+    # String lengths are a hint (the client validates them), not strict: not every provider accepts them.
+    bounded = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 9}}, "required": ["a"],
+               "additionalProperties": False}
+    assert not is_strict_compatible(bounded)
 
 
 def test_guided_mode_uses_vllm_extras(fake_openai, openai_cfg):

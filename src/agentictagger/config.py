@@ -327,6 +327,13 @@ class NamingConfig(_Section):
         "shorter when the prompt would not fit the endpoint's context.",
     )
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
+    definitions: Literal["llm", "keyphrase"] = Field(
+        "llm",
+        description="LLM namer: who writes the one-sentence definitions. 'llm': the LLM writes a definition with "
+        "each name. 'keyphrase': the LLM gives names only and each definition is a sentence built from the name "
+        "and the group's distinctive phrases; the answer is then about a fifth as long, which on a small local model "
+        "is most of a call's time (the demo uses it).",
+    )
     refine_steps: int = Field(
         1,
         ge=0,

@@ -35,6 +35,7 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
         titles_per_group=naming.titles_per_group,
         max_reasks=naming.max_reasks,
         refine_steps=naming.refine_steps,
+        definitions=naming.definitions,
     )
     return LevelNamer(llm, offline, naming.max_level)
 

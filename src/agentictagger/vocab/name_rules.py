@@ -125,7 +125,7 @@ def name_problems(
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
-    if re.search(r"\s[-–—:|/]\s|:", name):
+    if re.search(r"\s[-–—:|/]\s|[:>]", name):
         out.append(f"{name!r} joins phrases with punctuation; name one kind of item")
     parts = [p for p in re.split(r"\s*(?:&|\+|\band\b)\s*", name, flags=re.I) if words(p)]
     if len(parts) > 2:

@@ -19,6 +19,7 @@ build.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -91,6 +92,26 @@ class KeyphraseNamer:
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
+    def definitions(self, groups: Sequence[NamingGroup], ctx: NamingContext, names: Sequence[str]) -> list[str]:
+        """A sentence per group saying which items belong, for names given by someone else (an
+        LLM asked for names only): the name, the parent's scope and the group's distinctive
+        phrases as examples."""
+        from agentictagger.vocab.keyphrases import definition_sentence, name_groups
+
+        named = name_groups(
+            [g.texts for g in groups],
+            self.encode,
+            exclude_terms=set(ctx.brand_terms),
+            parent_path=ctx.parent_path,
+            context=ctx.parent_path[-1] if ctx.parent_path else "",
+            brand_strings=ctx.brand_strings,
+        )
+        context = ctx.parent_path[-1] if ctx.parent_path else ""
+        return [
+            definition_sentence(name, context, [p for p in n.phrases if name_key(p) != name_key(name)][:4]) if name else ""
+            for n, name in zip(named, names)
+        ]
+
     def candidates(
         self, groups: Sequence[NamingGroup], ctx: NamingContext, current: Sequence[str], feedback: Sequence[str]
     ) -> list[list[GroupLabel]]:
@@ -129,11 +150,21 @@ NAMER_SYSTEM = (
 )
 
 
-def _schema(n: int) -> dict:
+#: Longest name and definition (characters) an answer may hold. A grammar-constrained local model
+#: stops there, so a long-winded answer cannot run past the token budget and come back cut off as
+#: invalid JSON (Qwen 1.5B wrote 25-30-word definitions and hit the budget, then repeated the same
+#: answer on every re-ask); a definition stopped by the bound is closed at its last whole word.
+NAME_CHARS, DEFINITION_CHARS = 48, 160
+
+
+def _schema(n: int, definitions: bool = True) -> dict:
+    props: dict[str, Any] = {"name": {"type": "string", "maxLength": NAME_CHARS}}
+    if definitions:
+        props["definition"] = {"type": "string", "maxLength": DEFINITION_CHARS}
     entry = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "definition": {"type": "string"}},
-        "required": ["name", "definition"],
+        "properties": props,
+        "required": list(props),
         "additionalProperties": False,
     }
     return {
@@ -150,6 +181,7 @@ def naming_prompt(
     problems: Sequence[Sequence[str]] = (),
     title_chars: int = 90,
     problem_label: str = "Rejected before",
+    definitions: bool = True,
 ) -> str:
     """One prompt for sibling groups: the parent path, each group's central titles side by side,
     the names other groups already hold, and (on a re-ask) why earlier answers were rejected."""
@@ -175,12 +207,22 @@ def naming_prompt(
     ask = (
         f"Name each group{within}: a name that says what sets its items apart from the other groups "
         "(their type, use or what they are for), different from every other name"
-        + (f" and adding a word to '{ctx.parent_path[-1]}'" if ctx.parent_path else "")
-        + ". For each, write a one-sentence definition that says which items belong (a sentence, not a list of keywords)."
+        + (
+            f", and naming a more specific kind of '{ctx.parent_path[-1]}' without repeating '{ctx.parent_path[-1]}'"
+            if ctx.parent_path
+            else ""
+        )
+        + (
+            ". For each, write a one-sentence definition of at most 15 words that says which items belong "
+            "(a sentence, not a list of keywords)."
+            if definitions
+            else "."
+        )
     )
+    fields = '"name": ..., "definition": ...' if definitions else '"name": ...'
     return (
         f"{scope}" + "\n\n".join(blocks) + f"\n\n{taken}{ask}\n"
-        f'Answer JSON {{"groups": [{{"name": ..., "definition": ...}}, ...]}} with {n} entries, in group order.'
+        f'Answer JSON {{"groups": [{{{fields}}}, ...]}} with {n} entries, in group order.'
     )
 
 
@@ -210,14 +252,18 @@ class LLMNamer:
         *,
         titles_per_group: int = 4,
         max_reasks: int = 2,
-        tokens_per_group: int = 60,
+        tokens_per_group: int | None = None,
         refine_steps: int = 1,
+        definitions: str = "llm",
     ) -> None:
         self.client = client
         self.fallback = fallback
         self.titles_per_group = titles_per_group
         self.max_reasks = max_reasks
-        self.tokens_per_group = tokens_per_group
+        self.llm_definitions = definitions == "llm"
+        # The longest bounded answer (about 3 characters per token) plus its JSON.
+        bound = (NAME_CHARS + (DEFINITION_CHARS if self.llm_definitions else 0)) // 3 + 14
+        self.tokens_per_group = tokens_per_group if tokens_per_group is not None else bound
         self.refine_steps = refine_steps
 
     def candidates(
@@ -245,9 +291,9 @@ class LLMNamer:
                 raise res
             return [[] for _ in groups]
         out: list[list[GroupLabel]] = [[] for _ in groups]
-        for j, (name, definition) in enumerate(self._answers(res.parsed, titles)):
+        for j, (name, definition) in enumerate(self._defined(self._answers(res.parsed, titles, ctx), groups, ctx)):
             if name and not self.problems(name, definition, titles[j], ctx):
-                out[j] = [GroupLabel(_tidy(name), _sentence(definition), "llm")]
+                out[j] = [GroupLabel(_tidy(name), _sentence(_close(definition)), "llm")]
         return out
 
     def _request(
@@ -268,8 +314,8 @@ class LLMNamer:
             for k, chars in sizes:
                 req = ChatRequest.chat(
                     NAMER_SYSTEM,
-                    naming_prompt([t[:k] for t in titles], ctx, problems, chars, problem_label),
-                    constraint=JsonSchemaConstraint(_schema(n), name="categories"),
+                    naming_prompt([t[:k] for t in titles], ctx, problems, chars, problem_label, self.llm_definitions),
+                    constraint=JsonSchemaConstraint(_schema(n, self.llm_definitions), name="categories"),
                     params=SamplingParams(temperature=0.0, max_tokens=budget.max_tokens),
                 )
                 yield req, req
@@ -311,7 +357,7 @@ class LLMNamer:
                 for g in todo:
                     problems[g] = [f"the answer was not valid JSON ({res})"]
                 continue
-            answers = self._answers(res.parsed, [titles[g] for g in todo])
+            answers = self._defined(self._answers(res.parsed, [titles[g] for g in todo], ctx), [groups[g] for g in todo], ctx)
             accepted_keys = {name_key(lbl.name) for lbl in out if lbl is not None}
             round_keys = [name_key(a[0]) for a in answers]
             still: list[int] = []
@@ -324,7 +370,7 @@ class LLMNamer:
                     problems[g] = probs
                     still.append(g)
                     continue
-                out[g] = GroupLabel(_tidy(name), _sentence(definition), "llm")
+                out[g] = GroupLabel(_tidy(name), _sentence(_close(definition)), "llm")
                 accepted_keys.add(name_key(name))
             todo = still
         if todo:
@@ -337,16 +383,28 @@ class LLMNamer:
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
         return [lbl for lbl in out if lbl is not None]
 
-    def _answers(self, parsed: Any, titles: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+    def _defined(
+        self, answers: list[tuple[str, str]], groups: Sequence[NamingGroup], ctx: NamingContext
+    ) -> list[tuple[str, str]]:
+        """The answers, with offline definitions when the LLM was asked for names only."""
+        if self.llm_definitions:
+            return answers
+        defs = self.fallback.definitions(groups, ctx, [a for a, _ in answers])
+        return [(a, d) for (a, _), d in zip(answers, defs)]
+
+    def _answers(self, parsed: Any, titles: Sequence[Sequence[str]], ctx: NamingContext) -> list[tuple[str, str]]:
         """(name, definition) per asked group, in the order asked. The prompt asks for group order,
         but a small model may write the names in its own order (Qwen 1.5B named groups by one
         another's titles), so complete answers are matched to the groups by meaning: the
         assignment of names to groups (name + definition against the group's central titles, in
         the fallback namer's embedding space) with the highest total similarity, the given order
-        breaking near-ties (``ORDER_BONUS``). Incomplete answers keep the order given."""
+        breaking near-ties (``ORDER_BONUS``). Incomplete answers keep the order given. A name
+        written as its parent's path plus the child ("Self Fusing Tape - Glue") is the child."""
         entries = parsed.get("groups", []) if isinstance(parsed, dict) else []
         pairs = [
-            (str(e.get("name", "")).strip(), str(e.get("definition", "")).strip()) for e in entries if isinstance(e, dict)
+            (without_parent(str(e.get("name", "")).strip(), ctx.parent_path), str(e.get("definition", "")).strip())
+            for e in entries
+            if isinstance(e, dict)
         ][: len(titles)]
         n = len(titles)
         pairs += [("", "")] * (n - len(pairs))
@@ -440,6 +498,34 @@ def _is_invalid_answer(err: Exception) -> bool:
     from agentictagger.llm.types import InvalidAnswerError
 
     return isinstance(err, InvalidAnswerError)
+
+
+_DANGLING = frozenset("a an the and or of for with to in on at by from including such as like which that".split())
+
+
+def _close(definition: str) -> str:
+    """A definition the length bound stopped mid-sentence, cut back to its last whole word and
+    without a dangling connective ("... for tubing and half-unio" -> "... for tubing")."""
+    if len(definition) < DEFINITION_CHARS - 1:
+        return definition
+    words = definition.split()[:-1]  # the last word may be cut
+    while words and (words[-1].lower().strip(",;:") in _DANGLING or words[-1][-1] in ",;:-("):
+        words.pop()
+    return " ".join(words) or definition
+
+
+_PATH_JOINT = re.compile(r"\s*(?:[-:>/|\u2013\u2014]|&gt;)\s*")
+
+
+def without_parent(name: str, parent_path: Sequence[str]) -> str:
+    """``name`` without a leading ancestor and a joint ("Graduated Cylinder - Erlenmeyer Flasks"
+    -> "Erlenmeyer Flasks" under "Graduated Cylinder"): a small model asked for a child's name
+    often writes the path. Other names are returned unchanged."""
+    for ancestor in sorted((a for a in parent_path if a), key=len, reverse=True):
+        m = re.match(re.escape(ancestor) + _PATH_JOINT.pattern + r"(.+)$", name, flags=re.IGNORECASE)
+        if m and m.group(1).strip():
+            return without_parent(m.group(1).strip(), parent_path)
+    return name
 
 
 def _tidy(name: str) -> str:

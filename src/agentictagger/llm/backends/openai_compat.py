@@ -106,13 +106,22 @@ def choice_schema(choices: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+#: Keywords sent without ``strict`` (a hint to the model; the client still validates the answer):
+#: string lengths are not in every provider's strict subset, and an unsupported keyword in strict
+#: mode is a 400 error.
+STRICT_UNSUPPORTED = frozenset({"minLength", "maxLength"})
+
+
 def is_strict_compatible(schema: Any) -> bool:
     """Whether OpenAI's ``strict`` mode accepts ``schema``: every object lists all its properties
-    as required and forbids additional ones. Sending strict=True otherwise is a 400 error."""
+    as required and forbids additional ones, and no keyword of ``STRICT_UNSUPPORTED`` is used.
+    Sending strict=True otherwise is a 400 error."""
     if isinstance(schema, list):
         return all(is_strict_compatible(s) for s in schema)
     if not isinstance(schema, dict):
         return True
+    if STRICT_UNSUPPORTED & set(schema):
+        return False
     if schema.get("type") == "object" or "properties" in schema:
         props = schema.get("properties", {})
         if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(props):
