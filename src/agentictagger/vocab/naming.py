@@ -26,6 +26,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from agentictagger.vocab.name_rules import name_key, name_problems
+from agentictagger.vocab.prompts import DEFINITION_MAX_CHARS, NAME_MAX_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,13 @@ NAMER_SYSTEM = (
 )
 
 
-#: Longest name and definition (characters) an answer may hold. A grammar-constrained local model
-#: stops there, so a long-winded answer cannot run past the token budget and come back cut off as
-#: invalid JSON (Qwen 1.5B wrote 25-30-word definitions and hit the budget, then repeated the same
-#: answer on every re-ask); a definition stopped by the bound is closed at its last whole word.
-NAME_CHARS, DEFINITION_CHARS = 48, 160
+#: Longest name and definition (characters) an answer may hold, the architect's bounds. A
+#: grammar-constrained local model stops there, so a long-winded answer cannot run past the token
+#: budget and come back cut off as invalid JSON (Qwen 1.5B wrote 25-30-word definitions and hit the
+#: budget, then repeated the same answer on every re-ask); a definition stopped by the bound is
+#: closed at its last whole word. Hosted models get the bounds as a hint (no strict mode) and are
+#: re-asked by the client when an answer exceeds them.
+NAME_CHARS, DEFINITION_CHARS = NAME_MAX_CHARS, DEFINITION_MAX_CHARS
 
 
 def _schema(n: int, definitions: bool = True) -> dict:
