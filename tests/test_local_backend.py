@@ -3,6 +3,7 @@ SmolLM2-135M GGUF, driven through the same LLMClient as any OpenAI-compatible se
 
 from __future__ import annotations
 
+import json
 import sys
 import urllib.error
 import urllib.request
@@ -122,3 +123,18 @@ def test_missing_xllamacpp_says_how_to_install(monkeypatch):
 def test_missing_model_says_how_to_install(monkeypatch, tmp_path):
     with pytest.raises(models.ModelNotInstalledError, match="no model file"):
         make_backend(local_cfg(model_path=str(tmp_path / "nope.gguf")))
+
+
+def test_answers_are_compact_json_under_the_schema(tmp_path):
+    """The local server gets a grammar that writes JSON without optional whitespace (a small
+    model indents when allowed to, which doubles a short answer's tokens); the schema still holds."""
+    backend = make_backend(local_cfg())
+    kwargs = backend.build_kwargs(ChatRequest.chat(None, "Name one fruit.", constraint=FRUIT))
+    assert "response_format" not in kwargs and kwargs["extra_body"]["grammar"].startswith("%llguidance")
+    client = make_client(local_cfg(max_tokens=40), tmp_path / "cache")
+    resp = client.complete(
+        ChatRequest.chat(None, "Name one fruit as JSON, pretty-printed with indentation.", constraint=FRUIT), stage="t"
+    )
+    assert isinstance(resp.parsed["fruit"], str)
+    assert resp.text == json.dumps(resp.parsed, separators=(",", ":"), ensure_ascii=False)
+    assert "compact-json" in backend.identity()  # answers cached under the old grammar are not reused

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import itertools
+import json
+import re
 import zlib
 
 import numpy as np
@@ -206,7 +206,7 @@ class _ScriptedClient:
             self.requests.append(r)
             self.prompts.append(r.messages[-1].content)
             a = self.answers.pop(0)
-            out.append(a if isinstance(a, Exception) else ChatResponse(text="", parsed=a))
+            out.append(a if isinstance(a, Exception) else ChatResponse(text=json.dumps(a), parsed=a))
         return out
 
 
@@ -230,8 +230,17 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     assert labels[1].named_by == "keyphrase-fallback" and "sentence" in labels[1].note
     # One call named both groups side by side; the re-asks show the reasons and the taken name.
     assert "Group 1:" in client.prompts[0] and "Group 2:" in client.prompts[0]
-    assert "Rejected before" in client.prompts[1] and "colour" in client.prompts[1] and "Nitrile Gloves" in client.prompts[1]
+    assert "rejected" in client.prompts[1] and "colour" in client.prompts[1] and "'Nitrile Gloves' accepted" in client.prompts[1]
+    assert "with 1 entry, for group 2" in client.prompts[1]
     assert len(client.prompts) == 3
+    # A re-ask starts with the first ask's titles, word for word (a prefix a llama.cpp server has
+    # cached), and only then says what was accepted and rejected; the second re-ask too.
+    first, second, third = client.requests
+    head = first.messages[-1].content.split("\n\n")[:2]
+    assert second.messages[-1].content.split("\n\n")[:2] == head == third.messages[-1].content.split("\n\n")[:2]
+    assert second.messages[0] == first.messages[0] and len(second.messages) == 2
+    assert "'Pure'" in third.messages[-1].content  # the second re-ask says what was rejected the first time
+    assert not first.constraint.show_schema  # the prompt shows the answer's shape
 
 
 def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_given():

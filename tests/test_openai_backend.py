@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -70,6 +71,34 @@ def test_json_schema_mode_sends_user_schema_strict_only_when_allowed(fake_openai
     bounded = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 9}}, "required": ["a"],
                "additionalProperties": False}
     assert not is_strict_compatible(bounded)
+
+
+def test_schema_in_the_prompt_only_when_asked_and_cache_keys_of_the_default_unchanged(fake_openai, openai_cfg):
+    import dataclasses
+
+    fake_openai.enqueue('{"tags": ["a"]}', '{"tags": ["b"]}')
+    backend = OpenAIBackend(openai_cfg())
+    backend.complete(ChatRequest.chat(None, "Tag it.", constraint=LOOSE))
+    quiet = dataclasses.replace(LOOSE, show_schema=False)
+    backend.complete(ChatRequest.chat(None, "Tag it.", constraint=quiet))
+    shown, hidden = (b["messages"][-1]["content"] for b in fake_openai.chat_bodies())
+    assert "JSON schema" in shown and hidden == "Tag it."
+    # The server still gets the schema to enforce.
+    assert fake_openai.chat_bodies()[1]["response_format"]["json_schema"]["schema"] == LOOSE.schema
+    # The default leaves the request's canonical form (its cache key) as it was.
+    assert "show_schema" not in ChatRequest.chat(None, "x", constraint=LOOSE).canonical()["constraint"]
+    assert ChatRequest.chat(None, "x", constraint=LOOSE).cache_key("m") != ChatRequest.chat(None, "x", constraint=quiet).cache_key("m")
+
+
+def test_a_backend_grammar_replaces_response_format(fake_openai, openai_cfg):
+    fake_openai.enqueue('{"tags": []}')
+    backend = OpenAIBackend(openai_cfg())
+    backend.grammar = lambda schema: "root ::= " + json.dumps(sorted(schema["properties"]))
+    backend.complete(ChatRequest.chat(None, "Tag.", constraint=LOOSE))
+    body = fake_openai.chat_bodies()[0]
+    assert "response_format" not in body and body["grammar"] == 'root ::= ["tags"]'
+    backend.grammar = lambda schema: None  # cannot: the schema goes as response_format
+    assert "response_format" in backend.build_kwargs(ChatRequest.chat(None, "Tag.", constraint=LOOSE))
 
 
 def test_guided_mode_uses_vllm_extras(fake_openai, openai_cfg):

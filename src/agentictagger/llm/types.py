@@ -42,6 +42,10 @@ class JsonSchemaConstraint:
     schema: dict[str, Any]
     name: str = "answer"
     kind: Literal["json_schema"] = "json_schema"
+    #: Append the schema to the prompt. False when the prompt already shows the answer's shape and
+    #: the backend enforces the schema itself (``structured_output: json_schema``): the schema's
+    #: JSON costs ~100 prompt tokens a call, seconds each on a small local model.
+    show_schema: bool = True
 
 
 Constraint = Union[ChoiceConstraint, JsonSchemaConstraint]
@@ -84,7 +88,7 @@ class ChatRequest:
         return {
             "messages": [asdict(m) for m in self.messages],
             "params": asdict(self.params),
-            "constraint": asdict(self.constraint) if self.constraint else None,
+            "constraint": _canonical_constraint(self.constraint),
             "choice_mode": self.choice_mode,
         }
 
@@ -97,6 +101,15 @@ class ChatRequest:
             separators=(",", ":"),
         )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _canonical_constraint(c: Constraint | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    out = asdict(c)
+    if out.get("show_schema") is True:
+        del out["show_schema"]  # the default: cache keys stay those of requests made before it existed
+    return out
 
 
 @dataclass

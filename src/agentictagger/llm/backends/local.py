@@ -121,6 +121,21 @@ class LocalServer:
         del server  # xllamacpp stops the server when the object goes away
 
 
+#: Part of the cache identity: answers are decoded under :func:`compact_grammar`.
+_GRAMMAR_FORMAT = "compact-json"
+
+
+def compact_grammar(schema: dict[str, Any]) -> str | None:
+    """llama.cpp's grammar for ``schema`` with the JSON written compactly, or None when this
+    llama.cpp build cannot (its grammar engine is not llguidance): the server then gets the schema
+    as ``response_format``, whose grammar lets the model indent. Measured with Qwen 1.5B: it
+    pretty-prints when allowed to, and the indentation is half of a short answer's tokens (46
+    vs 22 for two names), at ~8 tokens/s on 2 cores."""
+    xllamacpp = _import_xllamacpp()
+    grammar = xllamacpp.json_schema_to_grammar(json.dumps({**schema, "x-guidance": {"whitespace_flexible": False}}))
+    return grammar if grammar.startswith("%llguidance") and "whitespace_flexible" in grammar else None
+
+
 _servers: dict[tuple[str, int, int, int], LocalServer] = {}
 _servers_lock = threading.Lock()
 
@@ -173,7 +188,10 @@ class LocalBackend:
 
     def identity(self) -> str:
         # The file's content, not its path or the server's port, decides the answers.
-        return f"local:{self.model_path.name}:sha256={self.sha256}:size={self.size}:so={self.cfg.structured_output}:{_PROMPT_FORMAT}"
+        return (
+            f"local:{self.model_path.name}:sha256={self.sha256}:size={self.size}:so={self.cfg.structured_output}:"
+            f"{_PROMPT_FORMAT}:{_GRAMMAR_FORMAT}"
+        )
 
     @property
     def server(self) -> LocalServer:
@@ -194,6 +212,7 @@ class LocalBackend:
                     update={"backend": "openai", "base_url": self._server.base_url, "api_key_env": None, "timeout_s": timeout}
                 )
                 self._inner = OpenAIBackend(inner_cfg)
+                self._inner.grammar = compact_grammar
             return self._inner
 
     def build_kwargs(self, request: ChatRequest) -> dict[str, Any]:

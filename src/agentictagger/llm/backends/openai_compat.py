@@ -151,6 +151,8 @@ def constraint_hint(request: ChatRequest, structured_output: str) -> str | None:
             c.choices
         )
     if isinstance(c, JsonSchemaConstraint):
+        if not c.show_schema and structured_output == "json_schema":
+            return None  # the prompt shows the answer's shape; the server holds it to the schema
         return (
             "Answer with only a JSON value (no prose, no code fence) that validates against this JSON schema:\n"
             + json.dumps(c.schema, ensure_ascii=False, sort_keys=True)
@@ -193,6 +195,9 @@ class OpenAIBackend:
             http_client=openai.DefaultHttpxClient(trust_env=not _is_loopback(self.base_url), event_hooks={"request": [_add_trace]}),
         )
         self._warned_likelihood = False
+        #: Turns a JSON schema into a server-side grammar (``extra_body["grammar"]``) sent in place
+        #: of ``response_format``; set by backends that know their server (llama.cpp), else None.
+        self.grammar: Callable[[dict[str, Any]], str | None] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
@@ -231,6 +236,10 @@ class OpenAIBackend:
                 schema, name, strict = choice_schema(c.choices), "choice", True
             else:
                 schema, name, strict = c.schema, _schema_name(c.name), is_strict_compatible(c.schema)
+            grammar = self.grammar(schema) if self.grammar is not None else None
+            if grammar is not None:
+                kwargs["extra_body"] = {"grammar": grammar}
+                return kwargs
             kwargs["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": schema, "strict": strict},
