@@ -243,6 +243,28 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     assert not first.constraint.show_schema  # the prompt shows the answer's shape
 
 
+def test_llm_namer_rejects_a_name_that_describes_a_sibling_group():
+    """An answer with no name for one group still gives every group a name: the name left over
+    for the tapes describes the gloves, so it is rejected and the tapes are asked again."""
+    groups = [
+        NamingGroup(["nitrile gloves exam box", "nitrile gloves large"]),
+        NamingGroup(["pla filament spool", "pla filament black"]),
+        NamingGroup(["electrical tape roll", "insulating tape roll"]),
+    ]
+    client = _ScriptedClient(
+        [
+            _groups(("Nitrile Gloves", "nitrile gloves for the exam"), ("Filament Spools", "pla filament on a spool"),
+                    ("Large Nitrile Gloves", "nitrile gloves in large box")),
+            _groups(("Insulating Tape", "electrical tape on a roll")),
+        ]
+    )
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder(64)), max_reasks=1).name(groups, NamingContext())
+    assert labels[0].name in ("Nitrile Gloves", "Large Nitrile Gloves")
+    assert [lbl.name for lbl in labels[1:]] == ["Filament Spools", "Insulating Tape"]
+    assert all(lbl.named_by == "llm" for lbl in labels)
+    assert "names the items of group 1, not of this group" in client.prompts[1] and "for group 3" in client.prompts[1]
+
+
 def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_given():
     """A small model may write its names in its own order: each name goes to the group whose
     titles it describes, in the first ask and in a rename."""

@@ -259,6 +259,8 @@ class LLMNamer:
     kind = "llm"
     #: Similarity bonus of the group an answer's place gives it, when answers are matched to groups.
     ORDER_BONUS = 0.05
+    #: How much closer (cosine) to a sibling's titles than to its own group's a name may be.
+    MISFIT_MARGIN = 0.1
     # (titles per group, characters per title), tried in order until the prompt fits.
     SIZES = ((6, 90), (4, 80), (3, 70), (2, 60), (1, 50))
 
@@ -391,6 +393,7 @@ class LLMNamer:
         problems: list[list[str]] = [[] for _ in groups]
         todo = list(range(len(groups)))
         head = ""  # the first ask's parent path and titles, which a re-ask starts with
+        centroids: np.ndarray | None = None  # each group's central titles, embedded (misfit check)
         numbers: dict[int, int] = {}  # group -> its number there
         for attempt in range(self.max_reasks + 1):
             if not todo:
@@ -419,13 +422,19 @@ class LLMNamer:
                 for g in todo:
                     problems[g] = [f"the answer was not valid JSON ({res})"]
                 continue
-            answers = self._defined(self._answers(res.parsed, [titles[g] for g in todo], ctx), [groups[g] for g in todo], ctx)
+            raw = self._answers(res.parsed, [titles[g] for g in todo], ctx)
+            if len(groups) > 1 and centroids is None:
+                centroids = self._centroids(titles)
+            misfits = self._misfits(raw, todo, centroids, numbers) if centroids is not None else [""] * len(todo)
+            answers = self._defined(raw, [groups[g] for g in todo], ctx)
             accepted_keys = {name_key(lbl.name) for lbl in out if lbl is not None}
             round_keys = [name_key(a[0]) for a in answers]
             still: list[int] = []
             for j, g in enumerate(todo):
                 name, definition = answers[j]
                 probs = self.problems(name, definition, titles[g], ctx)
+                if misfits[j]:
+                    probs.append(misfits[j])
                 if name and (name_key(name) in accepted_keys or round_keys.count(name_key(name)) > 1):
                     probs.append(f"{name!r} is also another group's name; name what sets this group apart")
                 if probs:
@@ -454,6 +463,30 @@ class LLMNamer:
         defs = self.fallback.definitions(groups, ctx, [a for a, _ in answers])
         return [(a, d) for (a, _), d in zip(answers, defs)]
 
+    def _centroids(self, titles: Sequence[Sequence[str]]) -> np.ndarray:
+        """Each group's central titles in the fallback namer's embedding space (unit mean)."""
+        return _unit(np.stack([_unit(self.fallback.encode(list(t) or [""])).mean(axis=0) for t in titles]))
+
+    def _misfits(
+        self, pairs: Sequence[tuple[str, str]], todo: Sequence[int], centroids: np.ndarray, numbers: dict[int, int]
+    ) -> list[str]:
+        """Why each answer (``pairs[j]`` for group ``todo[j]``) names another group's items rather
+        than its own, or "". Every group gets one of the answers, and a small model's answer may
+        have no name for some group (Qwen 1.5B named ten of eleven groups, and "Thermometer" went
+        to the tapes): a name ``MISFIT_MARGIN`` closer to a sibling's titles than to its own group's
+        is rejected."""
+        named = [j for j, (a, _) in enumerate(pairs) if a]
+        out = [""] * len(pairs)
+        if not named:
+            return out
+        sim = _unit(self.fallback.encode([f"{pairs[j][0]}: {pairs[j][1]}" for j in named])) @ centroids.T
+        for row, j in zip(sim, named):
+            g, best = todo[j], int(np.argmax(row))
+            if best != g and row[best] - row[g] > self.MISFIT_MARGIN:
+                other = f"group {numbers[best]}" if best in numbers else "a sibling group"
+                out[j] = f"{pairs[j][0]!r} names the items of {other}, not of this group"
+        return out
+
     def _answers(self, parsed: Any, titles: Sequence[Sequence[str]], ctx: NamingContext) -> list[tuple[str, str]]:
         """(name, definition) per asked group, in the order asked. The prompt asks for group order,
         but a small model may write the names in its own order (Qwen 1.5B named groups by one
@@ -474,12 +507,8 @@ class LLMNamer:
             return pairs
         from scipy.optimize import linear_sum_assignment
 
-        def unit(v: np.ndarray) -> np.ndarray:
-            v = np.asarray(v, dtype=np.float32)
-            return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-        names = unit(self.fallback.encode([f"{a}: {d}" for a, d in pairs]))
-        cents = unit(np.stack([unit(self.fallback.encode(list(t) or [""])).mean(axis=0) for t in titles]))
+        names = _unit(self.fallback.encode([f"{a}: {d}" for a, d in pairs]))
+        cents = self._centroids(titles)
         sim = names @ cents.T + self.ORDER_BONUS * np.eye(n, dtype=np.float32)
         rows, cols = linear_sum_assignment(-sim)  # answer rows[i] names group cols[i]
         moved = int(sum(r != c for r, c in zip(rows, cols)))
@@ -544,6 +573,11 @@ def looks_like_brand(name: str, texts: Sequence[str]) -> bool:
         return False
     openers = {ws[0] for ws in (words(t) for t in texts) if ws}
     return any(w in openers for w in content)
+
+
+def _unit(v: Any) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
 def _clip(text: str, n: int) -> str:
