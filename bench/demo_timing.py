@@ -62,7 +62,7 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cores, no GPU",
         "descriptors": len(descs),
         "names_by_level": meta.get("names_by_level"),
-        "llm_usage": {k: total[k] for k in ("calls", "answered", "reasks", "failures", "prompt_tokens", "completion_tokens", "wall_s")
+        "llm_usage": {k: total[k] for k in ("calls", "answered", "reasks", "failures", "prompt_tokens", "cached_prompt_tokens", "completion_tokens", "wall_s")
                       if k in total},
         "names": names,
     }

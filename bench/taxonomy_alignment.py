@@ -72,13 +72,19 @@ LOCAL_LLM = [
     "llms.namer.backend=local",
     "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
     "llms.namer.n_threads=2",
+    # The demo's naming settings (`agentictagger demo`): names only (definitions from the
+    # groups' phrases), 3 titles per group, one re-ask, no renames from the judge's feedback.
+    "build.naming.titles_per_group=3",
+    "build.naming.definitions=keyphrase",
+    "build.naming.max_reasks=1",
+    "build.naming.refine_steps=0",
 ]
 PROFILES: dict[str, list[str]] = {
     # The default: embeddings group and judge, key phrases name.
     "offline": [],
     # The demo's profile: the local LLM (Qwen2.5-Coder-1.5B, `make local-llm`) names levels 1-3,
-    # one call per job naming its sibling groups together, and renames once per job from the
-    # judge's feedback; grouping and judging stay in embedding space.
+    # one call per job naming its sibling groups together; grouping and judging stay in
+    # embedding space.
     "local-llm": ["build.naming.kind=llm", "build.naming.max_level=3", *LOCAL_LLM],
     # The same with LLM names on levels 1-2 only (fewer calls).
     "local-llm-l2": ["build.naming.kind=llm", "build.naming.max_level=2", *LOCAL_LLM],
