@@ -243,6 +243,24 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     assert not first.constraint.show_schema  # the prompt shows the answer's shape
 
 
+def test_llm_namer_reasks_afresh_when_the_reask_with_the_first_titles_does_not_fit():
+    class _Small(_ScriptedClient):
+        context_tokens = 4096
+
+        def count_tokens(self, request):  # a re-ask that repeats every group's titles "does not fit"
+            return 10_000 if "Names given so far" in request.messages[-1].content else 100
+
+    groups = [NamingGroup(["Nitrile exam gloves box", "Latex gloves"]), NamingGroup(["PLA filament spool", "PETG filament"])]
+    client = _Small([
+        _groups(("Nitrile Gloves", "Disposable gloves for medical exams."), ("Pink", "Pink things")),
+        _groups(("Filament Spools", "Spools of filament for 3D printers.")),
+    ])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), max_reasks=1).name(groups, NamingContext())
+    assert [lbl.named_by for lbl in labels] == ["llm", "llm"] and labels[1].name == "Filament Spools"
+    # The fresh re-ask shows only the group to rename, with why its name was rejected.
+    assert "Rejected before" in client.prompts[1] and "Nitrile exam" not in client.prompts[1]
+
+
 def test_llm_namer_rejects_a_name_that_describes_a_sibling_group():
     """An answer with no name for one group still gives every group a name: the name left over
     for the tapes describes the gloves, so it is rejected and the tapes are asked again."""
