@@ -40,6 +40,9 @@ def main() -> None:
     e2e = json.loads((RESULTS / "llm_profile_e2e.json").read_text(encoding="utf-8"))
     sci = e2e["catalogs"]["scientific"]["first_run"]
     groups = sum(sci["names_by_level"]["1"].values())  # level-1 groups the namer was asked about
+    demo = json.loads((RESULTS / "demo_timing.json").read_text(encoding="utf-8"))
+    demo_groups = sum(sum(demo["names_by_level"][str(lv)].values()) for lv in range(1, demo["llm_levels"] + 1))
+    demo_usage = demo["llm_usage"]
     out = {
         "generated_by": "bench/make_estimate_calibration.py",
         "per_item": scale["per_item"],
@@ -53,6 +56,12 @@ def main() -> None:
                 "cached_prompt": 0.0,
                 "completion": round(sci["completion_tokens"] / groups, 1),
             },
+            # naming.definitions: keyphrase (the demo's setting): the LLM writes names only.
+            "namer_tokens_per_group_names_only": {
+                "prompt": round(demo_usage["prompt_tokens"] / demo_groups, 1),
+                "cached_prompt": round(demo_usage.get("cached_prompt_tokens", 0) / demo_groups, 1),
+                "completion": round(demo_usage["completion_tokens"] / demo_groups, 1),
+            },
         },
         "build_sources": {
             "architect_tokens_per_call": "bench/results/build_llm_embedded.json: llm_stages.architect "
@@ -60,6 +69,10 @@ def main() -> None:
             "annotator_tokens_per_call": "bench/results/build_llm_embedded.json: llm_stages.annotator (one item per call)",
             "namer_tokens_per_group": "bench/results/llm_profile_e2e.json: catalogs.scientific.first_run "
             f"(prompt and completion tokens over its {groups} level-1 groups, re-asks included)",
+            "namer_tokens_per_group_names_only": "bench/results/demo_timing.json: llm_usage over the "
+            f"{demo_groups} groups of levels 1-{demo['llm_levels']} (names only, re-asks included"
+            + ("" if "cached_prompt_tokens" in demo_usage else "; prompt tokens the server had cached not recorded, counted as read")
+            + ")",
         },
     }
     write_result(OUT, out)

@@ -57,6 +57,14 @@ def test_build_calls_follow_the_modelled_job_tree():
     assert sub.build_items == 1000
 
 
+def test_a_names_only_namer_is_estimated_from_its_own_calibration():
+    naming = [*PRICED, "build.naming.kind=llm", "build.naming.max_level=2"]
+    full = build_estimate(RunConfig.load(None, naming), load_measured(), 10_000, sizes=())[0]
+    short = build_estimate(RunConfig.load(None, [*naming, "build.naming.definitions=keyphrase"]), load_measured(), 10_000, sizes=())[0]
+    assert short.calls == full.calls and 0 < short.prompt_tokens < full.prompt_tokens and 0 < short.usd < full.usd
+    assert "demo_timing.json" in short.sources["build namer"] and "llm_profile_e2e.json" in full.sources["build namer"]
+
+
 def test_dollars_are_shown_with_and_without_prefix_caching():
     cfg = RunConfig.load(None, ["assign.assigner=llm", *PRICED])
     m = load_measured()

@@ -231,6 +231,13 @@ def _build_set(cfg: RunConfig, n: int) -> int:
     return int(min(n, s)) if s > 1 else max(1, int(round(n * s)))
 
 
+def _namer_figure(definitions: str, figures: dict[str, Any]) -> str:
+    """The namer's calibration: names with definitions, or names only (``definitions: keyphrase``,
+    answers about a third as long) where the calibration has that figure."""
+    names_only = "namer_tokens_per_group_names_only"
+    return names_only if definitions == "keyphrase" and names_only in figures else "namer_tokens_per_group"
+
+
 def build_estimate(
     cfg: RunConfig,
     measured: dict[str, Any],
@@ -255,7 +262,7 @@ def build_estimate(
     roles = {
         "architect": (b.architect.kind == "llm", b.architect.llm, "architect_tokens_per_call"),
         "annotator": (b.annotator.kind == "llm", b.annotator.llm, "annotator_tokens_per_call"),
-        "namer": (b.naming.kind == "llm", b.naming.llm, "namer_tokens_per_group"),
+        "namer": (b.naming.kind == "llm", b.naming.llm, _namer_figure(b.naming.definitions, figures)),
     }
     src = measured.get("build_sources", {})
     sources = {f"build {k}": src.get(key, key) + f" = {figures[key]}" for k, (on, _, key) in roles.items() if on}
