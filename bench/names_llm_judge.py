@@ -1,7 +1,8 @@
 """Names alone, judged by an LLM: for 200 items per level, the local LLM (Qwen2.5-Coder-1.5B) reads
 the item and its level's sibling names and definitions and picks one; agreement = the share that
 picks the item's assigned descriptor. Runs on the finished runs of bench/taxonomy_alignment.py (seed
-0, offline profile) and writes bench/results/names_llm_judge.json.
+0, offline profile by default) and writes bench/results/names_llm_judge.json, keeping the runs judged
+before with the same sample size.
 
   python bench/names_llm_judge.py [--catalogs scientific office] [--levels 1 2] [--sample 200]
 """
@@ -9,6 +10,7 @@ picks the item's assigned descriptor. Runs on the finished runs of bench/taxonom
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -42,8 +44,11 @@ def main() -> None:
     args = ap.parse_args()
     cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=2)
     client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
+    # Runs judged before (other catalogs, profiles or seeds) are kept; a run judged again is replaced.
+    old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}
+    kept = {k: v for k, v in old.get("runs", {}).items() if old.get("sample") == args.sample}
     out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer constrained to the names",
-                 "sample": args.sample, "runs": {}}
+                 "sample": args.sample, "runs": kept}
     try:
         for name in args.catalogs:
             run = REPO / "bench" / "runs" / "align" / f"{name}_{args.profile}_s{args.seed}"
