@@ -212,11 +212,13 @@ def naming_prompt(
             else "."
         )
     )
+    return f"{head}\n\n{taken}{ask}\n{answer_shape(definitions)} with {n} entries, in group order."
+
+
+def answer_shape(definitions: bool) -> str:
+    """How a naming prompt shows the answer's JSON (the schema itself is not sent in the prompt)."""
     fields = '"name": ..., "definition": ...' if definitions else '"name": ...'
-    return (
-        f"{head}\n\n{taken}{ask}\n"
-        f'Answer JSON {{"groups": [{{{fields}}}, ...]}} with {n} entries, in group order.'
-    )
+    return f'Answer JSON {{"groups": [{{{fields}}}, ...]}}'
 
 
 def naming_head(
@@ -367,12 +369,11 @@ class LLMNamer:
         lines = [f"- Group {numbers[g]}: '{accepted[g]}' accepted" for g in sorted(accepted, key=numbers.__getitem__)]
         lines += [f"- Group {numbers[g]}: rejected, " + "; ".join(problems[g]) for g in todo]
         which = ", ".join(str(numbers[g]) for g in todo)
-        fields = '"name": ..., "definition": ...' if self.llm_definitions else '"name": ...'
         text = (
             f"{head}\n\nNames given so far:\n" + "\n".join(lines) + "\n"
             f"Name group{'s' if k > 1 else ''} {which} again: the kind of item in the group, different from "
             "every accepted name, never a brand or a title.\n"
-            f'Answer JSON {{"groups": [{{{fields}}}, ...]}} with {k} entr{"ies" if k > 1 else "y"}, for group{"s" if k > 1 else ""} {which} in that order.'
+            f'{answer_shape(self.llm_definitions)} with {k} entr{"ies" if k > 1 else "y"}, for group{"s" if k > 1 else ""} {which} in that order.'
         )
         req = ChatRequest.chat(
             NAMER_SYSTEM,
@@ -422,9 +423,9 @@ class LLMNamer:
                 for g in todo:
                     problems[g] = [f"the answer was not valid JSON ({res})"]
                 continue
-            raw = self._answers(res.parsed, [titles[g] for g in todo], ctx)
             if len(groups) > 1 and centroids is None:
                 centroids = self._centroids(titles)
+            raw = self._answers(res.parsed, [titles[g] for g in todo], ctx, None if centroids is None else centroids[todo])
             misfits = self._misfits(raw, todo, centroids, numbers) if centroids is not None else [""] * len(todo)
             answers = self._defined(raw, [groups[g] for g in todo], ctx)
             accepted_keys = {name_key(lbl.name) for lbl in out if lbl is not None}
@@ -487,7 +488,9 @@ class LLMNamer:
                 out[j] = f"{pairs[j][0]!r} names the items of {other}, not of this group"
         return out
 
-    def _answers(self, parsed: Any, titles: Sequence[Sequence[str]], ctx: NamingContext) -> list[tuple[str, str]]:
+    def _answers(
+        self, parsed: Any, titles: Sequence[Sequence[str]], ctx: NamingContext, cents: np.ndarray | None = None
+    ) -> list[tuple[str, str]]:
         """(name, definition) per asked group, in the order asked. The prompt asks for group order,
         but a small model may write the names in its own order (Qwen 1.5B named groups by one
         another's titles), so complete answers are matched to the groups by meaning: the
@@ -508,7 +511,7 @@ class LLMNamer:
         from scipy.optimize import linear_sum_assignment
 
         names = _unit(self.fallback.encode([f"{a}: {d}" for a, d in pairs]))
-        cents = self._centroids(titles)
+        cents = self._centroids(titles) if cents is None else cents
         sim = names @ cents.T + self.ORDER_BONUS * np.eye(n, dtype=np.float32)
         rows, cols = linear_sum_assignment(-sim)  # answer rows[i] names group cols[i]
         moved = int(sum(r != c for r, c in zip(rows, cols)))
