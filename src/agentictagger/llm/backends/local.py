@@ -130,7 +130,7 @@ def compact_grammar(schema: dict[str, Any]) -> str | None:
     llama.cpp build cannot (its grammar engine is not llguidance): the server then gets the schema
     as ``response_format``, whose grammar lets the model indent. Measured with Qwen 1.5B: it
     pretty-prints when allowed to, and the indentation is half of a short answer's tokens (46
-    vs 22 for two names), at ~8 tokens/s on 2 cores."""
+    vs 22 for two names in a spot check, not a committed bench), at ~8 tokens/s on 2 cores."""
     xllamacpp = _import_xllamacpp()
     grammar = xllamacpp.json_schema_to_grammar(json.dumps({**schema, "x-guidance": {"whitespace_flexible": False}}))
     return grammar if grammar.startswith("%llguidance") and "whitespace_flexible" in grammar else None
