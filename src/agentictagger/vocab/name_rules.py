@@ -5,7 +5,8 @@ benchmarks, so "acceptable" means one thing everywhere. Word classes come from `
 (a maintained English lemma/inflection lexicon, no model download): a name's head (its last
 word) must have a noun reading; colour, marketing and unit words never head a name; lemmas make
 "Filament" and "Filaments" the same name among siblings and catch a child that only repeats its
-parent ("Screw > Screws"): a child must add a word that says what sets it apart.
+parent ("Screw > Screws"): a child must add a word that says what sets it apart, and a name says
+each content word once ("Screw Screws", "VoIP Phone Cordless Phones" are rejected).
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def name_problems(
     if re.search(r"\s[-–—:|/]\s|[:>]", name):
         out.append(f"{name!r} joins phrases with punctuation; name one kind of item")
     parts = [p for p in re.split(r"\s*(?:&|\+|\band\b)\s*", name, flags=re.I) if words(p)]
+    # One phrase says each content word once; across "&" a word may recur ("Pipes & Pipe Fittings").
+    repeated = sorted({w for p in parts for w in _repeated_lemmas(p)})
+    if repeated:
+        out.append(f"{name!r} repeats {', '.join(map(repr, repeated))}; name the kind of item once")
     if len(parts) > 2:
         out.append(f"{name!r} joins more than two phrases")
     elif len(parts) == 2:
@@ -155,6 +160,11 @@ def name_problems(
     if key and key in {name_key(s) for s in siblings}:
         out.append(f"{name!r} repeats a sibling's name")
     return out
+
+
+def _repeated_lemmas(phrase: str) -> set[str]:
+    lemmas = [lemma(w) for w in words(phrase) if w not in FUNCTION_WORDS and any(c.isalpha() for c in w)]
+    return {w for w in lemmas if lemmas.count(w) > 1}
 
 
 def brand_inside(name: str, brand_strings: frozenset[str] | set[str]) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from agentictagger.structures.vocabulary import descriptor_text
 from agentictagger.vocab.name_rules import name_key, name_problems
 from agentictagger.vocab.prompts import DEFINITION_MAX_CHARS, NAME_MAX_CHARS
 
@@ -262,7 +263,7 @@ class LLMNamer:
     #: Similarity bonus of the group an answer's place gives it, when answers are matched to groups.
     ORDER_BONUS = 0.05
     #: How much closer (cosine) to a sibling's titles than to its own group's a name may be.
-    MISFIT_MARGIN = 0.1
+    MISFIT_MARGIN = 0.0
     # (titles per group, characters per title), tried in order until the prompt fits.
     SIZES = ((6, 90), (4, 80), (3, 70), (2, 60), (1, 50))
 
@@ -474,18 +475,20 @@ class LLMNamer:
         """Why each answer (``pairs[j]`` for group ``todo[j]``) names another group's items rather
         than its own, or "". Every group gets one of the answers, and a small model's answer may
         have no name for some group (Qwen 1.5B named ten of eleven groups, and "Thermometer" went
-        to the tapes): a name ``MISFIT_MARGIN`` closer to a sibling's titles than to its own group's
-        is rejected."""
+        to the tapes) or a name broad enough for several ("Office Supplies"): a name must describe
+        its own group's central titles better than any sibling's (by more than ``MISFIT_MARGIN``
+        the other way round it is rejected; 0 makes this a strict requirement), the way a reader
+        who sees only the names has to find the group."""
         named = [j for j, (a, _) in enumerate(pairs) if a]
         out = [""] * len(pairs)
         if not named:
             return out
-        sim = _unit(self.fallback.encode([f"{pairs[j][0]}: {pairs[j][1]}" for j in named])) @ centroids.T
+        sim = _unit(self.fallback.encode([descriptor_text(*pairs[j]) for j in named])) @ centroids.T
         for row, j in zip(sim, named):
             g, best = todo[j], int(np.argmax(row))
             if best != g and row[best] - row[g] > self.MISFIT_MARGIN:
                 other = f"group {numbers[best]}" if best in numbers else "a sibling group"
-                out[j] = f"{pairs[j][0]!r} names the items of {other}, not of this group"
+                out[j] = f"{pairs[j][0]!r} names the items of {other} better than this group's; say what sets this group apart"
         return out
 
     def _answers(
@@ -510,7 +513,7 @@ class LLMNamer:
             return pairs
         from scipy.optimize import linear_sum_assignment
 
-        names = _unit(self.fallback.encode([f"{a}: {d}" for a, d in pairs]))
+        names = _unit(self.fallback.encode([descriptor_text(a, d) for a, d in pairs]))
         cents = self._centroids(titles) if cents is None else cents
         sim = names @ cents.T + self.ORDER_BONUS * np.eye(n, dtype=np.float32)
         rows, cols = linear_sum_assignment(-sim)  # answer rows[i] names group cols[i]
