@@ -54,6 +54,17 @@ def test_item_representations_are_the_right_embedding_sums():
     assert touched == {1, 5, 6, 8}
 
 
+def test_rare_items_share_one_id_row_beside_their_descriptors():
+    desc = ItemFeatures.from_codes(_three_items())
+    warm = ItemFeatures.warm_item_ids(np.array([9, 2, 6]), min_count=6)  # y is rare
+    assert warm.tokens == [(1,), (4,), (3,)] and warm.n_tokens == 5
+    assert warm.meta["items_sharing_the_rare_id"] == 1
+    both = warm + desc
+    assert both.tokens == [(1, 6, 7, 9), (4, 6, 7, 10), (3, 6, 8, 9)]  # descriptors shifted past 4 ID rows + pad
+    d = _model_with_rows(both).item_table()[:, 0]
+    assert d.tolist() == [1 + 6 + 7 + 9.0, 4 + 6 + 7 + 10.0, 3 + 6 + 8 + 9.0]
+
+
 def test_chunked_cross_entropy_equals_the_reference():
     g = torch.Generator().manual_seed(0)
     h = torch.randn(300, 16, generator=g, requires_grad=True)

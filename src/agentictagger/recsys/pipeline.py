@@ -41,7 +41,7 @@ from .train import TrainConfig, default_device, evaluate_generative, fit_generat
 
 log = logging.getLogger(__name__)
 
-TOKENIZERS = ("item_id", "agentictagger", "rq-vae", "rq-kmeans", "random")
+TOKENIZERS = ("item_id", "warm_item_id", "agentictagger", "rq-vae", "rq-kmeans", "random")
 MODELS = ("ranker", "generative")
 #: Test targets with at most this many training interactions form the cold-item slice.
 COLD_MAX_TRAIN_INTERACTIONS = 5
@@ -168,7 +168,12 @@ def make_features(spec: str, ds: Dataset, **kw: Any) -> ItemFeatures:
     feats: ItemFeatures | None = None
     for part in spec.split("+"):
         part = part.strip()
-        f = ItemFeatures.item_ids(ds.data.n_items) if part == "item_id" else ItemFeatures.from_codes(make_codes(part, ds, **kw))
+        if part == "item_id":
+            f = ItemFeatures.item_ids(ds.data.n_items)
+        elif part == "warm_item_id":  # items colder than the cold slice share one ID row
+            f = ItemFeatures.warm_item_ids(ds.train_counts(), COLD_MAX_TRAIN_INTERACTIONS + 1)
+        else:
+            f = ItemFeatures.from_codes(make_codes(part, ds, **kw))
         feats = f if feats is None else feats + f
     if feats is None:
         raise ValueError("empty feature spec")
@@ -219,7 +224,7 @@ class Pipeline:
         bad = [p for p in parts if p not in TOKENIZERS]
         if bad:
             raise ValueError(f"unknown tokenizer {bad}; choose from {', '.join(TOKENIZERS)} (or a+b for the ranker)")
-        if self.model == "generative" and (len(parts) > 1 or parts[0] == "item_id"):
+        if self.model == "generative" and (len(parts) > 1 or parts[0] in ("item_id", "warm_item_id")):
             raise ValueError("the generative model needs one code tokenizer (agentictagger, rq-vae, rq-kmeans, random)")
 
     def _kw(self, seed: int) -> dict:

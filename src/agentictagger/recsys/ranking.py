@@ -62,6 +62,21 @@ class ItemFeatures:
         return cls("item_id", [(i + 1,) for i in range(n_items)], n_items + 1, "one embedding per item (one-hot item ID)")
 
     @classmethod
+    def warm_item_ids(cls, train_counts: np.ndarray, min_count: int) -> "ItemFeatures":
+        """Item IDs for items seen at least ``min_count`` times in training; the rarer items share
+        one token (item i is token i + 1, the shared one is ``n_items + 1``). With full-softmax
+        training every rare item's own ID embedding is pushed down as a negative at every step and
+        pulled up only by its few positives, so beside descriptor tokens it drags its item down;
+        a shared row is trained by all rare items together."""
+        counts = np.asarray(train_counts)
+        n = len(counts)
+        tokens = [(i + 1,) if counts[i] >= min_count else (n + 1,) for i in range(n)]
+        rare = int((counts < min_count).sum())
+        return cls("warm_item_id", tokens, n + 2,
+                   f"one embedding per item with >= {min_count} training interactions; the {rare} rarer items share one",
+                   {"items_sharing_the_rare_id": rare})
+
+    @classmethod
     def from_codes(cls, codes: ItemCodes, name: str | None = None) -> "ItemFeatures":
         """Every token of a tokenizer's code (path descriptors / codebook digits and the resolver).
 
