@@ -30,6 +30,13 @@ def test_leave_last_out_and_sliding_windows():
     assert [s.tolist() for s in split.train_sequences] == [[a, b, c], [c], [x, y]]
 
 
+def test_items_without_text_leave_the_sequences():
+    data = SequenceData.from_id_sequences(["u1", "u2"], [["a", "b", "c", "b"], ["b"]])
+    kept = data.without_items({"b"})
+    assert kept.users == ["u1"] and kept.item_ids == ["a", "c"]  # u2 had only b
+    assert [s.tolist() for s in kept.sequences] == [[0, 1]]
+
+
 def test_sliding_windows_cap():
     h, t = sliding_windows(np.arange(6), max_history=3)
     assert t == [1, 2, 3, 4, 5]

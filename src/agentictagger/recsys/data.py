@@ -43,6 +43,14 @@ class SequenceData:
         return SequenceData.from_id_sequences([self.users[r] for r in rows],
                                               [[self.item_ids[i] for i in self.sequences[r]] for r in rows])
 
+    def without_items(self, item_ids: Iterable[str]) -> "SequenceData":
+        """The same users without the interactions with ``item_ids`` (users left with none are
+        dropped); items re-indexed in order of first appearance."""
+        gone = set(item_ids)
+        kept = [[self.item_ids[i] for i in s if self.item_ids[i] not in gone] for s in self.sequences]
+        rows = [r for r, s in enumerate(kept) if s]
+        return SequenceData.from_id_sequences([self.users[r] for r in rows], [kept[r] for r in rows])
+
     @classmethod
     def from_id_sequences(cls, users: Sequence[str], sequences: Iterable[Sequence[str]]) -> "SequenceData":
         """Build from sequences of string item ids; items are indexed in order of first appearance."""

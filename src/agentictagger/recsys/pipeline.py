@@ -108,6 +108,12 @@ class Dataset:
             texts = [cat.by_id(i).text for i in data.item_ids]
         elif src in SHARED_DATASETS and not p.exists():
             cat = load_shared(src)
+            textless = [i for i in data.item_ids if i not in cat]
+            if textless:  # the shared catalog leaves out items with no text at all (Office has one)
+                before = data.n_interactions
+                data = data.without_items(textless)
+                log.warning("%s: %d item(s) without any text left out of the sequences (%d of %d interactions)",
+                            src, len(textless), before - data.n_interactions, before)
             texts = [cat.by_id(i).text for i in data.item_ids]
         return cls(name, data, texts, src, max_history)
 
