@@ -48,13 +48,19 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--patience", type=int, default=None)
     ap.add_argument("--max-epochs", type=int, default=None)
+    ap.add_argument("--id-dropout", type=float, default=None,
+                    help="item-ID dropout for features that start with item_id: each step leaves an item's ID out "
+                         "with this probability, and at evaluation items in the cold slice go without their ID; "
+                         "rows are labelled '<features> (ID dropout P)'")
     ap.add_argument("--out", default=None, help="default bench/results/rank_<dataset>.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("agentictagger.recsys.train").setLevel(logging.INFO)
     logging.getLogger("agentictagger.recsys.train").addFilter(lambda r: "validation" in r.getMessage() % () if not r.args else "validation" in r.msg)
 
-    from agentictagger.recsys.pipeline import Dataset, Pipeline, append_row, claim_row, popularity_row, summarise
+    from agentictagger.recsys.pipeline import (COLD_MAX_TRAIN_INTERACTIONS, Dataset, Pipeline, append_row, claim_row,
+                                               popularity_row, summarise)
+    from agentictagger.recsys.ranking import RankerConfig
     from agentictagger.recsys.train import configure_threads
 
     configure_threads(args.threads)
@@ -66,18 +72,22 @@ def main(argv=None) -> int:
     for seed in [int(s) for s in args.seeds.split(",")]:
         table = args.sid_table.format(dataset=args.dataset, seed=seed)
         for feat in args.features.split(","):
-            if not claim_row(out, (ds.name, "ranker", feat, seed)):
+            label = feat if args.id_dropout is None else f"{feat} (ID dropout {args.id_dropout:g})"
+            if not claim_row(out, (ds.name, "ranker", label, seed)):
                 continue  # finished, or another bench process is on it
             needs_sid = "agentictagger" in feat or "random" in feat
-            p = Pipeline(ds, feat, "ranker", sid_table=table if needs_sid else None, embeddings=emb,
+            ranker = RankerConfig() if args.id_dropout is None else RankerConfig(
+                id_dropout=args.id_dropout, id_min_count=COLD_MAX_TRAIN_INTERACTIONS + 1)
+            p = Pipeline(ds, feat, "ranker", sid_table=table if needs_sid else None, embeddings=emb, ranker=ranker,
                          train_overrides=overrides, cache_dir=ROOT / ".cache/agentictagger")
             t = time.perf_counter()
             row = p.run(seed)
+            row["tokenizer"] = label
             if needs_sid:
                 row["sid_table"] = os.path.relpath(table, ROOT) if os.path.isabs(table) else table
             append_row(out, row)
             a = row["test"]["all"]
-            print(f"{ds.name} seed {seed} {feat:<24} full N@10 {a['full']['N@10']:.4f}  sampled N@10 "
+            print(f"{ds.name} seed {seed} {label:<24} full N@10 {a['full']['N@10']:.4f}  sampled N@10 "
                   f"{a['sampled']['N@10']:.4f}  epochs {row['epochs']} (best {row['best_epoch']})  "
                   f"{time.perf_counter() - t:.0f}s", flush=True)
     append_row(out, popularity_row(ds))

@@ -65,6 +65,25 @@ def test_rare_items_share_one_id_row_beside_their_descriptors():
     assert d.tolist() == [1 + 6 + 7 + 9.0, 4 + 6 + 7 + 10.0, 3 + 6 + 8 + 9.0]
 
 
+def test_item_id_dropout_and_cold_items_without_their_id():
+    desc = ItemFeatures.from_codes(_three_items())
+    both = ItemFeatures.item_ids(3) + desc
+    assert both.id_first and not desc.id_first
+    m = FeatureSASRec(RankerConfig(d_model=4, num_layers=1, num_heads=1, dropout=0.0, max_len=3, id_dropout=0.5,
+                                   id_min_count=6), both)
+    with torch.no_grad():
+        m.tok.weight.copy_(torch.arange(both.n_tokens, dtype=torch.float32)[:, None].expand(-1, 4))
+    m.keep_ids_of(np.array([9, 2, 6]))  # y is cold
+    m.eval()
+    assert m.item_table()[:, 0].tolist() == [1 + 5 + 6 + 8.0, 5 + 6 + 9.0, 3 + 5 + 7 + 8.0]
+    m.train()
+    torch.manual_seed(0)
+    seen = {tuple(m.item_table()[:, 0].tolist()) for _ in range(20)}
+    assert (5 + 6 + 8.0, 5 + 6 + 9.0, 5 + 7 + 8.0) in seen and (20.0, 22.0, 23.0) in seen  # IDs dropped and kept
+    with pytest.raises(ValueError, match="first token is the item ID"):
+        FeatureSASRec(RankerConfig(d_model=4, num_heads=1, id_dropout=0.5), desc)
+
+
 def test_chunked_cross_entropy_equals_the_reference():
     g = torch.Generator().manual_seed(0)
     h = torch.randn(300, 16, generator=g, requires_grad=True)

@@ -407,7 +407,7 @@ def save_model(pipeline: Pipeline, row: dict, out_dir: str | Path) -> Path:
     if pipeline.model == "ranker":
         f = run.features
         blob.update(config=run.config.to_dict(), features={"name": f.name, "tokens": f.tokens, "n_tokens": f.n_tokens,
-                                                           "description": f.description})
+                                                           "description": f.description, "id_first": f.id_first})
     else:
         c = run.book.codes
         blob.update(config=run.model_config.to_dict(), train_config=run.train_config.to_dict(),
@@ -438,9 +438,11 @@ def evaluate_saved(model_dir: str | Path, ds: Dataset, n_negatives: int = 100, n
     out: dict[str, Any] = {"dataset": ds.name, "tokenizer": blob["tokenizer"], "model": blob["model"], "test": {}}
     if blob["model"] == "ranker":
         f = blob["features"]
-        feats = ItemFeatures(f["name"], [tuple(t) for t in f["tokens"]], f["n_tokens"], f["description"])
+        feats = ItemFeatures(f["name"], [tuple(t) for t in f["tokens"]], f["n_tokens"], f["description"],
+                             id_first=f.get("id_first", False))
         model = FeatureSASRec(RankerConfig(**blob["config"]), feats)
         model.load_state_dict(blob["state_dict"])
+        model.keep_ids_of(ds.train_counts())
         neg = p.negatives()
         for name, idx in p.slices().items():
             sub = test if name == "all" else test.subset(idx)

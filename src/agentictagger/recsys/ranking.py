@@ -44,6 +44,8 @@ class ItemFeatures:
     n_tokens: int
     description: str = ""
     meta: dict = field(default_factory=dict)
+    #: Every item's first token is its own ID (one-hot item IDs, alone or first in a sum).
+    id_first: bool = False
 
     def __post_init__(self) -> None:
         for i, t in enumerate(self.tokens):
@@ -59,7 +61,8 @@ class ItemFeatures:
     @classmethod
     def item_ids(cls, n_items: int) -> "ItemFeatures":
         """One-hot item IDs: item i is token i + 1."""
-        return cls("item_id", [(i + 1,) for i in range(n_items)], n_items + 1, "one embedding per item (one-hot item ID)")
+        return cls("item_id", [(i + 1,) for i in range(n_items)], n_items + 1, "one embedding per item (one-hot item ID)",
+                   id_first=True)
 
     @classmethod
     def warm_item_ids(cls, train_counts: np.ndarray, min_count: int) -> "ItemFeatures":
@@ -95,7 +98,8 @@ class ItemFeatures:
         off = self.n_tokens - 1  # other's pad row 0 is dropped
         tokens = [a + tuple(t + off for t in b) for a, b in zip(self.tokens, other.tokens)]
         return ItemFeatures(f"{self.name}+{other.name}", tokens, self.n_tokens + other.n_tokens - 1,
-                            f"{self.description}; plus {other.description}", {**self.meta, **other.meta})
+                            f"{self.description}; plus {other.description}", {**self.meta, **other.meta},
+                            id_first=self.id_first)
 
     def padded(self) -> torch.Tensor:
         """(n_items, max tokens) LongTensor, right-padded with 0."""
@@ -126,6 +130,12 @@ class RankerConfig:
     # query only, ReLU feed-forward, padding zeroed after each block, only the causal mask (padding
     # keys visible), every history padded to max_len, Xavier-normal initialisation.
     block: str = "pre_norm"
+    # Item-ID dropout (features whose first token is the item ID, e.g. item_id+agentictagger): at
+    # every training step each item's ID token is left out of its bag with this probability, so
+    # the other tokens learn to stand for the item alone; at evaluation, items with fewer than
+    # ``id_min_count`` training interactions are represented without their ID token.
+    id_dropout: float = 0.0
+    id_min_count: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,6 +170,10 @@ class FeatureSASRec(nn.Module):
         self.n_items = features.n_items
         self.tok = nn.Embedding(features.n_tokens, cfg.d_model, padding_idx=0)
         self.register_buffer("item_tokens", features.padded(), persistent=False)
+        self.id_first = features.id_first
+        if (cfg.id_dropout > 0 or cfg.id_min_count > 0) and not features.id_first:
+            raise ValueError(f"item-ID dropout needs features whose first token is the item ID; {features.name} has none")
+        self.id_keep: torch.Tensor | None = None
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
         if cfg.block == "sasrec":
             self.blocks = nn.ModuleList(_SASRecBlock(cfg.d_model, cfg.num_heads, cfg.d_model * cfg.ff_mult, cfg.dropout)
@@ -188,8 +202,23 @@ class FeatureSASRec(nn.Module):
         nn.init.normal_(self.pos.weight, std=0.02)
 
     def item_table(self) -> torch.Tensor:
-        """(n_items, D): each item's embedding, the sum of its feature tokens' embeddings."""
-        return self.tok(self.item_tokens).sum(dim=1)
+        """(n_items, D): each item's embedding, the sum of its feature tokens' embeddings (without
+        the ID token where item-ID dropout or the evaluation's cold-item rule leaves it out)."""
+        emb = self.tok(self.item_tokens)
+        keep = None
+        if self.id_first and self.training and self.cfg.id_dropout > 0:
+            keep = torch.rand(emb.shape[0], device=emb.device) >= self.cfg.id_dropout
+        elif self.id_first and not self.training and self.id_keep is not None:
+            keep = self.id_keep
+        if keep is not None:
+            emb = torch.cat([emb[:, :1] * keep[:, None, None].to(emb.dtype), emb[:, 1:]], dim=1)
+        return emb.sum(dim=1)
+
+    def keep_ids_of(self, train_counts: np.ndarray) -> None:
+        """At evaluation, items with fewer than ``cfg.id_min_count`` training interactions go without their ID."""
+        if self.cfg.id_min_count > 0 and self.id_first:
+            self.id_keep = torch.as_tensor(np.asarray(train_counts) >= self.cfg.id_min_count,
+                                           device=self.item_tokens.device)
 
     def hidden(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) right-aligned item rows (0 = pad, item i = i + 1) -> (B, L, D), causal.
@@ -304,7 +333,7 @@ def training_chunks(train_sequences: Sequence[np.ndarray], max_len: int) -> list
 
 #: Settings left out of the fingerprint while at these values, so that adding a setting to
 #: RankerConfig does not re-key the run folders of runs that predate it.
-_FINGERPRINT_DEFAULTS = {"block": "pre_norm"}
+_FINGERPRINT_DEFAULTS = {"block": "pre_norm", "id_dropout": 0.0, "id_min_count": 0}
 
 
 def run_fingerprint(split: Split, features: ItemFeatures, cfg: RankerConfig, tc: TrainConfig) -> str:
@@ -340,6 +369,9 @@ def fit_ranker(split: Split, features: ItemFeatures, config: RankerConfig | None
     device = device or default_device()
     set_seed(tc.seed)
     model = FeatureSASRec(cfg, features).to(device)
+    seqs = [s for s in split.train_sequences if len(s)]
+    model.keep_ids_of(np.bincount(np.concatenate(seqs), minlength=features.n_items) if seqs
+                      else np.zeros(features.n_items, int))
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = Path(checkpoint_dir) / f"{features.name}-{run_fingerprint(split, features, cfg, tc)}" / "checkpoint.pt"
