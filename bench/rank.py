@@ -50,8 +50,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-epochs", type=int, default=None)
     ap.add_argument("--id-dropout", type=float, default=None,
                     help="item-ID dropout for features that start with item_id: each step leaves an item's ID out "
-                         "with this probability, and at evaluation items in the cold slice go without their ID; "
-                         "rows are labelled '<features> (ID dropout P)'")
+                         "with this probability; rows are labelled '<features> (ID dropout P)'")
+    ap.add_argument("--cold-without-id", action="store_true",
+                    help="with --id-dropout: at evaluation, items in the cold slice go without their ID")
     ap.add_argument("--out", default=None, help="default bench/results/rank_<dataset>.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -72,12 +73,13 @@ def main(argv=None) -> int:
     for seed in [int(s) for s in args.seeds.split(",")]:
         table = args.sid_table.format(dataset=args.dataset, seed=seed)
         for feat in args.features.split(","):
-            label = feat if args.id_dropout is None else f"{feat} (ID dropout {args.id_dropout:g})"
+            label = feat if args.id_dropout is None else (
+                f"{feat} (ID dropout {args.id_dropout:g}{', cold items without ID' if args.cold_without_id else ''})")
             if not claim_row(out, (ds.name, "ranker", label, seed)):
                 continue  # finished, or another bench process is on it
             needs_sid = "agentictagger" in feat or "random" in feat
             ranker = RankerConfig() if args.id_dropout is None else RankerConfig(
-                id_dropout=args.id_dropout, id_min_count=COLD_MAX_TRAIN_INTERACTIONS + 1)
+                id_dropout=args.id_dropout, id_min_count=COLD_MAX_TRAIN_INTERACTIONS + 1 if args.cold_without_id else 0)
             p = Pipeline(ds, feat, "ranker", sid_table=table if needs_sid else None, embeddings=emb, ranker=ranker,
                          train_overrides=overrides, cache_dir=ROOT / ".cache/agentictagger")
             t = time.perf_counter()
@@ -95,9 +97,12 @@ def main(argv=None) -> int:
 
     with FileLock(str(out) + ".lock"):  # other bench processes may still be appending rows
         res = json.loads(out.read_text())
+        command = "OMP_WAIT_POLICY=PASSIVE .venv/bin/python " + " ".join(
+            shlex.quote(a) for a in ["bench/rank.py", *(argv if argv is not None else sys.argv[1:])])
+        commands = res.get("commands") or ([res["command"]] if res.get("command") else [])
         res.update({
-            "command": "OMP_WAIT_POLICY=PASSIVE .venv/bin/python " + " ".join(
-                shlex.quote(a) for a in ["bench/rank.py", *(argv if argv is not None else sys.argv[1:])]),
+            "command": command,
+            "commands": commands + ([command] if command not in commands else []),  # every run that added rows
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s) per run, cores shared",
             "dataset": ds.describe(),

@@ -21,8 +21,14 @@ LABELS = {
     "item_id+agentictagger": "(d) item ID + descriptors",
     "item_id+rq-vae": "(d') item ID + RQ-VAE codes",
     "item_id+rq-kmeans": "(d'') item ID + RQ-KMeans codes",
+    "warm_item_id+agentictagger": "(e) item ID only for items with > 5 training interactions + descriptors",
+    "item_id+agentictagger (ID dropout 0.5)": "(f) item ID + descriptors, item-ID dropout 0.5 in training",
+    "item_id+agentictagger (ID dropout 0.5, cold items without ID)":
+        "(f') item ID + descriptors, item-ID dropout 0.5, cold items scored without their ID",
     "-": "most popular",
 }
+COLD_VARIANTS = ("warm_item_id+agentictagger", "item_id+agentictagger (ID dropout 0.5)",
+                 "item_id+agentictagger (ID dropout 0.5, cold items without ID)")
 ORDER = list(LABELS)
 SASREC_ANCHOR_BEAUTY = 0.0591  # full-ranking N@10, SASRec (CE), 200 GPU epochs, public reproduction
 
@@ -90,6 +96,12 @@ def section(path: Path) -> list[str]:
             v = verdict(rows, summ, a, b, key)
             if v:
                 lines.append(f"- {v}")
+    for b in COLD_VARIANTS:  # does the combined model keep the descriptors' cold-item gain?
+        for a in ("item_id+agentictagger", "agentictagger"):
+            for key in ("all/full/N@10", "cold_items/full/N@10", "cold_items/sampled/N@10"):
+                v = verdict(rows, summ, a, b, key)
+                if v:
+                    lines.append(f"- {v}")
     if ds["name"] == "beauty":
         ida = next((s for s in summ if s["tokenizer"] == "item_id"), None)
         if ida:
