@@ -13,7 +13,8 @@ only**:
   similar to the target's text (only when the top-10 show two groups or more); the items under X
   are removed.
 
-Measured per level (1 and 2): how often the critique is right (the target is under Y; the target
+Measured per level (1 and 2; at level 2 a path that ends at level 1 counts with its level-1
+descriptor): how often the critique is right (the target is under Y; the target
 is *not* under X), and the target's N@10 / R@10 before and after. The filtered list respects the
 critique by construction (every item shown is under Y / none under X), so respect is not scored.
 
@@ -165,11 +166,16 @@ def groupings(run_dirs: dict[str, Path], item_ids: list[str], emb: np.ndarray, e
     for profile, run_dir in run_dirs.items():
         vocab = Vocabulary.load(run_dir / "vocabulary.json")
         paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+        missing = [i for i in item_ids if not paths.get(i)]
+        if missing:
+            raise SystemExit(f"{run_dir}: {len(missing)} items have no assigned path, e.g. {missing[:3]}")
         for lv in LEVELS:
-            dids = [d.id for d in vocab.level(lv)]
+            # A level's groups are the path prefixes of that depth; a path that ends above it
+            # (a descriptor too small to split) counts with its last descriptor.
+            at = [paths[i][min(lv, len(paths[i])) - 1] for i in item_ids]
+            dids = sorted(set(at))
             index = {d: j for j, d in enumerate(dids)}
-            labels = np.array([index.get(paths[i][lv - 1], -1) if len(paths.get(i, ())) >= lv else -1
-                               for i in item_ids])
+            labels = np.array([index[d] for d in at])
             names = [vocab[d].name for d in dids]
             out[lv][PROFILES[profile]] = Grouping(labels, encode(names), names)
             if profile == "offline":
@@ -213,7 +219,9 @@ def evaluate(name: str, seeds: list[int]) -> dict:
     out: dict = {"catalog": name,
                  "role": "development (settings chosen here)" if name == "scientific" else "held out (nothing chosen here)",
                  "test_users": int(len(targets)), "items": len(item_ids),
-                 "ranker": {"features": "item_id", "best_epoch": run.fit.best_epoch if hasattr(run.fit, "best_epoch") else None,
+                 "ranker": {"features": "item_id", "seed": 0, "epochs": run.fit.epochs, "best_step": run.fit.best_step,
+                            "valid": {k: round(float(v), 5) for k, v in run.fit.best_valid.items()},
+                            "config": run.config.to_dict(), "train_config": run.train_config.to_dict(),
                             "seconds_to_train_or_load": round(train_s, 1)},
                  "per_seed": []}
     for seed in seeds:
@@ -248,7 +256,8 @@ def evaluate(name: str, seeds: list[int]) -> dict:
             out["summary"][str(lv)][scheme] = {
                 "seeds": [e["seed"] for e in out["per_seed"] if scheme in e["levels"][str(lv)]],
                 **{k: mean_sd([r[k] for r in rows]) for k in ("show_me_right", "N@10 after show me", "no_more_wrong",
-                                                               "N@10 after no more", "groups") if rows[0].get(k) is not None},
+                                                               "N@10 before, no-more users", "N@10 after no more",
+                                                               "groups") if rows[0].get(k) is not None},
                 "N@10 before": rows[0]["N@10 before"],
             }
     return out
@@ -265,7 +274,8 @@ def main() -> int:
     configure_threads(1)
     res = {"what": __doc__.split("\n\n")[0], "k": K, "catalogs": [evaluate(c, a.seeds) for c in a.catalogs]}
     write_result(a.out, res)
-    print(f"| catalog | level | scheme | groups | show me: right | N@10 before -> after show me | no more: wrong | N@10 after no more |")
+    print("| catalog | level | scheme | groups | show me: right | N@10 before -> after show me | no more: wrong "
+          "| N@10 before -> after no more (its users) |")
     print("|---|---|---|---|---|---|---|---|")
     for c in res["catalogs"]:
         for lv, rows in c["summary"].items():
@@ -273,7 +283,7 @@ def main() -> int:
                 f = lambda k: f"{r[k]['mean']:.3f} ± {r[k]['sd']:.3f}" if k in r else "n/a"  # noqa: E731
                 print(f"| {c['catalog']} | {lv} | {scheme} (seeds {','.join(map(str, r['seeds']))}) | {r['groups']['mean']:.0f} "
                       f"| {f('show_me_right')} | {r['N@10 before']:.4f} -> {f('N@10 after show me')} | {f('no_more_wrong')} "
-                      f"| {f('N@10 after no more')} |")
+                      f"| {f('N@10 before, no-more users')} -> {f('N@10 after no more')} |")
     return 0
 
 
