@@ -178,6 +178,11 @@ class Split:
     train_sequences: list[np.ndarray]  # per user, the prefix before the validation item (for SASRec)
     n_short_users: int  # users with < 3 items: no validation/test sample
 
+    def item_counts(self, n_items: int) -> np.ndarray:
+        """Training interactions per item (the prefixes before each user's validation item)."""
+        seqs = [s for s in self.train_sequences if len(s)]
+        return np.bincount(np.concatenate(seqs), minlength=n_items) if seqs else np.zeros(n_items, int)
+
 
 def sliding_windows(seq: np.ndarray, max_history: int, user: int = 0) -> tuple[list[np.ndarray], list[int]]:
     """Every prefix of ``seq`` predicts its next item (TIGER): targets seq[1:], histories capped."""

@@ -126,8 +126,7 @@ class Dataset:
 
     def train_counts(self) -> np.ndarray:
         """Training interactions per item (the prefixes before each user's validation item)."""
-        seqs = [s for s in self.split.train_sequences if len(s)]
-        return np.bincount(np.concatenate(seqs), minlength=self.data.n_items) if seqs else np.zeros(self.data.n_items, int)
+        return self.split.item_counts(self.data.n_items)
 
     def embeddings(self, cache_dir: str | Path | None = None) -> np.ndarray:
         """Sentence embeddings of the item texts (the project's embedder, cached on disk)."""
@@ -442,7 +441,8 @@ def evaluate_saved(model_dir: str | Path, ds: Dataset, n_negatives: int = 100, n
                              id_first=f.get("id_first", False))
         model = FeatureSASRec(RankerConfig(**blob["config"]), feats)
         model.load_state_dict(blob["state_dict"])
-        model.keep_ids_of(ds.train_counts())
+        if model.cfg.id_min_count > 0:
+            model.keep_ids_of(ds.train_counts())
         neg = p.negatives()
         for name, idx in p.slices().items():
             sub = test if name == "all" else test.subset(idx)

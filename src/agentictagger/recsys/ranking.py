@@ -369,9 +369,8 @@ def fit_ranker(split: Split, features: ItemFeatures, config: RankerConfig | None
     device = device or default_device()
     set_seed(tc.seed)
     model = FeatureSASRec(cfg, features).to(device)
-    seqs = [s for s in split.train_sequences if len(s)]
-    model.keep_ids_of(np.bincount(np.concatenate(seqs), minlength=features.n_items) if seqs
-                      else np.zeros(features.n_items, int))
+    if cfg.id_min_count > 0:
+        model.keep_ids_of(split.item_counts(features.n_items))
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = Path(checkpoint_dir) / f"{features.name}-{run_fingerprint(split, features, cfg, tc)}" / "checkpoint.pt"
