@@ -45,6 +45,9 @@ TOKENIZERS = ("item_id", "warm_item_id", "agentictagger", "rq-vae", "rq-kmeans",
 MODELS = ("ranker", "generative")
 #: Test targets with at most this many training interactions form the cold-item slice.
 COLD_MAX_TRAIN_INTERACTIONS = 5
+#: The short head: the most-interacted items, this share of the catalogue (by training
+#: interactions; ties broken by item index). Test targets outside it form the long-tail slice.
+SHORT_HEAD_SHARE = 0.2
 
 
 @dataclass
@@ -198,6 +201,41 @@ def ranker_train_config(seed: int = 0, **overrides: Any) -> TrainConfig:
     return TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
+@dataclass(frozen=True)
+class RankerRecipe:
+    """Everything that decides how a ranker is trained, applied identically to every item
+    representation: model shape, training overrides (of ``ranker_train_config``) and history length."""
+
+    name: str
+    ranker: RankerConfig
+    train: dict
+    max_history: int
+    about: str
+
+    def describe(self) -> dict:
+        return {"name": self.name, "about": self.about, "max_history": self.max_history,
+                "ranker": {**{k: v for k, v in self.ranker.to_dict().items() if k not in ("id_dropout", "id_min_count")},
+                           "max_len": self.max_history},
+                "train": {**ranker_train_config(**self.train).to_dict(), "seed": "per row", "max_history": self.max_history}}
+
+
+RECIPES: dict[str, RankerRecipe] = {
+    "quick": RankerRecipe(
+        "quick", RankerConfig(), {}, 20,
+        "history 20, 2 heads, feed-forward 4d, dropout 0.3, AdamW lr 2e-3 cosine, grad clip 1, patience 3: "
+        "minutes per run on one core"),
+    # The strongest item-ID setting of bench/sasrec_strength.py (chosen on Beauty validation N@10),
+    # with patience 10 instead of 20: on that run's validation curve both stop at the same best
+    # epoch (21), and 10 halves the epochs spent after it.
+    "strength": RankerRecipe(
+        "strength", RankerConfig(num_heads=1, ff_mult=1, dropout=0.2, block="pre_norm"),
+        dict(lr=1e-3, lr_schedule="constant", warmup_steps=0, grad_clip=0.0, patience=10, max_epochs=200), 50,
+        "the published SASRec recipe (history 50, d 64 x 2 blocks, 1 head, feed-forward 1d, dropout 0.2, Adam lr 1e-3 "
+        "constant, no clipping, batch 256), pre-norm blocks, patience 10: the strongest item-ID setting of "
+        "bench/results/sasrec_strength.json"),
+}
+
+
 def _r4(m: dict) -> dict:
     return {k: (round(float(v), 5) if isinstance(v, (float, np.floating)) else _r4(v) if isinstance(v, dict) else v)
             for k, v in m.items()}
@@ -219,6 +257,7 @@ class Pipeline:
     negatives_seed: int = 0  # the same negatives for every model and seed
     cold_max: int = COLD_MAX_TRAIN_INTERACTIONS
     cache_dir: str | Path | None = None
+    checkpoint_dir: str | Path | None = None  # ranker: resumable training (see fit_ranker)
     rqvae: RQVAEConfig | None = None
     embeddings: np.ndarray | None = field(default=None, repr=False)
 
@@ -237,10 +276,14 @@ class Pipeline:
                     cache_dir=self.cache_dir)
 
     def slices(self) -> dict[str, np.ndarray]:
-        """Test-sample indices per reported slice: all users, and the cold-item slice."""
+        """Test-sample indices per reported slice: all users, cold items (at most ``cold_max``
+        training interactions) and long-tail items (outside the short head, ``SHORT_HEAD_SHARE``)."""
         test = self.dataset.split.test
         counts = self.dataset.train_counts()
-        return {"all": np.arange(len(test)), "cold_items": np.flatnonzero(counts[test.targets] <= self.cold_max)}
+        head = np.zeros(len(counts), dtype=bool)
+        head[np.argsort(-counts, kind="stable")[: int(round(SHORT_HEAD_SHARE * len(counts)))]] = True
+        return {"all": np.arange(len(test)), "cold_items": np.flatnonzero(counts[test.targets] <= self.cold_max),
+                "long_tail": np.flatnonzero(~head[test.targets])}
 
     def negatives(self) -> np.ndarray:
         test = self.dataset.split.test
@@ -265,7 +308,7 @@ class Pipeline:
             row["features"] = feats.summary()
             tc = ranker_train_config(seed, max_history=ds.max_history, **self.train_overrides)
             cfg = replace(self.ranker, max_len=ds.max_history)
-            run = fit_ranker(split, feats, cfg, tc, device)
+            run = fit_ranker(split, feats, cfg, tc, device, checkpoint_dir=self.checkpoint_dir)
             t = time.perf_counter()
             row["test"] = {}
             for name, idx in slices.items():
@@ -325,7 +368,7 @@ def summarise(rows: Sequence[dict]) -> list[dict]:
     out = []
     for (model, tok), rs in groups.items():
         rec: dict[str, Any] = {"model": model, "tokenizer": tok, "seeds": sorted(r["seed"] for r in rs)}
-        for sl in rs[0]["test"]:
+        for sl in [sl for sl in rs[0]["test"] if all(sl in r["test"] for r in rs)]:  # slices every seed has
             for proto in ("full", "sampled"):
                 if proto not in rs[0]["test"][sl]:
                     continue
