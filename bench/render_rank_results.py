@@ -1,4 +1,5 @@
-"""Render bench/results/rank_*.json (bench/rank.py) as the RESULTS.md section on ranking (§5.2).
+"""Render bench/results/rank_*.json (bench/rank.py) as the RESULTS.md section on ranking (§5.2),
+and the validation curves of every row of each strength-recipe file as docs/<file>_curves.png.
 
     .venv/bin/python bench/render_rank_results.py            # rewrites the section in bench/RESULTS.md
 """
@@ -62,26 +63,69 @@ def verdict(rows: list[dict], summary: list[dict], a: str, b: str, key: str) -> 
             f"(difference {diff:+.4f}, sum of the two seed std {spread:.4f}; per seed {d})")
 
 
+QUICK_RECIPE = ("history 20, 2 heads, feed-forward 4d, dropout 0.3, AdamW lr 2e-3 cosine, grad clip 1, patience 3 "
+                "(the `quick` recipe)")
+
+
+def plot_curves(res: dict, path: Path) -> None:
+    """Validation N@10 per epoch of every row (one colour per item representation, one line per
+    seed), with each row's best epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    tokens = [t for t in ORDER if any(r["tokenizer"] == t and r.get("valid_history") for r in res["rows"])]
+    for i, tok in enumerate(tokens):
+        for j, r in enumerate(sorted((r for r in res["rows"] if r["tokenizer"] == tok), key=lambda r: r["seed"])):
+            h = r["valid_history"]
+            ax.plot([x["epoch"] for x in h], [x["N@10"] for x in h], color=f"C{i}", lw=1, alpha=0.8,
+                    label=f"{LABELS[tok]}" if j == 0 else None)
+            best = max(h, key=lambda x: x["N@10"])
+            ax.scatter([best["epoch"]], [best["N@10"]], color=f"C{i}", s=14, zorder=3)
+    name = res["dataset"]["name"]
+    recipe = res.get("recipe", {}).get("name", "quick")
+    ax.set_xlabel("epoch"), ax.set_ylabel("validation N@10 (full ranking, all users)")
+    ax.set_title(f"{name}, recipe '{recipe}': validation N@10 per epoch (one line per seed; dot = best epoch, restored)")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def section(path: Path) -> list[str]:
     res = json.loads(path.read_text())
     ds = res["dataset"]
+    recipe = res.get("recipe", {}).get("about", QUICK_RECIPE)
+    curves = ROOT / "docs" / f"{path.stem}_curves.png"
+    if res.get("recipe", {}).get("name", "quick") != "quick":  # curves of the strongest runs only: a lean repo
+        plot_curves(res, curves)
+    tail = next((r["test"]["long_tail"]["users"] for r in res["rows"] if "long_tail" in r["test"]), None)
     summ = sorted(res["summary"], key=lambda s: ORDER.index(s["tokenizer"]) if s["tokenizer"] in ORDER else 99)
     rows = res["rows"]
     seeds = sorted({r["seed"] for r in rows if r["model"] == "ranker"})
     lines = [f"### {ds['name']}: {ds['users']:,} users, {ds['items']:,} items, {ds['interactions']:,} interactions "
              f"(`bench/results/{path.name}`)", "", "```", *(res.get("commands") or [res.get("command", "")]), "```", "",
              *([res["note"], ""] if res.get("note") else []),
+             f"Training recipe, the same for every row: {recipe}."
+             + (f" Validation curves: [`docs/{curves.name}`](../docs/{curves.name})." if curves.exists() else ""), "",
              f"Test users: {ds['test_users']:,}; cold-item slice: test targets with ≤ 5 training interactions "
-             f"({next((r['test']['cold_items']['users'] for r in rows), 0):,} users). Seeds: {seeds}. Mean ± std over seeds.", "",
+             f"({next((r['test']['cold_items']['users'] for r in rows), 0):,} users)"
+             + (f"; long-tail slice: test targets outside the 20 % most-interacted items ({tail:,} users)" if tail else "")
+             + f". Seeds: {seeds}. Mean ± std over seeds.", "",
              "| item representation | seeds | full N@10 | full R@10 | sampled N@10 | sampled R@10 | cold full N@10 | "
-             "cold sampled N@10 | epochs (best) | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "cold sampled N@10 | " + ("long-tail full N@10 | " if tail else "") + "epochs (best) | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if tail else "")]
     for s in summ:
         ep = f"{s['epochs']['mean']:.0f} ({s['best_epoch']['mean']:.0f})" if "epochs" in s else "–"
         tr = f"{s['train_seconds']['mean']:.0f}" if "train_seconds" in s else "–"
         lines.append(f"| {LABELS.get(s['tokenizer'], s['tokenizer'])} | {len(s['seeds'])} | {_ms(s, 'all/full/N@10')} | "
                      f"{_ms(s, 'all/full/R@10')} | {_ms(s, 'all/sampled/N@10')} | {_ms(s, 'all/sampled/R@10')} | "
-                     f"{_ms(s, 'cold_items/full/N@10')} | {_ms(s, 'cold_items/sampled/N@10')} | {ep} | {tr} |")
+                     f"{_ms(s, 'cold_items/full/N@10')} | {_ms(s, 'cold_items/sampled/N@10')} | "
+                     + (f"{_ms(s, 'long_tail/full/N@10')} | " if tail else "") + f"{ep} | {tr} |")
     lines += ["", "Sampled-negative protocol, every cutoff (mean over seeds; the paper's Table 2 protocol):", "",
               "| item representation | R@5 | R@10 | R@20 | R@50 | N@5 | N@10 | N@20 | N@50 |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summ:
@@ -92,7 +136,9 @@ def section(path: Path) -> list[str]:
     for a, b in (("item_id", "item_id+agentictagger"), ("item_id+rq-vae", "item_id+agentictagger"),
                  ("item_id+rq-kmeans", "item_id+agentictagger"), ("item_id", "agentictagger"),
                  ("rq-vae", "agentictagger"), ("rq-kmeans", "agentictagger")):
-        for key in ("all/full/N@10", "all/sampled/N@10", "cold_items/full/N@10"):
+        for key in ("all/full/N@10", "all/sampled/N@10", "cold_items/full/N@10", "long_tail/full/N@10"):
+            if key not in next((x for x in summ if x["tokenizer"] == a), {}):
+                continue
             v = verdict(rows, summ, a, b, key)
             if v:
                 lines.append(f"- {v}")
@@ -114,11 +160,14 @@ def section(path: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     files = [Path(a) for a in (argv if argv is not None else sys.argv[1:])] or sorted(
-        p for p in (ROOT / "bench/results").glob("rank_*.json") if not p.name.endswith(".claims.json"))
+        (p for p in (ROOT / "bench/results").glob("rank_*.json") if not p.name.endswith(".claims.json")),
+        key=lambda p: ("_strength" not in p.name, p.name))  # the strength recipe first
     body = ["## Ranking with descriptor features (§5.2, B.2) — `bench/rank.py`", "",
-            "A feature-aware SASRec (2 layers, d 64, full-softmax CE over all items, AdamW lr 2e-3, batch 256, "
-            "early stopping on validation N@10 with patience 3, best epoch restored) whose item embedding is the sum "
-            "of the item's feature embeddings; only the features differ between rows. agentictagger features come "
+            "A feature-aware SASRec (2 layers, d 64, full-softmax CE over all items, early stopping on validation "
+            "N@10, best epoch restored; each file states its training recipe, the same for all its rows) whose item "
+            "embedding is the sum of the item's feature embeddings; only the features differ between rows. The "
+            "`strength` files use the strongest item-ID SASRec setting of `bench/sasrec_strength.py`; the others "
+            "the earlier `quick` recipe (history 20, patience 3). agentictagger features come "
             "from the offline builds of `bench/taxonomy_alignment.py` (one build per seed); RQ-VAE and RQ-KMeans are "
             "trained per seed on the same MiniLM text embeddings. Full ranking = over all items (history not masked); "
             "sampled = the positive against 100 negatives the user never interacted with (the same draw for every row).",

@@ -61,6 +61,13 @@ def test_a_name_says_each_content_word_once():
     assert name_problems("Tape Dispensers") == [] and name_problems("Shampoo & Conditioner") == []
 
 
+def test_a_title_cut_mid_bracket_is_not_a_name():
+    # A Scientific local-LLM level-2 name: the LLM copied a title and stopped inside a parenthesis.
+    for name in ["Heavy Duty Scrub Sponge (O-C", "Gloves)", "Tubes (Glass]"]:
+        assert any("cut off" in p for p in name_problems(name)), name
+    assert not any("cut off" in p for p in name_problems("Pipettes (Glass)"))
+
+
 # -- brand filter ---------------------------------------------------------------------------------
 def _brand_catalog():
     brands = ["Lab Safety Supply"] * 6 + ["Hatchbox"] * 5 + ["Medical Action"] * 3 + ["Industrial Tape Co"] * 2 + ["DeWalt"] * 4

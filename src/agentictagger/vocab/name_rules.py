@@ -126,6 +126,8 @@ def name_problems(
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
+    if not _balanced(name):
+        out.append(f"{name!r} is cut off (an unclosed or stray bracket); name the whole kind of item")
     if re.search(r"\s[-–—:|/]\s|[:>]", name):
         out.append(f"{name!r} joins phrases with punctuation; name one kind of item")
     parts = [p for p in re.split(r"\s*(?:&|\+|\band\b)\s*", name, flags=re.I) if words(p)]
@@ -160,6 +162,17 @@ def name_problems(
     if key and key in {name_key(s) for s in siblings}:
         out.append(f"{name!r} repeats a sibling's name")
     return out
+
+
+def _balanced(name: str) -> bool:
+    """Every bracket closes in order: a title cut mid-parenthesis ("Scrub Sponge (O-C") fails."""
+    stack: list[str] = []
+    for c in name:
+        if c in "([{":
+            stack.append({"(": ")", "[": "]", "{": "}"}[c])
+        elif c in ")]}" and (not stack or stack.pop() != c):
+            return False
+    return not stack
 
 
 def _repeated_lemmas(phrase: str) -> set[str]:
