@@ -16,7 +16,8 @@ Every LLM role is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) on llama.cpp's server sta
 items by the embedding assigner (so the three rows compare like with like); the all-LLM
 vocabulary is also assigned by the LLM assigner, to a fixed random sample of the build items
 when --llm-assign-sample is below the subsample (CPU time), and every profile's embedding
-assignment is scored on that sample too.
+assignment is scored on that sample too. Then, as §6.2, every profile's vocabulary is assigned to
+the whole catalog by the embedding assigner and scored on all its labelled items.
 
 Reported per profile: wall time per stage, LLM calls and prompt/completion tokens (usage.json,
 assign_usage.json), who named the descriptors (LLM, architect, key phrases, fallbacks), the
@@ -207,7 +208,7 @@ def llm_name_share(named_by: dict) -> float | None:
 
 
 def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids: list[str], sample: list[str],
-                  ctx: dict, timings: Timings) -> dict:
+                  ctx: dict, timings: Timings, all_run: Path | None = None) -> dict:
     from agentictagger.structures.assignment import Assignment
     from agentictagger.vocab.quality import (
         name_identifiability,
@@ -273,6 +274,12 @@ def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids
             for d in vocab.children("root")
         ],
     }
+    if all_run is not None and (all_run / "assignments.jsonl").exists():
+        ap = Assignment.load_jsonl(all_run / "assignments.jsonl").paths
+        lab_all = [i for i in ap if gold.get(i)]
+        entry["level1_vs_amazon_level2"]["embedding_assigner_all_catalog_items"] = {
+            "items": len(ap), "labelled": len(lab_all),
+            **partition_scores(level1(ap, lab_all), [gold[i] for i in lab_all])}
     if llm_run is not None:
         lp = Assignment.load_jsonl(llm_run / "assignments.jsonl").paths
         got = [i for i in sample if i in lp]
@@ -354,7 +361,16 @@ def main() -> None:
             log(f"{profile}: embedding assigner on the {len(ids)} build items")
             timings.add(profile, "assign_embedding", cli(
                 ["assign", "--catalog", str(build_cat), "--run-dir", str(emb_run), *flags(profile, ["assign.assigner=embedding", *SUBSET_READ])], logfile))
-        runs[profile] = {"run": run, "emb_run": emb_run, "llm_run": None}
+        # Then assign all (paper §6.2): every catalog item, by the embedding assigner, in another copy.
+        all_run = base / f"{profile}__assign_all"
+        if not (all_run / "assignments.jsonl").exists():
+            if not all_run.exists():
+                shutil.copytree(run, all_run, ignore=shutil.ignore_patterns("assign*", "semantic_ids*", "*.lock"))
+            log(f"{profile}: embedding assigner on every item of shared:{CATALOG}")
+            timings.add(profile, "assign_all_embedding", cli(
+                ["assign", "--catalog", f"shared:{CATALOG}", "--run-dir", str(all_run),
+                 *flags(profile, ["assign.assigner=embedding"])], logfile))
+        runs[profile] = {"run": run, "emb_run": emb_run, "llm_run": None, "all_run": all_run}
     assert ids is not None
     k = min(args.llm_assign_sample, len(ids))
     sample = ids if k >= len(ids) else [ids[i] for i in sorted(random.Random(args.seed).sample(range(len(ids)), k))]
@@ -403,8 +419,8 @@ def main() -> None:
             "common_sets": common[:-1],
             "llm_assign_sample": f"{len(sample)} of the {len(ids)} build items, drawn with random.Random({args.seed})"
             + ("" if len(sample) < len(ids) else " (all)"),
-            "assignment": "every profile: the embedding assigner on all build items; all-llm also: the LLM assigner "
-            "(assign.assigner=llm, level by level) on the LLM sample",
+            "assignment": "every profile: the embedding assigner on all build items and on every catalog item (assign "
+            "all, paper §6.2); all-llm also: the LLM assigner (assign.assigner=llm, level by level) on the LLM sample",
         },
         "reference": f"Amazon level {lvl} categories: {len({gold[i] for i in lab})} classes over {len(lab)} labelled build items; "
         f"{len(lab_s)} labelled items in the LLM sample; every labelled item counted",
@@ -414,7 +430,8 @@ def main() -> None:
     }
     for profile in args.profiles:
         r = runs[profile]
-        out["profiles"][profile] = score_profile(profile, r["run"], r["emb_run"], r["llm_run"], ids, sample, ctx, timings)
+        out["profiles"][profile] = score_profile(profile, r["run"], r["emb_run"], r["llm_run"], ids, sample, ctx, timings,
+                                                 all_run=r["all_run"])
         log(f"{profile}: scored")
     out["scoring_seconds"] = round(time.monotonic() - t0, 1)
     try:
