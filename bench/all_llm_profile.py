@@ -66,6 +66,11 @@ def local_llm(name: str) -> list[str]:
     return [f"llms.{name}.backend=local", f"llms.{name}.model_path={MODEL}", f"llms.{name}.n_threads=2"]
 
 
+def profile_sets(profile: str, threads: int) -> list[str]:
+    """The profile's settings with the local server's thread count (--llm-threads)."""
+    return [s.replace("n_threads=2", f"n_threads={threads}") for s in PROFILES[profile]]
+
+
 PROFILES: dict[str, list[str]] = {
     "offline": [],
     "local-llm": ["build.naming.kind=llm", "build.naming.max_level=3", *local_llm("namer")],
@@ -208,7 +213,7 @@ def llm_name_share(named_by: dict) -> float | None:
 
 
 def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids: list[str], sample: list[str],
-                  ctx: dict, timings: Timings, all_run: Path | None = None) -> dict:
+                  ctx: dict, timings: Timings, all_run: Path | None = None, llm_threads: int = 2) -> dict:
     from agentictagger.structures.assignment import Assignment
     from agentictagger.vocab.quality import (
         name_identifiability,
@@ -244,8 +249,8 @@ def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids
             key = "llm-architect" if k == "architect" else k
             named_by_all[key] = named_by_all.get(key, 0) + v
     entry: dict = {
-        "roles": ROLES[name],
-        "sets": PROFILES[name],
+        "roles": ROLES[name].replace("2 threads", f"{llm_threads} thread{'s' if llm_threads > 1 else ''}"),
+        "sets": profile_sets(name, llm_threads),
         "run_dir": str(run.relative_to(REPO)),
         "wall_seconds": timings.of(name),
         "build_usage": usage_of(run / "usage.json"),
@@ -308,6 +313,8 @@ def main() -> None:
     ap.add_argument("--max-depth", type=int, default=2, help="build.max_depth of every profile")
     ap.add_argument("--refine-steps", type=int, default=1, help="build.refine_steps (and max_refine_steps) of every profile")
     ap.add_argument("--llm-assign-sample", type=int, default=200, help="build items the LLM assigner tags (all if >= --items)")
+    ap.add_argument("--llm-threads", type=int, default=2,
+                    help="threads of the local llama.cpp server (1 leaves a core to other work)")
     ap.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=list(PROFILES))
     ap.add_argument("--fresh", action="store_true", help="delete this setting's run folders (and its response cache) first")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "all_llm_profile.json"))
@@ -335,7 +342,7 @@ def main() -> None:
     log(f"settings {tag}; CLI output goes to {logfile}")
 
     def flags(profile: str, extra: list[str] = ()) -> list[str]:
-        return [x for s in [*common, *PROFILES[profile], *extra] for x in ("--set", s)]
+        return [x for s in [*common, *profile_sets(profile, args.llm_threads), *extra] for x in ("--set", s)]
 
     rows = {it.item_id: it.text for it in _mod("catalog").load_shared(CATALOG)}  # the loader's texts
     runs: dict[str, dict] = {}
@@ -414,7 +421,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU (shared with other work: timings are noisy)",
         "dataset": f"Amazon 2018 Industrial_and_Scientific (shared:{CATALOG}, {len(catalog)} items): build on a random "
         f"subsample of {len(ids)} items (build.subsample={args.items}, seed {args.seed}), then assign (paper §6.2)",
-        "model": f"{MODEL} (Q4_K_M GGUF) on llama.cpp's server in-process (xllamacpp), n_threads 2, n_ctx 4096, greedy",
+        "model": f"{MODEL} (Q4_K_M GGUF) on llama.cpp's server in-process (xllamacpp), n_threads {args.llm_threads}, n_ctx 4096, greedy",
         "settings": {
             "common_sets": common[:-1],
             "llm_assign_sample": f"{len(sample)} of the {len(ids)} build items, drawn with random.Random({args.seed})"
@@ -431,7 +438,7 @@ def main() -> None:
     for profile in args.profiles:
         r = runs[profile]
         out["profiles"][profile] = score_profile(profile, r["run"], r["emb_run"], r["llm_run"], ids, sample, ctx, timings,
-                                                 all_run=r["all_run"])
+                                                 all_run=r["all_run"], llm_threads=args.llm_threads)
         log(f"{profile}: scored")
     out["scoring_seconds"] = round(time.monotonic() - t0, 1)
     try:
@@ -514,6 +521,15 @@ def markdown(out: dict) -> str:
                 f"| {e['wall_seconds'].get('assign_llm', {}).get('seconds', 0):.0f} | {la['usage'].get('calls', 0)} "
                 f"| {la['usage'].get('prompt_tokens', 0):,} / {la['usage'].get('completion_tokens', 0):,} |"
             )
+    alls = {n: e["level1_vs_amazon_level2"].get("embedding_assigner_all_catalog_items") for n, e in out["profiles"].items()}
+    if any(alls.values()):
+        lines += ["", "| profile | assign all: items (labelled) | level-1 groups | NMI | ARI | purity | seconds |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, x in alls.items():
+            if x:
+                secs = out["profiles"][name]["wall_seconds"].get("assign_all_embedding", {}).get("seconds", 0)
+                lines.append(f"| {name} | {x['items']:,} ({x['labelled']:,}) | {x['clusters']} | {x['nmi']:.3f} "
+                             f"| {x['ari']:.3f} | {x['purity']:.3f} | {secs:.0f} |")
     return "\n".join(lines)
 
 
