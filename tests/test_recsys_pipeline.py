@@ -44,6 +44,9 @@ def test_strength_recipe_is_what_the_rows_record_and_a_finished_row_resumes(tmp_
     row = p.run(seed=0)
     assert row["config"]["max_len"] == 50 and row["train_config"]["lr"] == 1e-3 and row["train_config"]["patience"] == 10
     assert set(row["test"]) == {"all", "cold_items", "long_tail"}
+    # no target repeats a seen item here, so removing seen items only removes wrong answers
+    full, filt = row["test"]["all"]["full"], row["test"]["all"]["full_seen_removed"]
+    assert all(filt[f"R@{k}"] >= full[f"R@{k}"] for k in (5, 10, 20)) and filt["R@20"] > full["R@20"]
     assert any((tmp_path / "ckpt").rglob("checkpoint.pt"))
     again = p.run(seed=0)  # the finished run is read back, not trained again
     assert again["test"] == row["test"] and again["epochs"] == row["epochs"]

@@ -311,9 +311,11 @@ class Pipeline:
             run = fit_ranker(split, feats, cfg, tc, device, checkpoint_dir=self.checkpoint_dir)
             t = time.perf_counter()
             row["test"] = {}
+            seqs = ds.data.sequences
+            seen = [seqs[u][:-1] for u in test.users]  # everything before the test target
             for name, idx in slices.items():
                 sub = test if name == "all" else test.subset(idx)
-                res = evaluate_ranker(run, sub, neg[idx])
+                res = evaluate_ranker(run, sub, neg[idx], seen=[seen[i] for i in idx])
                 row["test"][name] = {"users": int(len(idx)), **res}
             row["test_eval_seconds"] = round(time.perf_counter() - t, 1)
             row["config"], row["train_config"] = cfg.to_dict(), tc.to_dict()
@@ -369,8 +371,8 @@ def summarise(rows: Sequence[dict]) -> list[dict]:
     for (model, tok), rs in groups.items():
         rec: dict[str, Any] = {"model": model, "tokenizer": tok, "seeds": sorted(r["seed"] for r in rs)}
         for sl in [sl for sl in rs[0]["test"] if all(sl in r["test"] for r in rs)]:  # slices every seed has
-            for proto in ("full", "sampled"):
-                if proto not in rs[0]["test"][sl]:
+            for proto in ("full", "sampled", "full_seen_removed"):
+                if not all(proto in r["test"][sl] for r in rs):
                     continue
                 for m in rs[0]["test"][sl][proto]:
                     vals = np.array([r["test"][sl][proto][m] for r in rs])

@@ -424,13 +424,17 @@ def rank_items(model: FeatureSASRec, hists: Sequence[np.ndarray], k: int = 50, b
 
 
 def evaluate_ranker(run: RankerRun | FeatureSASRec, samples: Samples, negatives: np.ndarray | None = None,
-                    ks: Sequence[int] = (5, 10, 20, 50)) -> dict[str, dict[str, float]]:
+                    ks: Sequence[int] = (5, 10, 20, 50),
+                    seen: Sequence[np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """``{"full": metrics over all items, "sampled": metrics against the given negatives}``.
 
     ``negatives`` is (n_samples, n_neg) item indices (see :func:`metrics.sample_negatives`); the
-    target is ranked among itself and those items."""
+    target is ranked among itself and those items. With ``seen`` (per sample, every item the user
+    interacted with before the target) also ``"full_seen_removed"``: full ranking with those items
+    removed, the protocol of toolkits that filter seen items (a target that repeats a seen item
+    then counts as a miss)."""
     model = run.model if isinstance(run, RankerRun) else run
-    full_top, sampled_scores = [], []
+    full_top, sampled_scores, filtered_top = [], [], []
     for start, s in score_items(model, samples.histories):
         full_top.append(topk_from_scores(s, max(ks)))
         if negatives is not None:
@@ -438,7 +442,13 @@ def evaluate_ranker(run: RankerRun | FeatureSASRec, samples: Samples, negatives:
             cand = np.concatenate([samples.targets[start: start + len(s), None],
                                    negatives[start: start + len(s)]], axis=1)
             sampled_scores.append(s[rows[:, None], cand])
+        if seen is not None:
+            for j, h in enumerate(seen[start: start + len(s)]):
+                s[j, np.asarray(h, dtype=np.int64)] = -np.inf
+            filtered_top.append(topk_from_scores(s, max(ks)))
     out = {"full": evaluate_rankings(np.concatenate(full_top), samples.targets, ks)}
     if negatives is not None:
         out["sampled"] = evaluate_sampled(np.concatenate(sampled_scores), ks)
+    if seen is not None:
+        out["full_seen_removed"] = evaluate_rankings(np.concatenate(filtered_top), samples.targets, ks)
     return out
