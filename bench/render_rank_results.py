@@ -138,7 +138,8 @@ def section(path: Path) -> list[str]:
     lines += [""]
     for a, b in (("item_id", "item_id+agentictagger"), ("item_id+rq-vae", "item_id+agentictagger"),
                  ("item_id+rq-kmeans", "item_id+agentictagger"), ("item_id", "agentictagger"),
-                 ("rq-vae", "agentictagger"), ("rq-kmeans", "agentictagger")):
+                 ("rq-vae", "agentictagger"), ("rq-kmeans", "agentictagger"),
+                 ("agentictagger", "item_id+agentictagger")):  # does the combined model keep (b)'s cold gain?
         for key in ("all/full/N@10", "all/sampled/N@10", "cold_items/full/N@10", "long_tail/full/N@10"):
             if key not in next((x for x in summ if x["tokenizer"] == a), {}):
                 continue
