@@ -359,24 +359,23 @@ def main() -> None:
         elif got != ids:
             raise SystemExit(f"{profile} was built on other items than {args.profiles[0]}")
         build_cat = subset_catalog(base / "data_build", ids, rows)
-        # The embedding assignment of every build item, in a copy of the run folder (the LLM
-        # assigner's assignment of the all-LLM vocabulary goes into the run folder itself).
-        emb_run = base / f"{profile}__embedding_assign"
-        if not (emb_run / "assignments.jsonl").exists():
-            if not emb_run.exists():
-                shutil.copytree(run, emb_run, ignore=shutil.ignore_patterns("assign*", "semantic_ids*", "*.lock"))
-            log(f"{profile}: embedding assigner on the {len(ids)} build items")
-            timings.add(profile, "assign_embedding", cli(
-                ["assign", "--catalog", str(build_cat), "--run-dir", str(emb_run), *flags(profile, ["assign.assigner=embedding", *SUBSET_READ])], logfile))
-        # Then assign all (paper §6.2): every catalog item, by the embedding assigner, in another copy.
-        all_run = base / f"{profile}__assign_all"
-        if not (all_run / "assignments.jsonl").exists():
-            if not all_run.exists():
-                shutil.copytree(run, all_run, ignore=shutil.ignore_patterns("assign*", "semantic_ids*", "*.lock"))
-            log(f"{profile}: embedding assigner on every item of shared:{CATALOG}")
-            timings.add(profile, "assign_all_embedding", cli(
-                ["assign", "--catalog", f"shared:{CATALOG}", "--run-dir", str(all_run),
-                 *flags(profile, ["assign.assigner=embedding"])], logfile))
+
+        def embedding_copy(dest: Path, stage: str, catalog: str, what: str, extra: list[str]) -> Path:
+            """The embedding assigner's assignment of ``catalog`` with this profile's vocabulary, in
+            a copy of the run folder (the LLM assigner's assignment goes into the folder itself)."""
+            if not (dest / "assignments.jsonl").exists():
+                if not dest.exists():
+                    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("assign*", "semantic_ids*", "*.lock"))
+                log(f"{profile}: embedding assigner on {what}")
+                timings.add(profile, stage, cli(["assign", "--catalog", catalog, "--run-dir", str(dest),
+                                                 *flags(profile, ["assign.assigner=embedding", *extra])], logfile))
+            return dest
+
+        emb_run = embedding_copy(base / f"{profile}__embedding_assign", "assign_embedding", str(build_cat),
+                                 f"the {len(ids)} build items", SUBSET_READ)
+        # Then assign all (paper §6.2): every catalog item.
+        all_run = embedding_copy(base / f"{profile}__assign_all", "assign_all_embedding", f"shared:{CATALOG}",
+                                 f"every item of shared:{CATALOG}", [])
         runs[profile] = {"run": run, "emb_run": emb_run, "llm_run": None, "all_run": all_run}
     assert ids is not None
     k = min(args.llm_assign_sample, len(ids))
