@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
 START, END = "<!-- ranking:start -->", "<!-- ranking:end -->"
 LABELS = {
     "item_id": "(a) item ID (SASRec)",
@@ -105,7 +106,10 @@ def section(path: Path) -> list[str]:
         plot_curves(res, curves)
     tail = next((r["test"]["long_tail"]["users"] for r in res["rows"] if "long_tail" in r["test"]), None)
     seen = any("full_seen_removed" in r["test"]["all"] for r in res["rows"])
-    summ = sorted(res["summary"], key=lambda s: ORDER.index(s["tokenizer"]) if s["tokenizer"] in ORDER else 99)
+    from agentictagger.recsys.pipeline import summarise
+
+    # from the rows, not the stored summary: another bench process may have added rows since
+    summ = sorted(summarise(res["rows"]), key=lambda s: ORDER.index(s["tokenizer"]) if s["tokenizer"] in ORDER else 99)
     rows = res["rows"]
     seeds = sorted({r["seed"] for r in rows if r["model"] == "ranker"})
     lines = [f"### {ds['name']}: {ds['users']:,} users, {ds['items']:,} items, {ds['interactions']:,} interactions "
