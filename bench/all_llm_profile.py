@@ -62,19 +62,17 @@ MODEL = "qwen2.5-coder-1.5b-instruct"
 CATALOG = "scientific"
 
 
-def local_llm(name: str) -> list[str]:
-    return [f"llms.{name}.backend=local", f"llms.{name}.model_path={MODEL}", f"llms.{name}.n_threads=2"]
+def local_llm(name: str, threads: int) -> list[str]:
+    return [f"llms.{name}.backend=local", f"llms.{name}.model_path={MODEL}", f"llms.{name}.n_threads={threads}"]
 
 
-def profile_sets(profile: str, threads: int) -> list[str]:
-    """The profile's settings with the local server's thread count (--llm-threads)."""
-    return [s.replace("n_threads=2", f"n_threads={threads}") for s in PROFILES[profile]]
-
-
-PROFILES: dict[str, list[str]] = {
-    "offline": [],
-    "local-llm": ["build.naming.kind=llm", "build.naming.max_level=3", *local_llm("namer")],
-    "all-llm": [
+def profile_sets(profile: str, threads: int = 2) -> list[str]:
+    """The settings of a profile; ``threads`` is the local llama.cpp server's (--llm-threads)."""
+    if profile == "offline":
+        return []
+    if profile == "local-llm":
+        return ["build.naming.kind=llm", "build.naming.max_level=3", *local_llm("namer", threads)]
+    return [
         "build.architect.kind=llm",
         "build.architect.fallback=offline",
         "build.annotator.kind=llm",
@@ -83,19 +81,26 @@ PROFILES: dict[str, list[str]] = {
         "build.annotator.output=choice",
         "build.naming.kind=llm",
         "build.naming.max_level=3",
-        *local_llm("architect"),
-        *local_llm("annotator"),
-        *local_llm("namer"),
+        *local_llm("architect", threads),
+        *local_llm("annotator", threads),
+        *local_llm("namer", threads),
         # The LLM assigner uses assign.llm ('default'); the embedding-assigned copy ignores it.
-        *local_llm("default"),
-    ],
-}
-ROLES = {
-    "offline": "architect: offline (embedding consensus grouping); annotator: embedding judge; names: key phrases; assigner: embedding",
-    "local-llm": f"as offline, but the names of levels 1-3 by the local LLM ({MODEL}); assigner: embedding",
-    "all-llm": f"architect, annotator (choice output), namer (stand-by for the offline fallback) and the LLM assigner: {MODEL} "
-    "via llama.cpp (local backend, 2 threads, n_ctx 4096); also assigned by the embedding assigner",
-}
+        *local_llm("default", threads),
+    ]
+
+
+PROFILES = ("offline", "local-llm", "all-llm")
+
+
+def roles(profile: str, threads: int = 2) -> str:
+    return {
+        "offline": "architect: offline (embedding consensus grouping); annotator: embedding judge; names: key phrases; "
+        "assigner: embedding",
+        "local-llm": f"as offline, but the names of levels 1-3 by the local LLM ({MODEL}); assigner: embedding",
+        "all-llm": f"architect, annotator (choice output), namer (stand-by for the offline fallback) and the LLM assigner: "
+        f"{MODEL} via llama.cpp (local backend, {threads} thread{'s' if threads > 1 else ''}, n_ctx 4096); also assigned "
+        "by the embedding assigner",
+    }[profile]
 
 
 def _mod(name: str):
@@ -249,7 +254,7 @@ def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids
             key = "llm-architect" if k == "architect" else k
             named_by_all[key] = named_by_all.get(key, 0) + v
     entry: dict = {
-        "roles": ROLES[name].replace("2 threads", f"{llm_threads} thread{'s' if llm_threads > 1 else ''}"),
+        "roles": roles(name, llm_threads),
         "sets": profile_sets(name, llm_threads),
         "run_dir": str(run.relative_to(REPO)),
         "wall_seconds": timings.of(name),

@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     emb = ds.embeddings(ROOT / ".cache/agentictagger")
     overrides = {**recipe.train, **{k: v for k, v in {"patience": args.patience, "max_epochs": args.max_epochs}.items()
                                     if v is not None}}
+    overridden = {k: v for k, v in overrides.items() if recipe.train.get(k) != v}  # by --patience / --max-epochs
     for seed in [int(s) for s in args.seeds.split(",")]:
         table = args.sid_table.format(dataset=args.dataset, seed=seed)
         for feat in args.features.split(","):
@@ -124,8 +125,7 @@ def main(argv=None) -> int:
             "finished_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s) per run, cores shared",
             "dataset": ds.describe(),
-            "recipe": recipe.describe() | ({"overridden": {k: v for k, v in overrides.items() if recipe.train.get(k) != v}}
-                                            if any(recipe.train.get(k) != v for k, v in overrides.items()) else {}),
+            "recipe": recipe.describe() | ({"overridden": overridden} if overridden else {}),
             "protocol": ("leave-last-out; test = last item, validation = second-last; full ranking over all items "
                          "(history items not masked) and 100 sampled negatives per test user drawn uniformly from "
                          "items the user never interacted with (seed 0, the same for every row); cold_items = test "

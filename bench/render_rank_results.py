@@ -14,6 +14,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from agentictagger.recsys.pipeline import RECIPES, summarise  # noqa: E402
 START, END = "<!-- ranking:start -->", "<!-- ranking:end -->"
 LABELS = {
     "item_id": "(a) item ID (SASRec)",
@@ -64,10 +66,6 @@ def verdict(rows: list[dict], summary: list[dict], a: str, b: str, key: str) -> 
             f"(difference {diff:+.4f}, sum of the two seed std {spread:.4f}; per seed {d})")
 
 
-QUICK_RECIPE = ("history 20, 2 heads, feed-forward 4d, dropout 0.3, AdamW lr 2e-3 cosine, grad clip 1, patience 3 "
-                "(the `quick` recipe)")
-
-
 def plot_curves(res: dict, path: Path) -> None:
     """Validation N@10 per epoch of every row (one colour per item representation, one line per
     seed), with each row's best epoch marked."""
@@ -100,14 +98,12 @@ def plot_curves(res: dict, path: Path) -> None:
 def section(path: Path) -> list[str]:
     res = json.loads(path.read_text())
     ds = res["dataset"]
-    recipe = res.get("recipe", {}).get("about", QUICK_RECIPE)
+    recipe = res.get("recipe", {}).get("about", RECIPES["quick"].about + " (the `quick` recipe)")
     curves = ROOT / "docs" / f"{path.stem}_curves.png"
     if res.get("recipe", {}).get("name", "quick") != "quick":  # curves of the strongest runs only: a lean repo
         plot_curves(res, curves)
     tail = next((r["test"]["long_tail"]["users"] for r in res["rows"] if "long_tail" in r["test"]), None)
     seen = any("full_seen_removed" in r["test"]["all"] for r in res["rows"])
-    from agentictagger.recsys.pipeline import summarise
-
     # from the rows, not the stored summary: another bench process may have added rows since
     summ = sorted(summarise(res["rows"]), key=lambda s: ORDER.index(s["tokenizer"]) if s["tokenizer"] in ORDER else 99)
     rows = res["rows"]

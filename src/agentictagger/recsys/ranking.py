@@ -405,6 +405,12 @@ def score_items(model: FeatureSASRec, hists: Sequence[np.ndarray], batch_size: i
         yield i, model.scores(model.hidden(seq, table)[:, -1, :], table).float().cpu().numpy()
 
 
+def _remove_items(scores: np.ndarray, per_row: Sequence[np.ndarray]) -> None:
+    """Scores of the given items set to -inf, row by row (in place): they cannot be ranked."""
+    for j, items in enumerate(per_row):
+        scores[j, np.asarray(items, dtype=np.int64)] = -np.inf
+
+
 def rank_items(model: FeatureSASRec, hists: Sequence[np.ndarray], k: int = 50, batch_size: int = 1024,
                device: torch.device | None = None, exclude_history: bool = False,
                exclude: Sequence[np.ndarray] | None = None) -> np.ndarray:
@@ -417,8 +423,7 @@ def rank_items(model: FeatureSASRec, hists: Sequence[np.ndarray], k: int = 50, b
     out = []
     for start, s in score_items(model, hists, batch_size, device):
         if exclude is not None:
-            for j, h in enumerate(exclude[start: start + len(s)]):
-                s[j, np.asarray(h, dtype=np.int64)] = -np.inf
+            _remove_items(s, exclude[start: start + len(s)])
         out.append(topk_from_scores(s, k))
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
 
@@ -443,8 +448,7 @@ def evaluate_ranker(run: RankerRun | FeatureSASRec, samples: Samples, negatives:
                                    negatives[start: start + len(s)]], axis=1)
             sampled_scores.append(s[rows[:, None], cand])
         if seen is not None:
-            for j, h in enumerate(seen[start: start + len(s)]):
-                s[j, np.asarray(h, dtype=np.int64)] = -np.inf
+            _remove_items(s, seen[start: start + len(s)])
             filtered_top.append(topk_from_scores(s, max(ks)))
     out = {"full": evaluate_rankings(np.concatenate(full_top), samples.targets, ks)}
     if negatives is not None:
