@@ -244,7 +244,7 @@ def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids
     levels = tuple(range(1, vocab.depth + 1))
     pos = {i: k for k, i in enumerate(ctx["ids"])}
     emb = ctx["emb"][[pos[i] for i in ids]]
-    quality = name_quality(vocab, levels, brand_strings=ctx["brands"])
+    quality = name_quality(vocab, levels, brand_strings=ctx["brands"], brand_terms=ctx["brand_words"])
     # Who wrote each name (the vocabulary's meta): 'llm' = the LLM namer, 'keyphrase' = key
     # phrases, 'keyphrase-fallback' = key phrases after the LLM namer's answers stayed invalid,
     # 'architect' = the LLM architect's own names (its descriptors carry no namer).
@@ -400,7 +400,7 @@ def main() -> None:
     catalog_mod = _mod("catalog")
     from agentictagger.config import RunConfig
     from agentictagger.embed import Embedder
-    from agentictagger.vocab.keyphrases import brand_strings, opener_brands
+    from agentictagger.vocab.keyphrases import catalog_brands
 
     catalog = catalog_mod.load_shared(CATALOG)
     lvl = catalog_mod.LCREC_LABEL_LEVEL[CATALOG]
@@ -415,8 +415,8 @@ def main() -> None:
         "ids": ids,
         "emb": np.asarray(embedder.encode(texts), dtype=np.float32),
         "encode": embedder.encode,
-        "brands": frozenset(brand_strings([str(it.fields.get("brand") or "") for it in catalog]) | opener_brands(catalog.texts)),
     }
+    ctx["brand_words"], ctx["brands"] = catalog_brands([str(it.fields.get("brand") or "") for it in catalog], catalog.texts)
     lab = [i for i in ids if gold.get(i)]
     lab_s = [i for i in sample if gold.get(i)]
     out = {

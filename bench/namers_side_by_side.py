@@ -56,7 +56,7 @@ from agentictagger.config import RunConfig  # noqa: E402
 from agentictagger.embed import Embedder  # noqa: E402
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary  # noqa: E402
-from agentictagger.vocab.keyphrases import brand_strings, definition_sentence, opener_brands  # noqa: E402
+from agentictagger.vocab.keyphrases import catalog_brands, definition_sentence  # noqa: E402
 from agentictagger.vocab.quality import name_identifiability, name_quality  # noqa: E402
 
 NAMERS = ("ours", "bertopic_ctfidf", "bertopic_keybert", "bertopic_mmr")
@@ -123,9 +123,9 @@ def rename(vocab: Vocabulary, texts: list[str], emb: np.ndarray, paths: list[lis
     return out
 
 
-def figures(vocab: Vocabulary, emb: np.ndarray, paths: list[list[str]], encode, brands: frozenset) -> dict:
+def figures(vocab: Vocabulary, emb: np.ndarray, paths: list[list[str]], encode, brands: tuple[frozenset, frozenset]) -> dict:
     judge = name_identifiability(vocab, emb, paths, encode, LEVELS)
-    rules = name_quality(vocab, LEVELS, brand_strings=brands)
+    rules = name_quality(vocab, LEVELS, brand_strings=brands[1], brand_terms=brands[0])
     return {str(lv): {"names_alone_accuracy": judge[str(lv)]["accuracy"], "rules": rules[str(lv)]} for lv in LEVELS}
 
 
@@ -191,7 +191,7 @@ def main() -> int:
         catalog = load_shared(cat_name)
         ids, texts = catalog.ids, catalog.texts
         emb = np.asarray(embedder.encode(texts), dtype=np.float32)
-        brands = frozenset(brand_strings([str(it.fields.get("brand") or "") for it in catalog]) | opener_brands(texts))
+        brands = catalog_brands([str(it.fields.get("brand") or "") for it in catalog], texts)
         per_seed = []
         for seed in a.seeds:
             info = run_profile(cat_name, "offline", seed, fresh=False, extra=[])

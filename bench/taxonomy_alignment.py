@@ -63,7 +63,7 @@ from _provenance import write_result  # noqa: E402
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
 from agentictagger.config import RunConfig  # noqa: E402
-from agentictagger.vocab.keyphrases import brand_strings, opener_brands  # noqa: E402
+from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
 from agentictagger.vocab.quality import name_identifiability, name_quality, partition_scores  # noqa: E402
 from agentictagger.vocab.summary import coverage_by_level, load_jobs, refinement_effect  # noqa: E402
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
@@ -229,7 +229,7 @@ def analyse(name: str, profiles: list[str], seeds: list[int], fresh: bool, berto
     embedder = Embedder(cfg.embedding, cache_dir=str(REPO / cfg.cache_dir))
     emb = np.asarray(embedder.encode(catalog.texts), dtype=np.float32)
     row = {i: r for r, i in enumerate(ids)}
-    brands = frozenset(brand_strings([str(it.fields.get("brand") or "") for it in catalog]) | opener_brands(catalog.texts))
+    brand_words, brands = catalog_brands([str(it.fields.get("brand") or "") for it in catalog], catalog.texts)
     for profile in profiles:
         per_seed, parts = [], []
         for seed in seeds:
@@ -256,7 +256,7 @@ def analyse(name: str, profiles: list[str], seeds: list[int], fresh: bool, berto
                 "refinement": {k: v for k, v in refinement_effect(jobs).items() if k != "per_job"},
                 "usage": usage_of(run_dir),
                 "names_by_level": vocab.meta.get("names_by_level"),
-                "name_quality": name_quality(vocab, (1, 2, 3), brand_strings=brands),
+                "name_quality": name_quality(vocab, (1, 2, 3), brand_strings=brands, brand_terms=brand_words),
                 "names_alone_embedding_judge": name_identifiability(
                     vocab, emb, [assigned.get(i, []) for i in ids], embedder.encode, (1, 2, 3)
                 ),

@@ -119,6 +119,41 @@ def test_brand_filter_on_scientific_keeps_category_names():
     assert name_problems("Porter Cable", brand_terms=banned, brand_strings=whole)
 
 
+def test_a_makers_brand_inside_a_name_is_rejected_on_office_rows():
+    """Local-LLM level-1/2 names on Office: a maker's brand inside a kind ("Scotch Tape Products")
+    is rejected; words that only follow a brand in titles, or are part of a brand and ordinary
+    elsewhere, stay usable."""
+    from agentictagger.catalog import load_shared
+    from agentictagger.vocab.name_rules import brand_words
+
+    try:
+        cat = load_shared("office")
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"shared data not available: {exc}")
+    brands = [str(it.fields.get("brand") or "") for it in cat]
+    texts = cat.texts
+    banned = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
+    whole = frozenset(brand_strings(brands))
+    for name, brand in [("Scotch Tape Products", "scotch"), ("Duck Packaging Tape Products", "duck"),
+                        ("Canon Ink Tanks", "canon"), ("Brother Black Toner Cartridge", "brother")]:
+        assert brand_words(name, banned, whole) == [brand], name
+        assert any("contains the brand" in p for p in name_problems(name, brand_terms=banned, brand_strings=whole)), name
+    for name in ("Restickable Tabs", "Packaging Tape", "Laminating Sheets", "Toner Cartridges", "Gel Pens", "Ink Tanks"):
+        assert name_problems(name, brand_terms=banned, brand_strings=whole) == [], name
+
+
+def test_brand_words_need_both_signals():
+    from agentictagger.vocab.name_rules import brand_words
+
+    brands, texts = _brand_catalog()
+    banned = frozenset(brand_terms(brands, texts))
+    whole = frozenset(brand_strings(brands))
+    assert brand_words("Hatchbox Printer Filament", banned, whole) == ["hatchbox"]
+    assert brand_words("Lab Safety Goggles", banned, whole) == []  # words of a brand, ordinary here
+    assert brand_words("Hatchbox Printer Filament", banned | {"printer"}, whole) == ["hatchbox"]  # not a brand string word
+    assert brand_words("Hatchbox Filament", banned, frozenset()) == []
+
+
 # -- grouping ------------------------------------------------------------------------------------
 def test_ward_merge_joins_nearest_pieces():
     v = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.2, 0.0], [5.1, 3.0]])

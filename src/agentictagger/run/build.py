@@ -17,7 +17,7 @@ from agentictagger.run.folder import build_fingerprint
 from agentictagger.run.roles import llm_client_factory, role_fingerprint, role_llm
 from agentictagger.vocab.agents import EmbeddingAnnotator, EmbeddingArchitect
 from agentictagger.vocab.builder import BuildResult, VocabularyBuilder
-from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands, opener_brands
+from agentictagger.vocab.keyphrases import catalog_brands
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,7 @@ def build_vocabulary(
     emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)
     embed_s = time.monotonic() - t0
 
-    exclude = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
-    # Whole brand strings: the brand field's, and brands or product lines that open many titles.
-    whole_brands = frozenset(brand_strings(brands) | opener_brands(texts))
+    exclude, whole_brands = catalog_brands(brands, texts)
     usage = _load_usage(run_dir)
     client = llm_client_factory(cfg, usage)
     architect, fallback = _architects(cfg, embedder, client, exclude, custom=architect)

@@ -112,6 +112,17 @@ def brand_strings(brands: Sequence[str]) -> set[str]:
     return {k for k in (flat_key(b or "") for b in brands) if any(c.isalpha() for c in k)}
 
 
+def catalog_brands(brands: Sequence[str], texts: Sequence[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """The catalog's brand knowledge, as the name rules use it: (brand words, whole brand strings).
+
+    Brand words: :func:`first_word_brands` and :func:`brand_terms` (words met almost only as
+    brands; never ordinary category words). Whole brand strings: the brand field's
+    (:func:`brand_strings`) and brands or product lines that open many titles
+    (:func:`opener_brands`)."""
+    words = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
+    return words, frozenset(brand_strings(brands) | opener_brands(texts))
+
+
 def opener_brands(texts: Sequence[str], min_count: int = 5, min_first_share: float = 0.7, max_words: int = 3) -> set[str]:
     """Brand and product-line strings learned from the catalog itself: word sequences (2 to
     ``max_words`` words, as :func:`names.flat_key` writes them) that open at least ``min_count``

@@ -151,6 +151,11 @@ def name_problems(
         out.append(f"{name!r} contains the brand or product line {inner!r}; name the kind of item")
     elif brand_terms and sum(w in brand_terms for w in content) * 2 > len(content):
         out.append(f"{name!r} looks like a brand name, not a category")
+    elif inside := brand_words(name, brand_terms, brand_strings):
+        # A maker's word inside a kind ("Scotch Tape Products", "Sonicare Toothbrush"): the
+        # catalog uses it almost only as an item's own brand (see keyphrases.brand_terms), so a
+        # platform a kind is made for ("Xbox Games") stays allowed.
+        out.append(f"{name!r} contains the brand {', '.join(map(repr, inside))}; name the kind of item")
     if parent_path:
         if name_key(name) in {name_key(p) for p in parent_path}:
             out.append(f"{name!r} repeats a parent category")
@@ -192,6 +197,23 @@ def brand_inside(name: str, brand_strings: frozenset[str] | set[str]) -> str:
             if g in brand_strings and (n >= 2 or (not _lemmas(g) and not g.isdigit())):
                 return g
     return ""
+
+
+def brand_words(name: str, brand_terms: frozenset[str] | set[str], brand_strings: frozenset[str] | set[str]) -> list[str]:
+    """The content words of ``name`` that are a maker's brand: words the catalog uses almost only
+    as brands (``brand_terms``, see :func:`keyphrases.brand_terms`) that are also a word of a whole
+    brand string ("scotch"; "sonicare" of "Philips Sonicare"). Either signal alone is not enough:
+    a word that merely follows a brand in many titles ("Restickable" after "Scotch") or an ordinary
+    word that is also part of some brand ("Safety" of "Lab Safety Supply") stays usable."""
+    if not brand_terms or not brand_strings:
+        return []
+    in_brands = _brand_string_words(frozenset(brand_strings))
+    return [w for w in words(name) if w not in FUNCTION_WORDS and w in brand_terms and w in in_brands]
+
+
+@lru_cache(maxsize=8)
+def _brand_string_words(brand_strings: frozenset[str]) -> frozenset[str]:
+    return frozenset(w for b in brand_strings for w in b.split())
 
 
 def content_lemmas(name: str) -> set[str]:

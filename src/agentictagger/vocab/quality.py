@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from agentictagger.vocab.name_rules import adds_to_parent, brand_inside, flat_key, is_noun_phrase, name_key
+from agentictagger.vocab.name_rules import adds_to_parent, brand_inside, brand_words, flat_key, is_noun_phrase, name_key
 from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary, descriptor_text
 
 
@@ -54,8 +54,15 @@ def utilization(per_item_terms: Sequence[Sequence[str]], vocabulary: Sequence[st
 
 
 def name_quality(
-    vocab: Vocabulary, levels: Sequence[int] = (1, 2), small: int = 3, brand_strings: frozenset[str] | set[str] = frozenset()
+    vocab: Vocabulary,
+    levels: Sequence[int] = (1, 2),
+    small: int = 3,
+    brand_strings: frozenset[str] | set[str] = frozenset(),
+    brand_terms: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, Any]:
+    """Rule figures per level. ``brand_names`` counts names that are, or contain, a whole brand
+    string; ``names_with_brand_words`` (with ``brand_terms``) names with a maker's brand word
+    inside ("Scotch Tape Products", see :func:`name_rules.brand_words`)."""
     out: dict[str, Any] = {}
     for lvl in levels:
         descs = vocab.level(lvl)
@@ -82,6 +89,11 @@ def name_quality(
             "child_adds_nothing_to_parent": adds_nothing,
             "numbered_copies": numbered,
             **({"brand_names": brands} if brand_strings else {}),
+            **(
+                {"names_with_brand_words": sum(1 for d in descs if brand_words(d.name, brand_terms, brand_strings))}
+                if brand_terms and brand_strings
+                else {}
+            ),
             "descriptors_under_3_items": sum(1 for d in descs if d.item_count < small),
             "definition_is_sentence_share": round(
                 sum(1 for d in descs if len(d.definition.split()) >= 4 and d.definition.rstrip().endswith(".")) / len(descs), 4
