@@ -29,9 +29,11 @@ import logging
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from _provenance import write_result  # noqa: E402 (bench/ is on sys.path when run as a script)
+from _plots import plot_validation_curves  # noqa: E402 (bench/ is on sys.path when run as a script)
+from _provenance import write_result  # noqa: E402
 from agentictagger.files import atomic_write_text  # noqa: E402
 
 import numpy as np
@@ -62,6 +64,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-steps", type=int, default=None,
                     help="also cap every model, SASRec included, at this many optimiser steps (fair when the "
                          "cores are shared)")
+    ap.add_argument("--max-epochs", type=int, default=None,
+                    help="train every model, SASRec included, for exactly this many epochs (no wall-time budget, "
+                         "validation once per epoch, the best validation epoch kept): models compared at equal "
+                         "epochs; resumable through --checkpoint-dir")
+    ap.add_argument("--checkpoint-dir", default=None,
+                    help="resumable training: every fit checkpoints each epoch under this folder and a rerun of the "
+                         "same command continues it (default with --max-epochs: bench/runs/gr/<dataset>)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
     ap.add_argument("--seeds", default="0", help="comma list; each seed retrains every model (and its tokenizer)")
@@ -135,9 +144,14 @@ def llm_choose(config_path: str | None, cache_dir: str):
 def write_markdown(path: Path, res: dict) -> None:
     summ = res.get("summary") or summarise_rows(res["rows"], res.get("critique") or [])
     seeds = res.get("seeds", [res.get("seed", 0)])
-    cap = (f"{res['budget_minutes']} min budget" + (f" and {res['max_steps']} steps" if res.get("max_steps") else "")
-           + " per model")
-    section = f"## Generative retrieval on {res['data'].get('name', 'beauty').capitalize()}"
+    name = res["data"].get("name", "beauty")
+    if res.get("max_epochs"):
+        cap = f"{res['max_epochs']} epochs per model (no time budget; the best validation epoch is kept)"
+        section = f"## Generative retrieval on {name.capitalize()} at equal epochs"
+    else:
+        cap = (f"{res['budget_minutes']} min budget" + (f" and {res['max_steps']} steps" if res.get("max_steps") else "")
+               + " per model")
+        section = f"## Generative retrieval on {name.capitalize()}"
     lines = [section, "", f"Command (run {res['finished_at'] or 'unfinished'}, {res['device']}, "
              f"{res['threads']} threads, {cap}, seeds {', '.join(map(str, seeds))}):", "",
              "```", res["command"], "```", "",
@@ -175,9 +189,15 @@ def write_markdown(path: Path, res: dict) -> None:
             lines.append(f"| {c['model']} | {c['simulator']} | {len(c['seeds'])} | {v['N@10']['mean']:.4f} ± {v['N@10']['std']:.4f} | "
                          f"{k['N@10']['mean']:.4f} ± {k['N@10']['std']:.4f} | {v['R@10']['mean']:.4f} | {k['R@10']['mean']:.4f} |")
     lines += ["", f"Raw results: `{res['out']}`.", ""]
+    if res.get("max_epochs"):
+        png = ROOT / "docs" / f"gr_{name}_epochs_curves.png"
+        plot_validation_curves([(r["method"], r.get("valid_history") or []) for r in res["rows"]],
+                               f"{name}: validation N@10 per epoch, {res['max_epochs']} epochs per model (one line per "
+                               "seed; dot = best epoch, restored)", "validation N@10", png)
+        lines += [f"Learning curves: [`docs/{png.name}`](../docs/{png.name}).", ""]
     notes = list(res.get("notes") or [])
     gen = [r for r in res["rows"] if r.get("key") not in ("sasrec", "popularity")]
-    if gen:
+    if gen and not res.get("max_epochs"):
         notes.append(f"Generative models reached {min(r['epochs'] for r in gen):.2f}-{max(r['epochs'] for r in gen):.2f} "
                      "epochs inside the budget (A.1 trains up to 200 epochs with patience 20): early-training "
                      "numbers, not converged ones.")
@@ -237,6 +257,12 @@ def main(argv=None) -> int:
     data, split = ds.data, ds.split
     texts = ds.texts
     args.out = args.out or str(ROOT / f"bench/results/gr_{ds.name}.json")
+    if args.max_epochs:
+        # Equal epochs: no wall-time budget, no early stop; the best validation epoch is kept.
+        args.budget_minutes = None
+        args.checkpoint_dir = args.checkpoint_dir or str(ROOT / "bench" / "runs" / "gr" / ds.name)
+    epoch_rule = ({"max_epochs": args.max_epochs, "patience": args.max_epochs, "eval_every_steps": None}
+                  if args.max_epochs else {})
     import hashlib
 
     res: dict = {
@@ -244,7 +270,7 @@ def main(argv=None) -> int:
             shlex.quote(a) for a in ["bench/gr_beauty.py", *(argv if argv is not None else sys.argv[1:])]),
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "finished_at": None,
         "device": str(device), "threads": args.threads, "budget_minutes": args.budget_minutes,
-        "max_steps": args.max_steps, "preset": args.preset, "seeds": seeds, "max_history": ds.max_history,
+        "max_steps": args.max_steps, "max_epochs": args.max_epochs, "preset": args.preset, "seeds": seeds, "max_history": ds.max_history,
         "out": os.path.relpath(args.out, ROOT) if os.path.isabs(args.out) else args.out,
         "data": {"name": ds.name, "users": len(data.users), "items": data.n_items, "interactions": data.n_interactions,
                  "train_samples": len(split.train), "valid_users": len(split.valid),
@@ -295,8 +321,9 @@ def main(argv=None) -> int:
             c = codes[m]
             cfg, tc = preset(args.preset, c.vocab_size, budget_minutes=args.budget_minutes, seed=seed,
                              val_users=args.val_users, lr=args.lr, max_steps=args.max_steps)
+            tc = replace(tc, **epoch_rule)
             log.info("training %s seed %d: %s", m, seed, c.summary())
-            run = fit_generative(c, split, cfg, tc, device)
+            run = fit_generative(c, split, cfg, tc, device, checkpoint_dir=args.checkpoint_dir)
             t = time.perf_counter()
             metrics, _ = evaluate_generative(run, test)
             runs[m] = run
@@ -353,8 +380,9 @@ def main(argv=None) -> int:
         if "sasrec" in methods:
             tc = TrainConfig(lr=0.001, weight_decay=0.0, budget_minutes=args.budget_minutes, seed=seed,
                              eval_every_steps=None, val_users=None, patience=10, max_steps=args.max_steps)
+            tc = replace(tc, **epoch_rule)
             scfg = SASRecConfig(n_items=data.n_items, max_len=ds.max_history)
-            run = fit_sasrec(split, data.n_items, scfg, tc, device)
+            run = fit_sasrec(split, data.n_items, scfg, tc, device, checkpoint_dir=args.checkpoint_dir)
             metrics = evaluate_sasrec(run, test)
             res["rows"].append({
                 "key": "sasrec", "seed": seed, "method": "SASRec (item IDs)", "loss": "CE (full softmax)",

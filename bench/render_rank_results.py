@@ -15,6 +15,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _plots import plot_validation_curves  # noqa: E402 (bench/ is on sys.path when run as a script)
 from agentictagger.recsys.pipeline import RECIPES, summarise  # noqa: E402
 START, END = "<!-- ranking:start -->", "<!-- ranking:end -->"
 LABELS = {
@@ -69,30 +70,13 @@ def verdict(rows: list[dict], summary: list[dict], a: str, b: str, key: str) -> 
 def plot_curves(res: dict, path: Path) -> None:
     """Validation N@10 per epoch of every row (one colour per item representation, one line per
     seed), with each row's best epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    tokens = [t for t in ORDER if any(r["tokenizer"] == t and r.get("valid_history") for r in res["rows"])]
-    for i, tok in enumerate(tokens):
-        for j, r in enumerate(sorted((r for r in res["rows"] if r["tokenizer"] == tok), key=lambda r: r["seed"])):
-            h = r["valid_history"]
-            ax.plot([x["epoch"] for x in h], [x["N@10"] for x in h], color=f"C{i}", lw=1, alpha=0.8,
-                    label=f"{LABELS[tok]}" if j == 0 else None)
-            best = max(h, key=lambda x: x["N@10"])
-            ax.scatter([best["epoch"]], [best["N@10"]], color=f"C{i}", s=14, zorder=3)
+    series = [(LABELS[t], r["valid_history"]) for t in ORDER
+              for r in sorted((r for r in res["rows"] if r["tokenizer"] == t), key=lambda r: r["seed"])
+              if r.get("valid_history")]
     name = res["dataset"]["name"]
     recipe = res.get("recipe", {}).get("name", "quick")
-    ax.set_xlabel("epoch"), ax.set_ylabel("validation N@10 (full ranking, all users)")
-    ax.set_title(f"{name}, recipe '{recipe}': validation N@10 per epoch (one line per seed; dot = best epoch, restored)")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_validation_curves(series, f"{name}, recipe '{recipe}': validation N@10 per epoch (one line per seed; dot = best "
+                           "epoch, restored)", "validation N@10 (full ranking, all users)", path)
 
 
 def section(path: Path) -> list[str]:

@@ -70,3 +70,34 @@ def test_bucketing_and_schedule():
     assert max(np.ptp(lengths[b]) for b in batches) <= 6  # each batch holds similar lengths
     assert lr_factor(0.0, 0.1) == pytest.approx(1e-3) and lr_factor(0.1, 0.1) == pytest.approx(1.0)
     assert lr_factor(1.0, 0.1) == pytest.approx(0.0)
+
+
+def test_generative_checkpoint_resumes_and_other_codes_never_share_it(tmp_path):
+    """A finished generative fit with a checkpoint folder is returned again without training; a
+    run on other codes (or settings) gets its own checkpoint."""
+    from agentictagger.recsys import train as train_mod
+
+    _, split, codes, cfg = _tiny_generative_setup()
+    tc = TrainConfig(lr=0.01, batch_size=64, max_epochs=2, patience=2, beam_size=10)
+    first = fit_generative(codes, split, cfg, tc, checkpoint_dir=tmp_path)
+    ckpts = list(tmp_path.glob("*/checkpoint.pt"))
+    assert len(ckpts) == 1 and ckpts[0].parent.name.startswith(f"{codes.name}-")
+    real, calls = train_mod.evaluate_rankings, {"n": 0}
+
+    def counted(*a, **k):
+        calls["n"] += 1
+        return real(*a, **k)
+
+    train_mod.evaluate_rankings = counted
+    try:
+        again = fit_generative(codes, split, cfg, tc, checkpoint_dir=tmp_path)
+    finally:
+        train_mod.evaluate_rankings = real
+    assert calls["n"] == 0 and again.fit.history == first.fit.history and again.fit.steps == first.fit.steps
+    for k, v in first.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
+    other = rq_kmeans_codes(np.random.default_rng(1).normal(size=(len(codes.codes), 8)), (4, 4, 4))
+    fit_generative(other, split, cfg, tc, checkpoint_dir=tmp_path)
+    fit_generative(codes, split, cfg, TrainConfig(lr=0.01, batch_size=64, max_epochs=1, patience=1, beam_size=10),
+                   checkpoint_dir=tmp_path)
+    assert len(list(tmp_path.glob("*/checkpoint.pt"))) == 3

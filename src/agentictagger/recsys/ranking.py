@@ -18,8 +18,6 @@ Items are ranked over the whole catalogue; history items are not masked.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +30,7 @@ from torch import nn
 from .data import Samples, Split
 from .metrics import evaluate_rankings, evaluate_sampled, topk_from_scores
 from .tokenizers import ItemCodes
-from .train import FitResult, TrainConfig, _subsample, default_device, run_fit, set_seed
+from .train import FitResult, TrainConfig, _subsample, default_device, run_fit, set_seed, training_fingerprint
 
 
 @dataclass
@@ -340,18 +338,9 @@ def run_fingerprint(split: Split, features: ItemFeatures, cfg: RankerConfig, tc:
     """A digest of everything that decides a training run: the data (training sequences and
     validation samples), the item features and both configs. Checkpoints live under it, so a
     rerun with other settings never resumes a foreign run."""
-    h = hashlib.sha256()
     model = {k: v for k, v in cfg.to_dict().items() if _FINGERPRINT_DEFAULTS.get(k, object()) != v}
-    h.update(json.dumps({"model": model, "train": tc.to_dict(), "features": features.name,
-                         "n_tokens": features.n_tokens}, sort_keys=True).encode())
-    for t in features.tokens:
-        h.update(np.asarray(t, dtype=np.int64).tobytes())
-    for s in split.train_sequences:
-        h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
-    for s in split.valid.histories:
-        h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
-    h.update(np.asarray(split.valid.targets, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+    meta = {"model": model, "train": tc.to_dict(), "features": features.name, "n_tokens": features.n_tokens}
+    return training_fingerprint(meta, features.tokens, split)
 
 
 def fit_ranker(split: Split, features: ItemFeatures, config: RankerConfig | None = None,

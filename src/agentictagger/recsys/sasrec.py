@@ -10,6 +10,7 @@ catalogue; history items are not masked, as the generative model can also emit t
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 
@@ -30,11 +31,13 @@ class SASRecConfig(RankerConfig):
 
 
 def fit_sasrec(split: Split, n_items: int, config: SASRecConfig | None = None,
-               train_config: TrainConfig | None = None, device: torch.device | None = None) -> RankerRun:
-    """Item-ID SASRec: :func:`.ranking.fit_ranker` with :meth:`ItemFeatures.item_ids`."""
+               train_config: TrainConfig | None = None, device: torch.device | None = None,
+               checkpoint_dir: str | Path | None = None) -> RankerRun:
+    """Item-ID SASRec: :func:`.ranking.fit_ranker` with :meth:`ItemFeatures.item_ids`
+    (resumable with ``checkpoint_dir``)."""
     tc = train_config or TrainConfig(lr=0.001, weight_decay=0.0)
     cfg = config or SASRecConfig(n_items=n_items, max_len=tc.max_history)
-    return fit_ranker(split, ItemFeatures.item_ids(n_items), cfg.ranker(), tc, device)
+    return fit_ranker(split, ItemFeatures.item_ids(n_items), cfg.ranker(), tc, device, checkpoint_dir)
 
 
 def evaluate_sasrec(run: RankerRun, samples: Samples) -> dict[str, float]:

@@ -13,6 +13,8 @@ and cosine decay; validation can use a fixed user subsample.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
 import os
@@ -172,6 +174,22 @@ def _save_checkpoint(path: Path, blob: dict) -> None:
 
     with atomic_file(path) as tmp:
         torch.save(blob, tmp)
+
+
+def training_fingerprint(meta: dict, tokens: Sequence[Sequence[int]], split: Split) -> str:
+    """A digest of what decides a training run: ``meta`` (model and training settings, as JSON),
+    the items' token lists and the data (training sequences, validation samples). Checkpoints
+    live under it, so a rerun with other settings never resumes a foreign run."""
+    h = hashlib.sha256()
+    h.update(json.dumps(meta, sort_keys=True).encode())
+    for t in tokens:
+        h.update(np.asarray(t, dtype=np.int64).tobytes())
+    for s in split.train_sequences:
+        h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
+    for s in split.valid.histories:
+        h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
+    h.update(np.asarray(split.valid.targets, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def run_fit(
@@ -378,11 +396,19 @@ def fit_generative(
     model_config: T5Config | None = None,
     train_config: TrainConfig | None = None,
     device: torch.device | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> GenerativeRun:
+    """Train a TIGER-style model on ``codes``. With ``checkpoint_dir`` the run is resumable (see
+    :func:`run_fit`): its state goes to ``checkpoint_dir/<codes>-<fingerprint>/checkpoint.pt``
+    after every epoch; rerunning the same call continues it, or returns it finished."""
     tc = train_config or TrainConfig()
     cfg = model_config or T5Config(vocab_size=codes.vocab_size)
     if cfg.vocab_size != codes.vocab_size:
         cfg = replace(cfg, vocab_size=codes.vocab_size)
+    ckpt = None
+    if checkpoint_dir is not None:
+        fp = training_fingerprint({"model": cfg.to_dict(), "train": tc.to_dict(), "codes": codes.name}, codes.codes, split)
+        ckpt = Path(checkpoint_dir) / f"{codes.name}-{fp}" / "checkpoint.pt"
     device = device or default_device()
     set_seed(tc.seed)
     model = TigerModel(cfg).to(device)
@@ -402,7 +428,7 @@ def fit_generative(
                            device=device)
         return evaluate_rankings(ranked, val.targets)
 
-    fit = run_fit(model, step_loss, lengths, validate, tc, name=codes.name)
+    fit = run_fit(model, step_loss, lengths, validate, tc, name=codes.name, checkpoint=ckpt)
     return GenerativeRun(model, book, trie, fit, cfg, tc)
 
 
