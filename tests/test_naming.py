@@ -100,18 +100,21 @@ def test_brand_filter_keeps_category_words_and_bans_brands():
     assert name_problems("Lab Safety Supply", brand_terms=frozenset(banned), brand_strings=whole)
 
 
-def test_brand_filter_on_scientific_keeps_category_names():
-    """The issue's regression: on Scientific every word of every brand used to be banned."""
+def _shared_brands(name: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(brand words, whole brand strings) of a shared catalog, as a build computes them."""
     from agentictagger.catalog import load_shared
+    from agentictagger.vocab.keyphrases import catalog_brands
 
     try:
-        cat = load_shared("scientific")
+        cat = load_shared(name)
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"shared data not available: {exc}")
-    brands = [str(it.fields.get("brand") or "") for it in cat]
-    texts = cat.texts
-    banned = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
-    whole = frozenset(brand_strings(brands))
+    return catalog_brands([str(it.fields.get("brand") or "") for it in cat], cat.texts)
+
+
+def test_brand_filter_on_scientific_keeps_category_names():
+    """On Scientific, ordinary words that are part of some brand stay usable in names."""
+    banned, whole = _shared_brands("scientific")
     for name in ("Printer Filament", "Lab Safety Supplies", "Industrial Tape", "Medical Supplies", "Fasteners"):
         assert name_problems(name, brand_terms=banned, brand_strings=whole) == [], name
     assert "hatchbox" in banned and "amscope" in banned
@@ -123,17 +126,9 @@ def test_a_makers_brand_inside_a_name_is_rejected_on_office_rows():
     """Local-LLM level-1/2 names on Office: a maker's brand inside a kind ("Scotch Tape Products")
     is rejected; words that only follow a brand in titles, or are part of a brand and ordinary
     elsewhere, stay usable."""
-    from agentictagger.catalog import load_shared
     from agentictagger.vocab.name_rules import brand_words
 
-    try:
-        cat = load_shared("office")
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"shared data not available: {exc}")
-    brands = [str(it.fields.get("brand") or "") for it in cat]
-    texts = cat.texts
-    banned = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
-    whole = frozenset(brand_strings(brands))
+    banned, whole = _shared_brands("office")
     for name, brand in [("Scotch Tape Products", "scotch"), ("Duck Packaging Tape Products", "duck"),
                         ("Canon Ink Tanks", "canon"), ("Brother Black Toner Cartridge", "brother")]:
         assert brand_words(name, banned, whole) == [brand], name
