@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             "sampled = the positive against 100 negatives the user never interacted with (the same draw for every row).",
             ""]
     for f in files:
+        if "dataset" not in json.loads(f.read_text()):  # rows only: its bench is still running
+            print(f"{f.name}: skipped (unfinished: the bench writes the file's header when it ends)", file=sys.stderr)
+            continue
         body += section(f)
     text = (ROOT / "bench/RESULTS.md").read_text(encoding="utf-8")
     block = START + "\n" + "\n".join(body) + END
