@@ -160,7 +160,10 @@ def write_markdown(path: Path, res: dict) -> None:
              + (f" Generative models ({res['preset']} preset): T5-style {res['model']['num_layers']}+"
                 f"{res['model']['num_layers']} layers, d_model {res['model']['d_model']}, d_ff {res['model']['d_ff']}, "
                 f"{res['model']['num_heads']} heads x {res['model']['d_kv']}, beam {res['train']['beam_size']} through "
-                f"a prefix trie, early stopping on validation N@10 ({res['train']['val_users'] or 'all'} validation users)."
+                f"a prefix trie, "
+                + ("validation N@10 once per epoch, no early stop, the best epoch kept"
+                   if res.get("max_epochs") else "early stopping on validation N@10")
+                + f" ({res['train']['val_users'] or 'all'} validation users)."
                 if "model" in res else ""), "",
              "Mean ± standard deviation over seeds:", "",
              "| method | loss | seeds | R@5 | N@5 | R@10 | N@10 | epochs (mean) |",
