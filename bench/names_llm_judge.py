@@ -42,7 +42,8 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "names_llm_judge.json"))
     args = ap.parse_args()
-    cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=2)
+    cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct",
+                    n_threads=int(os.environ.get("BENCH_LLM_THREADS", "2")))  # 1 leaves a core to other work
     client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
     # Runs judged before (other catalogs, profiles or seeds) are kept; a run judged again is replaced.
     old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}

@@ -68,10 +68,13 @@ from agentictagger.vocab.quality import name_identifiability, name_quality, part
 from agentictagger.vocab.summary import coverage_by_level, load_jobs, refinement_effect  # noqa: E402
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 
+# Threads of the local llama.cpp server: BENCH_LLM_THREADS=1 leaves a core to a benchmark beside
+# this one (greedy decoding: the answers do not depend on it).
+LLM_THREADS = int(os.environ.get("BENCH_LLM_THREADS", "2"))
 LOCAL_LLM = [
     "llms.namer.backend=local",
     "llms.namer.model_path=qwen2.5-coder-1.5b-instruct",
-    "llms.namer.n_threads=2",
+    f"llms.namer.n_threads={LLM_THREADS}",
     # The demo's naming settings (`agentictagger demo`): names only (definitions from the
     # groups' phrases), 3 titles per group, one re-ask, no renames from the judge's feedback.
     "build.naming.titles_per_group=3",
@@ -192,7 +195,7 @@ def llm_judge(vocab: Vocabulary, catalog, assigned: dict, ids: list[str], level:
     from agentictagger.llm.factory import make_client
     from agentictagger.vocab.quality import llm_name_agreement
 
-    cfg = LLMConfig(backend="local", model="qwen2.5-coder-1.5b-instruct", model_path="qwen2.5-coder-1.5b-instruct", n_threads=2)
+    cfg = LLMConfig(backend="local", model="qwen2.5-coder-1.5b-instruct", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS)
     client = make_client(cfg, REPO / ".cache" / "llm")
     t0 = time.monotonic()
     texts = [catalog.by_id(i).text for i in ids]

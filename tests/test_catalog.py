@@ -321,6 +321,34 @@ def test_load_shared_beauty_and_sports(caplog: pytest.LogCaptureFixture) -> None
     assert len(sports) == 18357 and sports[0].text == "ghost armorers tool 332 punch hunting fishing"
 
 
+@pytest.mark.parametrize(
+    "raw, clean",
+    [  # shapes found in Office_Products descriptions
+        ("USB cablediv.aplusAnnotate {font-family: Arial, sans-serif; font-size: 13px;}div.aplusAcontentHead "
+         "{font-size: 15px; }", "USB cable"),
+        ("helps you conserve energy .aplusAcontentLegal ol {list-style-position:outside; margin:0em 1em 0em;}",
+         "helps you conserve energy"),
+        ("Easy to use..caption {font-size: 12px;} Writes smoothly.", "Easy to use. Writes smoothly."),
+        (".aplusCurrentViewBg {background-color:#ffffcc; .aplusAcontentLegal ol {list-style-position:outer; ma", ""),
+        ("hr ul {padding-left:1.1em; list-style-position:outside; /*remove ind", ""),
+        # not style sheets: left alone
+        ("Pack of 12 {assorted: colors} pens", "Pack of 12 {assorted: colors} pens"),
+        ("Pens for a class. Fine tip.", "Pens for a class. Fine tip."),
+        ("<b>Bold</b> &amp; clear", "Bold & clear"),
+    ],
+)
+def test_shared_text_cleaning_drops_markup_and_style_sheets(raw: str, clean: str) -> None:
+    from agentictagger.catalog.datasets import _clean
+
+    assert _clean(raw) == clean
+
+
+@shared
+def test_load_shared_office_has_no_style_sheet_text() -> None:
+    office = load_shared("office")
+    assert not [it.item_id for it in office if re.search(r"[{}]|font-family|aplus", it.text)]
+
+
 @shared
 @pytest.mark.parametrize(
     "name, users, interactions, min_len, max_len",

@@ -28,8 +28,20 @@ LCREC_LABEL_LEVEL = {"scientific": 2, "office": 3}
 _HTML_JUNK = re.compile(r"<!--.*?-->|<!\[[^\]]*\]>|</?[a-zA-Z][a-zA-Z0-9]*\s*/?>", re.S)
 
 
+# Style sheets pasted into product descriptions ("div.aplusAnnotate {font-family: Arial; ...}",
+# ".aplusAcontentLegal ol {list-style-position: outside; ...}"): a rule is a chain of selectors
+# (an HTML element and/or .class / #id parts) and a brace body; the source cuts some bodies off,
+# so a body also ends where the next rule starts or at the end of the text. An element name alone
+# counts only as a whole word, so prose before a rule stays ("USB cablediv.aplus..." keeps "USB cable").
+_CSS_ELEM = r"(?:div|span|ul|ol|li|table|td|th|tr|hr|h[1-6]|img|body|strong|em|p|a|b|i)"
+_CSS_SEL = rf"(?:(?<![A-Za-z0-9]){_CSS_ELEM}(?![\w.#-])|{_CSS_ELEM}?(?:[.#][A-Za-z][\w-]*)+)"
+_CSS_HEAD = rf"{_CSS_SEL}(?:[\s,>]+{_CSS_SEL})*\s*\{{"
+_CSS_RULE = re.compile(rf"{_CSS_HEAD}[^{{}}]*?(?:\}}|$|(?=\s*{_CSS_HEAD}))|/\*.*?(?:\*/|$)", re.S)
+
+
 def _clean(s: str | None) -> str:
     s = html.unescape(_HTML_JUNK.sub(" ", s or ""))
+    s = _CSS_RULE.sub(" ", s)
     return " ".join(s.split())
 
 
