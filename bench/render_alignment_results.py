@@ -60,6 +60,10 @@ def alignment(cname: str, cat: dict) -> list[str]:
     for pname, prof in cat["profiles"].items():
         s = prof["summary"]
         out.append(f"**{pname}** (seeds {', '.join(map(str, s['seeds']))}; `{prof['command']}`, {prof['date']})")
+        if prof.get("sets"):
+            out.append("")
+            out.append(f"A variant of the default settings: {', '.join(f'`{x}`' for x in prof['sets'])} (its consensus-KMeans "
+                       "ablation uses the same grouping settings).")
         out.append("")
         out.append("| level | partition | NMI | ARI | purity |")
         out.append("|---|---|---|---|---|")
@@ -126,6 +130,8 @@ def refinement_table(res: dict) -> list[str]:
            "|---|---|---|---|---|---|---|---|"]
     for cname, cat in res["catalogs"].items():
         for pname, prof in cat["profiles"].items():
+            if "+" in pname:  # variants: alignment and name figures only
+                continue
             for s in prof["per_seed"]:
                 for lv, r in s["refinement"].get("by_level", {}).items():
                     if int(lv) > 3:
@@ -142,6 +148,8 @@ def lists(res: dict) -> list[str]:
     out = []
     for cname, cat in res["catalogs"].items():
         for pname, prof in cat["profiles"].items():
+            if "+" in pname:  # variants: alignment and name figures only
+                continue
             s = prof["per_seed"][0]
             out.append(f"#### {cname}, {pname}, seed {s['seed']}: levels 1 and 2")
             out.append("")
@@ -161,7 +169,7 @@ def main() -> None:
     res = json.loads((REPO / "bench" / "results" / "taxonomy_alignment.json").read_text())
     order = ["offline", "local-llm", "local-llm-l2"]
     for cat in res["catalogs"].values():
-        cat["profiles"] = dict(sorted(cat["profiles"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+        cat["profiles"] = dict(sorted(cat["profiles"].items(), key=lambda kv: (order.index(kv[0].split("+")[0]) if kv[0].split("+")[0] in order else len(order), kv[0])))
     proto = res.get("protocol", {})
     body = [
         START,

@@ -179,12 +179,13 @@ def kmeans(emb: np.ndarray, k: int, seed: int) -> list[str]:
         return [str(v) for v in KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(emb)]
 
 
-def consensus_only(emb: np.ndarray, k: int, seed: int) -> list[str]:
-    """Our grouping with no agents: the consensus of 20 fine-then-merged draws, as the offline
-    architect's first step computes it, with no names, annotators or refinement."""
+def consensus_only(emb: np.ndarray, k: int, seed: int, extra: list[str] = ()) -> list[str]:
+    """Our grouping with no agents: the consensus of fine-then-merged draws, as the offline
+    architect's first step computes it (with the run's grouping settings, ``extra`` included),
+    with no names, annotators or refinement."""
     from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters, single_threaded_numerics
 
-    g = RunConfig().build.grouping
+    g = RunConfig.load(None, [s for s in extra if s.startswith("build.grouping.")]).build.grouping
     with single_threaded_numerics():
         labels, _ = consensus_groups(emb, n_fine_clusters(len(emb), k, g.fine_per_group, g.min_fine_size), k, seed, g.restarts)
     return [str(v) for v in labels]
@@ -267,7 +268,7 @@ def analyse(name: str, profiles: list[str], seeds: list[int], fresh: bool, berto
                     "ours": scores([l1[i] for i in lab1], g1, heldout1),
                     f"kmeans_k{k1}_ninit10": scores(_rows(kmeans(emb, k1, seed), row, lab1), g1, heldout1),
                     f"kmeans_k{n_classes}_ninit10": scores(_rows(kmeans(emb, n_classes, seed), row, lab1), g1, heldout1),
-                    f"consensus_kmeans_k{k1}_no_agents": scores(_rows(consensus_only(emb, k1, seed), row, lab1), g1, heldout1),
+                    f"consensus_kmeans_k{k1}_no_agents": scores(_rows(consensus_only(emb, k1, seed, extra), row, lab1), g1, heldout1),
                 },
                 "level2": {
                     "ours": scores([l2[i] for i in lab2], g2),
@@ -311,7 +312,8 @@ def analyse(name: str, profiles: list[str], seeds: list[int], fresh: bool, berto
             margins.append({"seed": s["seed"], "nmi": round(ours["nmi"] - km["nmi"], 4), "ari": round(ours["ari"] - km["ari"], 4)})
         summary["level1_ours_minus_kmeans_equal_k"] = margins
         summary["target_kmeans_plus_0.03_every_seed"] = all(m["nmi"] >= 0.03 and m["ari"] >= 0.03 for m in margins)
-        res["profiles"][profile] = {"summary": summary, "per_seed": per_seed}
+        # A variant (--set ... --tag T) is its own profile, "<profile>+<T>", beside the default's.
+        res["profiles"][profile + (f"+{tag}" if tag else "")] = {"summary": summary, "per_seed": per_seed, "sets": list(extra)}
     return res
 
 

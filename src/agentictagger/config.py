@@ -356,7 +356,7 @@ class GroupingConfig(_Section):
         le=100,
         description="Draws (fine clusterings merged into groups, different seeds) whose consensus is the "
         "grouping: items most draws put together stay together. Fewer draws are faster and less stable "
-        "(5 or 10 were measurably worse on the Scientific development half).",
+        "(bench/tune_grouping.py measures settings on the Scientific development half).",
     )
     min_fine_size: int = Field(5, ge=1, description="Fine clusters hold at least this many items on average.")
     prototype_weight: float = Field(
