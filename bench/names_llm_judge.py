@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _provenance import write_result  # noqa: E402
+from taxonomy_alignment import LLM_THREADS  # noqa: E402
 
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.catalog import load_shared  # noqa: E402
@@ -42,8 +43,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "names_llm_judge.json"))
     args = ap.parse_args()
-    cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct",
-                    n_threads=int(os.environ.get("BENCH_LLM_THREADS", "2")))  # 1 leaves a core to other work
+    cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS)
     client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
     # Runs judged before (other catalogs, profiles or seeds) are kept; a run judged again is replaced.
     old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}
