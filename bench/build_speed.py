@@ -8,7 +8,7 @@ its exit. Beside it, the first thing a user would try: scikit-learn KMeans with 
 level-1 size and n_init = 10 on the same embeddings (one level only, no names), timed in this
 process with one BLAS thread per core.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/build_speed.py [--repeats 3]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/build_speed.py [--repeats 3] [--set build.grouping.restarts=10 ...]
 
 writes bench/results/build_speed.json and prints a short table. The machine is shared with other
 work when it runs: the JSON records the load average before each repeat.
@@ -38,11 +38,11 @@ from agentictagger.vocab.summary import build_summary  # noqa: E402
 TARGET_S = 120.0
 
 
-def build_once(run_dir: Path, cache: Path) -> float:
+def build_once(run_dir: Path, cache: Path, sets: list[str]) -> float:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cmd = [str(REPO / ".venv" / "bin" / "agentictagger"), "build", "--catalog", "shared:beauty", "--run-dir", str(run_dir),
-           "--set", f"cache_dir={cache}", "--set", "seed=0"]
+           "--set", f"cache_dir={cache}", "--set", "seed=0", *(x for kv in sets for x in ("--set", kv))]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -52,6 +52,7 @@ def build_once(run_dir: Path, cache: Path) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[], help="extra config override for the build (recorded)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "build_speed.json"))
     a = ap.parse_args()
     base = REPO / "bench" / "runs" / "build_speed"
@@ -67,7 +68,7 @@ def main() -> int:
     rows = []
     for r in range(a.repeats):
         load = os.getloadavg()[0]
-        wall = build_once(base / f"r{r}", cache)
+        wall = build_once(base / f"r{r}", cache, a.set)
         s = build_summary(base / f"r{r}")
         rows.append({"repeat": r, "wall_s": round(wall, 1), "load_avg_1min_before": round(load, 2),
                      "descriptors": s["vocabulary_size"], "depth": s["depth"],
@@ -91,6 +92,7 @@ def main() -> int:
                 "`agentictagger build` per repeat (fresh run folder), beside scikit-learn KMeans(k = our level-1 size, "
                 "n_init = 10) on the same embeddings (one flat level, no names, no tree)",
         "items": len(cat),
+        "sets": a.set,
         "machine": f"{os.cpu_count()} cores, shared with other work (load average recorded per repeat)",
         "embedding_pass_s_uncached_or_warm": round(warm_s, 1),
         "target_s": TARGET_S,

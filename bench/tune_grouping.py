@@ -18,6 +18,7 @@ gain over KMeans per seed (mean and the smallest), and seconds per grouping (one
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _provenance import write_result  # noqa: E402
+from _provenance import command_line, write_result  # noqa: E402
 from taxonomy_alignment import mean_sd  # noqa: E402
 
 from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
@@ -109,6 +110,7 @@ def main() -> int:
                 "minus_kmeans_nmi": mean_sd(d_nmi), "minus_kmeans_ari": mean_sd(d_ari),
                 "seeds_with_both_gains_at_least_0.03": int(sum(a >= 0.03 and b >= 0.03 for a, b in zip(d_nmi, d_ari))),
                 "seconds_per_grouping": mean_sd(secs),
+                "command": command_line(),
             }
             r = res["settings"][spec]
             print(f"{spec:>9}  m={m:<4} NMI {r['nmi']['mean']:.3f} ARI {r['ari']['mean']:.3f}  "
@@ -116,6 +118,15 @@ def main() -> int:
                   f"ARI {r['minus_kmeans_ari']['mean']:+.3f} (min {min(d_ari):+.3f})  "
                   f"both >= .03: {r['seeds_with_both_gains_at_least_0.03']}/{len(args.seeds)}  "
                   f"{r['seconds_per_grouping']['mean']:.1f} s", flush=True)
+    # Settings scored by earlier invocations on the same seeds stay in the file (each records its command).
+    out = Path(args.out)
+    if out.exists():
+        old = json.loads(out.read_text())
+        if old.get("seeds") == args.seeds and old.get("items") == res["items"]:
+            kept = {k: {**v, "command": v.get("command", old.get("provenance", {}).get("command"))}
+                    for k, v in old.get("settings", {}).items() if k not in res["settings"]}
+            res["settings"] = {**kept,
+                               **res["settings"]}
     km = [res["kmeans"][str(s)] for s in args.seeds]
     res["kmeans_summary"] = {"nmi": mean_sd([k["nmi"] for k in km]), "ari": mean_sd([k["ari"] for k in km])}
     print(f"{'KMeans':>9}  k={TARGET:<4} NMI {res['kmeans_summary']['nmi']['mean']:.3f} ARI {res['kmeans_summary']['ari']['mean']:.3f}")
