@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 sys.path.insert(0, str(REPO / "bench"))
-from _provenance import write_result  # noqa: E402
+from _provenance import provenance, write_result  # noqa: E402
 
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
@@ -349,7 +349,9 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the run folders (bench/runs/align/<catalog>_<profile>_<tag>_s<seed>), "
                                               "required with --set so a variant never reuses another's runs")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "taxonomy_alignment.json"))
-    ap.add_argument("--prune-only", action="store_true", help="only drop profiles of an older layout from --out")
+    ap.add_argument("--prune-only", action="store_true", help="only drop profiles of an older layout (and --drop) from --out")
+    ap.add_argument("--drop", action="append", default=[], help="a profile key to remove from --out (e.g. a variant "
+                                                                "that became the default)")
     args = ap.parse_args()
     if args.set and not args.tag:
         ap.error("--set changes the runs: give them their own folders with --tag")
@@ -372,6 +374,9 @@ def main() -> None:
     # Profiles kept from earlier runs must have this script's layout (older files scored level 1 only).
     for cat in out["catalogs"].values():
         cat["profiles"] = {k: v for k, v in cat.get("profiles", {}).items() if all("level1" in s for s in v.get("per_seed", []))}
+    for cat in out["catalogs"].values():
+        for name in args.drop:
+            cat["profiles"].pop(name, None)
     if args.prune_only:
         write_result(path, {**old, "catalogs": out["catalogs"]})
         print(f"pruned {path}")
@@ -380,6 +385,7 @@ def main() -> None:
         res = analyse(name, args.profiles, args.seeds, args.fresh, not args.no_bertopic, args.set, args.tag, args.llm_judge)
         for prof in res["profiles"].values():
             prof["command"], prof["date"] = out["command"], out["date"]
+            prof["git_commit"] = provenance()["git_commit"]
         kept = out["catalogs"].get(name, {}).get("profiles", {})
         res["profiles"] = {**{k: v for k, v in kept.items() if k not in res["profiles"]}, **res["profiles"]}
         out["catalogs"][name] = res

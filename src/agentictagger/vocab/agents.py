@@ -246,7 +246,7 @@ class EmbeddingArchitect:
         failures_per_new_group: int = 15,
         max_new_per_step: int = 8,
         max_descriptors: int = 30,
-        fine_per_group: int = 8,
+        fine_per_group: int = 16,
         min_fine_size: int = 5,
         prototype_weight: float = 0.1,
         min_new_group_share: float = 0.01,

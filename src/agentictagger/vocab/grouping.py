@@ -89,9 +89,9 @@ def consensus_groups(emb: np.ndarray, m: int, target: int, seed: int, restarts: 
     groups; the squared distance between two items there is twice the number of draws that split
     them, so this is a centroid clustering of the co-association matrix without building the
     n x n matrix (average linkage on the co-association made one giant group). On the Scientific
-    development half, 15 groups, 12 seeds (``bench/tune_grouping.py``): 8 fine clusters per group
-    and 20 draws give NMI .547 / ARI .414 against .508 / .363 for KMeans (n_init 10); 16 per group
-    .556 / .431; 10 draws score level with 20.
+    development half, 15 groups, 12 seeds (``bench/tune_grouping.py``): 16 fine clusters per group
+    and 20 draws (the defaults) give NMI .559 / ARI .434 against .508 / .363 for KMeans (n_init 10);
+    8 per group .548 / .421; 10 draws score below 20.
     """
     n = len(emb)
     target = max(1, min(target, n))
