@@ -389,6 +389,22 @@ def test_llm_namer_names_only_gets_offline_definitions_and_a_short_budget():
     assert namer.tokens_per_group * 2 < full.tokens_per_group
 
 
+def test_a_title_given_as_a_name_is_cut_to_its_first_segment():
+    from agentictagger.vocab.naming import title_head
+
+    # answers Qwen 1.5B gave for groups of the demo sample when asked again
+    assert title_head("Brass Tube Fitting, Half-Union, 3/8 Flare x 1/8") == "Brass Tube Fitting"
+    assert title_head("3D Printer Filament, Dimensional Accuracy +/- 0.") == "3D Printer Filament"
+    assert title_head(" Graduated Cylinder ") == "Graduated Cylinder"
+    assert title_head(", Pipettes") == ", Pipettes"  # nothing before the comma: left to the rules
+    groups = [NamingGroup(["brass tube fitting", "brass tube fitting flare"]), NamingGroup(["pla filament", "abs filament"])]
+    client = _ScriptedClient([{"groups": [{"name": "Brass Tube Fitting, Half-Union, 3/8 Flare x 1/8"},
+                                          {"name": "Printer Filament, 1.75 mm, 1 kg Spool"}]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(groups, NamingContext([], []))
+    assert [lbl.name for lbl in labels] == ["Brass Tube Fitting", "Printer Filament"]
+    assert all(lbl.named_by == "llm" for lbl in labels)
+
+
 def test_a_child_name_written_as_its_path_is_the_child():
     from agentictagger.vocab.naming import without_parent
 
