@@ -373,19 +373,18 @@ def main() -> None:
     }
     # Profiles kept from earlier runs must have this script's layout (older files scored level 1 only).
     for cat in out["catalogs"].values():
-        cat["profiles"] = {k: v for k, v in cat.get("profiles", {}).items() if all("level1" in s for s in v.get("per_seed", []))}
-    for cat in out["catalogs"].values():
-        for name in args.drop:
-            cat["profiles"].pop(name, None)
+        cat["profiles"] = {k: v for k, v in cat.get("profiles", {}).items()
+                           if k not in args.drop and all("level1" in s for s in v.get("per_seed", []))}
     if args.prune_only:
         write_result(path, {**old, "catalogs": out["catalogs"]})
         print(f"pruned {path}")
         return
+    commit = provenance()["git_commit"]
     for name in args.catalogs:
         res = analyse(name, args.profiles, args.seeds, args.fresh, not args.no_bertopic, args.set, args.tag, args.llm_judge)
         for prof in res["profiles"].values():
             prof["command"], prof["date"] = out["command"], out["date"]
-            prof["git_commit"] = provenance()["git_commit"]
+            prof["git_commit"] = commit
         kept = out["catalogs"].get(name, {}).get("profiles", {})
         res["profiles"] = {**{k: v for k, v in kept.items() if k not in res["profiles"]}, **res["profiles"]}
         out["catalogs"][name] = res

@@ -50,7 +50,7 @@ def fine_clusters(emb: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, np.nd
     The k-means++ seeding runs on float64 vectors (centred, as ``KMeans.fit`` would), then Lloyd on
     the float32 ones. scikit-learn seeds float32 input through its chunked upcasting distance path,
     which took most of an offline build's time in a py-spy profile of the Beauty build; seeding in
-    float64 took half the time at 12k items and 120 clusters (an ad-hoc timing). The chosen seeds
+    float64 was faster in an ad-hoc timing (not a committed benchmark). The chosen seeds
     can differ from float32 seeding (rounding), so partitions are those of a different draw."""
     m = max(1, min(m, len(emb)))
     centred = np.asarray(emb - emb.mean(axis=0), dtype=np.float64)

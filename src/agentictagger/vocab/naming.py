@@ -624,7 +624,9 @@ def title_head(name: str) -> str:
     its first comma-separated segment, the part of a title that says the kind of item (the
     key-phrase namer favours it too); the name rules then judge that. Asked again after such
     answers were rejected, Qwen 1.5B kept copying titles on the demo sample. Names without a
-    comma are returned unchanged."""
+    comma are returned unchanged. Only the comma: the key-phrase namer's fuller segment end
+    (``keyphrases._SEGMENT_END``: "and", "for", dashes, ...) would also cut names such as
+    "Printers And Scanners"."""
     name = name.strip()
     head = name.split(",", 1)[0].strip()
     return head or name
