@@ -9,7 +9,7 @@ dropped):
   Office: level 3, 34 classes), beside, in the same run, on the same embeddings of the same texts:
   KMeans with n_init = 10 at our level-1 count (and at the class count), the *consensus-KMeans
   ablation* (our grouping with no agents: no naming, no annotators, no refinement, items in the
-  raw consensus groups), and BERTopic 0.17 with its default clusterer and with KMeans(k);
+  raw consensus groups, drawn with the build's own seed for its root job), and BERTopic 0.17 with its default clusterer and with KMeans(k);
 * our level 2 (the level-1/level-2 path) vs the human level below (Scientific level 3, Office
   level 4), beside KMeans at our level-2 count.
 
@@ -181,13 +181,15 @@ def kmeans(emb: np.ndarray, k: int, seed: int) -> list[str]:
 
 def consensus_only(emb: np.ndarray, k: int, seed: int, extra: list[str] = ()) -> list[str]:
     """Our grouping with no agents: the consensus of fine-then-merged draws, as the offline
-    architect's first step computes it (with the run's grouping settings, ``extra`` included),
+    architect's first step computes it (with the run's grouping settings, ``extra`` included, and
+    the build's own random seed for its root job, so the two differ only by what the agents do),
     with no names, annotators or refinement."""
+    from agentictagger.vocab.builder import job_seed
     from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters, single_threaded_numerics
 
     g = RunConfig.load(None, [s for s in extra if s.startswith("build.grouping.")]).build.grouping
     with single_threaded_numerics():
-        labels, _ = consensus_groups(emb, n_fine_clusters(len(emb), k, g.fine_per_group, g.min_fine_size), k, seed, g.restarts)
+        labels, _ = consensus_groups(emb, n_fine_clusters(len(emb), k, g.fine_per_group, g.min_fine_size), k, job_seed(seed, "root"), g.restarts)
     return [str(v) for v in labels]
 
 

@@ -145,7 +145,8 @@ def _atomic_write(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def _seed(base: int, job_id: str) -> int:
+def job_seed(base: int, job_id: str) -> int:
+    """The random seed of job ``job_id`` in a build seeded with ``base`` (the root job is "root")."""
     return (base * 1_000_003 + zlib.crc32(job_id.encode())) % (2**31)
 
 
@@ -270,7 +271,7 @@ class VocabularyBuilder:
             parent_path=job.parent_path,
             texts=[self.texts[i] for i in job.items],
             embeddings=self.emb[job.items],
-            seed=_seed(self.seed, job.job_id),
+            seed=job_seed(self.seed, job.job_id),
             exclude_terms=self.exclude_terms,
             brand_strings=self.brand_strings,
         )
@@ -464,7 +465,7 @@ class VocabularyBuilder:
     def _finalise(self, job: JobState) -> None:
         last = job.steps[-1]
         members: list[list[int]] = [[] for _ in last.descriptors]
-        rng = np.random.default_rng(_seed(self.seed, job.job_id + "/branch"))
+        rng = np.random.default_rng(job_seed(self.seed, job.job_id + "/branch"))
         for local, matches in enumerate(job.annotations):
             if not matches:
                 continue
