@@ -122,6 +122,30 @@ def test_coverage_recorded_after_every_step(tmp_path):
     assert eff["mean_change"] == pytest.approx(0.3)
 
 
+def test_a_refinement_that_covers_less_is_not_applied_and_the_job_stops(tmp_path):
+    # Coverage 0.6 -> 0.7 -> 0.5: the second refinement is worse, so the job keeps step 1.
+    arch, ann = ScriptedArchitect(), ScriptedAnnotator([0.4, 0.3, 0.5, 0.1])
+    res = _builder(tmp_path, _cfg(coverage_target=0.99), arch, ann).run()
+    root = next(j for j in res.jobs if j.job_id == ROOT_ID)
+    assert [round(s.coverage, 2) for s in root.steps] == [0.6, 0.7]
+    assert len(root.final) == 4  # the 3 proposed + the one the applied refinement added
+    assert [(r["step"], r["coverage"], r["previous"]) for r in root.rejected] == [(2, 0.5, 0.7)]
+    assert arch.refinements.count(ROOT_ID) == 2  # no third refinement after the rejected one
+    log = [json.loads(line) for line in (tmp_path / "run" / "build_log.jsonl").read_text().splitlines()]
+    assert [r["rejected_step"] for r in log if "rejected_step" in r] == [2]
+    eff = refinement_effect(load_jobs(tmp_path / "run"))
+    assert eff["refinements_rejected"] == 1 and eff["mean_change"] == pytest.approx(0.1)
+    # Resuming the finished build repeats nothing.
+    res2 = _builder(tmp_path, _cfg(coverage_target=0.99), arch, ann).run()
+    assert arch.refinements.count(ROOT_ID) == 2 and len(res2.vocabulary.level(1)) == 4
+
+    # Asked to keep every step, the worse one is applied (Algorithm 1 read plainly).
+    arch2, ann2 = ScriptedArchitect(), ScriptedAnnotator([0.4, 0.3, 0.5, 0.1])
+    res3 = _builder(tmp_path / "b", _cfg(coverage_target=0.99, keep_worse_refinements=True), arch2, ann2).run()
+    root3 = next(j for j in res3.jobs if j.job_id == ROOT_ID)
+    assert [round(s.coverage, 2) for s in root3.steps] == [0.6, 0.7, 0.5, 0.9] and not root3.rejected
+
+
 def test_recursion_threshold_and_depth_cap(tmp_path):
     # 300 items over 3 descriptors = 100 each > 30 -> three sub-jobs; over 12 = 25 each -> none.
     arch, ann = ScriptedArchitect(n=3), ScriptedAnnotator([0.0])

@@ -392,6 +392,12 @@ class BuildConfig(_Section):
     refine_steps: int = Field(3, ge=0, le=100, description="Refinement steps per job (A.1.4: 3).")
     max_refine_steps: int = Field(6, ge=0, le=100, description="Hard cap when the architect asks for more steps.")
     coverage_target: float = Field(0.95, ge=0.0, le=1.0, description="Stop refining once this share of a job's items is covered.")
+    keep_worse_refinements: bool = Field(
+        False,
+        description="False (default): a refinement step whose coverage is below the step it refines is not applied "
+        "(it is logged as rejected and the job stops there, keeping the better vocabulary). True: every step is "
+        "applied, as in a plain reading of Algorithm 1.",
+    )
     min_failures: int = Field(20, ge=0, description="Stop refining when fewer failures than this remain (A.1.4: 20).")
     min_cluster_size: int | None = Field(
         None,

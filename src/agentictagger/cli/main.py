@@ -216,7 +216,7 @@ def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any
             lv,
             str(row["jobs"]),
             str(row["descriptors"]),
-            str(r.get("jobs_refined", 0)),
+            str(r.get("jobs_refined", 0)) + (f" ({r['refinements_rejected']} not applied)" if r.get("refinements_rejected") else ""),
             f"{r.get('coverage_before', row['coverage_in_jobs']):.1%} -> {row['coverage_in_jobs']:.1%}",
             f"{p:.2g}" if p is not None else "-",
             f"{row['share_of_all_items_tagged']:.1%}",

@@ -97,6 +97,9 @@ class JobState:
     prototypes: list[list[list[float]] | None] = field(default_factory=list)
     named_by: list[str] = field(default_factory=list)
     exemplars: list[list[int]] = field(default_factory=list)
+    # Refinement steps not applied because their coverage fell below the step they refined
+    # ({step, coverage, previous, descriptors, summary}); the job stopped at the one before.
+    rejected: list[dict] = field(default_factory=list)
 
     def drafts(self) -> list[DescriptorDraft]:
         """The last step's descriptors, with their prototypes when the architect gave them."""
@@ -302,8 +305,9 @@ class VocabularyBuilder:
                 lambda a: a.refine(view, drafts, annotations, failures, target), view
             )
             new = self._clean(refinement.descriptors, view)
+            floor = None if self.cfg.keep_worse_refinements else job.steps[-1].coverage
             self._annotate_and_record(
-                job, view, new, len(job.steps), refinement.summary, refinement.wants_more_steps, fallback, t
+                job, view, new, len(job.steps), refinement.summary, refinement.wants_more_steps, fallback, t, floor
             )
         self._finalise(job)
         return job
@@ -355,8 +359,11 @@ class VocabularyBuilder:
         budget = min(budget, self.cfg.max_refine_steps)
         # A refinement that changed nothing would be repeated unchanged: stop there.
         unchanged = refinements > 0 and last.descriptors == job.steps[-2].descriptors and last.coverage == job.steps[-2].coverage
+        # The refinement of the last step covered less and was not applied: repeating it would too.
+        worse = bool(job.rejected) and job.rejected[-1]["step"] == len(job.steps)
         return (
-            last.coverage >= self.cfg.coverage_target
+            worse
+            or last.coverage >= self.cfg.coverage_target
             or last.n_failures < self.cfg.min_failures
             or refinements >= budget
             or unchanged
@@ -408,7 +415,11 @@ class VocabularyBuilder:
         wants_more: bool,
         fallback: bool,
         t0: float,
+        floor: float | None = None,
     ) -> None:
+        """Annotate the job's items against ``drafts`` and record the step. With ``floor`` (the
+        coverage of the step being refined), a step that covers less is not applied: it is kept in
+        ``job.rejected`` and the build log, and the job stops at the step before."""
         annotations = self.annotator.annotate(view, drafts, list(range(len(view))))
         scored = [a for a in annotations if not a.error]
         n_err = len(annotations) - len(scored)
@@ -422,10 +433,20 @@ class VocabularyBuilder:
                 f"first: {next(a.error for a in annotations if a.error)})"
             )
         covered = sum(a.covered for a in scored)
+        coverage = covered / max(1, len(scored))
+        if floor is not None and coverage < floor:
+            job.rejected.append({"step": step, "coverage": round(coverage, 4), "previous": round(floor, 4),
+                                 "descriptors": len(drafts), "summary": summary})
+            self._save(job)
+            self._log({"job": job.job_id, "level": job.level, "parent_path": job.parent_path, "rejected_step": step,
+                       "coverage": coverage, "previous_coverage": floor, "summary": summary,
+                       "descriptors": len(drafts), "seconds": round(time.monotonic() - t0, 3)})
+            log.info("job %s step %d: not applied (coverage %.3f < %.3f before it: %s)", job.job_id, step, coverage, floor, summary)
+            return
         rec = StepRecord(
             step=step,
             descriptors=[[d.name, d.definition] for d in drafts],
-            coverage=covered / max(1, len(scored)),
+            coverage=coverage,
             n_items=len(annotations),
             n_failures=len(scored) - covered,
             n_errors=n_err,
