@@ -134,8 +134,6 @@ def refinement_table(res: dict) -> list[str]:
            "|---|---|---|---|---|---|---|---|---|"]
     for cname, cat in res["catalogs"].items():
         for pname, prof in cat["profiles"].items():
-            if "+" in pname:  # variants: alignment and name figures only
-                continue
             for s in prof["per_seed"]:
                 for lv, r in s["refinement"].get("by_level", {}).items():
                     if int(lv) > 3:
