@@ -27,7 +27,7 @@ def refinement_effect(jobs: Sequence[JobState], by_level: bool = True) -> dict[s
         "jobs_refined": len(pairs),
         "jobs_stopped_after_first_step": len(jobs) - len(pairs),
         # Refinement steps not applied because they covered less than the step before them.
-        "refinements_rejected": sum(len(getattr(j, "rejected", [])) for j in jobs),
+        "refinements_rejected": sum(len(j.rejected) for j in jobs),
     }
     if not pairs:
         return out
