@@ -249,9 +249,23 @@ class _ScriptedClient:
         for r in requests:
             self.requests.append(r)
             self.prompts.append(r.messages[-1].content)
-            a = self.answers.pop(0)
+            a = _keyed(self.answers.pop(0), r)
             out.append(a if isinstance(a, Exception) else ChatResponse(text=json.dumps(a), parsed=a))
         return out
+
+
+def _keyed(answer, request):
+    """A scripted answer written as a list of names ({"groups": [...]}, in the order the groups
+    were asked) in the answer shape the request's schema asks for: one key per group."""
+    if not (isinstance(answer, dict) and "groups" in answer):
+        return answer
+    schema = request.constraint.schema
+    keys = schema["required"]
+    entries = answer["groups"]
+    return {
+        k: (e if schema["properties"][k]["type"] == "object" else e.get("name", ""))
+        for k, e in zip(keys, entries)
+    }
 
 
 def _groups(*pairs):
@@ -275,7 +289,8 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     # One call named both groups side by side; the re-asks show the reasons and the taken name.
     assert "Group 1:" in client.prompts[0] and "Group 2:" in client.prompts[0]
     assert "rejected" in client.prompts[1] and "colour" in client.prompts[1] and "'Nitrile Gloves' accepted" in client.prompts[1]
-    assert "with 1 entry, for group 2" in client.prompts[1]
+    assert client.prompts[1].endswith('Answer JSON {"group_2": {"name": "<name of group 2>", "definition": "<which items belong>"}}.')
+    assert client.requests[1].constraint.schema["required"] == ["group_2"]
     assert len(client.prompts) == 3
     # A re-ask starts with the first ask's titles, word for word (a prefix a llama.cpp server has
     # cached), and only then says what was accepted and rejected; the second re-ask too.
@@ -324,7 +339,7 @@ def test_llm_namer_rejects_a_name_that_describes_a_sibling_group():
     assert labels[0].name in ("Nitrile Gloves", "Large Nitrile Gloves")
     assert [lbl.name for lbl in labels[1:]] == ["Filament Spools", "Insulating Tape"]
     assert all(lbl.named_by == "llm" for lbl in labels)
-    assert "names the items of group 1 better than this group" in client.prompts[1] and "for group 3" in client.prompts[1]
+    assert "names the items of group 1 better than this group" in client.prompts[1] and '"group_3"' in client.prompts[1]
 
 
 def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_given():
@@ -339,7 +354,7 @@ def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_gi
     labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
     assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
     assert all(lb.named_by == "llm" for lb in labels)
-    assert "in group order" in client.prompts[0]
+    assert '"group_1": {"name": "<name of group 1>"' in client.prompts[0]
     renamed = LLMNamer(_ScriptedClient([swapped]), KeyphraseNamer(_Encoder())).candidates(
         groups, NamingContext(step=1), ["Gloves", "Filament"], ["", ""]
     )
@@ -367,7 +382,7 @@ def test_llm_namer_bounds_answers_so_they_cannot_run_past_the_token_budget():
     labels = LLMNamer(client, KeyphraseNamer(_Encoder(64))).name(groups, NamingContext())
     assert labels[0].definition.endswith(".") and "unio" not in labels[0].definition.split()[-1]
     assert not labels[0].definition.rstrip(".").endswith((" and", " for", ","))
-    entry = client.requests[0].constraint.schema["properties"]["groups"]["items"]["properties"]
+    entry = client.requests[0].constraint.schema["properties"]["group_1"]["properties"]
     assert entry["name"]["maxLength"] == NAME_CHARS and entry["definition"]["maxLength"] == DEFINITION_CHARS
     # 4 characters per token at worst-case English plus the JSON around each entry.
     assert client.requests[0].params.max_tokens >= 2 * (NAME_CHARS + DEFINITION_CHARS) // 4
@@ -383,8 +398,9 @@ def test_llm_namer_names_only_gets_offline_definitions_and_a_short_budget():
     assert all(lb.named_by == "llm" for lb in labels)
     assert labels[0].definition.startswith("Items in Lab Supplies that are exam gloves") and labels[0].definition.endswith(".")
     assert "filament" in labels[1].definition.lower()
-    props = client.requests[0].constraint.schema["properties"]["groups"]["items"]["properties"]
-    assert set(props) == {"name"} and "definition" not in client.prompts[0]
+    schema = client.requests[0].constraint.schema
+    assert schema["required"] == ["group_1", "group_2"] and schema["properties"]["group_1"]["type"] == "string"
+    assert "definition" not in client.prompts[0]
     full = LLMNamer(_ScriptedClient([]), KeyphraseNamer(_Encoder()))
     assert namer.tokens_per_group * 2 < full.tokens_per_group
 
@@ -403,6 +419,10 @@ def test_a_title_given_as_a_name_is_cut_to_its_first_segment():
     labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(groups, NamingContext([], []))
     assert [lbl.name for lbl in labels] == ["Brass Tube Fitting", "Printer Filament"]
     assert all(lbl.named_by == "llm" for lbl in labels)
+    # a name written inside the answer template's placeholder brackets
+    client = _ScriptedClient([{"groups": [{"name": "<brass tube fitting>"}, {"name": "<Printer Filament>"}]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(groups, NamingContext([], []))
+    assert [(lbl.name, lbl.named_by) for lbl in labels] == [("Brass Tube Fitting", "llm"), ("Printer Filament", "llm")]
 
 
 def test_a_child_name_written_as_its_path_is_the_child():
@@ -611,3 +631,23 @@ def test_key_phrases_are_adjacent_words_and_never_brand_fragments():
     # Ordinary category words that open many titles elsewhere too are no brands.
     texts = [f"Nitrile gloves size {s}" for s in "SMLX"] + [f"Disposable nitrile gloves {i}" for i in range(6)]
     assert "nitrile gloves" not in opener_brands(texts)
+
+
+def test_below_level_one_each_group_is_shown_with_what_sets_it_apart():
+    """Siblings under one parent share their titles' words: below level 1 each group comes with
+    its distinctive phrases (against its siblings, without the parent's name); level 1 does not."""
+    groups = [NamingGroup(["black oxide sheet metal screw", "black oxide pan head screw", "black oxide wood screw"]),
+              NamingGroup(["plastic wall anchor kit", "plastic drywall anchor", "plastic anchor assortment"])]
+    answer = {"groups": [{"name": "Black Oxide Screws"}, {"name": "Wall Anchors"}]}
+    client = _ScriptedClient([answer])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(
+        groups, NamingContext(parent_path=["Screws"])
+    )
+    assert [lb.name for lb in labels] == ["Black Oxide Screws", "Wall Anchors"]
+    prompt = client.prompts[0]
+    apart = [line for line in prompt.splitlines() if line.startswith("Group ")]
+    assert len(apart) == 2 and all("(sets it apart: " in line for line in apart)
+    assert "anchor" in apart[1] and "anchor" not in apart[0] and "screws" not in apart[0].split(":", 1)[1]
+    client = _ScriptedClient([answer])
+    LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(groups, NamingContext())
+    assert "sets it apart" not in client.prompts[0]

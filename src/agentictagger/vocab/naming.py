@@ -162,20 +162,32 @@ NAMER_SYSTEM = (
 NAME_CHARS, DEFINITION_CHARS = NAME_MAX_CHARS, DEFINITION_MAX_CHARS
 
 
-def _schema(n: int, definitions: bool = True) -> dict:
-    props: dict[str, Any] = {"name": {"type": "string", "maxLength": NAME_CHARS}}
+def group_keys(numbers: Sequence[int]) -> list[str]:
+    """The answer's key for each group, by the number the prompt shows it under."""
+    return [f"group_{k}" for k in numbers]
+
+
+def _schema(numbers: Sequence[int], definitions: bool = True) -> dict:
+    """One answer field per group, keyed by its number ("group_1": its name). A grammar-constrained
+    model writes each group's key before its name, so the name is written for that group: asked
+    for a list of names instead, Qwen 1.5B named the items of group 1 one after another on most
+    level-2 jobs of the demo sample (an answer per group's titles on 11 of 12 jobs once keyed)."""
     if definitions:
+        props: dict[str, Any] = {"name": {"type": "string", "maxLength": NAME_CHARS}}
         props["definition"] = {"type": "string", "maxLength": DEFINITION_CHARS}
-    entry = {
-        "type": "object",
-        "properties": props,
-        "required": list(props),
-        "additionalProperties": False,
-    }
+        entry: dict[str, Any] = {
+            "type": "object",
+            "properties": props,
+            "required": list(props),
+            "additionalProperties": False,
+        }
+    else:
+        entry = {"type": "string", "maxLength": NAME_CHARS}
+    keys = group_keys(numbers)
     return {
         "type": "object",
-        "properties": {"groups": {"type": "array", "items": entry, "minItems": n, "maxItems": n}},
-        "required": ["groups"],
+        "properties": {k: entry for k in keys},
+        "required": keys,
         "additionalProperties": False,
     }
 
@@ -187,11 +199,13 @@ def naming_prompt(
     title_chars: int = 90,
     problem_label: str = "Rejected before",
     definitions: bool = True,
+    hints: Sequence[Sequence[str]] = (),
 ) -> str:
-    """One prompt for sibling groups: the parent path, each group's central titles side by side,
-    the names other groups already hold, and (on a re-ask) why earlier answers were rejected."""
+    """One prompt for sibling groups: the parent path, each group's central titles side by side
+    (with its distinctive phrases when ``hints`` are given), the names other groups already hold,
+    and (on a re-ask) why earlier answers were rejected."""
     n = len(groups)
-    head = naming_head(groups, ctx, problems, title_chars, problem_label)
+    head = naming_head(groups, ctx, problems, title_chars, problem_label, hints)
     taken = (
         "Names other categories here already have (do not reuse them): " + "; ".join(ctx.taken_names) + ".\n"
         if ctx.taken_names
@@ -207,19 +221,25 @@ def naming_prompt(
             else ""
         )
         + (
+            "; build each name from the words that set its group apart (listed beside it) and the kind of item"
+            if any(hints)
+            else ""
+        )
+        + (
             ". For each, write a one-sentence definition of at most 15 words that says which items belong "
             "(a sentence, not a list of keywords)."
             if definitions
             else "."
         )
     )
-    return f"{head}\n\n{taken}{ask}\n{answer_shape(definitions)} with {n} entries, in group order."
+    return f"{head}\n\n{taken}{ask}\n{answer_shape(definitions, range(1, n + 1))}"
 
 
-def answer_shape(definitions: bool) -> str:
-    """How a naming prompt shows the answer's JSON (the schema itself is not sent in the prompt)."""
-    fields = '"name": ..., "definition": ...' if definitions else '"name": ...'
-    return f'Answer JSON {{"groups": [{{{fields}}}, ...]}}'
+def answer_shape(definitions: bool, numbers: Sequence[int]) -> str:
+    """How a naming prompt shows the answer's JSON (the schema itself is not sent in the prompt):
+    every group's key, in the order asked."""
+    value = '{{"name": "<name of group {k}>", "definition": "<which items belong>"}}' if definitions else '"<name of group {k}>"'
+    return "Answer JSON {" + ", ".join(f'"{key}": ' + value.format(k=k) for key, k in zip(group_keys(numbers), numbers)) + "}."
 
 
 def naming_head(
@@ -228,8 +248,10 @@ def naming_head(
     problems: Sequence[Sequence[str]] = (),
     title_chars: int = 90,
     problem_label: str = "Rejected before",
+    hints: Sequence[Sequence[str]] = (),
 ) -> str:
-    """The start of a naming prompt: the parent path and each group's titles. A re-ask starts with
+    """The start of a naming prompt: the parent path and each group's titles, with the phrases
+    that set each group apart from its siblings when ``hints`` are given. A re-ask starts with
     the same text, so a server that caches prompt prefixes reads it once."""
     scope = (
         "All these products belong to the category '" + " > ".join(ctx.parent_path) + "'.\n"
@@ -242,7 +264,8 @@ def naming_head(
         why = ""
         if problems and g < len(problems) and problems[g]:
             why = f"\n({problem_label}: " + "; ".join(problems[g]) + ")"
-        blocks.append(f"Group {g + 1}:\n{lines}{why}")
+        typical = f" (sets it apart: {', '.join(hints[g])})" if g < len(hints) and hints[g] else ""
+        blocks.append(f"Group {g + 1}{typical}:\n{lines}{why}")
     return f"{scope}" + "\n\n".join(blocks)
 
 
@@ -277,6 +300,7 @@ class LLMNamer:
         tokens_per_group: int | None = None,
         refine_steps: int = 1,
         definitions: str = "llm",
+        hint_phrases: int = 3,
     ) -> None:
         self.client = client
         self.fallback = fallback
@@ -287,6 +311,7 @@ class LLMNamer:
         bound = (NAME_CHARS + (DEFINITION_CHARS if self.llm_definitions else 0)) // 3 + 14
         self.tokens_per_group = tokens_per_group if tokens_per_group is not None else bound
         self.refine_steps = refine_steps
+        self.hint_phrases = hint_phrases
 
     def candidates(
         self, groups: Sequence[NamingGroup], ctx: NamingContext, current: Sequence[str], feedback: Sequence[str]
@@ -303,7 +328,7 @@ class LLMNamer:
         titles = [g.texts[: max(s[0] for s in self.SIZES)] for g in groups]
         notes = [[f"now named '{c}'; {f}" if f else f"now named '{c}'"] for c, f in zip(current, feedback)]
         try:
-            req, _ = self._request(titles, ctx, notes, "Feedback")
+            req, _ = self._request(titles, ctx, notes, "Feedback", self._hints(groups, ctx))
         except PromptTooLong as exc:  # renaming is optional: the names stay as they are
             log.info("namer: no rename for %d group(s): %s", len(groups), exc)
             return [[] for _ in groups]
@@ -324,6 +349,7 @@ class LLMNamer:
         ctx: NamingContext,
         problems: Sequence[Sequence[str]],
         problem_label: str = "Rejected before",
+        hints: Sequence[Sequence[str]] = (),
     ) -> Any:
         from agentictagger.llm.types import ChatRequest, JsonSchemaConstraint, SamplingParams
         from agentictagger.llm.budget import PromptBudget
@@ -337,11 +363,11 @@ class LLMNamer:
                 cut = [t[:k] for t in titles]
                 req = ChatRequest.chat(
                     NAMER_SYSTEM,
-                    naming_prompt(cut, ctx, problems, chars, problem_label, self.llm_definitions),
-                    constraint=JsonSchemaConstraint(_schema(n, self.llm_definitions), name="categories", show_schema=False),
+                    naming_prompt(cut, ctx, problems, chars, problem_label, self.llm_definitions, hints),
+                    constraint=JsonSchemaConstraint(_schema(range(1, n + 1), self.llm_definitions), name="categories", show_schema=False),
                     params=SamplingParams(temperature=0.0, max_tokens=budget.max_tokens),
                 )
-                yield req, (req, naming_head(cut, ctx, problems, chars, problem_label))
+                yield req, (req, naming_head(cut, ctx, problems, chars, problem_label, hints))
 
         return budget.first_fit(
             options(),
@@ -374,12 +400,12 @@ class LLMNamer:
             f"{head}\n\nNames given so far:\n" + "\n".join(lines) + "\n"
             f"Name group{'s' if k > 1 else ''} {which} again: the kind of item in the group, different from "
             "every accepted name, never a brand or a title.\n"
-            f'{answer_shape(self.llm_definitions)} with {k} entr{"ies" if k > 1 else "y"}, for group{"s" if k > 1 else ""} {which} in that order.'
+            + answer_shape(self.llm_definitions, [numbers[g] for g in todo])
         )
         req = ChatRequest.chat(
             NAMER_SYSTEM,
             text,
-            constraint=JsonSchemaConstraint(_schema(k, self.llm_definitions), name="categories", show_schema=False),
+            constraint=JsonSchemaConstraint(_schema([numbers[g] for g in todo], self.llm_definitions), name="categories", show_schema=False),
             params=SamplingParams(temperature=0.0, max_tokens=budget.max_tokens),
         )
         return req if budget.fits(req) else None
@@ -397,6 +423,7 @@ class LLMNamer:
         head = ""  # the first ask's parent path and titles, which a re-ask starts with
         centroids: np.ndarray | None = None  # each group's central titles, embedded (misfit check)
         numbers: dict[int, int] = {}  # group -> its number there
+        hints = self._hints(groups, ctx)
         for attempt in range(self.max_reasks + 1):
             if not todo:
                 break
@@ -408,7 +435,12 @@ class LLMNamer:
                 req = self._follow_up(head, numbers, todo, problems, accepted)
             if req is None:
                 try:
-                    req, head = self._request([titles[g] for g in todo], sub, [problems[g] for g in todo] if attempt else ())
+                    req, head = self._request(
+                        [titles[g] for g in todo],
+                        sub,
+                        [problems[g] for g in todo] if attempt else (),
+                        hints=[hints[g] for g in todo] if hints else (),
+                    )
                 except PromptTooLong:
                     if not attempt:
                         raise  # even the first ask does not fit: the endpoint's context is too small
@@ -426,7 +458,9 @@ class LLMNamer:
                 continue
             if len(groups) > 1 and centroids is None:
                 centroids = self._centroids(titles)
-            raw = self._answers(res.parsed, [titles[g] for g in todo], ctx, None if centroids is None else centroids[todo])
+            raw = self._answers(
+                res.parsed, [titles[g] for g in todo], ctx, None if centroids is None else centroids[todo], [numbers[g] for g in todo]
+            )
             misfits = self._misfits(raw, todo, centroids, numbers) if centroids is not None else [""] * len(todo)
             answers = self._defined(raw, [groups[g] for g in todo], ctx)
             accepted_keys = {name_key(lbl.name) for lbl in out if lbl is not None}
@@ -455,6 +489,26 @@ class LLMNamer:
                 log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used", note, lbl.name)
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
         return [lbl for lbl in out if lbl is not None]
+
+    def _hints(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[list[str]]:
+        """Below level 1, each group's distinctive phrases (the key-phrase namer's, against its
+        siblings and without its ancestors' names); [] at level 1 or with ``hint_phrases`` 0.
+        Siblings under one parent share most of their title words: shown only the titles, Qwen
+        1.5B named most level-2/3 groups of the demo sample by their parent's name, a path or a
+        whole title."""
+        if not ctx.parent_path or self.hint_phrases <= 0 or len(groups) < 2:
+            return []
+        from agentictagger.vocab.keyphrases import name_groups
+
+        named = name_groups(
+            [g.texts for g in groups],
+            self.fallback.encode,
+            exclude_terms=set(ctx.brand_terms),
+            parent_path=ctx.parent_path,
+            context=ctx.parent_path[-1],
+            brand_strings=ctx.brand_strings,
+        )
+        return [[p.lower() for p in n.phrases[: self.hint_phrases]] for n in named]
 
     def _defined(
         self, answers: list[tuple[str, str]], groups: Sequence[NamingGroup], ctx: NamingContext
@@ -492,7 +546,12 @@ class LLMNamer:
         return out
 
     def _answers(
-        self, parsed: Any, titles: Sequence[Sequence[str]], ctx: NamingContext, cents: np.ndarray | None = None
+        self,
+        parsed: Any,
+        titles: Sequence[Sequence[str]],
+        ctx: NamingContext,
+        cents: np.ndarray | None = None,
+        numbers: Sequence[int] | None = None,
     ) -> list[tuple[str, str]]:
         """(name, definition) per asked group, in the order asked. The prompt asks for group order,
         but a small model may write the names in its own order (Qwen 1.5B named groups by one
@@ -500,15 +559,15 @@ class LLMNamer:
         assignment of names to groups (name + definition against the group's central titles, in
         the fallback namer's embedding space) with the highest total similarity, the given order
         breaking near-ties (``ORDER_BONUS``). Incomplete answers keep the order given. A name
-        written as its parent's path plus the child ("Self Fusing Tape - Glue") is the child."""
-        entries = parsed.get("groups", []) if isinstance(parsed, dict) else []
-        pairs = [
-            (without_parent(title_head(str(e.get("name", ""))), ctx.parent_path), str(e.get("definition", "")).strip())
-            for e in entries
-            if isinstance(e, dict)
-        ][: len(titles)]
+        written as its parent's path plus the child ("Self Fusing Tape - Glue") is the child.
+        ``numbers``: the number each asked group had in the prompt (its answer key), 1.. by default."""
         n = len(titles)
-        pairs += [("", "")] * (n - len(pairs))
+        answer = parsed if isinstance(parsed, dict) else {}
+        pairs: list[tuple[str, str]] = []
+        for key in group_keys(numbers if numbers is not None else range(1, n + 1)):
+            e = answer.get(key)
+            name, definition = (e.get("name", ""), e.get("definition", "")) if isinstance(e, dict) else (e or "", "")
+            pairs.append((without_parent(title_head(_unwrapped(str(name))), ctx.parent_path), str(definition).strip()))
         if n < 2 or not all(name for name, _ in pairs):
             return pairs
         from scipy.optimize import linear_sum_assignment
@@ -630,6 +689,13 @@ def title_head(name: str) -> str:
     name = name.strip()
     head = name.split(",", 1)[0].strip()
     return head or name
+
+
+def _unwrapped(name: str) -> str:
+    """A name written inside the answer template's placeholder brackets ("<Self Fusing Tape>",
+    as Qwen 1.5B wrote some) without them."""
+    name = name.strip()
+    return name[1:-1].strip() if len(name) > 2 and name[0] == "<" and name[-1] == ">" else name
 
 
 def without_parent(name: str, parent_path: Sequence[str]) -> str:
