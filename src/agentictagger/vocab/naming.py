@@ -171,7 +171,7 @@ def _schema(numbers: Sequence[int], definitions: bool = True) -> dict:
     """One answer field per group, keyed by its number ("group_1": its name). A grammar-constrained
     model writes each group's key before its name, so the name is written for that group: asked
     for a list of names instead, Qwen 1.5B named the items of group 1 one after another on most
-    level-2 jobs of the demo sample (an answer per group's titles on 11 of 12 jobs once keyed)."""
+    level-2 jobs of the demo sample; keyed, it names each group (`bench/results/demo_timing.json`)."""
     if definitions:
         props: dict[str, Any] = {"name": {"type": "string", "maxLength": NAME_CHARS}}
         props["definition"] = {"type": "string", "maxLength": DEFINITION_CHARS}
