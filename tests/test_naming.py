@@ -289,7 +289,7 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     # One call named both groups side by side; the re-asks show the reasons and the taken name.
     assert "Group 1:" in client.prompts[0] and "Group 2:" in client.prompts[0]
     assert "rejected" in client.prompts[1] and "colour" in client.prompts[1] and "'Nitrile Gloves' accepted" in client.prompts[1]
-    assert client.prompts[1].endswith('Answer JSON {"group_2": {"name": "<name of group 2>", "definition": "<which items belong>"}}.')
+    assert client.prompts[1].endswith('Answer JSON {"group_2": {"name": ..., "definition": ...}}.')
     assert client.requests[1].constraint.schema["required"] == ["group_2"]
     assert len(client.prompts) == 3
     # A re-ask starts with the first ask's titles, word for word (a prefix a llama.cpp server has
@@ -354,7 +354,7 @@ def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_gi
     labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext())
     assert [lb.name for lb in labels] == ["Exam Gloves", "Filament Spools"]
     assert all(lb.named_by == "llm" for lb in labels)
-    assert '"group_1": {"name": "<name of group 1>"' in client.prompts[0]
+    assert '"group_1": {"name": ..., "definition": ...}' in client.prompts[0]
     renamed = LLMNamer(_ScriptedClient([swapped]), KeyphraseNamer(_Encoder())).candidates(
         groups, NamingContext(step=1), ["Gloves", "Filament"], ["", ""]
     )
@@ -423,6 +423,25 @@ def test_a_title_given_as_a_name_is_cut_to_its_first_segment():
     client = _ScriptedClient([{"groups": [{"name": "<brass tube fitting>"}, {"name": "<Printer Filament>"}]}])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(groups, NamingContext([], []))
     assert [(lbl.name, lbl.named_by) for lbl in labels] == [("Brass Tube Fitting", "llm"), ("Printer Filament", "llm")]
+
+
+def test_a_copy_of_the_answer_template_is_no_answer_and_is_asked_again():
+    from agentictagger.vocab.naming import _template_copy
+
+    for copied in ("<name of group 3>", "Name Of Group 12", "name of group", "group_2", "<which items belong>", "...", ""):
+        assert _template_copy(copied), copied
+    for real in ("Group Games", "Pipe Fittings", "Items that belong to labs", "Grouping Tools"):
+        assert not _template_copy(real), real
+    groups = [NamingGroup(["brass tube fitting", "brass tube fitting flare"]), NamingGroup(["pla filament", "abs filament"])]
+    client = _ScriptedClient(
+        [
+            _groups(("Brass Tube Fitting", "Brass tube fitting parts, flare and plain."), ("<name of group 2>", "<which items belong>")),
+            _groups(("Plastic Filament", "Pla and abs filament for printers.")),
+        ]
+    )
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder())).name(groups, NamingContext([], []))
+    assert [(lbl.name, lbl.named_by) for lbl in labels] == [("Brass Tube Fitting", "llm"), ("Plastic Filament", "llm")]
+    assert len(client.prompts) == 2 and "Group 2: rejected, empty name" in client.prompts[1]
 
 
 def test_a_child_name_written_as_its_path_is_the_child():

@@ -237,9 +237,11 @@ def naming_prompt(
 
 def answer_shape(definitions: bool, numbers: Sequence[int]) -> str:
     """How a naming prompt shows the answer's JSON (the schema itself is not sent in the prompt):
-    every group's key, in the order asked."""
-    value = '{{"name": "<name of group {k}>", "definition": "<which items belong>"}}' if definitions else '"<name of group {k}>"'
-    return "Answer JSON {" + ", ".join(f'"{key}": ' + value.format(k=k) for key, k in zip(group_keys(numbers), numbers)) + "}."
+    every group's key, in the order asked, with "..." where its answer goes. Shown a placeholder
+    such as "<name of group 1>" there, Qwen 1.5B sometimes copied it as the name; with "..." it
+    gave as many LLM names on the demo sample (seeds 0 and 1) and copied nothing."""
+    value = '{"name": ..., "definition": ...}' if definitions else "..."
+    return "Answer JSON {" + ", ".join(f'"{key}": {value}' for key in group_keys(numbers)) + "}."
 
 
 def naming_head(
@@ -567,7 +569,9 @@ class LLMNamer:
         for key in group_keys(numbers if numbers is not None else range(1, n + 1)):
             e = answer.get(key)
             name, definition = (e.get("name", ""), e.get("definition", "")) if isinstance(e, dict) else (e or "", "")
-            pairs.append((without_parent(title_head(_unwrapped(str(name))), ctx.parent_path), str(definition).strip()))
+            name, definition = ("", "") if _template_copy(str(name)) else (str(name), str(definition))
+            definition = "" if _template_copy(definition) else definition
+            pairs.append((without_parent(title_head(_unwrapped(name)), ctx.parent_path), definition.strip()))
         if n < 2 or not all(name for name, _ in pairs):
             return pairs
         from scipy.optimize import linear_sum_assignment
@@ -689,6 +693,16 @@ def title_head(name: str) -> str:
     name = name.strip()
     head = name.split(",", 1)[0].strip()
     return head or name
+
+
+_TEMPLATE = re.compile(r"\W*(?:(?:the\s+)?name\s+of\s+group\s*\d*|group[\s_]*\d+|which\s+items\s+belong|)\W*", re.IGNORECASE)
+
+
+def _template_copy(text: str) -> bool:
+    """True when an answer field holds no answer: the template's "..." or a placeholder
+    ("<name of group 3>", "which items belong", as Qwen 1.5B copied from an earlier template) or
+    the group's key ("group_3"). That group is asked again."""
+    return bool(_TEMPLATE.fullmatch(text.strip()))
 
 
 def _unwrapped(name: str) -> str:
