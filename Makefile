@@ -16,13 +16,15 @@ $(PY):
 	$(PIP) install -q --upgrade pip wheel
 
 # Core install: the CPU build of torch first, named explicitly (a bare `torch` from PyPI is a
-# multi-GB CUDA build). A wheel already on the machine's pip sources is used as is; otherwise it
-# comes from PyTorch's CPU index (TORCH_INDEX).
+# multi-GB CUDA build). A wheel already on the machine's pip sources is used as is, its
+# dependencies then from the usual index alone (asked for them too, an unreachable PyTorch index
+# costs minutes of retries per package); otherwise torch comes from PyTorch's CPU index (TORCH_INDEX).
 TORCH := torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.core: pyproject.toml | $(PY)
 	@echo ">> installing agentictagger (core, offline embedding default)"
-	$(PIP) install -q --no-index "$(TORCH)" 2>/dev/null || $(PIP) install -q "$(TORCH)" --extra-index-url $(TORCH_INDEX)
+	( $(PIP) install -q --no-index --no-deps "$(TORCH)" 2>/dev/null && $(PIP) install -q "$(TORCH)" ) \
+		|| $(PIP) install -q "$(TORCH)" --extra-index-url $(TORCH_INDEX)
 	$(PIP) install -q -e .
 	@touch $@
 
