@@ -670,3 +670,52 @@ def test_below_level_one_each_group_is_shown_with_what_sets_it_apart():
     client = _ScriptedClient([answer])
     LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(groups, NamingContext())
     assert "sets it apart" not in client.prompts[0]
+
+
+def test_medoid_titles_show_each_kind_a_group_holds_where_central_titles_show_one():
+    # One group: 20 staplers (the centre of the group) and 8 paper shredders.
+    rng = np.random.default_rng(0)
+    staple, shred = np.eye(8)[0], np.eye(8)[1]
+    vecs = np.vstack([staple + rng.normal(0, 0.05, (20, 8)), 0.3 * staple + shred + rng.normal(0, 0.05, (8, 8))])
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    texts = [f"Desk stapler model {i}" for i in range(20)] + [f"Cross-cut paper shredder {i}" for i in range(8)]
+    order = np.argsort(-(vecs @ vecs.mean(0)))
+    group = NamingGroup([texts[i] for i in order], vecs[order])
+    other = NamingGroup(["PLA filament spool 1.75mm", "PETG filament spool", "ABS filament spool"])
+    answer = {"groups": [{"name": "Staplers and Shredders"}, {"name": "Filament Spools"}]}
+    shown = {}
+    for titles in ("central", "medoids"):
+        client = _ScriptedClient([answer] * 3)  # the first ask is what this test reads
+        LLMNamer(client, KeyphraseNamer(_Encoder()), titles=titles, titles_per_group=2, definitions="keyphrase").name(
+            [group, other], NamingContext()
+        )
+        shown[titles] = client.prompts[0].split("\n\n")[0]
+    assert "shredder" not in shown["central"] and shown["central"].count("stapler") == 2
+    assert shown["medoids"].count("stapler") == 1 and shown["medoids"].count("shredder") == 1
+    assert "Desk stapler" in shown["medoids"].splitlines()[1]  # the larger part first
+
+
+def test_a_material_alone_is_no_top_level_name_but_may_set_a_child_apart():
+    for name in ("Aluminum", "Stainless Steel", "Glass", "Silicone"):
+        assert any("material" in p for p in name_problems(name)), name
+    for name in ("Paper", "Glass Flasks", "Aluminum Extrusions", "Silicone Sealant"):
+        assert name_problems(name) == [], name_problems(name)
+    assert name_problems("Carbide", parent_path=["Rotary Burrs"]) == []
+
+
+def test_a_word_only_a_few_of_the_groups_items_carry_is_no_name():
+    from agentictagger.vocab.naming import one_item_words
+
+    # Real Scientific rows: two of a 120-item group say "Accessbuy" (brand field "GS Tool").
+    texts = [
+        "Accessbuy 347pc Home Nut, Bolt, Screw & Washer Assortment - All Phillips Head!. Brand: GS Tool.",
+        "Accessbuy 180-Piece Rubber Grommet Shop Assortment. Brand: Industrial Tools.",
+    ] + [f"Stainless steel hex nut assortment, {i} pieces. Brand: Hillman." for i in range(118)]
+    assert one_item_words("Accessbuy Home Nut", texts) == ["accessbuy"]
+    assert one_item_words("Hex Nut Assortment", texts) == []  # words many items carry
+    assert one_item_words("Fastener Assortments", texts) == []  # a word from outside the titles
+    gloves = [f"Nitrile exam gloves, size {s}" for s in "SMLX" * 10] + ["Vinyl gloves"]
+    assert one_item_words("Nitrile Gloves", gloves) == []
+    client = _ScriptedClient([{"groups": [{"name": "Accessbuy Home Nut"}]}, {"groups": [{"name": "Nut Assortments"}]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name([NamingGroup(texts)], NamingContext())
+    assert labels[0].name == "Nut Assortments" and "accessbuy" in client.prompts[1]

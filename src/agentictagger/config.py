@@ -326,6 +326,12 @@ class NamingConfig(_Section):
         description="LLM namer: central item texts shown per group (first 90 characters each); fewer and "
         "shorter when the prompt would not fit the endpoint's context.",
     )
+    titles: Literal["central", "medoids"] = Field(
+        "central",
+        description="LLM namer: which item texts a group shows. 'central': its most central texts. 'medoids': "
+        "K-medoids representatives of the group (largest part first), so a group holding several kinds of item "
+        "shows each of them.",
+    )
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
     definitions: Literal["llm", "keyphrase"] = Field(
         "llm",

@@ -36,6 +36,7 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
         max_reasks=naming.max_reasks,
         refine_steps=naming.refine_steps,
         definitions=naming.definitions,
+        titles=naming.titles,
     )
     return LevelNamer(llm, offline, naming.max_level)
 

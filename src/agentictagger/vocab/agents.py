@@ -284,17 +284,23 @@ class EmbeddingArchitect:
         order = members[np.argsort(-(job.embeddings[members] @ c), kind="stable")]
         return [int(i) for i in order], c
 
+    @staticmethod
+    def _naming_group(job: JobView, order: list[int]) -> Any:
+        """A group as its namer sees it: its most central texts first, with their embeddings."""
+        from agentictagger.vocab.naming import NamingGroup
+
+        top = order[:NAMING_TEXTS]
+        return NamingGroup([job.texts[i] for i in top], job.embeddings[top])
+
     def _named_drafts(
         self, job: JobView, groups: list[np.ndarray], taken: Sequence[str], rows: list[np.ndarray] | None = None
     ) -> list[DescriptorDraft]:
         """Name each group; its prototype rows are ``rows[g]`` (its fine clusters' centroids) or
         its own centroid, each blended with the embedding of its name and definition."""
-        from agentictagger.vocab.naming import NamingGroup
-
         from agentictagger.vocab.name_rules import name_key
 
         central = [self._central(job, g) for g in groups]
-        labels = self.namer.name([NamingGroup([job.texts[i] for i in order[:NAMING_TEXTS]]) for order, _ in central], self._ctx(job, taken))
+        labels = self.namer.name([self._naming_group(job, order) for order, _ in central], self._ctx(job, taken))
         # Groups the namer could not tell apart (the same name after lemmatising) are one
         # descriptor: never "Serum" and "Serum (2)".
         first: dict[str, int] = {}
@@ -403,8 +409,6 @@ class EmbeddingArchitect:
         names and definitions for each (told which sibling its items were taken for), and a
         candidate replaces the name only when more of the job's items are then matched, by name and
         definition alone, to the group they belong to. Membership (the prototypes) is unchanged."""
-        from agentictagger.vocab.naming import NamingGroup
-
         own = np.array([a.matches[0] if a.matches else -1 for a in annotations], dtype=np.int64)
         rows = np.flatnonzero(own >= 0)
         if len(descs) < 2 or len(rows) == 0 or not hasattr(self.namer, "candidates"):
@@ -429,7 +433,7 @@ class EmbeddingArchitect:
         for k in worst:
             members = rows[own_r == k]
             order, _ = self._central(job, members)
-            groups.append(NamingGroup([job.texts[i] for i in order[:NAMING_TEXTS]]))
+            groups.append(self._naming_group(job, order))
             wrong = members[pick[own_r == k] != k]
             taken_for = np.bincount(pick[np.isin(rows, wrong)], minlength=len(descs)) if len(wrong) else np.zeros(len(descs))
             other = int(np.argmax(taken_for))

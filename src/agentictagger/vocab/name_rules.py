@@ -37,6 +37,16 @@ UNIT_WORDS = frozenset(
 # packed ("Tool Set", "First Aid Kit", "Gift Set"), never on its own or after marketing words only
 # ("Set", "Value Pack").
 PACKAGING_WORDS = frozenset("set sets kit kits pack packs bundle collection assortment".split())
+# Materials an item is made of. Under a parent a material says what sets a kind apart ("Rotary
+# Burrs > Carbide"); at the top of a tree a material alone ("Aluminum", "Glass", "Steel") gathers
+# unrelated kinds and tells a shopper nothing. Materials sold as such ("Paper", "Epoxy", "Wire",
+# "Tape") are not listed.
+MATERIAL_WORDS = frozenset(
+    """aluminum aluminium steel stainless brass copper bronze zinc nickel titanium tungsten carbide
+    iron metal metals silicone rubber plastic plastics nylon glass wood wooden leather cotton
+    polyester ceramic ceramics latex vinyl acrylic borosilicate neoprene polypropylene polyethylene
+    pvc ptfe teflon carbon""".split()
+)
 FUNCTION_WORDS = frozenset(
     """and or with for of the a an to in on by from without per x & &amp; + / vs""".split()
 )
@@ -126,6 +136,8 @@ def name_problems(
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
+    if not parent_path and content and all(w in MATERIAL_WORDS for w in content):
+        out.append(f"{name!r} names a material, not a kind of item; name the kind of item made of it")
     if not _balanced(name):
         out.append(f"{name!r} is cut off (an unclosed or stray bracket); name the whole kind of item")
     if re.search(r"\s[-–—:|/]\s|[:>]", name):

@@ -36,9 +36,11 @@ EncodeFn = Callable[[Sequence[str]], np.ndarray]
 
 @dataclass
 class NamingGroup:
-    """One group to name: member texts, most central first."""
+    """One group to name: member texts, most central first, and optionally their embeddings
+    (rows aligned with ``texts``), from which a namer may pick representatives."""
 
     texts: list[str]
+    vectors: np.ndarray | None = None
 
 
 @dataclass
@@ -303,8 +305,10 @@ class LLMNamer:
         refine_steps: int = 1,
         definitions: str = "llm",
         hint_phrases: int = 3,
+        titles: str = "central",
     ) -> None:
         self.client = client
+        self.titles = titles
         self.fallback = fallback
         self.titles_per_group = titles_per_group
         self.max_reasks = max_reasks
@@ -327,7 +331,7 @@ class LLMNamer:
             return [[] for _ in groups]
         from agentictagger.llm.budget import PromptTooLong
 
-        titles = [g.texts[: max(s[0] for s in self.SIZES)] for g in groups]
+        titles = self._shown(groups)
         notes = [[f"now named '{c}'; {f}" if f else f"now named '{c}'"] for c, f in zip(current, feedback)]
         try:
             req, _ = self._request(titles, ctx, notes, "Feedback", self._hints(groups, ctx))
@@ -341,7 +345,7 @@ class LLMNamer:
             return [[] for _ in groups]
         out: list[list[GroupLabel]] = [[] for _ in groups]
         for j, (name, definition) in enumerate(self._defined(self._answers(res.parsed, titles, ctx), groups, ctx)):
-            if name and not self.problems(name, definition, titles[j], ctx):
+            if name and not self.problems(name, definition, titles[j], ctx, groups[j].texts):
                 out[j] = [GroupLabel(_tidy(name), _sentence(_close(definition)), "llm")]
         return out
 
@@ -418,7 +422,7 @@ class LLMNamer:
 
         if not groups:
             return []
-        titles = [g.texts[: max(s[0] for s in self.SIZES)] for g in groups]
+        titles = self._shown(groups)
         out: list[GroupLabel | None] = [None] * len(groups)
         problems: list[list[str]] = [[] for _ in groups]
         todo = list(range(len(groups)))
@@ -470,7 +474,7 @@ class LLMNamer:
             still: list[int] = []
             for j, g in enumerate(todo):
                 name, definition = answers[j]
-                probs = self.problems(name, definition, titles[g], ctx)
+                probs = self.problems(name, definition, titles[g], ctx, groups[g].texts)
                 if misfits[j]:
                     probs.append(misfits[j])
                 if name and (name_key(name) in accepted_keys or round_keys.count(name_key(name)) > 1):
@@ -491,6 +495,25 @@ class LLMNamer:
                 log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used", note, lbl.name)
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
         return [lbl for lbl in out if lbl is not None]
+
+    def _shown(self, groups: Sequence[NamingGroup]) -> list[list[str]]:
+        """The texts the prompt may show for each group, in the order it shows them (a prompt cut
+        to fit the context keeps the first ones). 'central': the most central texts. 'medoids':
+        K-medoids representatives of the group (largest part first, the paper's ``Rep``), so a
+        group that holds several kinds of item shows each of them and its name can cover them;
+        shown only its most central titles, Qwen 1.5B named a group by its commonest kind
+        ("Staplers" for staplers, shredders and laminating pouches)."""
+        from agentictagger.vocab.representatives import select_representatives
+
+        most = max(s[0] for s in self.SIZES)
+        out = []
+        for g in groups:
+            if self.titles == "medoids" and g.vectors is not None and len(g.texts) > self.titles_per_group:
+                picks = select_representatives(np.asarray(g.vectors, dtype=np.float32), self.titles_per_group)
+                out.append([g.texts[i] for i in picks])
+            else:
+                out.append(list(g.texts[:most]))
+        return out
 
     def _hints(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[list[str]]:
         """Below level 1, each group's distinctive phrases (the key-phrase namer's, against its
@@ -590,8 +613,11 @@ class LLMNamer:
         return out
 
     @staticmethod
-    def problems(name: str, definition: str, titles: Sequence[str], ctx: NamingContext) -> list[str]:
-        """Why an LLM's name for a group (with its central ``titles``) is not accepted."""
+    def problems(
+        name: str, definition: str, titles: Sequence[str], ctx: NamingContext, texts: Sequence[str] = ()
+    ) -> list[str]:
+        """Why an LLM's name for a group (with its central ``titles``; ``texts``: its members'
+        texts, most central first) is not accepted."""
         probs = name_problems(
             name,
             parent_path=ctx.parent_path,
@@ -605,6 +631,11 @@ class LLMNamer:
             probs.append(f"{name!r} looks like a brand or product line (it opens an item title), not a kind of item")
         if name and brand_fragment(name, titles, ctx.brand_strings):
             probs.append(f"{name!r} is part of a brand or product line in these titles, not a kind of item")
+        if name and (odd := one_item_words(name, texts)):
+            probs.append(
+                f"{name!r} takes {', '.join(map(repr, odd))} from a few items' titles (a brand or model); "
+                "name the kind of item"
+            )
         return probs
 
 
@@ -629,6 +660,33 @@ def brand_fragment(name: str, texts: Sequence[str], brands: frozenset[str] | set
         if seen == 0 or sum(any(p in c for p in w.split()) for c in clean) > 0:
             return False
     return True
+
+
+#: A word of a name that fewer than this share of its group's items carry does not name the group.
+RARE_WORD_SHARE = 0.02
+
+
+def one_item_words(name: str, texts: Sequence[str]) -> list[str]:
+    """Words of ``name`` that are unknown to the English lexicon and that only a few of the
+    group's ``texts`` carry (under ``RARE_WORD_SHARE`` of them): words copied from one item's
+    title, mostly its brand or model ("Accessbuy Home Nut" from "Accessbuy 347pc Home Nut, Bolt,
+    Screw & Washer Assortment", whose brand field names another maker; 2 of its group's 399
+    items say "Accessbuy"). A kind's own technical words ("Nitrile", "Pipette") recur across the
+    group's items; words a name brings from outside the titles occur in none."""
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, _lemmas, words
+
+    if not texts:
+        return []
+    odd = [w for w in words(name) if w not in FUNCTION_WORDS and w.isalpha() and len(w) > 2 and not _lemmas(w)]
+    if not odd:
+        return []
+    seen = [set(words(t)) for t in texts]
+    out = []
+    for w in odd:
+        n = sum(w in s for s in seen)
+        if 0 < n < RARE_WORD_SHARE * len(texts):
+            out.append(w)
+    return out
 
 
 def looks_like_brand(name: str, texts: Sequence[str]) -> bool:

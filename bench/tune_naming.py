@@ -1,0 +1,147 @@
+"""The LLM namer's settings, chosen on Scientific's development half.
+
+The LLM namer sees a few item texts per group. ``build.naming.titles=central`` shows the group's
+most central texts; ``medoids`` shows K-medoids representatives of the group (largest part
+first). ``renames`` also asks the LLM, in each job's first refinement step, to rename the groups
+whose names the embedding judge misreads (``build.naming.refine_steps=1``). This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific
+(items whose crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and the Office
+catalog are never read here) with the local-LLM profile of ``bench/taxonomy_alignment.py``
+(``local-llm-l2``: Qwen2.5-Coder-1.5B names levels 1-2, the demo's naming settings) once per
+setting and seed, on the same grouping, and scores the names without labels: names-alone
+agreement by the embedding judge (items matched to their level's sibling descriptors by name +
+definition only, against the groups they were assigned to), the share named by the LLM, and the
+name-rule figures. It writes ``bench/results/tune_naming.json`` and prints a short table.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/tune_naming.py [--seeds 0,1] [--settings central medoids]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zlib
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import command_line, write_result  # noqa: E402
+from taxonomy_alignment import PROFILES, mean_sd  # noqa: E402
+from tune_grouping import seeds_arg  # noqa: E402
+
+from agentictagger.api import AgenticTagger  # noqa: E402
+from agentictagger.catalog import load_shared  # noqa: E402
+from agentictagger.config import RunConfig  # noqa: E402
+from agentictagger.embed import Embedder  # noqa: E402
+from agentictagger.structures.assignment import Assignment  # noqa: E402
+from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
+from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
+from agentictagger.vocab.quality import name_identifiability, name_quality  # noqa: E402
+from agentictagger.vocab.summary import load_jobs, refinement_effect  # noqa: E402
+
+PROFILE = "local-llm-l2"
+LEVELS = (1, 2)
+#: Each setting's overrides on top of the profile's.
+SETTINGS = {
+    "central": ["build.naming.titles=central"],
+    "medoids": ["build.naming.titles=medoids"],
+    # The LLM is asked to rename the groups whose names the judge misreads, in a job's first
+    # refinement step (the profile, like the demo, asks it for no renames).
+    "renames": ["build.naming.titles=central", "build.naming.refine_steps=1"],
+}
+
+
+def named_by_llm(vocab: Vocabulary, level: int) -> tuple[int, int]:
+    ds = vocab.level(level)
+    return sum(d.named_by == "llm" for d in ds), len(ds)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0,1"), help="e.g. 0,1 or 0-2")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tune_naming.json"))
+    args = ap.parse_args()
+
+    catalog = load_shared("scientific")
+    dev = catalog.subset([i for i, it in enumerate(catalog) if zlib.crc32(it.item_id.encode()) % 2 == 0])
+    ids = dev.ids
+    cfg = RunConfig()
+    embedder = Embedder(cfg.embedding, cache_dir=str(REPO / cfg.cache_dir))
+    emb = np.asarray(embedder.encode(dev.texts), dtype=np.float32)
+    brand_words, brands = catalog_brands([str(it.fields.get("brand") or "") for it in dev], dev.texts)
+
+    rows: dict[str, list[dict]] = {s: [] for s in args.settings}
+    for seed in args.seeds:
+        for setting in args.settings:
+            run_dir = REPO / "bench" / "runs" / "tune_naming" / f"{setting}_s{seed}"
+            sets = [f"seed={seed}", *PROFILES[PROFILE], *SETTINGS[setting]]
+            build_s = None
+            if not (run_dir / "assignments.jsonl").exists():
+                t0 = time.monotonic()
+                AgenticTagger(overrides=sets, run_dir=run_dir).fit(dev)
+                build_s = round(time.monotonic() - t0, 1)
+            vocab = Vocabulary.load(run_dir / "vocabulary.json")
+            paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+            usage = json.loads((run_dir / "usage.json").read_text()).get("total", {}) if (run_dir / "usage.json").exists() else {}
+            judge = name_identifiability(vocab, emb, [paths.get(i, []) for i in ids], embedder.encode, LEVELS)
+            entry = {
+                "seed": seed,
+                "run_dir": str(run_dir.relative_to(REPO)),
+                "sets": sets,
+                "build_and_assign_seconds": build_s,
+                # Answers taken from the response cache (a setting's prompts that an earlier setting
+                # already sent) are not calls: count both.
+                "llm_calls": usage.get("calls", 0),
+                "llm_cache_hits": usage.get("cache_hits", 0),
+                "prompt_tokens": usage.get("prompt_tokens", 0),
+                "completion_tokens": usage.get("completion_tokens", 0),
+                "names_alone_embedding_judge": judge,
+                "named_by_llm": {str(lv): list(named_by_llm(vocab, lv)) for lv in LEVELS},
+                "name_quality": name_quality(vocab, LEVELS, brand_strings=brands, brand_terms=brand_words),
+                "level1_names": [{"name": d.name, "definition": d.definition, "items": d.item_count, "named_by": d.named_by}
+                                 for d in vocab.children("root")],
+            }
+            entry["refinement"] = {k: v for k, v in refinement_effect(load_jobs(run_dir)).items() if k != "per_job"}
+            rows[setting].append(entry)
+            print(f"seed {seed} {setting:8s} names alone L1 {judge['1']['accuracy']:.3f} L2 {judge['2']['accuracy']:.3f} "
+                  f"LLM-named L1 {entry['named_by_llm']['1']} L2 {entry['named_by_llm']['2']} calls {entry['llm_calls']}",
+                  flush=True)
+
+    summary = {
+        s: {f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS}
+        for s, rs in rows.items()
+    }
+    result = {
+        "command": command_line(),
+        "what": "LLM namer settings on Scientific's development half (crc32(item_id) "
+        f"even, {len(ids)} items), profile {PROFILE} of bench/taxonomy_alignment.py; scored without labels",
+        "profile_sets": PROFILES[PROFILE],
+        "settings": {k: SETTINGS[k] for k in args.settings},
+        "seeds": args.seeds,
+        "summary": summary,
+        "per_setting": rows,
+    }
+    write_result(Path(args.out), result)
+    print("\n| setting | names alone L1 | names alone L2 | LLM-named L1 | LLM-named L2 |")
+    print("|---|---|---|---|---|")
+    for s, rs in rows.items():
+        sm = summary[s]
+        l1 = "/".join(str(r["named_by_llm"]["1"][0]) for r in rs)
+        l2 = "/".join(str(r["named_by_llm"]["2"][0]) for r in rs)
+        print(f"| {s} | {sm['names_alone_L1']['mean']:.3f} ± {sm['names_alone_L1']['sd']:.3f} "
+              f"| {sm['names_alone_L2']['mean']:.3f} ± {sm['names_alone_L2']['sd']:.3f} | {l1} | {l2} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
