@@ -719,3 +719,13 @@ def test_a_word_only_a_few_of_the_groups_items_carry_is_no_name():
     client = _ScriptedClient([{"groups": [{"name": "Accessbuy Home Nut"}]}, {"groups": [{"name": "Nut Assortments"}]}])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name([NamingGroup(texts)], NamingContext())
     assert labels[0].name == "Nut Assortments" and "accessbuy" in client.prompts[1]
+
+
+@pytest.mark.parametrize("name", ["Length", "Temperature", "Weight Capacity", "Precision Measurement", "High Temperature", "Sizes"])
+def test_a_measured_property_is_no_name(name):
+    assert any("measured property" in p for p in name_problems(name, parent_path=["Tools"])), name
+
+
+@pytest.mark.parametrize("name", ["Pressure Gauges", "Temperature Probes", "Power Supplies", "Monitor Stand", "Length Gauge", "Stand"])
+def test_a_kind_named_by_the_property_it_measures_or_holds_is_a_name(name):
+    assert name_problems(name) == [], name_problems(name)

@@ -47,6 +47,14 @@ MATERIAL_WORDS = frozenset(
     polyester ceramic ceramics latex vinyl acrylic borosilicate neoprene polypropylene polyethylene
     pvc ptfe teflon carbon""".split()
 )
+# Measured properties: a name made of these alone ("Length", "Temperature", "Weight Capacity",
+# "Precision Measurement") names a spec the items share, not a kind of item.
+ATTRIBUTE_WORDS = frozenset(
+    """length width height depth thickness diameter radius size sizes weight capacity volume
+    temperature pressure speed power voltage current resistance wattage amperage frequency
+    resolution accuracy precision tolerance range measurement measurements dimension dimensions
+    dimensional strength density viscosity brightness output input high low""".split()
+)
 FUNCTION_WORDS = frozenset(
     """and or with for of the a an to in on by from without per x & &amp; + / vs""".split()
 )
@@ -136,6 +144,12 @@ def name_problems(
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
+    if (
+        content
+        and any(w in ATTRIBUTE_WORDS for w in content)
+        and all(w in ATTRIBUTE_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content)
+    ):
+        out.append(f"{name!r} names a measured property, not a kind of item")
     if not parent_path and content and all(w in MATERIAL_WORDS for w in content):
         out.append(f"{name!r} names a material, not a kind of item; name the kind of item made of it")
     if not _balanced(name):
