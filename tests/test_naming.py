@@ -729,3 +729,16 @@ def test_a_measured_property_is_no_name(name):
 @pytest.mark.parametrize("name", ["Pressure Gauges", "Temperature Probes", "Power Supplies", "Monitor Stand", "Length Gauge", "Stand"])
 def test_a_kind_named_by_the_property_it_measures_or_holds_is_a_name(name):
     assert name_problems(name) == [], name_problems(name)
+
+
+def test_key_phrase_names_are_no_measured_property_and_no_top_level_material():
+    from agentictagger.vocab.keyphrases import name_groups
+    from agentictagger.vocab.name_rules import is_kind_name
+
+    kinds = "ruler wool bolt hinge bracket shelf hook chain wire plate rod tube".split()
+    steel = [f"Steel {k}, length {i} mm" for i, k in enumerate(kinds)] * 2  # "steel" in every title
+    glue = [f"Epoxy glue syringe {i}, cure time 5 min" for i in range(12)]
+    assert name_groups([steel, glue], _Encoder())[0].name != "Steel"
+    assert name_groups([steel, glue], _Encoder(), parent_path=["Hardware"], context="Hardware")[0].name == "Steel"
+    assert not is_kind_name("Length") and not is_kind_name("Weight Capacity", top_level=False)
+    assert not is_kind_name("Aluminum", top_level=True) and is_kind_name("Aluminum") and is_kind_name("Length Gauge")

@@ -243,7 +243,7 @@ def name_groups(
     already used by siblings that a new name must not repeat; ``context`` (the parent's name)
     opens each definition, so a child named without its parent's words still matches its items.
     """
-    from agentictagger.vocab.name_rules import adds_to_parent, flat_key, is_noun_phrase, name_key
+    from agentictagger.vocab.name_rules import adds_to_parent, flat_key, is_kind_name, is_noun_phrase, name_key
 
     parent_keys = {name_key(p) for p in parent_path}
 
@@ -260,7 +260,7 @@ def name_groups(
     ok = np.array(
         [
             _usable(p, exclude_terms)
-            and is_noun_phrase(p)
+            and is_kind_name(p, top_level=not parent_path)
             and (not parent or adds_to_parent(p, parent))
             and name_key(p) not in parent_keys
             and flat_key(p) not in brand_strings

@@ -123,6 +123,26 @@ def has_noun_head(content: Sequence[str]) -> bool:
     return is_noun(content[-1])
 
 
+def names_a_property(content: Sequence[str]) -> bool:
+    """The content words name a measured property ("Length", "Weight Capacity"), not a kind."""
+    return bool(content) and any(w in ATTRIBUTE_WORDS for w in content) and all(
+        w in ATTRIBUTE_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content
+    )
+
+
+def names_a_material(content: Sequence[str]) -> bool:
+    """The content words name a material alone ("Aluminum", "Stainless Steel")."""
+    return bool(content) and all(w in MATERIAL_WORDS for w in content)
+
+
+def is_kind_name(phrase: str, top_level: bool = False) -> bool:
+    """A noun phrase that names a kind of item: not a measured property, and at the top of a
+    tree not a material alone (the key-phrase namer's filter; :func:`name_problems` says the
+    same with reasons)."""
+    content = [w for w in words(phrase) if w not in FUNCTION_WORDS]
+    return is_noun_phrase(phrase) and not names_a_property(content) and not (top_level and names_a_material(content))
+
+
 def name_problems(
     name: str,
     *,
@@ -144,13 +164,9 @@ def name_problems(
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
-    if (
-        content
-        and any(w in ATTRIBUTE_WORDS for w in content)
-        and all(w in ATTRIBUTE_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content)
-    ):
+    if names_a_property(content):
         out.append(f"{name!r} names a measured property, not a kind of item")
-    if not parent_path and content and all(w in MATERIAL_WORDS for w in content):
+    if not parent_path and names_a_material(content):
         out.append(f"{name!r} names a material, not a kind of item; name the kind of item made of it")
     if not _balanced(name):
         out.append(f"{name!r} is cut off (an unclosed or stray bracket); name the whole kind of item")
