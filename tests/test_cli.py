@@ -74,7 +74,8 @@ def test_demo_with_local_llm_names(tmp_path, monkeypatch):
         assert sum(by.values()) == len(descs) and set(by) <= {"llm", "keyphrase-fallback"}, (level, by)
         for d in descs:
             if d.named_by == "llm":
-                assert name_problems(d.name) == [] and d.definition.endswith("."), (d.name, d.definition)
+                parents = [p.name for p in vocab.path_to(d.id)[:-1]]
+                assert name_problems(d.name, parent_path=parents) == [] and d.definition.endswith("."), (d.name, d.definition)
     assert all(d.named_by in ("keyphrase", "keyphrase-fallback") for d in vocab if d.level > 3)
 
 
