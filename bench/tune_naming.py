@@ -18,7 +18,6 @@ name-rule figures. It writes ``bench/results/tune_naming.json`` and prints a sho
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _provenance import command_line, write_result  # noqa: E402
-from taxonomy_alignment import PROFILES, mean_sd  # noqa: E402
+from taxonomy_alignment import PROFILES, mean_sd, usage_of  # noqa: E402
 from tune_grouping import seeds_arg  # noqa: E402
 
 from agentictagger.api import AgenticTagger  # noqa: E402
@@ -92,7 +91,7 @@ def main() -> int:
                 build_s = round(time.monotonic() - t0, 1)
             vocab = Vocabulary.load(run_dir / "vocabulary.json")
             paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
-            usage = json.loads((run_dir / "usage.json").read_text()).get("total", {}) if (run_dir / "usage.json").exists() else {}
+            usage = usage_of(run_dir)
             judge = name_identifiability(vocab, emb, [paths.get(i, []) for i in ids], embedder.encode, LEVELS)
             entry = {
                 "seed": seed,

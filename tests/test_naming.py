@@ -704,18 +704,18 @@ def test_a_material_alone_is_no_top_level_name_but_may_set_a_child_apart():
 
 
 def test_a_word_only_a_few_of_the_groups_items_carry_is_no_name():
-    from agentictagger.vocab.naming import one_item_words
+    from agentictagger.vocab.naming import rare_title_words
 
     # Real Scientific rows: two of a 120-item group say "Accessbuy" (brand field "GS Tool").
     texts = [
         "Accessbuy 347pc Home Nut, Bolt, Screw & Washer Assortment - All Phillips Head!. Brand: GS Tool.",
         "Accessbuy 180-Piece Rubber Grommet Shop Assortment. Brand: Industrial Tools.",
     ] + [f"Stainless steel hex nut assortment, {i} pieces. Brand: Hillman." for i in range(118)]
-    assert one_item_words("Accessbuy Home Nut", texts) == ["accessbuy"]
-    assert one_item_words("Hex Nut Assortment", texts) == []  # words many items carry
-    assert one_item_words("Fastener Assortments", texts) == []  # a word from outside the titles
+    assert rare_title_words("Accessbuy Home Nut", texts) == ["accessbuy"]
+    assert rare_title_words("Hex Nut Assortment", texts) == []  # words many items carry
+    assert rare_title_words("Fastener Assortments", texts) == []  # a word from outside the titles
     gloves = [f"Nitrile exam gloves, size {s}" for s in "SMLX" * 10] + ["Vinyl gloves"]
-    assert one_item_words("Nitrile Gloves", gloves) == []
+    assert rare_title_words("Nitrile Gloves", gloves) == []
     client = _ScriptedClient([{"groups": [{"name": "Accessbuy Home Nut"}]}, {"groups": [{"name": "Nut Assortments"}]}])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name([NamingGroup(texts)], NamingContext())
     assert labels[0].name == "Nut Assortments" and "accessbuy" in client.prompts[1]

@@ -330,7 +330,8 @@ class NamingConfig(_Section):
         "central",
         description="LLM namer: which item texts a group shows. 'central': its most central texts. 'medoids': "
         "K-medoids representatives of the group (largest part first), so a group holding several kinds of item "
-        "shows each of them.",
+        "shows each of them; with Qwen 1.5B on Scientific's development half no clearly better names "
+        "(bench/tune_naming.py).",
     )
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
     definitions: Literal["llm", "keyphrase"] = Field(

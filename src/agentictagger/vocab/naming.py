@@ -501,8 +501,10 @@ class LLMNamer:
         to fit the context keeps the first ones). 'central': the most central texts. 'medoids':
         K-medoids representatives of the group (largest part first, the paper's ``Rep``), so a
         group that holds several kinds of item shows each of them and its name can cover them;
-        shown only its most central titles, Qwen 1.5B named a group by its commonest kind
-        ("Staplers" for staplers, shredders and laminating pouches)."""
+        shown only its most central titles, Qwen 1.5B names a group by its commonest kind
+        ("Staplers" for staplers, shredders and laminating pouches); shown medoids, it often names
+        one of them instead, and on Scientific's development half neither was clearly better
+        (``bench/tune_naming.py``), so 'central' is the default."""
         from agentictagger.vocab.representatives import select_representatives
 
         most = max(s[0] for s in self.SIZES)
@@ -631,7 +633,7 @@ class LLMNamer:
             probs.append(f"{name!r} looks like a brand or product line (it opens an item title), not a kind of item")
         if name and brand_fragment(name, titles, ctx.brand_strings):
             probs.append(f"{name!r} is part of a brand or product line in these titles, not a kind of item")
-        if name and (odd := one_item_words(name, texts)):
+        if name and (odd := rare_title_words(name, texts)):
             probs.append(
                 f"{name!r} takes {', '.join(map(repr, odd))} from a few items' titles (a brand or model); "
                 "name the kind of item"
@@ -666,11 +668,11 @@ def brand_fragment(name: str, texts: Sequence[str], brands: frozenset[str] | set
 RARE_WORD_SHARE = 0.02
 
 
-def one_item_words(name: str, texts: Sequence[str]) -> list[str]:
+def rare_title_words(name: str, texts: Sequence[str]) -> list[str]:
     """Words of ``name`` that are unknown to the English lexicon and that only a few of the
     group's ``texts`` carry (under ``RARE_WORD_SHARE`` of them): words copied from one item's
     title, mostly its brand or model ("Accessbuy Home Nut" from "Accessbuy 347pc Home Nut, Bolt,
-    Screw & Washer Assortment", whose brand field names another maker; 2 of its group's 399
+    Screw & Washer Assortment", whose brand field names another maker; 2 of the catalog's 4,344
     items say "Accessbuy"). A kind's own technical words ("Nitrile", "Pipette") recur across the
     group's items; words a name brings from outside the titles occur in none."""
     from agentictagger.vocab.name_rules import FUNCTION_WORDS, _lemmas, words
