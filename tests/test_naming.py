@@ -742,3 +742,21 @@ def test_key_phrase_names_are_no_measured_property_and_no_top_level_material():
     assert name_groups([steel, glue], _Encoder(), parent_path=["Hardware"], context="Hardware")[0].name == "Steel"
     assert not is_kind_name("Length") and not is_kind_name("Weight Capacity", top_level=False)
     assert not is_kind_name("Aluminum", top_level=True) and is_kind_name("Aluminum") and is_kind_name("Length Gauge")
+
+
+@pytest.mark.parametrize(
+    "name,why",
+    [("Gallon", "size"), ("Liters", "size"), ("Includes Filaments", "verb"), ("Contains Reagents", "verb"),
+     ("Ipg", "abbreviation"), ("Blk", "abbreviation")],
+)
+def test_a_unit_a_clause_or_initials_is_no_name(name, why):
+    # Names the demo's key-phrase fallbacks gave ("Gallon", "Includes Filaments", "Ipg") and an
+    # Office level-2 name ("Blk"): none says what kind of item the group holds.
+    problems = name_problems(name, parent_path=["Lab Supplies"])
+    assert any(why in p for p in problems), problems
+    assert not is_noun_phrase(name)
+
+
+@pytest.mark.parametrize("name", ["5 Gallon Buckets", "Threaded Rods", "Mixing Bowls", "Cutting Tools", "Pla Filament", "Tape"])
+def test_units_participles_and_short_words_inside_a_kind_are_names(name):
+    assert name_problems(name) == [], name_problems(name)

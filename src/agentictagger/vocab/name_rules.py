@@ -31,7 +31,9 @@ MARKETING_WORDS = frozenset(
 )
 UNIT_WORDS = frozenset(
     """oz ounce ounces fl ml l lb lbs g gram grams kg mg mm cm m ft inch inches in psi
-    awg volt volts v watt watts w amp amps a mah ohm hz rpm pcs pc pk ct count""".split()
+    awg volt volts v watt watts w amp amps a mah ohm hz rpm pcs pc pk ct count
+    gallon gallons gal quart quarts qt pint pints liter liters litre litres pound pounds
+    millimeter millimeters centimeter centimeters""".split()
 )
 # Marketing words that are also packaging nouns: a name may end in one when a noun names what is
 # packed ("Tool Set", "First Aid Kit", "Gift Set"), never on its own or after marketing words only
@@ -114,6 +116,23 @@ def is_noun(word: str) -> bool:
     return "NOUN" in lem or "PROPN" in lem
 
 
+def opens_with_a_verb(content: Sequence[str]) -> bool:
+    """The first word is a finite verb ("Includes Filaments", "Contains Reagents"): a clause cut
+    from an item's text, not a name. Only a word whose sole reading is a verb ending in -s counts;
+    participles ("Threaded Rods", "Mixing Bowls") and words with a noun reading ("Fits") do not."""
+    if len(content) < 2:
+        return False
+    w = content[0].lower()
+    lem = _lemmas(w)
+    return w.endswith("s") and not w.endswith("ss") and set(lem) == {"VERB"}
+
+
+def is_abbreviation(content: Sequence[str]) -> bool:
+    """A one-word name of at most three letters the lexicon does not know ("Ipg", "Blk"): an
+    abbreviation or a maker's initials, which a reader cannot take for a kind of item."""
+    return len(content) == 1 and len(content[0]) <= 3 and content[0].isalpha() and not _lemmas(content[0].lower())
+
+
 def has_noun_head(content: Sequence[str]) -> bool:
     """The last content word is a noun, or a packaging noun after a noun ("Tool Set")."""
     if not content:
@@ -162,6 +181,10 @@ def name_problems(
         out.append(f"{name!r} has {len(ws)} words; use at most {max_words}")
     if not has_noun_head(content):
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
+    elif opens_with_a_verb(content):
+        out.append(f"{name!r} opens with the verb {content[0]!r}; name the kind of item, not a clause")
+    if is_abbreviation(content):
+        out.append(f"{name!r} is an abbreviation or initials; name the kind of item in words")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
     if names_a_property(content):
@@ -271,6 +294,9 @@ def adds_to_parent(name: str, parent: str) -> bool:
 
 def is_noun_phrase(name: str) -> bool:
     content = [w for w in words(name) if w not in FUNCTION_WORDS]
-    return has_noun_head(content) and not all(
-        w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content
+    return (
+        has_noun_head(content)
+        and not opens_with_a_verb(content)
+        and not is_abbreviation(content)
+        and not all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content)
     )
