@@ -120,7 +120,32 @@ def catalog_brands(brands: Sequence[str], texts: Sequence[str]) -> tuple[frozens
     (:func:`brand_strings`) and brands or product lines that open many titles
     (:func:`opener_brands`)."""
     words = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
-    return words, frozenset(brand_strings(brands) | opener_brands(texts))
+    return words, frozenset(brand_strings(brands) | opener_brands(texts) | brand_initials(brands, texts))
+
+
+def brand_initials(brands: Sequence[str], texts: Sequence[str], min_words: int = 3, min_share: float = 0.5) -> set[str]:
+    """Initials a catalog writes for a brand of ``min_words`` or more words ("IPG" in the titles
+    of "Intertape Polymer Group" items): kept only when at least ``min_share`` of the item texts
+    that carry them belong to that brand, so an abbreviation of a kind that a brand's initials
+    happen to spell ("ABS" beside a brand "Advanced Battery Supplies") stays usable."""
+    from agentictagger.vocab.name_rules import flat_key
+
+    initials: dict[str, set[str]] = {}
+    for b in brands:
+        ws = [w for w in flat_key(b or "").split() if w.isalpha()]
+        if len(ws) >= min_words:
+            initials.setdefault("".join(w[0] for w in ws), set()).add(flat_key(b))
+    if not initials:
+        return set()
+    carried: Counter[str] = Counter()
+    by_brand: Counter[str] = Counter()
+    for i, text in enumerate(texts):
+        found = set(flat_key(text).split()) & initials.keys()
+        own = flat_key(brands[i] or "") if i < len(brands) else ""
+        for w in found:
+            carried[w] += 1
+            by_brand[w] += own in initials[w]
+    return {w for w, n in carried.items() if by_brand[w] >= min_share * n}
 
 
 def opener_brands(texts: Sequence[str], min_count: int = 5, min_first_share: float = 0.7, max_words: int = 3) -> set[str]:

@@ -57,6 +57,13 @@ ATTRIBUTE_WORDS = frozenset(
     resolution accuracy precision tolerance range measurement measurements dimension dimensions
     dimensional strength density viscosity brightness output input high low""".split()
 )
+# Verbs that open a clause of a product description. The lexicon cannot tell these apart from
+# plural nouns it lacks ("Caulks", "Disconnects" and "Oils" have only a verb reading in it, yet
+# name products), so they are listed.
+CLAUSE_VERBS = frozenset(
+    """includes including contains containing featuring prevents provides allows ensures reduces
+    protects requires comes displaces eliminates removes keeps makes delivers creates gives lets""".split()
+)
 FUNCTION_WORDS = frozenset(
     """and or with for of the a an to in on by from without per x & &amp; + / vs""".split()
 )
@@ -117,19 +124,15 @@ def is_noun(word: str) -> bool:
 
 
 def opens_with_a_verb(content: Sequence[str]) -> bool:
-    """The first word is a finite verb ("Includes Filaments", "Contains Reagents"): a clause cut
-    from an item's text, not a name. Only a word whose sole reading is a verb ending in -s counts;
-    participles ("Threaded Rods", "Mixing Bowls") and words with a noun reading ("Fits") do not."""
-    if len(content) < 2:
-        return False
-    w = content[0].lower()
-    lem = _lemmas(w)
-    return w.endswith("s") and not w.endswith("ss") and set(lem) == {"VERB"}
+    """The first word is a verb that opens a clause of a product description ("Includes
+    Filaments", "Prevents Markers", "Displaces Moisture"): a piece of a sentence, not a name."""
+    return len(content) >= 2 and content[0].lower() in CLAUSE_VERBS
 
 
 def is_abbreviation(content: Sequence[str]) -> bool:
-    """A one-word name of at most three letters the lexicon does not know ("Ipg", "Blk"): an
-    abbreviation or a maker's initials, which a reader cannot take for a kind of item."""
+    """A one-word name of at most three letters the lexicon does not know ("Ipg", "Pcb", "Blk"):
+    at the top of a tree it tells a reader nothing; under a parent an abbreviation of a kind may
+    set it apart ("3D Printer Filament > PLA"), so the rules apply this at level 1 only."""
     return len(content) == 1 and len(content[0]) <= 3 and content[0].isalpha() and not _lemmas(content[0].lower())
 
 
@@ -159,7 +162,11 @@ def is_kind_name(phrase: str, top_level: bool = False) -> bool:
     tree not a material alone (the key-phrase namer's filter; :func:`name_problems` says the
     same with reasons)."""
     content = [w for w in words(phrase) if w not in FUNCTION_WORDS]
-    return is_noun_phrase(phrase) and not names_a_property(content) and not (top_level and names_a_material(content))
+    return (
+        is_noun_phrase(phrase)
+        and not names_a_property(content)
+        and not (top_level and (names_a_material(content) or is_abbreviation(content)))
+    )
 
 
 def name_problems(
@@ -183,7 +190,7 @@ def name_problems(
         out.append(f"{name!r} is not a noun phrase naming a kind of item (its last word must be a noun)")
     elif opens_with_a_verb(content):
         out.append(f"{name!r} opens with the verb {content[0]!r}; name the kind of item, not a clause")
-    if is_abbreviation(content):
+    if not parent_path and is_abbreviation(content):
         out.append(f"{name!r} is an abbreviation or initials; name the kind of item in words")
     if content and all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content):
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
@@ -297,6 +304,5 @@ def is_noun_phrase(name: str) -> bool:
     return (
         has_noun_head(content)
         and not opens_with_a_verb(content)
-        and not is_abbreviation(content)
         and not all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content)
     )
