@@ -3,7 +3,9 @@
 The LLM namer sees a few item texts per group. ``build.naming.titles=central`` shows the group's
 most central texts; ``medoids`` shows K-medoids representatives of the group (largest part
 first). ``renames`` also asks the LLM, in each job's first refinement step, to rename the groups
-whose names the embedding judge misreads (``build.naming.refine_steps=1``). This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific
+whose names the embedding judge misreads (``build.naming.refine_steps=1``). ``hints`` shows each
+level-1 group with its three most distinctive phrases beside its titles, as below level 1
+(``build.naming.hints=every_level``). This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific
 (items whose crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and the Office
 catalog are never read here) with the local-LLM profile of ``bench/taxonomy_alignment.py``
 (``local-llm-l2``: Qwen2.5-Coder-1.5B names levels 1-2, the demo's naming settings) once per
@@ -56,6 +58,8 @@ SETTINGS = {
     # The LLM is asked to rename the groups whose names the judge misreads, in a job's first
     # refinement step (the profile, like the demo, asks it for no renames).
     "renames": ["build.naming.titles=central", "build.naming.refine_steps=1"],
+    # Each level-1 group also shown with its three most distinctive phrases (as below level 1).
+    "hints": ["build.naming.titles=central", "build.naming.hints=every_level"],
 }
 
 

@@ -671,6 +671,11 @@ def test_below_level_one_each_group_is_shown_with_what_sets_it_apart():
     client = _ScriptedClient([answer])
     LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name(groups, NamingContext())
     assert "sets it apart" not in client.prompts[0]
+    # build.naming.hints=every_level: level-1 groups are shown with their phrases too.
+    client = _ScriptedClient([answer])
+    LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase", hints_at_top=True).name(groups, NamingContext())
+    apart = [line for line in client.prompts[0].splitlines() if line.startswith("Group ")]
+    assert len(apart) == 2 and all("(sets it apart: " in line for line in apart) and "anchor" in apart[1]
 
 
 def test_medoid_titles_show_each_kind_a_group_holds_where_central_titles_show_one():

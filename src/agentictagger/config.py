@@ -333,6 +333,13 @@ class NamingConfig(_Section):
         "shows each of them; with Qwen 1.5B on Scientific's development half no clearly better names "
         "(bench/tune_naming.py).",
     )
+    hints: Literal["below_top", "every_level"] = Field(
+        "below_top",
+        description="LLM namer: where each group is shown with its three most distinctive phrases (against its "
+        "siblings) beside its titles. 'below_top': below level 1, where siblings share most title words. "
+        "'every_level': level 1 too, so a group is named for what most of its items share rather than after "
+        "one central item.",
+    )
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
     definitions: Literal["llm", "keyphrase"] = Field(
         "llm",

@@ -37,6 +37,7 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
         refine_steps=naming.refine_steps,
         definitions=naming.definitions,
         titles=naming.titles,
+        hints_at_top=naming.hints == "every_level",
     )
     return LevelNamer(llm, offline, naming.max_level)
 

@@ -306,6 +306,7 @@ class LLMNamer:
         definitions: str = "llm",
         hint_phrases: int = 3,
         titles: str = "central",
+        hints_at_top: bool = False,
     ) -> None:
         self.client = client
         self.titles = titles
@@ -318,6 +319,7 @@ class LLMNamer:
         self.tokens_per_group = tokens_per_group if tokens_per_group is not None else bound
         self.refine_steps = refine_steps
         self.hint_phrases = hint_phrases
+        self.hints_at_top = hints_at_top
 
     def candidates(
         self, groups: Sequence[NamingGroup], ctx: NamingContext, current: Sequence[str], feedback: Sequence[str]
@@ -518,12 +520,12 @@ class LLMNamer:
         return out
 
     def _hints(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[list[str]]:
-        """Below level 1, each group's distinctive phrases (the key-phrase namer's, against its
-        siblings and without its ancestors' names); [] at level 1 or with ``hint_phrases`` 0.
-        Siblings under one parent share most of their title words: shown only the titles, Qwen
-        1.5B named most level-2/3 groups of the demo sample by their parent's name, a path or a
-        whole title."""
-        if not ctx.parent_path or self.hint_phrases <= 0 or len(groups) < 2:
+        """Below level 1 (and at level 1 with ``hints_at_top``), each group's distinctive phrases
+        (the key-phrase namer's, against its siblings and without its ancestors' names); [] with
+        ``hint_phrases`` 0. Siblings under one parent share most of their title words: shown only
+        the titles, Qwen 1.5B named most level-2/3 groups of the demo sample by their parent's
+        name, a path or a whole title."""
+        if (not ctx.parent_path and not self.hints_at_top) or self.hint_phrases <= 0 or len(groups) < 2:
             return []
         from agentictagger.vocab.keyphrases import name_groups
 
@@ -532,7 +534,7 @@ class LLMNamer:
             self.fallback.encode,
             exclude_terms=set(ctx.brand_terms),
             parent_path=ctx.parent_path,
-            context=ctx.parent_path[-1],
+            context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
         )
         return [[p.lower() for p in n.phrases[: self.hint_phrases]] for n in named]
