@@ -752,13 +752,13 @@ def test_key_phrase_names_are_no_measured_property_and_no_top_level_material():
 
 @pytest.mark.parametrize(
     "name,why",
-    [("Gallon", "size"), ("Liters", "size"), ("Includes Filaments", "verb"), ("Prevents Markers", "verb"),
-     ("Displaces Moisture", "verb"), ("Ipg", "abbreviation"), ("Blk", "abbreviation")],
+    [("Gallon", "size"), ("Liters", "size"), ("Includes Filaments", "verb"), ("Contains Reagents", "verb"),
+     ("Displaces Moisture", "verb"), ("Ipg", "abbreviation"), ("Dso", "abbreviation")],
 )
 def test_a_unit_a_clause_or_top_level_initials_is_no_name(name, why):
-    # Names earlier builds gave ("Gallon", "Includes Filaments", "Ipg" in the demo; "Prevents
-    # Markers", "Blk" on Office; "Displaces Moisture" on Scientific): none says what kind of item
-    # the group holds. Initials are rejected at the top of the tree only.
+    # Names earlier builds gave ("Gallon", "Includes Filaments", "Ipg" in the demo; "Displaces
+    # Moisture", "Dso" on Scientific): none says what kind of item the group holds. Initials are
+    # rejected at the top of the tree only.
     problems = name_problems(name)
     assert any(why in p for p in problems), problems
     if why == "abbreviation":
