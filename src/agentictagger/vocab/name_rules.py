@@ -125,7 +125,7 @@ def is_noun(word: str) -> bool:
 
 def opens_with_a_verb(content: Sequence[str]) -> bool:
     """The first word is a verb that opens a clause of a product description ("Includes
-    Filaments", "Prevents Markers", "Displaces Moisture"): a piece of a sentence, not a name."""
+    Filaments", "Displaces Moisture"): a piece of a sentence, not a name."""
     return len(content) >= 2 and content[0].lower() in CLAUSE_VERBS
 
 
