@@ -702,7 +702,7 @@ def test_medoid_titles_show_each_kind_a_group_holds_where_central_titles_show_on
 
 
 def test_a_material_alone_is_no_top_level_name_but_may_set_a_child_apart():
-    for name in ("Aluminum", "Stainless Steel", "Glass", "Silicone"):
+    for name in ("Aluminum", "Stainless Steel", "Glass", "Silicone", "Chrome Steel"):
         assert any("material" in p for p in name_problems(name)), name
     for name in ("Paper", "Glass Flasks", "Aluminum Extrusions", "Silicone Sealant"):
         assert name_problems(name) == [], name_problems(name)
@@ -789,3 +789,26 @@ def test_initials_a_catalog_writes_for_a_brand_are_a_brand():
     # Initials that other makers' items carry as often are an ordinary abbreviation.
     other = ["ABS filament 1.75 mm"] * 3 + ["ABS Battery Pack by Advanced Battery Supplies"]
     assert brand_initials(["", "", "", "Advanced Battery Supplies"], other) == set()
+
+
+def _sample_texts(*words):
+    rows = [json.loads(line) for line in (Path(__file__).resolve().parents[1] / "src/agentictagger/data/sample_catalog.jsonl").read_text().splitlines()]
+    return [r["title"] for r in rows if any(w in r["title"].lower() for w in words)]
+
+
+def test_a_name_that_stops_inside_a_compound_the_items_write_is_re_asked():
+    from agentictagger.vocab.naming import cut_short
+
+    # Real rows of the demo sample: the LLM once named the brad nails "Gauge Brad" ("18 Gauge Brad
+    # Nails") and glass bottles and carboys "Industrial Glass".
+    brads, glass = _sample_texts("brad"), _sample_texts("glass bottle", "carboy")
+    assert len(brads) >= 3 and len(glass) >= 3
+    assert cut_short("Gauge Brad", brads) == "brad nails"
+    assert cut_short("Industrial Glass", glass) == "glass bottle"
+    assert cut_short("Brad Nails", brads) == "" and cut_short("Glass Bottles", glass) == ""
+    # A pack word, a model number or punctuation after the head word is no compound.
+    assert cut_short("Erlenmeyer Flasks", ["Erlenmeyer flask set, 3 sizes", "Glass flask 250 ml", "Flask, borosilicate"]) == ""
+    assert cut_short("Vacuum Pumps", ["Vacuum pump VP-125", "Pump, 2 stage", "Rotary pump 3 CFM"]) == ""
+    client = _ScriptedClient([{"groups": [{"name": "Gauge Brad"}]}, {"groups": [{"name": "Brad Nails"}]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name([NamingGroup(brads)], NamingContext())
+    assert labels[0].name == "Brad Nails" and "brad nails" in client.prompts[1]

@@ -47,7 +47,7 @@ MATERIAL_WORDS = frozenset(
     """aluminum aluminium steel stainless brass copper bronze zinc nickel titanium tungsten carbide
     iron metal metals silicone rubber plastic plastics nylon glass wood wooden leather cotton
     polyester ceramic ceramics latex vinyl acrylic borosilicate neoprene polypropylene polyethylene
-    pvc ptfe teflon carbon""".split()
+    pvc ptfe teflon carbon chrome""".split()
 )
 # Measured properties: a name made of these alone ("Length", "Temperature", "Weight Capacity",
 # "Precision Measurement") names a spec the items share, not a kind of item.

@@ -635,6 +635,10 @@ class LLMNamer:
             probs.append(f"{name!r} looks like a brand or product line (it opens an item title), not a kind of item")
         if name and brand_fragment(name, titles, ctx.brand_strings):
             probs.append(f"{name!r} is part of a brand or product line in these titles, not a kind of item")
+        if name and (longer := cut_short(name, texts)):
+            probs.append(
+                f"{name!r} stops inside a longer name: these items say {longer!r}; name the whole kind of item"
+            )
         if name and (odd := rare_title_words(name, texts)):
             probs.append(
                 f"{name!r} takes {', '.join(map(repr, odd))} from a few items' titles (a brand or model); "
@@ -691,6 +695,58 @@ def rare_title_words(name: str, texts: Sequence[str]) -> list[str]:
         if 0 < n < RARE_WORD_SHARE * len(texts):
             out.append(w)
     return out
+
+
+#: A name stops short when at least this share of its head word's occurrences in the group's texts
+#: are followed by another noun, and at least ``CUT_MIN_FOLLOWED`` of them are.
+CUT_SHARE, CUT_MIN_FOLLOWED = 0.6, 2
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9\-']*|[^\sa-z0-9]+")
+
+
+def cut_short(name: str, texts: Sequence[str]) -> str:
+    """The noun compound that ``name`` stops inside of, or "": in the group's ``texts`` the name's
+    last word is mostly a modifier of a following noun ("Gauge Brad" where the titles say "18 Gauge
+    Brad Nails"; "Industrial Glass" for glass bottles and carboys; "Printing Build" for build
+    surfaces and platforms). Returns the commonest continuation as the texts write it ("brad
+    nails"). A small model shortens compounds this way when it is asked for short names; the
+    lexicon cannot see it, since the fragment is a well-formed noun phrase."""
+    from collections import Counter
+
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, PACKAGING_WORDS, is_noun, lemma, words
+
+    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    if not content or not texts:
+        return ""
+    head, before = lemma(content[-1]), {lemma(w) for w in content[:-1]}
+
+    def noun_word(tok: str) -> bool:
+        return tok.replace("-", "").isalpha() and tok not in FUNCTION_WORDS and is_noun(tok)
+
+    seen, followed, said = 0, Counter(), Counter()
+    for t in texts:
+        toks = _TOKEN.findall(t.lower())
+        for i, tok in enumerate(toks):
+            if lemma(tok) != head or not is_noun(tok):
+                continue
+            seen += 1
+            nxt = toks[i + 1] if i + 1 < len(toks) else ""
+            # A pack word ("Flask Set") or a model number does not make the name a fragment.
+            if not noun_word(nxt) or nxt in PACKAGING_WORDS or lemma(nxt) in before:
+                continue
+            followed[lemma(nxt)] += 1
+            run = [tok, nxt]
+            for more in toks[i + 2 : i + 4]:  # the compound as written, up to two more words
+                if not more.replace("-", "").isalpha() or more in FUNCTION_WORDS:
+                    break
+                run.append(more)
+            while len(run) > 2 and not noun_word(run[-1]):  # ending in a noun ("rubber self fusing tape")
+                run.pop()
+            said[(lemma(nxt), " ".join(run))] += 1
+    n = sum(followed.values())
+    if n < CUT_MIN_FOLLOWED or n < CUT_SHARE * seen:
+        return ""
+    top = followed.most_common(1)[0][0]
+    return max(((c, w) for (f, w), c in said.items() if f == top), key=lambda cw: (cw[0], len(cw[1])))[1]
 
 
 def looks_like_brand(name: str, texts: Sequence[str]) -> bool:
