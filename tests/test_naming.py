@@ -809,6 +809,7 @@ def test_a_name_that_stops_inside_a_compound_the_items_write_is_re_asked():
     # A pack word, a model number or punctuation after the head word is no compound.
     assert cut_short("Erlenmeyer Flasks", ["Erlenmeyer flask set, 3 sizes", "Glass flask 250 ml", "Flask, borosilicate"]) == ""
     assert cut_short("Vacuum Pumps", ["Vacuum pump VP-125", "Pump, 2 stage", "Rotary pump 3 CFM"]) == ""
+    assert cut_short("Insulating Tape", ["electrical tape roll", "insulating tape roll"]) == ""
     client = _ScriptedClient([{"groups": [{"name": "Gauge Brad"}]}, {"groups": [{"name": "Brad Nails"}]}])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name([NamingGroup(brads)], NamingContext())
     assert labels[0].name == "Brad Nails" and "brad nails" in client.prompts[1]

@@ -700,6 +700,8 @@ def rare_title_words(name: str, texts: Sequence[str]) -> list[str]:
 #: A name stops short when at least this share of its head word's occurrences in the group's texts
 #: are followed by another noun, and at least ``CUT_MIN_FOLLOWED`` of them are.
 CUT_SHARE, CUT_MIN_FOLLOWED = 0.6, 2
+#: Words after a kind that say how it comes ("tape roll", "gloves box"), not what it is.
+PACKED_AS = frozenset("roll rolls spool spools box boxes case cases pair pairs piece pieces refill refills bag bags carton cartons dozen".split())
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9\-']*|[^\sa-z0-9]+")
 
 
@@ -730,8 +732,8 @@ def cut_short(name: str, texts: Sequence[str]) -> str:
                 continue
             seen += 1
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
-            # A pack word ("Flask Set") or a model number does not make the name a fragment.
-            if not noun_word(nxt) or nxt in PACKAGING_WORDS or lemma(nxt) in before:
+            # A pack word ("Flask Set", "Tape Roll") or a model number does not make the name a fragment.
+            if not noun_word(nxt) or nxt in PACKAGING_WORDS or nxt in PACKED_AS or lemma(nxt) in before:
                 continue
             followed[lemma(nxt)] += 1
             run = [tok, nxt]
