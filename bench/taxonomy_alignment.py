@@ -16,7 +16,8 @@ dropped):
 Names: per level 1-3 the share named by the LLM, the rule figures (noun phrases, sibling
 duplicates, numbered copies, whole brand names, children adding nothing to their parent),
 names-alone agreement by the embedding judge (levels 1-3) and, with --llm-judge, by the local
-LLM on a 200-item sample; refinement per level (jobs refined, coverage first -> last step,
+LLM on a 200-item sample; at levels 1-2, the share of names nearer the Amazon category name most
+of their items carry than any other category name of that depth; refinement per level (jobs refined, coverage first -> last step,
 Wilcoxon p); the full level-1 and level-2 lists and 20 random full paths with titles.
 
 Which data chose what: the offline architect's grouping settings were chosen on Scientific's
@@ -64,7 +65,7 @@ from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
 from agentictagger.config import RunConfig  # noqa: E402
 from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
-from agentictagger.vocab.quality import name_identifiability, name_quality, partition_scores  # noqa: E402
+from agentictagger.vocab.quality import category_name_agreement, name_identifiability, name_quality, partition_scores  # noqa: E402
 from agentictagger.vocab.summary import coverage_by_level, load_jobs, refinement_effect  # noqa: E402
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 
@@ -266,6 +267,11 @@ def analyse(name: str, profiles: list[str], seeds: list[int], fresh: bool, berto
                 "names_alone_embedding_judge": name_identifiability(
                     vocab, emb, [assigned.get(i, []) for i in ids], embedder.encode, (1, 2, 3)
                 ),
+                # Is each name nearest the Amazon category name most of its items carry?
+                "names_vs_category_names": category_name_agreement(
+                    vocab, [assigned.get(i, []) for i in ids], {1: [gold1[i] for i in ids], 2: [gold2[i] for i in ids]},
+                    embedder.encode,
+                ),
                 "level1": {
                     "ours": scores([l1[i] for i in lab1], g1, heldout1),
                     f"kmeans_k{k1}_ninit10": scores(_rows(kmeans(emb, k1, seed), row, lab1), g1, heldout1),
@@ -334,7 +340,8 @@ def print_row(catalog: str, profile: str, seed: int, e: dict) -> None:
         f"{catalog:10s} {profile:9s} s{seed} L1={e['level1_descriptors']:>2} | ours {a['nmi']:.3f}/{a['ari']:.3f} "
         f"KMeans10 {k['nmi']:.3f}/{k['ari']:.3f} consensus {c['nmi']:.3f}/{c['ari']:.3f} | L2 ours "
         f"{l2['ours']['all']['nmi']:.3f}/{l2['ours']['all']['ari']:.3f} KMeans {k2['nmi']:.3f}/{k2['ari']:.3f} | names-alone "
-        + " ".join(f"L{lv} {v['accuracy']:.2f}" for lv, v in na.items()),
+        + " ".join(f"L{lv} {v['accuracy']:.2f}" for lv, v in na.items())
+        + " | category-name hit " + " ".join(f"L{lv} {v['hit']:.2f}" for lv, v in e.get("names_vs_category_names", {}).items()),
         flush=True,
     )
 

@@ -813,3 +813,69 @@ def test_a_name_that_stops_inside_a_compound_the_items_write_is_re_asked():
     client = _ScriptedClient([{"groups": [{"name": "Gauge Brad"}]}, {"groups": [{"name": "Brad Nails"}]}])
     labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name([NamingGroup(brads)], NamingContext())
     assert labels[0].name == "Brad Nails" and "brad nails" in client.prompts[1]
+
+
+def test_offline_renames_offer_only_what_the_titles_call_the_items():
+    from agentictagger.vocab.keyphrases import kind_phrases
+
+    # "infrared images" and "reports" set the cameras apart but are not what they are.
+    cameras = [f"Fluke thermal camera {i}, infrared images, saves reports" for i in range(8)] + \
+              [f"Pocket thermal imager {i}, infrared images, saves reports" for i in range(4)]
+    calipers = [f"Digital caliper {i}, stainless steel, LCD display" for i in range(12)]
+    groups = [NamingGroup(cameras), NamingGroup(calipers)]
+    cands = KeyphraseNamer(_Encoder()).candidates(groups, NamingContext(), ["Cameras", "Calipers"], ["", ""])
+    for texts, opts in zip((cameras, calipers), cands):
+        for o in opts[1:]:  # the first option is the namer's own name
+            share = sum(o.name.lower() in kind_phrases(t) for t in texts) / len(texts)
+            assert share >= KeyphraseNamer.RENAME_MIN_KIND_SHARE, (o.name, share)
+    names = {o.name.lower() for opts in cands for o in opts}
+    assert "reports" not in names and "infrared images" not in names
+
+
+def test_a_rename_must_set_right_more_than_one_item(monkeypatch):
+    from agentictagger.vocab.agents import ItemAnnotation
+    from agentictagger.vocab.naming import GroupLabel
+
+    def unit(deg):
+        return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))], dtype=np.float32)
+
+    # Group A: one item at 0 degrees, nine at 40; group B: ten at 90. A's name reads as nothing
+    # of A's (all its items are taken for B); "Narrow" would win back only the item at 0 degrees,
+    # "Fitting" all ten.
+    x = np.stack([unit(0)] + [unit(40)] * 9 + [unit(90)] * 10)
+    vec = {"Vague": unit(200), "Bees": unit(90), "Narrow": unit(-60), "Fitting": unit(20)}
+
+    def encode(texts):
+        return np.stack([vec[t.split(":")[0].strip()] for t in texts])
+
+    class Offer:
+        kind = "keyphrase"
+
+        def __init__(self, name):
+            self.alt = name
+
+        def candidates(self, groups, ctx, current, feedback):
+            return [[GroupLabel(self.alt, "", "keyphrase")] for _ in groups]
+
+    job = JobView("root", 1, [], [f"item {i}" for i in range(20)], x)
+    ann = [ItemAnnotation([0]) for _ in range(10)] + [ItemAnnotation([1]) for _ in range(10)]
+    descs = [DescriptorDraft("Vague", "", unit(10)[None]), DescriptorDraft("Bees", "", unit(90)[None])]
+    for alt, renamed in (("Narrow", 0), ("Fitting", 1)):
+        arch = EmbeddingArchitect(encode, Offer(alt))
+        out, n = arch._rename(job, descs, ann)
+        assert n == renamed and out[0].name == ("Vague" if not renamed else alt)
+    monkeypatch.setattr(EmbeddingArchitect, "MIN_RENAME_GAIN", 1)
+    out, n = EmbeddingArchitect(encode, Offer("Narrow"))._rename(job, descs, ann)
+    assert n == 1 and out[0].name == "Narrow"
+
+
+def test_names_are_scored_against_the_categories_people_gave_their_items():
+    from agentictagger.vocab.quality import category_name_agreement
+
+    v = Vocabulary([Descriptor("d1", "Exam Gloves", "", 1, "root"), Descriptor("d2", "Gloves Values", "", 1, "root"),
+                    Descriptor("d3", "Small", "", 1, "root")])
+    paths = [["d1"]] * 6 + [["d2"]] * 6 + [["d3"]] * 4
+    labels = ["Gloves"] * 5 + [None] + ["Resistors"] * 6 + ["Gloves"] * 4
+    res = category_name_agreement(v, paths, {1: labels}, _Encoder(64))["1"]
+    # d3 has fewer than 5 labelled items; d1 is nearest "Gloves" (a hit), d2 too (a miss: its items are resistors).
+    assert res["descriptors"] == 2 and res["categories"] == 2 and res["hit"] == 0.5

@@ -236,6 +236,10 @@ class EmbeddingArchitect:
     groups for failed items when they form groups of at least ``min_new_group_share`` of the job.
     """
 
+    #: A rename must bring at least this many more of the job's items to their own group, by name
+    #: and definition alone (``bench/tune_renames.py``).
+    MIN_RENAME_GAIN = 2
+
     def __init__(
         self,
         encode: EncodeFn,
@@ -456,7 +460,9 @@ class EmbeddingArchitect:
             if not options:
                 continue
             vecs = np.asarray(self.encode([vocabulary_text(o.name, o.definition) for o in options]), dtype=np.float32)
-            best, best_score = None, current
+            # A new name must set right a real share of the group's items: taking any name the judge
+            # reads one or two items better by trades a readable name for noise.
+            best, best_score = None, current + self.MIN_RENAME_GAIN - 1
             for o, v in zip(options, vecs):
                 trial = text.copy()
                 trial[k] = v

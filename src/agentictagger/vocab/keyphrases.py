@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -244,6 +244,9 @@ class GroupName:
     name: str
     definition: str
     phrases: list[str]
+    #: Per phrase, the share of the group's titles whose first segment ends in it (see
+    #: :func:`kind_phrases`): how often the titles themselves say the items *are* that.
+    kind_shares: list[float] = field(default_factory=list)
 
 
 def _title(phrase: str) -> str:
@@ -351,7 +354,7 @@ def name_groups(
         used_names.add(name_key(name))
         examples = [p for p in picked if p.lower() != name.lower()][:5] or picked[:1]
         definition = definition_sentence(name, context, examples)
-        out.append(GroupName(name, definition, picked))
+        out.append(GroupName(name, definition, picked, [round(float(kind_c[i]), 4) for i in chosen]))
     return out
 
 

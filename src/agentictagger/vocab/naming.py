@@ -77,6 +77,9 @@ class KeyphraseNamer:
     """Offline names from distinctive noun phrases (see :func:`keyphrases.name_groups`)."""
 
     kind = "keyphrase"
+    #: Least share of a group's titles that must end their first segment in a phrase for it to
+    #: be offered as a new name (see :meth:`candidates`).
+    RENAME_MIN_KIND_SHARE = 0.05
 
     def __init__(self, encode: EncodeFn) -> None:
         self.encode = encode
@@ -136,9 +139,13 @@ class KeyphraseNamer:
         out = []
         for n in named:
             opts = [GroupLabel(n.name, n.definition, "keyphrase")]
-            for p in n.phrases:
+            for p, kind in zip(n.phrases, n.kind_shares):
                 name = _title(p)
-                if name != n.name:
+                # Only a phrase the titles use for what the items are may replace a name: offered
+                # every distinctive phrase, the rename step took whatever the embedding judge read
+                # a few items better by ("Thermal Camera" -> "Reports", "Calibration" -> "Seconds",
+                # "Screw Assortment" -> "Specifications" on Scientific's development half).
+                if name != n.name and kind >= self.RENAME_MIN_KIND_SHARE:
                     others = [q for q in n.phrases if q != p][:5]
                     opts.append(GroupLabel(name, definition_sentence(name, context, others), "keyphrase"))
             out.append(opts)

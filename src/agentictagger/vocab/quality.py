@@ -7,6 +7,8 @@
 * :func:`name_identifiability`: how well the names alone identify their groups: every item is
   matched by the embedding of "name: definition" only (no prototype, no item centroid), one level
   at a time under its own parent, and compared with the groups it was assigned to.
+* :func:`category_name_agreement`: with reference categories, whether each name is nearest the
+  name people gave most of its items.
 """
 
 from __future__ import annotations
@@ -145,6 +147,42 @@ def name_identifiability(
             entry["nmi"] = round(float(normalized_mutual_info_score(truth, pred)), 4)
             entry["ari"] = round(float(adjusted_rand_score(truth, pred)), 4)
         out[str(lvl)] = entry
+    return out
+
+
+def category_name_agreement(
+    vocab: Vocabulary,
+    item_paths: Sequence[Sequence[str]],
+    labels: dict[int, Sequence[str | None]],
+    encode: Callable[[Sequence[str]], np.ndarray],
+    min_items: int = 5,
+) -> dict[str, Any]:
+    """How close the names come to the names people gave the same items. ``labels[level]``: each
+    item's reference category at the depth matching our ``level`` (None: unlabelled). For every
+    descriptor of that level with at least ``min_items`` labelled items, the category most of them
+    carry: ``hit`` is the share of those descriptors whose name alone, embedded, is nearer that
+    category's name than any other category name of the depth; ``cosine`` the mean similarity of
+    name and category name."""
+    out: dict[str, Any] = {}
+    for lvl, labs in sorted(labels.items()):
+        names = sorted({g for g in labs if g})
+        by: dict[str, Counter] = defaultdict(Counter)
+        for p, g in zip(item_paths, labs):
+            if len(p) >= lvl and g:
+                by[p[lvl - 1]][g] += 1
+        descs = [(d, c.most_common(1)[0][0]) for d, c in by.items() if sum(c.values()) >= min_items and d in vocab]
+        if not descs or len(names) < 2:
+            continue
+        lab_vec = np.asarray(encode(names), dtype=np.float32)
+        vec = np.asarray(encode([vocab[d].name for d, _ in descs]), dtype=np.float32)
+        sim = vec @ lab_vec.T
+        target = np.array([names.index(g) for _, g in descs])
+        out[str(lvl)] = {
+            "descriptors": len(descs),
+            "categories": len(names),
+            "hit": round(float(np.mean(sim.argmax(axis=1) == target)), 4),
+            "cosine": round(float(np.mean(sim[np.arange(len(descs)), target])), 4),
+        }
     return out
 
 

@@ -1,0 +1,208 @@
+"""The offline refinement's renames, chosen on Scientific's development half.
+
+In a refinement step the offline architect renames the descriptors whose names the embedding
+judge misreads: the key-phrase namer offers other names and one replaces the name when more of
+the job's items are then matched to their own group by name and definition alone. ``any``: every
+distinctive phrase is offered and a gain of one item is enough (the earlier behaviour); ``kinds``:
+only phrases that at least ``KeyphraseNamer.RENAME_MIN_KIND_SHARE`` of the group's titles end their
+first segment in (what the titles say the items are), and a gain of at least
+``EmbeddingArchitect.MIN_RENAME_GAIN`` items (the default). The settings are class attributes,
+set here in-process per build.
+
+This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
+crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
+with the offline profile once per setting and seed, and scores: renames applied, names-alone
+agreement by the embedding judge (no labels), the name-rule figures, how near each name comes to
+the Amazon category name most of its items carry (level 1 against Amazon level 2, level 2 against
+level 3; ``quality.category_name_agreement``) and, with ``--llm-judge``, the local LLM as name
+judge on 200 items per level (seed 0). Names that differ between settings on the same group are
+listed. Writes ``bench/results/tune_renames.json`` and prints a short table.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/tune_renames.py [--seeds 0,1] [--llm-judge]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import zlib
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _provenance import command_line, write_result  # noqa: E402
+from taxonomy_alignment import LLM_THREADS, mean_sd  # noqa: E402
+from tune_grouping import seeds_arg  # noqa: E402
+
+from agentictagger.api import AgenticTagger  # noqa: E402
+from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
+from agentictagger.config import LLMConfig, RunConfig  # noqa: E402
+from agentictagger.embed import Embedder  # noqa: E402
+from agentictagger.structures.assignment import Assignment  # noqa: E402
+from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
+from agentictagger.vocab.agents import EmbeddingArchitect  # noqa: E402
+from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
+from agentictagger.vocab.naming import KeyphraseNamer  # noqa: E402
+from agentictagger.vocab.quality import category_name_agreement, llm_name_agreement, name_identifiability, name_quality  # noqa: E402
+
+LEVELS = (1, 2)
+#: Each setting: (least title-kind share of an offered phrase, least gain in items).
+SETTINGS = {
+    "any": (0.0, 1),
+    "kinds": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN),
+}
+
+
+def renames_applied(run_dir: Path) -> dict[str, int]:
+    """Renames per level in the refinement steps that were applied (rejected steps say so)."""
+    out: dict[str, int] = {}
+    for line in (run_dir / "build_log.jsonl").read_text(encoding="utf-8").splitlines():
+        e = json.loads(line)
+        m = re.search(r"renamed (\d+)", e.get("summary", ""))
+        if m and "step" in e:
+            out[str(e["level"])] = out.get(str(e["level"]), 0) + int(m.group(1))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0,1"), help="e.g. 0,1 or 0-2")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--llm-judge", action="store_true", help="also the local LLM as name judge (seed 0, 200 items per level)")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tune_renames.json"))
+    args = ap.parse_args()
+
+    catalog = load_shared("scientific")
+    dev = catalog.subset([i for i, it in enumerate(catalog) if zlib.crc32(it.item_id.encode()) % 2 == 0])
+    ids = dev.ids
+    cfg = RunConfig()
+    embedder = Embedder(cfg.embedding, cache_dir=str(REPO / cfg.cache_dir))
+    emb = np.asarray(embedder.encode(dev.texts), dtype=np.float32)
+    brand_words, brands = catalog_brands([str(it.fields.get("brand") or "") for it in dev], dev.texts)
+    lvl = LCREC_LABEL_LEVEL["scientific"]
+    gold = {lv: [scientific_label(it.fields.get("categories"), lvl + lv - 1) for it in dev] for lv in LEVELS}
+    client = None
+    if args.llm_judge:
+        from agentictagger.llm.factory import make_client
+
+        client = make_client(LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS),
+                             REPO / ".cache" / "agentictagger" / "llm")
+
+    defaults = SETTINGS["kinds"]
+    rows: dict[str, list[dict]] = {s: [] for s in args.settings}
+    vocabs: dict[tuple[str, int], Vocabulary] = {}
+    members: dict[tuple[str, int], dict[str, set[str]]] = {}
+    try:
+        for seed in args.seeds:
+            for setting in args.settings:
+                KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN = SETTINGS[setting]
+                run_dir = REPO / "bench" / "runs" / "tune_renames" / f"{setting}_s{seed}"
+                build_s = None
+                if not (run_dir / "assignments.jsonl").exists():
+                    t0 = time.monotonic()
+                    AgenticTagger(overrides=[f"seed={seed}"], run_dir=run_dir).fit(dev)
+                    build_s = round(time.monotonic() - t0, 1)
+                vocab = Vocabulary.load(run_dir / "vocabulary.json")
+                vocabs[(setting, seed)] = vocab
+                paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+                item_paths = [paths.get(i, []) for i in ids]
+                by_desc: dict[str, set[str]] = {}
+                for i, p in zip(ids, item_paths):
+                    for d in p:
+                        by_desc.setdefault(d, set()).add(i)
+                members[(setting, seed)] = by_desc
+                judge = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS)
+                entry = {
+                    "seed": seed,
+                    "run_dir": str(run_dir.relative_to(REPO)),
+                    "build_and_assign_seconds": build_s,
+                    "renames_applied_by_level": renames_applied(run_dir),
+                    "names_alone_embedding_judge": judge,
+                    "names_vs_amazon_category_names": category_name_agreement(vocab, item_paths, gold, embedder.encode),
+                    "name_quality": name_quality(vocab, LEVELS, brand_strings=brands, brand_terms=brand_words),
+                    "level1_names": [d.name for d in vocab.children("root")],
+                }
+                if client is not None and seed == 0:
+                    entry["names_alone_llm_judge"] = {
+                        str(lv): llm_name_agreement(vocab, dev.texts, item_paths, client, level=lv, sample=200, seed=seed)
+                        for lv in LEVELS
+                    }
+                rows[setting].append(entry)
+                llm = entry.get("names_alone_llm_judge")
+                cat = entry["names_vs_amazon_category_names"]
+                print(f"seed {seed} {setting:12s} renames {entry['renames_applied_by_level']} names alone L1 "
+                      f"{judge['1']['accuracy']:.3f} L2 {judge['2']['accuracy']:.3f} | category hit L1 {cat['1']['hit']:.3f} "
+                      f"L2 {cat['2']['hit']:.3f}"
+                      + (f" | LLM judge L1 {llm['1']['agreement']} L2 {llm['2']['agreement']}" if llm else ""), flush=True)
+    finally:
+        KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN = defaults
+        if client is not None:
+            from agentictagger.llm.backends import local
+
+            local.shutdown_servers()
+
+    # The same group (a descriptor holding mostly the same items, Jaccard >= 0.8, at the same
+    # level) named differently by two settings.
+    differs: dict[str, list[dict]] = {}
+    base = args.settings[0]
+    for s in args.settings[1:]:
+        for seed in args.seeds:
+            a, b = vocabs[(base, seed)], vocabs[(s, seed)]
+            ma, mb = members[(base, seed)], members[(s, seed)]
+            pairs = []
+            for d in a:
+                if d.level not in LEVELS or not ma.get(d.id):
+                    continue
+                best = max((e for e in b.level(d.level) if mb.get(e.id)),
+                           key=lambda e: len(ma[d.id] & mb[e.id]) / len(ma[d.id] | mb[e.id]), default=None)
+                if best is None or len(ma[d.id] & mb[best.id]) / len(ma[d.id] | mb[best.id]) < 0.8 or best.name == d.name:
+                    continue
+                pairs.append({"level": d.level, "parent": a.path_names(d.parent) if d.parent != "root" else "",
+                              base: d.name, s: best.name, "items": len(ma[d.id])})
+            differs[f"{base} vs {s}, seed {seed}"] = pairs
+    summary = {
+        s: {
+            **{f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
+            "renames_applied": [sum(r["renames_applied_by_level"].values()) for r in rs],
+            **{f"category_hit_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["hit"] for r in rs]) for lv in LEVELS},
+            **{f"category_cosine_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["cosine"] for r in rs]) for lv in LEVELS},
+            **({"llm_judge_seed0": {lv: rs[0]["names_alone_llm_judge"][lv]["agreement"] for lv in ("1", "2")}}
+               if rs and "names_alone_llm_judge" in rs[0] else {}),
+        }
+        for s, rs in rows.items()
+    }
+    result = {
+        "command": command_line(),
+        "what": "offline refinement renames on Scientific's development half (crc32(item_id) even, "
+        f"{len(ids)} items), offline profile; scored without labels",
+        "settings": {k: dict(zip(("min_title_kind_share", "min_gain_items"), SETTINGS[k])) for k in args.settings},
+        "seeds": args.seeds,
+        "summary": summary,
+        "names_that_differ": differs,
+        "per_setting": rows,
+    }
+    write_result(Path(args.out), result)
+    print("\n| setting | renames applied (per seed) | names alone L1 | names alone L2 | category hit L1 | category hit L2 | cosine L2 |")
+    print("|---|---|---|---|---|---|---|")
+    for s, sm in summary.items():
+        print(f"| {s} | {sm['renames_applied']} | {sm['names_alone_L1']['mean']:.3f} ± {sm['names_alone_L1']['sd']:.3f} "
+              f"| {sm['names_alone_L2']['mean']:.3f} ± {sm['names_alone_L2']['sd']:.3f} "
+              f"| {sm['category_hit_L1']['mean']:.3f} ± {sm['category_hit_L1']['sd']:.3f} "
+              f"| {sm['category_hit_L2']['mean']:.3f} ± {sm['category_hit_L2']['sd']:.3f} "
+              f"| {sm['category_cosine_L2']['mean']:.3f} ± {sm['category_cosine_L2']['sd']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
