@@ -15,8 +15,10 @@ and 2 is then named four ways, the groups left exactly as built:
 A BERTopic name is the group's top term, title-cased; its definition is built by the same
 sentence template as ours from its next five terms, so only the words differ. Figures per level:
 names-alone agreement by the embedding judge (an item matched against its siblings' name +
-definition alone picks its own group), and the rule figures of `vocab.quality.name_quality`
-(noun phrases, sibling duplicates, whole brand names).
+definition alone picks its own group), the share of names nearer the Amazon category name most of
+their items carry than any other category name of that depth (`vocab.quality.category_name_agreement`),
+and the rule figures of `vocab.quality.name_quality` (noun phrases, sibling duplicates, whole
+brand names).
 
 Scientific is the development catalog, Office is held out (nothing here was tuned on either: the
 BERTopic settings are its defaults except the 1-2-gram vectorizer and English stop words).
@@ -51,13 +53,13 @@ sys.path.insert(0, str(REPO / "bench"))
 from _provenance import write_result  # noqa: E402
 from taxonomy_alignment import run_profile  # noqa: E402
 
-from agentictagger.catalog import load_shared  # noqa: E402
+from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
 from agentictagger.config import RunConfig  # noqa: E402
 from agentictagger.embed import Embedder  # noqa: E402
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary  # noqa: E402
 from agentictagger.vocab.keyphrases import catalog_brands, definition_sentence  # noqa: E402
-from agentictagger.vocab.quality import name_identifiability, name_quality  # noqa: E402
+from agentictagger.vocab.quality import category_name_agreement, name_identifiability, name_quality  # noqa: E402
 
 NAMERS = ("ours", "bertopic_ctfidf", "bertopic_keybert", "bertopic_mmr")
 LEVELS = (1, 2)
@@ -123,10 +125,13 @@ def rename(vocab: Vocabulary, texts: list[str], emb: np.ndarray, paths: list[lis
     return out
 
 
-def figures(vocab: Vocabulary, emb: np.ndarray, paths: list[list[str]], encode, brands: tuple[frozenset, frozenset]) -> dict:
+def figures(vocab: Vocabulary, emb: np.ndarray, paths: list[list[str]], encode, brands: tuple[frozenset, frozenset],
+            labels: dict[int, list]) -> dict:
     judge = name_identifiability(vocab, emb, paths, encode, LEVELS)
     rules = name_quality(vocab, LEVELS, brand_strings=brands[1], brand_terms=brands[0])
-    return {str(lv): {"names_alone_accuracy": judge[str(lv)]["accuracy"], "rules": rules[str(lv)]} for lv in LEVELS}
+    cats = category_name_agreement(vocab, paths, labels, encode)
+    return {str(lv): {"names_alone_accuracy": judge[str(lv)]["accuracy"], "category_name_hit": cats[str(lv)]["hit"],
+                      "rules": rules[str(lv)]} for lv in LEVELS}
 
 
 SECTION = "## Offline namers side by side — `python bench/namers_side_by_side.py`"
@@ -142,17 +147,21 @@ def render(res: dict, path: Path) -> None:
              "names our build wrote, and BERTopic 0.17 fitted supervised on each sibling set (topics = our groups) with its "
              "c-TF-IDF, KeyBERTInspired and MaximalMarginalRelevance representations; a BERTopic name is the top term, its "
              "definition the same sentence template over its next five terms. Figures: names-alone agreement by the "
-             "embedding judge (mean ± SD over seeds) and, for seed 0, the rule figures at level 1. Caveat: our key-phrase "
+             "embedding judge and the share of names nearest the Amazon category name most of their items carry "
+             "(`category_name_agreement`, as in the alignment section; mean ± SD over seeds) and, for seed 0, the rule "
+             "figures at level 1. Caveat: our key-phrase "
              "namer re-ranks phrases with the same embedding model the judge uses and was developed looking at Scientific "
              "names, so the judge may favour it; Office was not used to choose anything.", "",
-             "| catalog | namer | names-alone L1 | names-alone L2 | L1 noun phrases | L1 brand names | L1 sibling duplicates |",
-             "|---|---|---|---|---|---|---|"]
+             "| catalog | namer | names-alone L1 | names-alone L2 | category-name hit L1 | category-name hit L2 | L1 noun phrases | L1 brand names | L1 sibling duplicates |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for cat, c in res["catalogs"].items():
         for kind in res["namers"]:
             s1, s2 = c["names_alone_summary"][kind]["1"], c["names_alone_summary"][kind]["2"]
             r = c["per_seed"][0][kind]["1"]["rules"]
+            h1, h2 = s1.get("category_name_hit"), s2.get("category_name_hit")
+            hit = (f"{h1['mean']:.3f} ± {h1['sd']:.3f} | {h2['mean']:.3f} ± {h2['sd']:.3f}" if h1 and h2 else "– | –")
             lines.append(f"| {cat} ({c['role']}) | {LABELS.get(kind, kind)} | {s1['mean']:.3f} ± {s1['sd']:.3f} | "
-                         f"{s2['mean']:.3f} ± {s2['sd']:.3f} | {r['noun_phrase_share']:.2f} | {r['brand_names']} | "
+                         f"{s2['mean']:.3f} ± {s2['sd']:.3f} | {hit} | {r['noun_phrase_share']:.2f} | {r['brand_names']} | "
                          f"{r['sibling_duplicates_after_lemmatising']} |")
     lines.append("")
     for cat, c in res["catalogs"].items():
@@ -192,6 +201,8 @@ def main() -> int:
         ids, texts = catalog.ids, catalog.texts
         emb = np.asarray(embedder.encode(texts), dtype=np.float32)
         brands = catalog_brands([str(it.fields.get("brand") or "") for it in catalog], texts)
+        lvl = LCREC_LABEL_LEVEL[cat_name]
+        labels = {lv: [scientific_label(it.fields.get("categories"), lvl + lv - 1) for it in catalog] for lv in LEVELS}
         per_seed = []
         for seed in a.seeds:
             info = run_profile(cat_name, "offline", seed, fresh=False, extra=[])
@@ -203,7 +214,7 @@ def main() -> int:
             for kind in NAMERS:
                 t0 = time.monotonic()
                 v = vocab if kind == "ours" else rename(vocab, texts, emb, paths, kind, backend)
-                row[kind] = figures(v, emb, paths, embedder.encode, brands)
+                row[kind] = figures(v, emb, paths, embedder.encode, brands, labels)
                 row[kind]["seconds"] = round(time.monotonic() - t0, 1)
                 row[kind]["level1_names"] = [d.name for d in v.level(1)]
                 acc = [row[kind][str(lv)]["names_alone_accuracy"] for lv in LEVELS]
@@ -215,9 +226,13 @@ def main() -> int:
             summary[kind] = {}
             for lv in LEVELS:
                 xs = [r[kind][str(lv)]["names_alone_accuracy"] for r in per_seed]
+                hits = [r[kind][str(lv)]["category_name_hit"] for r in per_seed]
                 summary[kind][str(lv)] = {"mean": round(statistics.mean(xs), 4),
                                           "sd": round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0,
-                                          "per_seed": xs}
+                                          "per_seed": xs,
+                                          "category_name_hit": {"mean": round(statistics.mean(hits), 4),
+                                                                "sd": round(statistics.stdev(hits), 4) if len(hits) > 1 else 0.0,
+                                                                "per_seed": hits}}
         res["catalogs"][cat_name] = {"role": "development" if cat_name == "scientific" else "held out",
                                      "items": len(ids), "per_seed": per_seed, "names_alone_summary": summary}
     write_result(a.out, res)
@@ -226,7 +241,8 @@ def main() -> int:
     for cat_name, c in res["catalogs"].items():
         for kind in NAMERS:
             s = c["names_alone_summary"][kind]
-            print(f"{cat_name:<11} {kind:<18} L1 {s['1']['mean']:.3f} ± {s['1']['sd']:.3f}   L2 {s['2']['mean']:.3f} ± {s['2']['sd']:.3f}")
+            print(f"{cat_name:<11} {kind:<18} L1 {s['1']['mean']:.3f} ± {s['1']['sd']:.3f}   L2 {s['2']['mean']:.3f} ± {s['2']['sd']:.3f}"
+                  f"   category-name hit L1 {s['1']['category_name_hit']['mean']:.3f} L2 {s['2']['category_name_hit']['mean']:.3f}")
     return 0
 
 
