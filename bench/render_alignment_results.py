@@ -104,7 +104,9 @@ def alignment(cname: str, cat: dict) -> list[str]:
 def _judge_file() -> dict:
     """The LLM judge's agreement per run folder name and level (bench/names_llm_judge.py)."""
     path = REPO / "bench" / "results" / "names_llm_judge.json"
-    return json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
+    data = json.loads(path.read_text()) if path.exists() else {}
+    # Judgments of run folders rebuilt since describe other names: not shown beside these rows.
+    return {} if data.get("stale") else data.get("runs", {})
 
 
 def names_table(res: dict) -> list[str]:
