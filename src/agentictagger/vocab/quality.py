@@ -176,7 +176,8 @@ def category_name_agreement(
         lab_vec = np.asarray(encode(names), dtype=np.float32)
         vec = np.asarray(encode([vocab[d].name for d, _ in descs]), dtype=np.float32)
         sim = vec @ lab_vec.T
-        target = np.array([names.index(g) for _, g in descs])
+        pos = {g: i for i, g in enumerate(names)}
+        target = np.array([pos[g] for _, g in descs])
         out[str(lvl)] = {
             "descriptors": len(descs),
             "categories": len(names),
