@@ -31,6 +31,29 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def _portable(arg: str) -> str:
+    """A path argument as typed from a checkout's root: relative to this repository, else to the
+    checkout (a git worktree or clone) it lies in, else its file name alone. No result file may
+    carry a machine-specific path (a bench run from a worktree writing into the main checkout)."""
+    if "=" in arg and arg.startswith("-"):
+        opt, _, val = arg.partition("=")
+        return f"{opt}={_portable(val)}"
+    p = Path(arg)
+    if not (p.is_absolute() or p.exists()):
+        return arg
+    full = p.resolve()
+    try:
+        return str(full.relative_to(ROOT))
+    except ValueError:
+        pass
+    if not p.is_absolute():
+        return arg
+    for parent in full.parents:
+        if (parent / ".git").exists():
+            return str(full.relative_to(parent))
+    return full.name
+
+
 def command_line(argv: list[str] | None = None) -> str:
     """The command that ran this script, as typed from the repository root (interpreter relative)."""
     argv = list(sys.argv if argv is None else argv)
@@ -39,15 +62,7 @@ def command_line(argv: list[str] | None = None) -> str:
         exe_s = str(exe.relative_to(ROOT))
     except ValueError:
         exe_s = "python"
-    args = []
-    for a in argv:
-        p = Path(a)
-        try:
-            a = str(p.resolve().relative_to(ROOT)) if p.is_absolute() or p.exists() else a
-        except ValueError:
-            pass
-        args.append(a)
-    return " ".join(shlex.quote(x) for x in [exe_s, *args])
+    return " ".join(shlex.quote(x) for x in [exe_s, *map(_portable, argv)])
 
 
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:
