@@ -23,6 +23,9 @@ Schemes (the same ranker and users for all):
 * **ours, names (offline)** and **ours, names (local LLM)**: the builds of
   ``bench/taxonomy_alignment.py`` (profiles ``offline`` and ``local-llm-l2``, same run folders), the
   simulator embedding each descriptor's name alone.
+* **ours, names (offline, no refinement step)**: the same bench's ``offline+norefine`` builds
+  (``--set build.refine_steps=0 --tag norefine``): what the refinement step's renames, additions and
+  merges do for a user who reads the names (its own judge reads name + definition, not a user).
 * **ours, no names**: the same groups, each represented by the mean embedding of its items (what a
   tree of codes allows: a code has no text, so this "user" sees the groups' items, which a person
   does not).
@@ -71,8 +74,9 @@ from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 
 K = 10
 LEVELS = (1, 2)
-PROFILES = {"offline": "ours, names (offline)", "local-llm-l2": "ours, names (local LLM)"}
-SCHEMES = ("ours, names (offline)", "ours, names (local LLM)", "ours, no names", "RQ-KMeans codes", "random group",
+PROFILES = {"offline": "ours, names (offline)", "offline_norefine": "ours, names (offline, no refinement step)",
+            "local-llm-l2": "ours, names (local LLM)"}
+SCHEMES = ("ours, names (offline)", "ours, names (offline, no refinement step)", "ours, names (local LLM)", "ours, no names", "RQ-KMeans codes", "random group",
            "target's own group")
 
 
