@@ -6,13 +6,16 @@ the job's items are then matched to their own group by name and definition alone
 distinctive phrase is offered and a gain of one item is enough (the earlier behaviour); ``kinds``:
 only phrases that at least ``KeyphraseNamer.RENAME_MIN_KIND_SHARE`` of the group's titles end their
 first segment in (what the titles say the items are), and a gain of at least
-``EmbeddingArchitect.MIN_RENAME_GAIN`` items (the default). The settings are class attributes,
-set here in-process per build.
+``EmbeddingArchitect.MIN_RENAME_GAIN`` items (the default); ``norefine``: the default without its
+refinement step (``build.refine_steps=0``), to see what the step changes at all. The settings are
+class attributes, set here in-process per build.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
 with the offline profile once per setting and seed, and scores: renames applied, names-alone
-agreement by the embedding judge (no labels), the name-rule figures, how near each name comes to
+agreement by the embedding judge (no labels; by name + definition among siblings, the build's own
+judge, and by the name alone), the level read as a menu (the item's descriptor is the nearest of
+all the level's names, as the critique bench's "show me"), the name-rule figures, how near each name comes to
 the Amazon category name most of its items carry (level 1 against Amazon level 2, level 2 against
 level 3; ``quality.category_name_agreement``) and, with ``--llm-judge``, the local LLM as name
 judge on 200 items per level (seed 0). Names that differ between settings on the same group are
@@ -58,13 +61,17 @@ from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 from agentictagger.vocab.agents import EmbeddingArchitect  # noqa: E402
 from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
 from agentictagger.vocab.naming import KeyphraseNamer  # noqa: E402
-from agentictagger.vocab.quality import category_name_agreement, llm_name_agreement, name_identifiability, name_quality  # noqa: E402
+from agentictagger.vocab.quality import (  # noqa: E402
+    category_name_agreement, llm_name_agreement, menu_agreement, name_identifiability, name_quality)
 
 LEVELS = (1, 2)
 #: Each setting: (least title-kind share of an offered phrase, least gain in items).
 SETTINGS = {
-    "any": (0.0, 1),
     "kinds": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN),
+    "any": (0.0, 1),
+    # The default without its refinement step (build.refine_steps=0): what renaming and the rest
+    # of the step change at all.
+    "norefine": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN),
 }
 
 
@@ -119,7 +126,8 @@ def main() -> int:
                 build_s = None
                 if not (run_dir / "assignments.jsonl").exists():
                     t0 = time.monotonic()
-                    AgenticTagger(overrides=[f"seed={seed}"], run_dir=run_dir).fit(dev)
+                    extra = ["build.refine_steps=0"] if setting == "norefine" else []
+                    AgenticTagger(overrides=[f"seed={seed}", *extra], run_dir=run_dir).fit(dev)
                     build_s = round(time.monotonic() - t0, 1)
                 vocab = Vocabulary.load(run_dir / "vocabulary.json")
                 vocabs[(setting, seed)] = vocab
@@ -131,12 +139,15 @@ def main() -> int:
                         by_desc.setdefault(d, set()).add(i)
                 members[(setting, seed)] = by_desc
                 judge = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS)
+                bare = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS, names_only=True)
                 entry = {
                     "seed": seed,
                     "run_dir": str(run_dir.relative_to(REPO)),
                     "build_and_assign_seconds": build_s,
                     "renames_applied_by_level": renames_applied(run_dir),
                     "names_alone_embedding_judge": judge,
+                    "name_only_embedding_judge": bare,
+                    "level_menu_by_name": menu_agreement(vocab, emb, item_paths, embedder.encode, LEVELS),
                     "names_vs_amazon_category_names": category_name_agreement(vocab, item_paths, gold, embedder.encode),
                     "name_quality": name_quality(vocab, LEVELS, brand_strings=brands, brand_terms=brand_words),
                     "level1_names": [d.name for d in vocab.children("root")],
@@ -150,7 +161,8 @@ def main() -> int:
                 llm = entry.get("names_alone_llm_judge")
                 cat = entry["names_vs_amazon_category_names"]
                 print(f"seed {seed} {setting:12s} renames {entry['renames_applied_by_level']} names alone L1 "
-                      f"{judge['1']['accuracy']:.3f} L2 {judge['2']['accuracy']:.3f} | category hit L1 {cat['1']['hit']:.3f} "
+                      f"{judge['1']['accuracy']:.3f} L2 {judge['2']['accuracy']:.3f} | name only L1 {bare['1']['accuracy']:.3f} "
+                      f"L2 {bare['2']['accuracy']:.3f} | category hit L1 {cat['1']['hit']:.3f} "
                       f"L2 {cat['2']['hit']:.3f}"
                       + (f" | LLM judge L1 {llm['1']['agreement']} L2 {llm['2']['agreement']}" if llm else ""), flush=True)
     finally:
@@ -182,6 +194,8 @@ def main() -> int:
     summary = {
         s: {
             **{f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
+            **{f"name_only_L{lv}": mean_sd([r["name_only_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
+            **{f"menu_L{lv}": mean_sd([r["level_menu_by_name"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
             "renames_applied": [sum(r["renames_applied_by_level"].values()) for r in rs],
             **{f"category_hit_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["hit"] for r in rs]) for lv in LEVELS},
             **{f"category_cosine_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["cosine"] for r in rs]) for lv in LEVELS},
@@ -196,21 +210,20 @@ def main() -> int:
                  "default was chosen on Scientific's development half before this run), offline profile") if heldout else
         ("offline refinement renames on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: dict(zip(("min_title_kind_share", "min_gain_items"), SETTINGS[k])) for k in args.settings},
+        "settings": {k: {**dict(zip(("min_title_kind_share", "min_gain_items"), SETTINGS[k])),
+                         **({"build.refine_steps": 0} if k == "norefine" else {})} for k in args.settings},
         "seeds": args.seeds,
         "summary": summary,
         "names_that_differ": differs,
         "per_setting": rows,
     }
     write_result(out_path, result)
-    print("\n| setting | renames applied (per seed) | names alone L1 | names alone L2 | category hit L1 | category hit L2 | cosine L2 |")
-    print("|---|---|---|---|---|---|---|")
+    cols = ("names_alone_L1", "names_alone_L2", "name_only_L1", "name_only_L2", "menu_L1", "menu_L2", "category_hit_L1",
+            "category_hit_L2", "category_cosine_L2")
+    print("\n| setting | renames applied (per seed) | " + " | ".join(c.replace("_", " ") for c in cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
     for s, sm in summary.items():
-        print(f"| {s} | {sm['renames_applied']} | {sm['names_alone_L1']['mean']:.3f} ± {sm['names_alone_L1']['sd']:.3f} "
-              f"| {sm['names_alone_L2']['mean']:.3f} ± {sm['names_alone_L2']['sd']:.3f} "
-              f"| {sm['category_hit_L1']['mean']:.3f} ± {sm['category_hit_L1']['sd']:.3f} "
-              f"| {sm['category_hit_L2']['mean']:.3f} ± {sm['category_hit_L2']['sd']:.3f} "
-              f"| {sm['category_cosine_L2']['mean']:.3f} ± {sm['category_cosine_L2']['sd']:.3f} |")
+        print(f"| {s} | {sm['renames_applied']} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
     return 0
 
 

@@ -879,3 +879,24 @@ def test_names_are_scored_against_the_categories_people_gave_their_items():
     res = category_name_agreement(v, paths, {1: labels}, _Encoder(64))["1"]
     # d3 has fewer than 5 labelled items; d1 is nearest "Gloves" (a hit), d2 too (a miss: its items are resistors).
     assert res["descriptors"] == 2 and res["categories"] == 2 and res["hit"] == 0.5
+
+
+def test_a_level_read_as_a_menu_by_names_alone():
+    from agentictagger.vocab.quality import menu_agreement, name_identifiability
+
+    enc = _Encoder(64)
+    v = Vocabulary([Descriptor("a", "Gloves", "Items that are resistors.", 1, "root"),
+                    Descriptor("b", "Resistors", "Items that are gloves.", 1, "root"),
+                    Descriptor("a1", "Nitrile Gloves", "", 2, "a"), Descriptor("b1", "Carbon Resistors", "", 2, "b")])
+    texts = ["nitrile gloves", "latex gloves", "carbon resistors", "metal resistors"]
+    x = enc(texts)
+    paths = [["a", "a1"], ["a"], ["b", "b1"], ["b"]]
+    menu = menu_agreement(v, x, paths, enc)
+    # Level 1: every item is nearest its own group's name. Level 2: the two paths that end at
+    # level 1 compete with their level-1 names on the level's menu ("Gloves" and "Resistors").
+    assert menu["1"] == {"items": 4, "menu": 2, "accuracy": 1.0}
+    assert menu["2"]["menu"] == 4 and menu["2"]["accuracy"] == 1.0
+    # By name alone the swapped definitions do not matter; by name + definition they do.
+    bare = name_identifiability(v, x, paths, enc, (1,), names_only=True)["1"]["accuracy"]
+    full = name_identifiability(v, x, paths, enc, (1,))["1"]["accuracy"]
+    assert bare == 1.0 and full < bare

@@ -111,14 +111,17 @@ def name_identifiability(
     item_paths: Sequence[Sequence[str]],
     encode: Callable[[Sequence[str]], np.ndarray],
     levels: Sequence[int] = (1, 2),
+    names_only: bool = False,
 ) -> dict[str, Any]:
     """Per level: items whose assigned descriptor is also the best match by name + definition
-    among its siblings (accuracy), and NMI/ARI between the two partitions at level 1."""
+    (``names_only``: by the name alone, as a reader of a menu sees it) among its siblings
+    (accuracy), and NMI/ARI between the two partitions at level 1."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     x = np.asarray(item_vectors, dtype=np.float32)
     ids = [d.id for d in vocab]
-    text_vecs = dict(zip(ids, encode([descriptor_text(vocab[i].name, vocab[i].definition) for i in ids])))
+    texts = [vocab[i].name if names_only else descriptor_text(vocab[i].name, vocab[i].definition) for i in ids]
+    text_vecs = dict(zip(ids, encode(texts)))
     out: dict[str, Any] = {}
     for lvl in levels:
         rows = [i for i, p in enumerate(item_paths) if len(p) >= lvl]
@@ -147,6 +150,33 @@ def name_identifiability(
             entry["nmi"] = round(float(normalized_mutual_info_score(truth, pred)), 4)
             entry["ari"] = round(float(adjusted_rand_score(truth, pred)), 4)
         out[str(lvl)] = entry
+    return out
+
+
+def menu_agreement(
+    vocab: Vocabulary,
+    item_vectors: np.ndarray,
+    item_paths: Sequence[Sequence[str]],
+    encode: Callable[[Sequence[str]], np.ndarray],
+    levels: Sequence[int] = (1, 2),
+) -> dict[str, Any]:
+    """Per level: items whose descriptor at that level is the one whose *name alone* is nearest
+    to the item among all of the level's names (a shopper reading the level as a menu, as in
+    ``bench/critique_names.py``'s "show me"); a path ending above the level counts with its last
+    descriptor, which then competes on the level's menu too."""
+    x = np.asarray(item_vectors, dtype=np.float32)
+    out: dict[str, Any] = {}
+    for lvl in levels:
+        at = [p[min(lvl, len(p)) - 1] if p else None for p in item_paths]
+        menu = sorted({d for d in at if d is not None})
+        if len(menu) < 2:
+            continue
+        index = {d: j for j, d in enumerate(menu)}
+        rows = [i for i, d in enumerate(at) if d is not None]
+        names = np.asarray(encode([vocab[d].name for d in menu]), dtype=np.float32)
+        pick = (x[rows] @ names.T).argmax(axis=1)
+        hit = int(np.sum(pick == np.array([index[at[i]] for i in rows])))
+        out[str(lvl)] = {"items": len(rows), "menu": len(menu), "accuracy": round(hit / len(rows), 4)}
     return out
 
 
