@@ -338,8 +338,8 @@ class NamingConfig(_Section):
         description="LLM namer: where each group is shown with its three most distinctive phrases (against its "
         "siblings) beside its titles. 'every_level': at every LLM-named level, so a group is named for what most "
         "of its items share rather than after one central item; on Scientific's development half (Qwen 1.5B, "
-        "2 seeds, bench/results/tune_naming_hints.json) names alone rose at level 1 (0.661 -> 0.685) and level 2 "
-        "(0.722 -> 0.751) in both seeds, and the LLM named 14-15 of 15 level-1 groups instead of 10-12. "
+        "2 seeds, bench/results/tune_naming_hints.json) names alone rose at level 1 (0.662 -> 0.685) and level 2 "
+        "(0.722 -> 0.746) in both seeds, and the LLM named 13-14 of 15 level-1 groups instead of 10-12. "
         "'below_top': below level 1 only.",
     )
     max_reasks: int = Field(2, ge=0, le=10, description="LLM namer: re-asks when a name breaks the name rules.")
