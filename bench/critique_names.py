@@ -76,8 +76,7 @@ K = 10
 LEVELS = (1, 2)
 PROFILES = {"offline": "ours, names (offline)", "offline_norefine": "ours, names (offline, no refinement step)",
             "local-llm-l2": "ours, names (local LLM)"}
-SCHEMES = ("ours, names (offline)", "ours, names (offline, no refinement step)", "ours, names (local LLM)", "ours, no names", "RQ-KMeans codes", "random group",
-           "target's own group")
+SCHEMES = (*PROFILES.values(), "ours, no names", "RQ-KMeans codes", "random group", "target's own group")
 
 
 def unit(x: np.ndarray) -> np.ndarray:

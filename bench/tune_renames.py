@@ -69,10 +69,11 @@ LEVELS = (1, 2)
 SETTINGS = {
     "kinds": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN),
     "any": (0.0, 1),
-    # The default without its refinement step (build.refine_steps=0): what renaming and the rest
-    # of the step change at all.
+    # The default without its refinement step: what renaming and the rest of the step change at all.
     "norefine": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN),
 }
+#: Build settings a setting changes besides the class attributes above.
+OVERRIDES = {"norefine": ["build.refine_steps=0"]}
 
 
 def renames_applied(run_dir: Path) -> dict[str, int]:
@@ -126,8 +127,7 @@ def main() -> int:
                 build_s = None
                 if not (run_dir / "assignments.jsonl").exists():
                     t0 = time.monotonic()
-                    extra = ["build.refine_steps=0"] if setting == "norefine" else []
-                    AgenticTagger(overrides=[f"seed={seed}", *extra], run_dir=run_dir).fit(dev)
+                    AgenticTagger(overrides=[f"seed={seed}", *OVERRIDES.get(setting, [])], run_dir=run_dir).fit(dev)
                     build_s = round(time.monotonic() - t0, 1)
                 vocab = Vocabulary.load(run_dir / "vocabulary.json")
                 vocabs[(setting, seed)] = vocab
@@ -211,7 +211,7 @@ def main() -> int:
         ("offline refinement renames on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
         "settings": {k: {**dict(zip(("min_title_kind_share", "min_gain_items"), SETTINGS[k])),
-                         **({"build.refine_steps": 0} if k == "norefine" else {})} for k in args.settings},
+                         **({"overrides": OVERRIDES[k]} if k in OVERRIDES else {})} for k in args.settings},
         "seeds": args.seeds,
         "summary": summary,
         "names_that_differ": differs,
