@@ -138,6 +138,56 @@ def test_a_makers_brand_inside_a_name_is_rejected_on_office_rows():
         assert name_problems(name, brand_terms=banned, brand_strings=whole) == [], name
 
 
+def test_product_lines_a_maker_writes_after_its_name_are_brands():
+    """Rows as Office and Scientific write them: a product line follows its maker's name ("Canon
+    PIXMA ...", "iRobot Roomba ..."); an ordinary word one maker dominates ("Magic Tape") and a
+    rare kind word one seller carries but never writes after its name stay usable."""
+    from agentictagger.vocab.keyphrases import catalog_brands, product_lines
+
+    rows = [("Canon", f"Canon PIXMA MG{5320 + i} Wireless Color Photo Printer. Brand: Canon.") for i in range(5)]
+    rows += [("", "Ink Cartridges for Canon PIXMA iP4920 Printer")]
+    rows += [("iRobot", f"iRobot Roomba {650 + i} Robotic Vacuum. Brand: iRobot.") for i in range(5)]
+    rows += [("Scotch", f"Scotch Magic Tape, {i + 1} Rolls, 3/4 x 1000 Inches. Brand: Scotch.") for i in range(6)]
+    rows += [("Small Parts", f"Brass Rod, Unpolished, {i + 2} mm Diameter. Brand: Small Parts.") for i in range(6)]
+    # The catalog's "Brand: X." label is not a mention: what follows it is the description.
+    rows += [("Dr. Mom", f"Otoscope, {i} Specula. Brand: Dr. Mom. Slimline otoscope with LED light.") for i in range(5)]
+    brands, texts = [b for b, _ in rows], [t for _, t in rows]
+    assert product_lines(brands, texts) == {"pixma", "roomba"}
+    words, strings = catalog_brands(brands, texts)
+    assert any("product line" in p for p in name_problems("Pixma Printers", brand_terms=words, brand_strings=strings))
+    assert any("brand" in p for p in name_problems("Roomba", parent_path=["Vacuums"], brand_terms=words, brand_strings=strings))
+    for name in ("Photo Printers", "Otoscopes", "Robotic Vacuums"):
+        assert name_problems(name, brand_terms=words, brand_strings=strings) == [], name
+
+
+def test_product_lines_on_the_shared_catalogs_are_product_lines():
+    """What the rule learns from whole catalogs: product lines and model series, no kind words."""
+    from agentictagger.catalog import load_shared
+    from agentictagger.vocab.keyphrases import product_lines
+
+    for name, expected in [("scientific", {"roomba"}), ("office", {"pixma", "officejet", "laserjet", "powershred", "scansnap"})]:
+        try:
+            cat = load_shared(name)
+        except Exception as exc:  # noqa: BLE001
+            pytest.skip(f"shared data not available: {exc}")
+        lines = product_lines([str(it.fields.get("brand") or "") for it in cat], cat.texts)
+        assert expected <= lines, (name, sorted(lines))
+        for kind in ("printer", "filament", "otoscope", "tape", "pens", "scanner", "toner"):
+            assert kind not in lines
+
+
+@pytest.mark.parametrize(
+    "name", ["Registered Trademark", "Mhz", "Blk", "Pen Type", "Package Quantity", "Stapling Capacity", "Extrusion Temperature"]
+)
+def test_marks_units_colour_codes_and_property_heads_are_not_kinds(name):
+    assert name_problems(name, parent_path=["Tools"]), name
+
+
+@pytest.mark.parametrize("name", ["Fishing Weights", "Power Supply", "Pressure Gauge", "Temperature Controller", "Speed Square"])
+def test_kinds_named_after_a_property_stay_usable(name):
+    assert name_problems(name, parent_path=["Tools"]) == [], (name, name_problems(name, parent_path=["Tools"]))
+
+
 def test_brand_words_need_both_signals():
     from agentictagger.vocab.name_rules import brand_words
 

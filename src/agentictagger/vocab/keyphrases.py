@@ -118,9 +118,66 @@ def catalog_brands(brands: Sequence[str], texts: Sequence[str]) -> tuple[frozens
     Brand words: :func:`first_word_brands` and :func:`brand_terms` (words met almost only as
     brands; never ordinary category words). Whole brand strings: the brand field's
     (:func:`brand_strings`) and brands or product lines that open many titles
-    (:func:`opener_brands`)."""
+    (:func:`opener_brands`), product lines written after a brand (:func:`product_lines`)."""
     words = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
-    return words, frozenset(brand_strings(brands) | opener_brands(texts) | brand_initials(brands, texts))
+    return words, frozenset(
+        brand_strings(brands) | opener_brands(texts) | brand_initials(brands, texts) | product_lines(brands, texts)
+    )
+
+
+# Brand-field values that name no maker.
+_NO_BRAND = frozenset({"", "unknown", "generic", "na", "n a", "none", "no brand", "unbranded"})
+
+
+def product_lines(
+    brands: Sequence[str],
+    texts: Sequence[str],
+    min_items: int = 5,
+    min_share: float = 0.8,
+    window: int = 2,
+    min_after: float = 0.5,
+) -> set[str]:
+    """Product-line words a maker writes after its name ("pixma" of "Canon PIXMA", "roomba" of
+    "iRobot Roomba", "officejet" of "HP Officejet"), as :func:`names.flat_key` writes them.
+
+    A word counts when the English lexicon does not know it, at least ``min_items`` branded items
+    carry it, at least ``min_share`` of those share one brand, and in at least ``min_after`` of
+    that brand's items the word follows the brand within ``window`` words (a "Brand: X" label does
+    not count as a mention). The lexicon test keeps ordinary words usable however much one maker
+    dominates them ("Magic Tape", "Otoscopes"); the position test keeps a rare kind word that one
+    seller happens to carry. A word of the brand itself is left to :func:`brand_terms`."""
+    from agentictagger.vocab.name_rules import flat_key, in_lexicon
+
+    carried: dict[str, Counter[str]] = {}
+    after_brand: dict[str, Counter[str]] = {}
+    for brand, text in zip(brands, texts):
+        b = flat_key(brand or "")
+        if b in _NO_BRAND:
+            continue
+        bt = b.split()
+        toks = flat_key(text).split()
+        follows: set[str] = set()
+        for i in range(len(toks) - len(bt) + 1):
+            if toks[i : i + len(bt)] == bt and not (i and toks[i - 1] == "brand"):
+                follows.update(toks[i + len(bt) : i + len(bt) + window])
+        for t in set(toks):
+            if len(t) < 3 or not t.isalpha():
+                continue
+            carried.setdefault(t, Counter())[b] += 1
+            if t in follows:
+                after_brand.setdefault(t, Counter())[b] += 1
+    out = set()
+    for t, by_brand in carried.items():
+        n = sum(by_brand.values())
+        if n < min_items:
+            continue
+        b, top = by_brand.most_common(1)[0]
+        if top < min_share * n or after_brand.get(t, Counter())[b] < min_after * top:
+            continue
+        if any(w.startswith(t) or t.startswith(w) for w in b.split()) or in_lexicon(t):
+            continue
+        out.add(t)
+    return out
 
 
 def brand_initials(brands: Sequence[str], texts: Sequence[str], min_words: int = 3, min_share: float = 0.5) -> set[str]:

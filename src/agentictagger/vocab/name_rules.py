@@ -20,20 +20,22 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-']*")
 COLOUR_WORDS = frozenset(
     """black white red blue green yellow pink purple orange brown grey gray silver gold golden beige
     ivory cream navy teal turquoise violet magenta cyan maroon burgundy tan khaki bronze copper-colored
-    clear transparent translucent multicolor multicolored rainbow neon pastel nude""".split()
+    clear transparent translucent multicolor multicolored rainbow neon pastel nude
+    blk wht blu grn""".split()
 )
 # Words that praise, size or package an item rather than say what it is.
 MARKETING_WORDS = frozenset(
     """super deluxe premium pro professional ultra mini max plus best top new original genuine
     authentic classic luxury quality great perfect ideal advanced basic standard heavy-duty
     universal essential essentials collection series edition bundle kit kits set sets pack packs
-    assorted assortment various variety value bulk lot travel size large small medium xl""".split()
+    assorted assortment various variety value bulk lot travel size large small medium xl registered
+    trademark trademarked patented""".split()
 )
 UNIT_WORDS = frozenset(
     """oz ounce ounces fl ml l lb lbs g gram grams kg mg mm cm m ft inch inches in psi
     awg volt volts v watt watts w amp amps a mah ohm hz rpm pcs pc pk ct count
     gallon gallons gal quart quarts qt pint pints liter liters litre litres pound pounds
-    millimeter millimeters centimeter centimeters""".split()
+    millimeter millimeters centimeter centimeters khz mhz ghz kv mv kw ma""".split()
 )
 # Marketing words that are also packaging nouns: a name may end in one when a noun names what is
 # packed ("Tool Set", "First Aid Kit", "Gift Set"), never on its own or after marketing words only
@@ -55,7 +57,16 @@ ATTRIBUTE_WORDS = frozenset(
     """length width height depth thickness diameter radius size sizes weight capacity volume
     temperature pressure speed power voltage current resistance wattage amperage frequency
     resolution accuracy precision tolerance range measurement measurements dimension dimensions
-    dimensional strength density viscosity brightness output input high low""".split()
+    dimensional strength density viscosity brightness output input high low quantity""".split()
+)
+# Heads that name a property of a kind, never the kind ("Package Quantity", "Pen Type", "Shaft
+# Diameter", "Extrusion Temperature"): a name ending in one is rejected whatever precedes it.
+# Heads that are also products or kinds ("Fishing Weight", "Solar Power", "Kitchen Range") are not
+# listed.
+PROPERTY_HEADS = frozenset(
+    """quantity quantities type types style styles capacity thickness diameter length width height
+    depth dimensions resolution accuracy tolerance precision temperature pressure speed voltage
+    wattage amperage frequency viscosity density strength""".split()
 )
 # Verbs that open a clause of a product description. The lexicon cannot tell these apart from
 # plural nouns it lacks ("Caulks", "Disconnects" and "Oils" have only a verb reading in it, yet
@@ -78,6 +89,11 @@ def _lemmas(word: str) -> dict[str, tuple[str, ...]]:
     import lemminflect
 
     return dict(lemminflect.getAllLemmas(word))
+
+
+def in_lexicon(word: str) -> bool:
+    """The English lexicon knows ``word`` (any word class)."""
+    return bool(_lemmas(word.lower()))
 
 
 def lemma(word: str) -> str:
@@ -133,7 +149,7 @@ def is_abbreviation(content: Sequence[str]) -> bool:
     """A one-word name of at most three letters the lexicon does not know ("Ipg", "Pcb", "Blk"):
     at the top of a tree it tells a reader nothing; under a parent an abbreviation of a kind may
     set it apart ("3D Printer Filament > PLA"), so the rules apply this at level 1 only."""
-    return len(content) == 1 and len(content[0]) <= 3 and content[0].isalpha() and not _lemmas(content[0].lower())
+    return len(content) == 1 and len(content[0]) <= 3 and content[0].isalpha() and not in_lexicon(content[0])
 
 
 def has_noun_head(content: Sequence[str]) -> bool:
@@ -146,9 +162,14 @@ def has_noun_head(content: Sequence[str]) -> bool:
 
 
 def names_a_property(content: Sequence[str]) -> bool:
-    """The content words name a measured property ("Length", "Weight Capacity"), not a kind."""
-    return bool(content) and any(w in ATTRIBUTE_WORDS for w in content) and all(
-        w in ATTRIBUTE_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content
+    """The content words name a measured property ("Length", "Weight Capacity", "Pen Type"), not a
+    kind."""
+    return bool(content) and (
+        content[-1] in PROPERTY_HEADS
+        or (
+            any(w in ATTRIBUTE_WORDS for w in content)
+            and all(w in ATTRIBUTE_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content)
+        )
     )
 
 
@@ -266,7 +287,7 @@ def brand_inside(name: str, brand_strings: frozenset[str] | set[str]) -> str:
     for n in range(len(toks), 0, -1):
         for i in range(len(toks) - n + 1):
             g = " ".join(toks[i : i + n])
-            if g in brand_strings and (n >= 2 or (not _lemmas(g) and not g.isdigit())):
+            if g in brand_strings and (n >= 2 or (not in_lexicon(g) and not g.isdigit())):
                 return g
     return ""
 

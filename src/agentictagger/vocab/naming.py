@@ -688,11 +688,11 @@ def rare_title_words(name: str, texts: Sequence[str]) -> list[str]:
     Screw & Washer Assortment", whose brand field names another maker; 2 of the catalog's 4,344
     items say "Accessbuy"). A kind's own technical words ("Nitrile", "Pipette") recur across the
     group's items; words a name brings from outside the titles occur in none."""
-    from agentictagger.vocab.name_rules import FUNCTION_WORDS, _lemmas, words
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, in_lexicon, words
 
     if not texts:
         return []
-    odd = [w for w in words(name) if w not in FUNCTION_WORDS and w.isalpha() and len(w) > 2 and not _lemmas(w)]
+    odd = [w for w in words(name) if w not in FUNCTION_WORDS and w.isalpha() and len(w) > 2 and not in_lexicon(w)]
     if not odd:
         return []
     seen = [set(words(t)) for t in texts]
@@ -762,10 +762,10 @@ def looks_like_brand(name: str, texts: Sequence[str]) -> bool:
     """True when every content word of ``name`` is unknown to the English lexicon and one of them
     opens one of ``texts``: a small model often names a group after the brand its titles start
     with ("Accessbuy"), a brand the catalog's brand field does not know."""
-    from agentictagger.vocab.name_rules import FUNCTION_WORDS, _lemmas, words
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, in_lexicon, words
 
     content = [w for w in words(name) if w not in FUNCTION_WORDS]
-    if not content or any(_lemmas(w) for w in content):
+    if not content or any(in_lexicon(w) for w in content):
         return False
     openers = {ws[0] for ws in (words(t) for t in texts) if ws}
     return any(w in openers for w in content)
