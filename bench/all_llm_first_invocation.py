@@ -20,8 +20,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from agentictagger.files import atomic_write_text  # noqa: E402
+from _provenance import command_line  # noqa: E402
 
 
 def paid_by_stage(usage_log: Path) -> dict:
@@ -61,7 +63,7 @@ def main() -> None:
         "what": f"A stopped invocation (bench/runs/all_llm/{args.prior}: same items and prompts, one refinement "
         "step, the code of commit bd7ed8f) paid for answers that this run took from the response cache it left (its caches were copied into "
         "this run's folder). Its cold costs:",
-        "command": "python bench/all_llm_first_invocation.py " + " ".join(sys.argv[1:]),
+        "command": command_line(),
         "offline_build_s": sum(timings["offline"]["build"]),
         "offline_assign_all_embedding_s": sum(timings["offline"]["assign_all_embedding"]),
         "local_llm_build_s": sum(timings["local-llm"]["build"]),

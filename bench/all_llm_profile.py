@@ -57,6 +57,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _provenance import command_line  # noqa: E402
+
 EXE = str(REPO / ".venv" / "bin" / "agentictagger")
 MODEL = "qwen2.5-coder-1.5b-instruct"
 CATALOG = "scientific"
@@ -420,7 +422,7 @@ def main() -> None:
     lab = [i for i in ids if gold.get(i)]
     lab_s = [i for i in sample if gold.get(i)]
     out = {
-        "command": "python bench/all_llm_profile.py " + " ".join(sys.argv[1:]),
+        "command": command_line(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU (shared with other work: timings are noisy)",
         "dataset": f"Amazon 2018 Industrial_and_Scientific (shared:{CATALOG}, {len(catalog)} items): build on a random "

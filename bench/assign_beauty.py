@@ -37,7 +37,7 @@ from agentictagger.structures.semantic_ids import SemanticIds
 from agentictagger.structures.vocabulary import Vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import write_result  # noqa: E402
+from _provenance import command_line, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def main() -> None:
         "vocabulary_meta": vocab.meta,
         "items": items_note,
         "assign_config": cfg.model_dump(mode="json"),
-        "command": "python " + " ".join(sys.argv),
+        "command": command_line(),
     }
 
     # 1. The 2,000 build items with the default assigner.

@@ -34,7 +34,7 @@ from agentictagger.run.report import compute_diagnostics
 from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import write_result  # noqa: E402
+from _provenance import command_line, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def main() -> None:
         "llm_sample": {"items": len(sample), "seed": args.seed},
         "embedding_model": EmbeddingConfig().model,
         "embedding_lookahead": args.lookahead,
-        "command": "python " + " ".join(sys.argv),
+        "command": command_line(),
         "vocabularies": {},
     }
     for vname, (vocab, oracle) in vocabs.items():

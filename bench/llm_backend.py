@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from agentictagger.catalog import shared_data_root  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import write_result  # noqa: E402
+from _provenance import command_line, write_result  # noqa: E402
 
 DATA = shared_data_root(None, "scientific") / "scientific" / "items.jsonl.gz"
 OUT = ROOT / "bench" / "results" / "llm_backend.json"
@@ -226,8 +226,7 @@ def main() -> None:
     }
 
     result = {
-        "command": "nice -n 10 env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 .venv/bin/python bench/llm_backend.py "
-        + " ".join(sys.argv[1:]),
+        "command": "nice -n 10 env OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 " + command_line(),
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {
             "platform": platform.platform(),

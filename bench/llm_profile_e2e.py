@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import write_result  # noqa: E402
+from _provenance import command_line, write_result  # noqa: E402
 
 PROFILE = [
     "build.naming.kind=llm",
@@ -207,7 +207,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "llm_profile_e2e.json"))
     args = ap.parse_args()
     res = {
-        "command": "python bench/llm_profile_e2e.py " + " ".join(sys.argv[1:]),
+        "command": command_line(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared: timings are noisy)",
         "catalogs": {},

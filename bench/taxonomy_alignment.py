@@ -59,7 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 sys.path.insert(0, str(REPO / "bench"))
-from _provenance import provenance, write_result  # noqa: E402
+from _provenance import command_line, provenance, write_result  # noqa: E402
 
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
@@ -368,7 +368,7 @@ def main() -> None:
     path = Path(args.out)
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     out = {
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared: timings are noisy)",
         "protocol": {
