@@ -777,6 +777,25 @@ def test_a_word_only_a_few_of_the_groups_items_carry_is_no_name():
     assert labels[0].name == "Nut Assortments" and "accessbuy" in client.prompts[1]
 
 
+
+def test_a_packaging_noun_the_items_do_not_carry_is_asked_again():
+    """Qwen 1.5B, naming 15 Scientific groups at once with its own definitions, ended every name in
+    "Set" ("Screw Set", "Tape Set", "Bandage Set"); a kind sold as sets keeps its "Set"."""
+    from agentictagger.vocab.naming import unearned_packaging
+
+    screws = [f"#8 x {i}/4 Stainless Steel Wood Screws, Phillips Flat Head, 100 pcs" for i in range(1, 30)] + [
+        "Machine Screw Set, 300 pieces"
+    ]
+    assert unearned_packaging("Screw Set", screws) == "set"
+    assert unearned_packaging("Wood Screws", screws) == ""
+    sockets = [f"{i}-Piece Mechanics Tool Set with Sockets" for i in range(20, 30)]
+    assert unearned_packaging("Socket Sets", sockets) == ""
+    assert unearned_packaging("First Aid Kit", [f"First Aid Only {i}-piece kit" for i in range(5)] + ["Gauze pads"]) == ""
+    client = _ScriptedClient([{"groups": [{"name": "Screw Set"}]}, {"groups": [{"name": "Wood Screws"}]}])
+    labels = LLMNamer(client, KeyphraseNamer(_Encoder()), definitions="keyphrase").name([NamingGroup(screws)], NamingContext())
+    assert labels[0].name == "Wood Screws" and "sold as a 'set'" in client.prompts[1]
+
+
 @pytest.mark.parametrize("name", ["Length", "Temperature", "Weight Capacity", "Precision Measurement", "High Temperature", "Sizes"])
 def test_a_measured_property_is_no_name(name):
     assert any("measured property" in p for p in name_problems(name, parent_path=["Tools"])), name

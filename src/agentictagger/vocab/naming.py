@@ -651,6 +651,10 @@ class LLMNamer:
                 f"{name!r} takes {', '.join(map(repr, odd))} from a few items' titles (a brand or model); "
                 "name the kind of item"
             )
+        if name and (packed := unearned_packaging(name, texts)):
+            probs.append(
+                f"few of these items are sold as a {packed!r}; name the kind of item without {packed!r}"
+            )
         return probs
 
 
@@ -702,6 +706,27 @@ def rare_title_words(name: str, texts: Sequence[str]) -> list[str]:
         if 0 < n < RARE_WORD_SHARE * len(texts):
             out.append(w)
     return out
+
+
+#: A name may end in a packaging noun ("Tool Set", "First Aid Kit") when at least this share of its
+#: group's texts carry that word.
+PACKAGING_MIN_SHARE = 0.1
+
+
+def unearned_packaging(name: str, texts: Sequence[str]) -> str:
+    """The packaging noun that ends ``name`` when under ``PACKAGING_MIN_SHARE`` of the group's
+    ``texts`` carry it, else "": a small model given every group at once may end every name the same
+    way ("Screw Set", "Tape Set", "Bandage Set" for groups of screws, tapes and bandages, seen with
+    Qwen 1.5B writing its own definitions), while the name rules accept a packaging noun after a
+    noun because real kinds end so ("Socket Set" where the titles say "socket set")."""
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, PACKAGING_WORDS, lemma, words
+
+    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    if len(content) < 2 or content[-1] not in PACKAGING_WORDS or not texts:
+        return ""
+    head = lemma(content[-1])
+    carried = sum(any(lemma(w) == head for w in words(t)) for t in texts)
+    return content[-1] if carried < PACKAGING_MIN_SHARE * len(texts) else ""
 
 
 #: A name stops short when at least this share of its head word's occurrences in the group's texts
