@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _provenance import command_line  # noqa: E402
+from _provenance import command_line, write_result  # noqa: E402
 
 EXE = str(REPO / ".venv" / "bin" / "agentictagger")
 MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -447,14 +447,7 @@ def main() -> None:
                                                  all_run=r["all_run"], llm_threads=args.llm_threads)
         log(f"{profile}: scored")
     out["scoring_seconds"] = round(time.monotonic() - t0, 1)
-    try:
-        from _provenance import write_result
-
-        write_result(args.out, out)
-    except ImportError:  # the refactor moved what _provenance imports: the same stamp, written here
-        from _provenance import stamp
-
-        Path(args.out).write_text(json.dumps(stamp(out), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_result(args.out, out)
     print_table(out)
     print()
     print(markdown(out))

@@ -126,7 +126,7 @@ def catalog_brands(brands: Sequence[str], texts: Sequence[str]) -> tuple[frozens
 
 
 # Brand-field values that name no maker.
-_NO_BRAND = frozenset({"", "unknown", "generic", "na", "n a", "none", "no brand", "unbranded"})
+NO_BRAND = frozenset({"", "unknown", "generic", "na", "n a", "none", "no brand", "unbranded"})
 
 
 def product_lines(
@@ -152,7 +152,7 @@ def product_lines(
     after_brand: dict[str, Counter[str]] = {}
     for brand, text in zip(brands, texts):
         b = flat_key(brand or "")
-        if b in _NO_BRAND:
+        if b in NO_BRAND:
             continue
         bt = b.split()
         toks = flat_key(text).split()
