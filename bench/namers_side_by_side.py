@@ -134,6 +134,20 @@ def figures(vocab: Vocabulary, emb: np.ndarray, paths: list[list[str]], encode, 
                       "rules": rules[str(lv)]} for lv in LEVELS}
 
 
+def group_means(vocab: Vocabulary, emb: np.ndarray, paths: list[list[str]], level: int) -> dict[str, np.ndarray]:
+    """Each descriptor of ``level``: the unit mean vector of the items assigned to it (zeros for one
+    without items)."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(paths):
+        if len(p) >= level:
+            members[p[level - 1]].append(i)
+    out = {}
+    for d in vocab.level(level):
+        v = emb[members[d.id]].mean(axis=0) if members.get(d.id) else np.zeros(emb.shape[1], dtype=np.float32)
+        out[d.id] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
+
+
 SECTION = "## Offline namers side by side — `python bench/namers_side_by_side.py`"
 LABELS = {"ours": "ours (key phrases)", "bertopic_ctfidf": "BERTopic c-TF-IDF", "bertopic_keybert": "BERTopic KeyBERTInspired",
           "bertopic_mmr": "BERTopic MMR (0.3)"}
@@ -163,7 +177,17 @@ def render(res: dict, path: Path) -> None:
             lines.append(f"| {cat} ({c['role']}) | {LABELS.get(kind, kind)} | {s1['mean']:.3f} ± {s1['sd']:.3f} | "
                          f"{s2['mean']:.3f} ± {s2['sd']:.3f} | {hit} | {r['noun_phrase_share']:.2f} | {r['brand_names']} | "
                          f"{r['sibling_duplicates_after_lemmatising']} |")
+        ref = c["names_alone_summary"].get("group_mean_vectors")
+        if ref:
+            lines.append(f"| {cat} ({c['role']}) | reference: each group's mean vector, no text | {ref['1']['mean']:.3f} ± "
+                         f"{ref['1']['sd']:.3f} | {ref['2']['mean']:.3f} ± {ref['2']['sd']:.3f} | – | – | – | – | – |")
     lines.append("")
+    if any("group_mean_vectors" in c["names_alone_summary"] for c in res["catalogs"].values()):
+        lines.append("The reference row is not a namer: the judge reads each group as its own items' mean vector "
+                     "instead of a name and definition (in-sample: the direction closest to the group's items on average), so it "
+                     "shows roughly how far any one text per group could take names-alone agreement with this judge and "
+                     "these groups.")
+        lines.append("")
     for cat, c in res["catalogs"].items():
         r0 = c["per_seed"][0]
         for kind in res["namers"]:
@@ -220,6 +244,16 @@ def main() -> int:
                 acc = [row[kind][str(lv)]["names_alone_accuracy"] for lv in LEVELS]
                 print(f"{cat_name} seed {seed} {kind:<18} names-alone L1 {acc[0]:.3f} L2 {acc[1]:.3f}  "
                       f"({row[kind]['seconds']} s)", flush=True)
+            # A reference, not a namer: each group read by its own items' mean vector, the one vector
+            # nearest all of them, in place of any text (in-sample, so an optimistic bound on what a
+            # single name + definition per group could reach with this judge).
+            row["group_mean_vectors"] = {
+                str(lv): name_identifiability(vocab, emb, paths, embedder.encode, (lv,),
+                                              descriptor_vectors=group_means(vocab, emb, paths, lv))[str(lv)]["accuracy"]
+                for lv in LEVELS
+            }
+            print(f"{cat_name} seed {seed} {'group mean vectors':<18} names-alone L1 {row['group_mean_vectors']['1']:.3f} "
+                  f"L2 {row['group_mean_vectors']['2']:.3f}", flush=True)
             per_seed.append(row)
         summary = {}
         for kind in NAMERS:
@@ -233,6 +267,11 @@ def main() -> int:
                                           "category_name_hit": {"mean": round(statistics.mean(hits), 4),
                                                                 "sd": round(statistics.stdev(hits), 4) if len(hits) > 1 else 0.0,
                                                                 "per_seed": hits}}
+        summary["group_mean_vectors"] = {
+            str(lv): {"mean": round(statistics.mean(xs), 4), "sd": round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0,
+                      "per_seed": xs}
+            for lv in LEVELS for xs in [[r["group_mean_vectors"][str(lv)] for r in per_seed]]
+        }
         res["catalogs"][cat_name] = {"role": "development" if cat_name == "scientific" else "held out",
                                      "items": len(ids), "per_seed": per_seed, "names_alone_summary": summary}
     write_result(a.out, res)

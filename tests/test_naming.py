@@ -969,3 +969,9 @@ def test_a_level_read_as_a_menu_by_names_alone():
     bare = name_identifiability(v, x, paths, enc, (1,), names_only=True)["1"]["accuracy"]
     full = name_identifiability(v, x, paths, enc, (1,))["1"]["accuracy"]
     assert bare == 1.0 and full < bare
+    # Vectors given per descriptor replace the texts: the groups' own vectors read every item
+    # right, the swapped ones none.
+    own = {"a": x[0], "b": x[2]}
+    assert name_identifiability(v, x, paths, enc, (1,), descriptor_vectors=own)["1"]["accuracy"] == 1.0
+    swapped = {"a": x[2], "b": x[0]}
+    assert name_identifiability(v, x, paths, enc, (1,), descriptor_vectors=swapped)["1"]["accuracy"] == 0.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -112,16 +112,22 @@ def name_identifiability(
     encode: Callable[[Sequence[str]], np.ndarray],
     levels: Sequence[int] = (1, 2),
     names_only: bool = False,
+    descriptor_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Per level: items whose assigned descriptor is also the best match by name + definition
     (``names_only``: by the name alone, as a reader of a menu sees it) among its siblings
-    (accuracy), and NMI/ARI between the two partitions at level 1."""
+    (accuracy), and NMI/ARI between the two partitions at level 1. ``descriptor_vectors`` (one
+    vector per descriptor id) replaces the embedded texts, e.g. the groups' own mean vectors as a
+    reference for what any single text per group could reach."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     x = np.asarray(item_vectors, dtype=np.float32)
-    ids = [d.id for d in vocab]
-    texts = [vocab[i].name if names_only else descriptor_text(vocab[i].name, vocab[i].definition) for i in ids]
-    text_vecs = dict(zip(ids, encode(texts)))
+    if descriptor_vectors is not None:
+        text_vecs = dict(descriptor_vectors)
+    else:
+        ids = [d.id for d in vocab]
+        texts = [vocab[i].name if names_only else descriptor_text(vocab[i].name, vocab[i].definition) for i in ids]
+        text_vecs = dict(zip(ids, encode(texts)))
     out: dict[str, Any] = {}
     for lvl in levels:
         rows = [i for i, p in enumerate(item_paths) if len(p) >= lvl]
