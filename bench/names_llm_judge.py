@@ -48,7 +48,8 @@ def main() -> None:
     # Runs judged before (other catalogs, profiles or seeds) are kept; a run judged again is replaced.
     old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}
     kept = {k: v for k, v in old.get("runs", {}).items() if old.get("sample") == args.sample}
-    out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer constrained to the names",
+    out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer held to the names by a "
+                          "grammar of the bare names (bench/choice_decoding.py)",
                  "sample": args.sample, "runs": kept}
     try:
         for name in args.catalogs:
@@ -64,7 +65,7 @@ def main() -> None:
                 r = llm_name_agreement(vocab, texts, [paths.get(i, []) for i in ids], client, level=lv, sample=args.sample, seed=args.seed)
                 r["seconds"] = round(time.monotonic() - t0, 1)
                 per[str(lv)] = r
-                print(name, lv, r, flush=True)
+                print(name, lv, {k: v for k, v in r.items() if k != "items"}, flush=True)
             out["runs"][f"{name}_{args.profile}_s{args.seed}"] = per
     finally:
         from agentictagger.llm.backends import local

@@ -138,3 +138,23 @@ def test_answers_are_compact_json_under_the_schema(tmp_path):
     assert isinstance(resp.parsed["fruit"], str)
     assert resp.text == json.dumps(resp.parsed, separators=(",", ":"), ensure_ascii=False)
     assert "compact-json" in backend.identity()  # answers cached under the old grammar are not reused
+
+
+def test_a_choice_is_the_bare_option_under_a_grammar_of_the_options(tmp_path):
+    """A choice goes to the server as a grammar whose language is exactly the options, with no
+    JSON wrapper (wrapped as {"choice": <enum>}, Qwen 1.5B gave one option for nearly every
+    question); the options are listed in the prompt only when it does not show them all."""
+    from agentictagger.llm.types import ChoiceConstraint
+
+    backend = make_backend(local_cfg())
+    fruit = ChoiceConstraint(("Apple", 'Pear "Williams"', "Plum"))
+    shown = backend.build_kwargs(ChatRequest.chat(None, "Fruits: Apple, Pear \"Williams\", Plum. Pick one.", constraint=fruit))
+    assert "response_format" not in shown
+    assert shown["extra_body"]["grammar"] == 'root ::= "Apple" | "Pear \\"Williams\\"" | "Plum"\n'
+    assert shown["messages"][-1]["content"] == 'Fruits: Apple, Pear "Williams", Plum. Pick one.'
+    unshown = backend.build_kwargs(ChatRequest.chat(None, "Pick a fruit.", constraint=fruit))
+    assert "JSON" not in unshown["messages"][-1]["content"] and "- Plum" in unshown["messages"][-1]["content"]
+    client = make_client(local_cfg(), tmp_path / "cache")
+    resp = client.complete(ChatRequest.chat(None, "Pick a fruit.", constraint=fruit), stage="t")
+    assert resp.text in fruit.choices and resp.parsed == resp.text
+    assert "plain-choice" in backend.identity()  # choices cached under the JSON wrapper are not reused

@@ -975,3 +975,26 @@ def test_a_level_read_as_a_menu_by_names_alone():
     assert name_identifiability(v, x, paths, enc, (1,), descriptor_vectors=own)["1"]["accuracy"] == 1.0
     swapped = {"a": x[2], "b": x[0]}
     assert name_identifiability(v, x, paths, enc, (1,), descriptor_vectors=swapped)["1"]["accuracy"] == 0.0
+
+
+def test_the_llm_judge_reports_how_spread_its_answers_are():
+    """A judge that gives one answer to most items is not reading them: the result says how many
+    distinct answers it gave and the share of the most common one, beside agreement."""
+    from agentictagger.llm.types import ChatResponse, ChoiceConstraint, LLMError
+    from agentictagger.vocab.quality import llm_name_agreement
+
+    v = Vocabulary([Descriptor("a", "Gloves", "Items that are gloves.", 1, "root"),
+                    Descriptor("b", "Tape", "Items that are tape.", 1, "root")])
+    texts = ["nitrile gloves", "latex gloves", "duct tape", "masking tape", "vinyl gloves"]
+    paths = [["a"], ["a"], ["b"], ["b"], ["a"]]
+
+    class AlwaysTape:
+        def map(self, requests, stage, progress=None):
+            assert all(r.constraint == ChoiceConstraint(("Gloves", "Tape")) for r in requests)
+            return [LLMError("down")] + [ChatResponse(text="Tape") for _ in requests[1:]]
+
+    r = llm_name_agreement(v, texts, paths, AlwaysTape(), sample=5, seed=0)
+    assert r["sample"] == 5 and r["failed_calls"] == 1 and sorted(r["items"]) == [0, 1, 2, 3, 4]
+    answered_truth = [paths[i][0] for i in r["items"]][1:]
+    assert r["agreement"] == round(answered_truth.count("b") / 4, 4)
+    assert r["distinct_answers"] == 1 and r["most_common_answer_share"] == 1.0

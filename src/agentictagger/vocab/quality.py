@@ -266,11 +266,16 @@ def llm_name_agreement(
             continue
         hit += a.text.strip() == t
     answered = len(truth) - failed
+    given = Counter(a.text.strip() for a in answers if not isinstance(a, LLMError))
     return {
         "level": level,
         "sample": len(truth),
         "failed_calls": failed,
         "agreement": round(hit / answered, 4) if answered else None,
+        # A judge that gives one answer to most items is not reading them.
+        "distinct_answers": len(given),
+        "most_common_answer_share": round(given.most_common(1)[0][1] / answered, 4) if answered else None,
+        "items": [rows[j] for j in picked],
     }
 
 

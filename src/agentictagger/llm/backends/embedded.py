@@ -45,6 +45,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import SchemaConverter
 
 from agentictagger.config import LLMConfig
+from agentictagger.llm.grammar import choice_grammar, gbnf_literal
 from agentictagger.llm.models import bundled_model_path, get_spec, resolve_model  # noqa: F401 (re-exported)
 from agentictagger.llm.types import (
     ChatRequest,
@@ -89,49 +90,13 @@ def _preview(text: str) -> str:
 # --------------------------------------------------------------------------- grammars
 
 
-def _gbnf_literal(s: str) -> str:
-    """``s`` as a GBNF string literal that matches exactly its UTF-8 bytes.
-
-    Everything outside printable ASCII is written as a \\x/\\u/\\U escape so that neither the
-    grammar parser nor a terminal can reinterpret it; quotes and backslashes are escaped.
-    """
-    out = ['"']
-    for ch in s:
-        cp = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif 0x20 <= cp < 0x7F:
-            out.append(ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif cp < 0x80:
-            out.append(f"\\x{cp:02X}")
-        elif cp <= 0xFFFF:
-            out.append(f"\\u{cp:04X}")
-        else:
-            out.append(f"\\U{cp:08X}")
-    out.append('"')
-    return "".join(out)
-
-
-def choice_grammar(choices: Sequence[str]) -> str:
-    """GBNF whose language is exactly ``choices`` (the end of generation is forced after it)."""
-    return "root ::= " + " | ".join(_gbnf_literal(c) for c in choices) + "\n"
-
-
 class _SchemaConverter(SchemaConverter):
     """llama.cpp's JSON-schema-to-GBNF converter with a correct literal escaper: the stock one
     leaves backslashes alone, so an enum value containing a quote or a backslash yields a
     grammar llama.cpp cannot parse."""
 
     def _format_literal(self, literal: str) -> str:
-        return _gbnf_literal(literal)
+        return gbnf_literal(literal)
 
 
 def json_schema_grammar(schema: dict[str, Any]) -> str:

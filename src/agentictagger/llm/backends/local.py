@@ -10,7 +10,10 @@ server. What this module adds:
 * the model comes from an alias (:func:`agentictagger.llm.models.resolve_model`) or a path;
 * the cache identity names the model file by SHA-256 and size, never the temporary port;
 * ``context_tokens()`` is the server's per-request context, and ``count_tokens()`` renders the
-  chat template and tokenizes on the server, so prompts can be trimmed to fit exactly.
+  chat template and tokenizes on the server, so prompts can be trimmed to fit exactly;
+* JSON answers are decoded under a compact grammar, and a choice among options under a grammar
+  of the bare options (no JSON wrapper, which made a small model answer one option for nearly
+  every question).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from agentictagger.config import LLMConfig
 from agentictagger.llm.backends.openai_compat import _PROMPT_FORMAT, OpenAIBackend
+from agentictagger.llm.grammar import choice_grammar
 from agentictagger.llm.models import DEFAULT_LOCAL_MODEL, file_identity, resolve_model
 from agentictagger.llm.types import ChatRequest, ChatResponse, LLMError
 
@@ -121,8 +125,9 @@ class LocalServer:
         del server  # xllamacpp stops the server when the object goes away
 
 
-#: Part of the cache identity: answers are decoded under :func:`compact_grammar`.
-_GRAMMAR_FORMAT = "compact-json"
+#: Part of the cache identity: answers are decoded under :func:`compact_grammar`, choices under
+#: :func:`~agentictagger.llm.grammar.choice_grammar` (bare options, no JSON wrapper).
+_GRAMMAR_FORMAT = "compact-json;plain-choice"
 
 
 def compact_grammar(schema: dict[str, Any]) -> str | None:
@@ -213,6 +218,7 @@ class LocalBackend:
                 )
                 self._inner = OpenAIBackend(inner_cfg)
                 self._inner.grammar = compact_grammar
+                self._inner.choice_grammar = choice_grammar
             return self._inner
 
     def build_kwargs(self, request: ChatRequest) -> dict[str, Any]:

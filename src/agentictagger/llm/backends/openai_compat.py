@@ -198,6 +198,12 @@ class OpenAIBackend:
         #: Turns a JSON schema into a server-side grammar (``extra_body["grammar"]``) sent in place
         #: of ``response_format``; set by backends that know their server (llama.cpp), else None.
         self.grammar: Callable[[dict[str, Any]], str | None] | None = None
+        #: Turns a ChoiceConstraint's choices into a server-side grammar whose language is exactly
+        #: the choices, sent with no JSON wrapper; set by backends that know their server
+        #: (llama.cpp), else None. Wrapped as {"choice": <enum>} under llama.cpp's compact JSON
+        #: grammar, Qwen 1.5B gave one option for nearly every item ("Tape" for 35 of 40
+        #: Scientific items; see ``bench/choice_decoding.py``).
+        self.choice_grammar: Callable[[tuple[str, ...]], str] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
@@ -210,7 +216,15 @@ class OpenAIBackend:
         """The keyword arguments for ``chat.completions.create`` (public for inspection/tests)."""
         mode = self.cfg.structured_output
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        hint = constraint_hint(request, mode)
+        c = request.constraint
+        plain_choice = self._plain_choice(request)
+        if plain_choice:
+            # The grammar holds the answer to the choices; they are listed only when the prompt
+            # does not already show every one of them (a second list cost time and no accuracy).
+            shown = "\n".join(m["content"] for m in messages if m["role"] == "user")
+            hint = None if all(ch in shown for ch in c.choices) else constraint_hint(request, "prompt")  # type: ignore[union-attr]
+        else:
+            hint = constraint_hint(request, mode)
         if hint:
             for m in reversed(messages):
                 if m["role"] == "user":
@@ -230,7 +244,9 @@ class OpenAIBackend:
             kwargs["seed"] = p.seed
         if p.stop:
             kwargs["stop"] = list(p.stop)
-        c = request.constraint
+        if plain_choice:
+            kwargs["extra_body"] = {"grammar": self.choice_grammar(c.choices)}  # type: ignore[misc,union-attr]
+            return kwargs
         if c is not None and mode == "json_schema":
             if isinstance(c, ChoiceConstraint):
                 schema, name, strict = choice_schema(c.choices), "choice", True
@@ -250,6 +266,14 @@ class OpenAIBackend:
             else:
                 kwargs["extra_body"] = {"guided_json": c.schema}
         return kwargs
+
+    def _plain_choice(self, request: ChatRequest) -> bool:
+        """Whether a choice is asked for as the bare option under a grammar (no JSON wrapper)."""
+        return (
+            isinstance(request.constraint, ChoiceConstraint)
+            and self.cfg.structured_output == "json_schema"
+            and self.choice_grammar is not None
+        )
 
     # -- call --------------------------------------------------------------------------------
     def complete(self, request: ChatRequest) -> ChatResponse:
@@ -357,7 +381,7 @@ class OpenAIBackend:
             raise TransientLLMError(f"{self.base_url}: response without choices")
         message = completion.choices[0].message
         text = message.content or ""
-        if isinstance(request.constraint, ChoiceConstraint) and self.cfg.structured_output == "json_schema":
+        if isinstance(request.constraint, ChoiceConstraint) and self.cfg.structured_output == "json_schema" and not self._plain_choice(request):
             text = _unwrap_choice(text)
         return ChatResponse(text=text, usage=_usage(completion), model=completion.model or self.model)
 
