@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _provenance import write_result  # noqa: E402
+from _provenance import command_line, write_result  # noqa: E402
 from taxonomy_alignment import LLM_THREADS  # noqa: E402
 
 from agentictagger.structures.assignment import Assignment  # noqa: E402
@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS)
     client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
-    # Runs judged before (other catalogs, profiles or seeds) are kept; a run judged again is replaced.
+    # Runs judged before (other catalogs, profiles or seeds) are kept.
     old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}
     kept = {k: v for k, v in old.get("runs", {}).items() if old.get("sample") == args.sample}
     out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer held to the names by a "
@@ -64,9 +64,11 @@ def main() -> None:
                 t0 = time.monotonic()
                 r = llm_name_agreement(vocab, texts, [paths.get(i, []) for i in ids], client, level=lv, sample=args.sample, seed=args.seed)
                 r["seconds"] = round(time.monotonic() - t0, 1)
+                r["command"] = command_line()
                 per[str(lv)] = r
                 print(name, lv, {k: v for k, v in r.items() if k != "items"}, flush=True)
-            out["runs"][f"{name}_{args.profile}_s{args.seed}"] = per
+            # Levels judged before for the same run stay; a level judged again is replaced.
+            out["runs"].setdefault(f"{name}_{args.profile}_s{args.seed}", {}).update(per)
     finally:
         from agentictagger.llm.backends import local
 

@@ -997,4 +997,4 @@ def test_the_llm_judge_reports_how_spread_its_answers_are():
     assert r["sample"] == 5 and r["failed_calls"] == 1 and sorted(r["items"]) == [0, 1, 2, 3, 4]
     answered_truth = [paths[i][0] for i in r["items"]][1:]
     assert r["agreement"] == round(answered_truth.count("b") / 4, 4)
-    assert r["distinct_answers"] == 1 and r["most_common_answer_share"] == 1.0
+    assert r["distinct_answers"] == 1 and r["most_common_answer"] == "Tape" and r["most_common_answer_share"] == 1.0

@@ -274,6 +274,7 @@ def llm_name_agreement(
         "agreement": round(hit / answered, 4) if answered else None,
         # A judge that gives one answer to most items is not reading them.
         "distinct_answers": len(given),
+        "most_common_answer": given.most_common(1)[0][0] if given else None,
         "most_common_answer_share": round(given.most_common(1)[0][1] / answered, 4) if answered else None,
         "items": [rows[j] for j in picked],
     }
