@@ -158,3 +158,25 @@ def test_a_choice_is_the_bare_option_under_a_grammar_of_the_options(tmp_path):
     resp = client.complete(ChatRequest.chat(None, "Pick a fruit.", constraint=fruit), stage="t")
     assert resp.text in fruit.choices and resp.parsed == resp.text
     assert "plain-choice" in backend.identity()  # choices cached under the JSON wrapper are not reused
+
+
+def test_a_llama_server_reached_as_openai_gets_bare_choices_with_structured_output_llamacpp(tmp_path):
+    """The 'openai' backend pointed at a llama.cpp server: 'llamacpp' sends a choice as the bare
+    options' grammar (and JSON constraints as 'json_schema' does); the default keeps the JSON form."""
+    from agentictagger.llm.types import ChoiceConstraint
+
+    server = local.get_server(SMOL, 512, 1, 1)
+    fruit = ChoiceConstraint(("Apple", "Pear", "Plum"))
+    ask = ChatRequest.chat(None, "Apple, Pear or Plum? Pick one.", constraint=fruit)
+
+    def openai_cfg(mode):
+        return LLMConfig(backend="openai", model="smollm2", base_url=server.base_url, api_key_env=None,
+                         structured_output=mode, max_retries=1, max_tokens=24)
+
+    bare = make_backend(openai_cfg("llamacpp"))
+    kwargs = bare.build_kwargs(ask)
+    assert "response_format" not in kwargs and kwargs["extra_body"]["grammar"].startswith('root ::= "Apple"')
+    assert "response_format" in bare.build_kwargs(ChatRequest.chat(None, "Name one fruit.", constraint=FRUIT))
+    assert "response_format" in make_backend(openai_cfg("json_schema")).build_kwargs(ask)
+    resp = make_client(openai_cfg("llamacpp"), tmp_path / "cache").complete(ask, stage="t")
+    assert resp.text in fruit.choices and resp.parsed == resp.text

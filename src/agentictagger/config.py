@@ -108,11 +108,13 @@ class LLMConfig(_Section):
     max_reasks: int = Field(2, ge=0, le=20, description="Re-asks when an answer violates the output constraint.")
     max_concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
     requests_per_minute: float | None = Field(None, gt=0.0, description="Client-side rate limit; empty = none.")
-    structured_output: Literal["json_schema", "guided", "prompt"] = Field(
+    structured_output: Literal["json_schema", "llamacpp", "guided", "prompt"] = Field(
         "json_schema",
         description="OpenAI-compatible backend: how constraints are sent. 'json_schema' = response_format "
-        "(OpenAI, Gemini, vLLM, Ollama, llama-server); 'guided' = vLLM guided_choice/guided_json extras; "
-        "'prompt' = only in the prompt, validated and re-asked.",
+        "(OpenAI, Gemini, vLLM, Ollama, llama-server); 'llamacpp' = the same, but a choice among options goes as "
+        "llama-server's 'grammar' of the bare options (asked for a JSON-wrapped choice, Qwen 1.5B gave one option "
+        "to most items; the 'local' backend always asks this way; bench/choice_decoding.py); 'guided' = vLLM "
+        "guided_choice/guided_json extras; 'prompt' = only in the prompt, validated and re-asked.",
     )
     price_per_million_input: float = Field(0.0, ge=0.0, description="USD per 1M prompt tokens, for cost estimates.")
     price_per_million_output: float = Field(0.0, ge=0.0, description="USD per 1M completion tokens, for cost estimates.")

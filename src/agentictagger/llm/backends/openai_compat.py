@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import openai
 
 from agentictagger.config import LLMConfig
+from agentictagger.llm.grammar import choice_grammar
 from agentictagger.llm.types import (
     ChatRequest,
     ChatResponse,
@@ -199,11 +200,13 @@ class OpenAIBackend:
         #: of ``response_format``; set by backends that know their server (llama.cpp), else None.
         self.grammar: Callable[[dict[str, Any]], str | None] | None = None
         #: Turns a ChoiceConstraint's choices into a server-side grammar whose language is exactly
-        #: the choices, sent with no JSON wrapper; set by backends that know their server
-        #: (llama.cpp), else None. Wrapped as {"choice": <enum>} under llama.cpp's compact JSON
+        #: the choices, sent with no JSON wrapper; set for ``structured_output: llamacpp`` and by
+        #: backends that know their server (llama.cpp), else None. Wrapped as {"choice": <enum>} under llama.cpp's compact JSON
         #: grammar, Qwen 1.5B gave one option to most items (88 % of 50 Scientific items;
         #: ``bench/choice_decoding.py``).
-        self.choice_grammar: Callable[[tuple[str, ...]], str] | None = None
+        self.choice_grammar: Callable[[tuple[str, ...]], str] | None = (
+            choice_grammar if cfg.structured_output == "llamacpp" else None
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
@@ -214,7 +217,8 @@ class OpenAIBackend:
     # -- request -----------------------------------------------------------------------------
     def build_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         """The keyword arguments for ``chat.completions.create`` (public for inspection/tests)."""
-        mode = self.cfg.structured_output
+        # 'llamacpp' sends JSON constraints as 'json_schema' does; only choices differ.
+        mode = "json_schema" if self.cfg.structured_output == "llamacpp" else self.cfg.structured_output
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         c = request.constraint
         plain_choice = self._plain_choice(request)
@@ -271,7 +275,7 @@ class OpenAIBackend:
         """Whether a choice is asked for as the bare option under a grammar (no JSON wrapper)."""
         return (
             isinstance(request.constraint, ChoiceConstraint)
-            and self.cfg.structured_output == "json_schema"
+            and self.cfg.structured_output in ("json_schema", "llamacpp")
             and self.choice_grammar is not None
         )
 
@@ -381,7 +385,11 @@ class OpenAIBackend:
             raise TransientLLMError(f"{self.base_url}: response without choices")
         message = completion.choices[0].message
         text = message.content or ""
-        if isinstance(request.constraint, ChoiceConstraint) and self.cfg.structured_output == "json_schema" and not self._plain_choice(request):
+        if (
+            isinstance(request.constraint, ChoiceConstraint)
+            and self.cfg.structured_output in ("json_schema", "llamacpp")
+            and not self._plain_choice(request)
+        ):
             text = _unwrap_choice(text)
         return ChatResponse(text=text, usage=_usage(completion), model=completion.model or self.model)
 
