@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import os
 import platform
@@ -103,17 +102,6 @@ def roles(profile: str, threads: int = 2) -> str:
         f"{MODEL} via llama.cpp (local backend, {threads} thread{'s' if threads > 1 else ''}, n_ctx 4096); also assigned "
         "by the embedding assigner",
     }[profile]
-
-
-def _mod(name: str):
-    """agentictagger.<name>, wherever the refactor of the top-level modules puts it."""
-    for cand in (f"agentictagger.{name}", f"agentictagger.run.{name}", f"agentictagger.structures.{name}"):
-        try:
-            return importlib.import_module(cand)
-        except ModuleNotFoundError as exc:
-            if exc.name not in (cand, "agentictagger.run", "agentictagger.structures"):
-                raise
-    raise ModuleNotFoundError(f"agentictagger.{name}")
 
 
 def log(msg: str) -> None:
@@ -233,7 +221,8 @@ def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids
         refinement_effect,
     )
 
-    Vocabulary = _mod("vocabulary").Vocabulary
+    from agentictagger.structures.vocabulary import Vocabulary
+
     vocab = Vocabulary.load(run / "vocabulary.json")
     jobs = load_jobs(run)
     paths = Assignment.load_jsonl(emb_run / "assignments.jsonl").paths
@@ -351,7 +340,9 @@ def main() -> None:
     def flags(profile: str, extra: list[str] = ()) -> list[str]:
         return [x for s in [*common, *profile_sets(profile, args.llm_threads), *extra] for x in ("--set", s)]
 
-    rows = {it.item_id: it.text for it in _mod("catalog").load_shared(CATALOG)}  # the loader's texts
+    from agentictagger.catalog import load_shared
+
+    rows = {it.item_id: it.text for it in load_shared(CATALOG)}  # the loader's texts
     runs: dict[str, dict] = {}
     ids: list[str] | None = None
     for profile in args.profiles:
@@ -399,7 +390,7 @@ def main() -> None:
 
     log("scoring")
     t0 = time.monotonic()
-    catalog_mod = _mod("catalog")
+    from agentictagger import catalog as catalog_mod
     from agentictagger.config import RunConfig
     from agentictagger.embed import Embedder
     from agentictagger.vocab.keyphrases import catalog_brands
