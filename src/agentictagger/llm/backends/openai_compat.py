@@ -201,9 +201,9 @@ class OpenAIBackend:
         self.grammar: Callable[[dict[str, Any]], str | None] | None = None
         #: Turns a ChoiceConstraint's choices into a server-side grammar whose language is exactly
         #: the choices, sent with no JSON wrapper; set for ``structured_output: llamacpp`` and by
-        #: backends that know their server (llama.cpp), else None. Wrapped as {"choice": <enum>} under llama.cpp's compact JSON
-        #: grammar, Qwen 1.5B gave one option to most items (88 % of 50 Scientific items;
-        #: ``bench/choice_decoding.py``).
+        #: backends that know their server (llama.cpp), else None. Wrapped as {"choice": <enum>}
+        #: under llama.cpp's compact JSON grammar, Qwen 1.5B gave one option to most items (88 % of
+        #: 50 Scientific items; ``bench/choice_decoding.py``).
         self.choice_grammar: Callable[[tuple[str, ...]], str] | None = (
             choice_grammar if cfg.structured_output == "llamacpp" else None
         )
@@ -217,8 +217,7 @@ class OpenAIBackend:
     # -- request -----------------------------------------------------------------------------
     def build_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         """The keyword arguments for ``chat.completions.create`` (public for inspection/tests)."""
-        # 'llamacpp' sends JSON constraints as 'json_schema' does; only choices differ.
-        mode = "json_schema" if self.cfg.structured_output == "llamacpp" else self.cfg.structured_output
+        mode = "json_schema" if self._json_schema_mode else self.cfg.structured_output
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         c = request.constraint
         plain_choice = self._plain_choice(request)
@@ -271,13 +270,14 @@ class OpenAIBackend:
                 kwargs["extra_body"] = {"guided_json": c.schema}
         return kwargs
 
+    @property
+    def _json_schema_mode(self) -> bool:
+        """'llamacpp' sends JSON constraints as 'json_schema' does; only choices differ."""
+        return self.cfg.structured_output in ("json_schema", "llamacpp")
+
     def _plain_choice(self, request: ChatRequest) -> bool:
         """Whether a choice is asked for as the bare option under a grammar (no JSON wrapper)."""
-        return (
-            isinstance(request.constraint, ChoiceConstraint)
-            and self.cfg.structured_output in ("json_schema", "llamacpp")
-            and self.choice_grammar is not None
-        )
+        return isinstance(request.constraint, ChoiceConstraint) and self._json_schema_mode and self.choice_grammar is not None
 
     # -- call --------------------------------------------------------------------------------
     def complete(self, request: ChatRequest) -> ChatResponse:
@@ -385,11 +385,7 @@ class OpenAIBackend:
             raise TransientLLMError(f"{self.base_url}: response without choices")
         message = completion.choices[0].message
         text = message.content or ""
-        if (
-            isinstance(request.constraint, ChoiceConstraint)
-            and self.cfg.structured_output in ("json_schema", "llamacpp")
-            and not self._plain_choice(request)
-        ):
+        if isinstance(request.constraint, ChoiceConstraint) and self._json_schema_mode and not self._plain_choice(request):
             text = _unwrap_choice(text)
         return ChatResponse(text=text, usage=_usage(completion), model=completion.model or self.model)
 
