@@ -113,6 +113,33 @@ def test_llm_agents_refine_until_covered(tmp_path):
     assert usage["stages"]["annotator"]["calls"] == 120  # 60 items x 2 steps
 
 
+def test_a_revision_that_hands_back_the_same_names_is_followed_by_descriptors_for_the_failed_items(tmp_path):
+    cat = _write_catalog(tmp_path)
+    three = ["Apples", "Pears", "Hammers"]
+
+    def handler(r):
+        user = first_user_message(r)
+        if "architect" in r["messages"][0]["content"]:
+            if "Revise" in user:  # the small-model habit: the same list back
+                return json.dumps({"descriptors": [{"name": n, "definition": f"items that are {KINDS[n]}s"} for n in three],
+                                   "needs_more_steps": False})
+            if "none of them fits" in user:
+                assert "chair" in user and "apple" not in user  # only the failed items are shown
+                return json.dumps({"descriptors": [{"name": "Pears", "definition": "again"},
+                                                   {"name": "Chairs", "definition": "items that are chairs"}]})
+        return scripted_llm(r)
+
+    with FakeOpenAIServer(handler=handler) as server:
+        cfg = RunConfig.model_validate(llm_config(tmp_path, server))
+        res = build_vocabulary(cat, cfg)
+    root = res.jobs[0]
+    assert [round(s.coverage, 2) for s in root.steps] == [0.75, 1.0]
+    assert root.steps[1].summary.endswith("added for items none fitted: Chairs")
+    assert sorted(d.name for d in res.vocabulary) == sorted(KINDS)  # the repeated "Pears" is not added twice
+    usage = json.loads((tmp_path / "run" / "usage.json").read_text())
+    assert usage["stages"]["architect"]["calls"] == 3
+
+
 def test_invalid_architect_answer_is_reasked(tmp_path):
     cat = _write_catalog(tmp_path)
     bad = [{"name": "Other", "definition": "everything"}, {"name": "Other", "definition": "again"}]

@@ -126,7 +126,45 @@ class LLMArchitect:
             prompts.descriptors_schema(lo, hi, with_continue=True, bounded=self.bounded_strings),
             lo, hi, [f.item for f in failures],
         )
-        return Refinement(drafts, wants_more_steps=bool(raw.get("needs_more_steps")), summary="architect revision")
+        summary = "architect revision"
+        unchanged = {d.name.lower() for d in drafts} == {d.name.lower() for d in descriptors}
+        if failures and unchanged:
+            # Small models often hand the same list back (Qwen 1.5B did, with 88 of 300 items
+            # reported); asking only for what the failed items are is a question they answer.
+            added = self._add_for_failures(job, drafts, failures, share=len(failures) / max(1, len(scored)), hi=hi)
+            if added:
+                drafts = [*drafts, *added]
+                summary = "architect revision; added for items none fitted: " + ", ".join(d.name for d in added)
+        return Refinement(drafts, wants_more_steps=bool(raw.get("needs_more_steps")), summary=summary)
+
+    def _add_for_failures(
+        self, job: JobView, current: list[DescriptorDraft], failures: list[FailureReport], share: float, hi: int
+    ) -> list[DescriptorDraft]:
+        """New descriptors for the failed items alone, none repeating a current name; [] when the
+        architect cannot give valid ones (the revision then stands as it was)."""
+        room = hi - len(current)
+        if room <= 0:
+            return []
+        want = max(1, round(share * len(current)))
+        add_hi = min(room, want + 2)
+        names = [d.name for d in current]
+        texts = [f.text for f in failures]
+
+        def user(n: int, level: int) -> str:
+            return prompts.add_prompt(
+                job.parent_path, names, texts[:n], 1, add_hi, item_chars=prompts.PROPOSE_ITEM_CHARS[level]
+            )
+
+        try:
+            added, _ = self._ask(
+                job, user, len(texts), len(prompts.PROPOSE_ITEM_CHARS),
+                prompts.descriptors_schema(1, add_hi, bounded=self.bounded_strings),
+                1, add_hi, [f.item for f in failures],
+            )
+        except ArchitectGaveUp as exc:
+            log.warning("job %s: no valid descriptors for the failed items (%s); the revision stands", job.job_id, exc)
+            return []
+        return unique_by_name([*current, *added])[len(current):]
 
     def _bounds(self, target: int) -> tuple[int, int]:
         hi = min(self.max_count, max(target + target // 2, target + 2))

@@ -157,6 +157,20 @@ def refine_prompt(
     )
 
 
+def add_prompt(
+    parent_path: Sequence[str], names: Sequence[str], failures: Sequence[str], lo: int, hi: int, item_chars: int = 300
+) -> str:
+    """Descriptors for items none of the current ones fits: asked when a revision left the
+    names unchanged although annotators reported failures."""
+    return (
+        f"Items in {_scope(parent_path)} are described by these descriptors: {', '.join(names)}.\n"
+        f"Annotators found that none of them fits these {len(failures)} items:\n{_numbered(failures, item_chars)}\n\n"
+        f"Propose between {lo} and {hi} new descriptors for items like these: kinds of item that none of "
+        "the descriptors above already names. No brands, no catch-alls. "
+        'Answer with JSON: {"descriptors": [{"name": ..., "definition": ...}, ...]}.'
+    )
+
+
 def annotate_prompt(
     parent_path: Sequence[str], names: Sequence[str], definitions: Sequence[str], definition_chars: int | None = None
 ) -> str:
