@@ -1,4 +1,4 @@
-"""The offline refinement's renames, chosen on Scientific's development half.
+"""The offline refinement's renames and the definitions' examples, chosen on Scientific's development half.
 
 In a refinement step the offline architect renames the descriptors whose names the embedding
 judge misreads: the key-phrase namer offers other names and one replaces the name when more of
@@ -7,8 +7,11 @@ distinctive phrase is offered and a gain of one item is enough (the earlier beha
 only phrases that at least ``KeyphraseNamer.RENAME_MIN_KIND_SHARE`` of the group's titles end their
 first segment in (what the titles say the items are), and a gain of at least
 ``EmbeddingArchitect.MIN_RENAME_GAIN`` items (the default); ``norefine``: the default without its
-refinement step (``build.refine_steps=0``), to see what the step changes at all. The settings are
-class attributes, set here in-process per build.
+refinement step (``build.refine_steps=0``), to see what the step changes at all;
+``fixedexamples``: the default with each definition citing the phrases picked for naming instead of
+examples chosen so that the sibling texts tell the groups' items apart
+(``KeyphraseNamer.SEPARATING_EXAMPLES``). The settings are class attributes, set here in-process
+per build.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
@@ -65,12 +68,15 @@ from agentictagger.vocab.quality import (  # noqa: E402
     category_name_agreement, llm_name_agreement, menu_agreement, name_identifiability, name_quality)
 
 LEVELS = (1, 2)
-#: Each setting: (least title-kind share of an offered phrase, least gain in items).
+#: Each setting: (least title-kind share of an offered phrase, least gain in items, definitions'
+#: examples chosen to separate the siblings).
 SETTINGS = {
-    "kinds": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN),
-    "any": (0.0, 1),
+    "kinds": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES),
+    "any": (0.0, 1, KeyphraseNamer.SEPARATING_EXAMPLES),
     # The default without its refinement step: what renaming and the rest of the step change at all.
-    "norefine": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN),
+    "norefine": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES),
+    # The default with each definition citing the phrases picked for naming.
+    "fixedexamples": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, False),
 }
 #: Build settings a setting changes besides the class attributes above.
 OVERRIDES = {"norefine": ["build.refine_steps=0"]}
@@ -122,7 +128,8 @@ def main() -> int:
     try:
         for seed in args.seeds:
             for setting in args.settings:
-                KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN = SETTINGS[setting]
+                (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN,
+                 KeyphraseNamer.SEPARATING_EXAMPLES) = SETTINGS[setting]
                 run_dir = REPO / "bench" / "runs" / "tune_renames" / f"{'office_' if heldout else ''}{setting}_s{seed}"
                 build_s = None
                 if not (run_dir / "assignments.jsonl").exists():
@@ -166,7 +173,7 @@ def main() -> int:
                       f"L2 {cat['2']['hit']:.3f}"
                       + (f" | LLM judge L1 {llm['1']['agreement']} L2 {llm['2']['agreement']}" if llm else ""), flush=True)
     finally:
-        KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN = defaults
+        KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES = defaults
         if client is not None:
             from agentictagger.llm.backends import local
 
@@ -208,9 +215,9 @@ def main() -> int:
         "command": command_line(),
         "what": (f"offline refinement renames on the whole Office catalog ({len(ids)} items; held out: the "
                  "default was chosen on Scientific's development half before this run), offline profile") if heldout else
-        ("offline refinement renames on Scientific's development half (crc32(item_id) even, "
+        ("offline refinement renames and definition examples on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: {**dict(zip(("min_title_kind_share", "min_gain_items"), SETTINGS[k])),
+        "settings": {k: {**dict(zip(("min_title_kind_share", "min_gain_items", "separating_examples"), SETTINGS[k])),
                          **({"overrides": OVERRIDES[k]} if k in OVERRIDES else {})} for k in args.settings},
         "seeds": args.seeds,
         "summary": summary,

@@ -998,3 +998,51 @@ def test_the_llm_judge_reports_how_spread_its_answers_are():
     answered_truth = [paths[i][0] for i in r["items"]][1:]
     assert r["agreement"] == round(answered_truth.count("b") / 4, 4)
     assert r["distinct_answers"] == 1 and r["most_common_answer"] == "Tape" and r["most_common_answer_share"] == 1.0
+
+
+def _bag_of_words(texts):
+    """A deterministic stand-in embedder: one dimension per word of a small vocabulary."""
+    words = ["fruit", "apple", "pear", "red", "green", "crisp", "juicy", "items", "that", "are"]
+    out = np.array([[t.lower().count(w) for w in words] for t in texts], dtype=np.float32) + 1e-3
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_definition_examples_are_chosen_so_the_texts_tell_siblings_apart():
+    from agentictagger.vocab.keyphrases import definition_sentence, separating_examples
+
+    groups = [[f"crisp red apple {i}" for i in range(6)], [f"juicy green pear {i}" for i in range(6)]]
+    names = ["Fruit", "Fruits Too"]
+    # Starting from examples that point at the other group, every item reads as its sibling.
+    starts = [["pear", "green"], ["apple", "red"]]
+    pools = [["pear", "apple", "crisp"], ["apple", "pear", "juicy"]]
+    chosen = separating_examples(names, "", pools, groups, _bag_of_words, starts, max_examples=2)
+    assert "apple" in chosen[0] and "pear" not in chosen[0]
+    texts = [f"{n}: {definition_sentence(n, '', ex)}" for n, ex in zip(names, chosen)]
+    t = _bag_of_words(texts)
+    x = _bag_of_words([s for g in groups for s in g])
+    assert ((x @ t.T).argmax(axis=1) == np.repeat([0, 1], 6)).all()
+    # Examples that already separate are kept as they are.
+    assert separating_examples(names, "", pools, groups, _bag_of_words, [["apple"], ["pear"]]) == [["apple"], ["pear"]]
+
+
+def test_the_offline_namer_cites_separating_examples_unless_switched_off(monkeypatch):
+    from agentictagger.vocab import keyphrases
+
+    calls = []
+
+    def spy(names, *args, **kw):
+        calls.append(list(names))
+        return [["marked"] for _ in names]
+
+    monkeypatch.setattr(keyphrases, "separating_examples", spy)
+    groups = [NamingGroup([f"crisp red apple model {i}" for i in range(8)]), NamingGroup([f"juicy green pear model {i}" for i in range(8)])]
+    on = KeyphraseNamer(_bag_of_words).name(groups, NamingContext())
+    assert len(calls) == 1 and all("marked" in lb.definition for lb in on)
+    # Names given by someone else (an LLM asked for names only) get separating examples too.
+    defs = KeyphraseNamer(_bag_of_words).definitions(groups, NamingContext(), ["Apples", "Pears"])
+    assert calls[-1] == ["Apples", "Pears"] and all("marked" in d for d in defs)
+    monkeypatch.setattr(KeyphraseNamer, "SEPARATING_EXAMPLES", False)
+    off = KeyphraseNamer(_bag_of_words).name(groups, NamingContext())
+    KeyphraseNamer(_bag_of_words).definitions(groups, NamingContext(), ["Apples", "Pears"])
+    assert len(calls) == 2 and [a.name for a in on] == [b.name for b in off]
+    assert not any("marked" in lb.definition for lb in off)

@@ -80,6 +80,10 @@ class KeyphraseNamer:
     #: Least share of a group's titles that must end their first segment in a phrase for it to
     #: be offered as a new name (see :meth:`candidates`).
     RENAME_MIN_KIND_SHARE = 0.05
+    #: Choose each definition's examples so that the sibling texts tell the groups' items apart
+    #: (:func:`keyphrases.separating_examples`), else the phrases picked for naming
+    #: (``bench/tune_renames.py``, setting ``fixedexamples``).
+    SEPARATING_EXAMPLES = True
 
     def __init__(self, encode: EncodeFn) -> None:
         self.encode = encode
@@ -96,6 +100,7 @@ class KeyphraseNamer:
             parent_path=ctx.parent_path,
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
+            separate=self.SEPARATING_EXAMPLES,
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
@@ -103,7 +108,7 @@ class KeyphraseNamer:
         """A sentence per group saying which items belong, for names given by someone else (an
         LLM asked for names only): the name, the parent's scope and the group's distinctive
         phrases as examples."""
-        from agentictagger.vocab.keyphrases import definition_sentence, name_groups
+        from agentictagger.vocab.keyphrases import definition_sentence, name_groups, separating_examples
 
         named = name_groups(
             [g.texts for g in groups],
@@ -112,12 +117,14 @@ class KeyphraseNamer:
             parent_path=ctx.parent_path,
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
+            separate=False,
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
-        return [
-            definition_sentence(name, context, [p for p in n.phrases if name_key(p) != name_key(name)][:4]) if name else ""
-            for n, name in zip(named, names)
-        ]
+        starts = [[p for p in n.phrases if name_key(p) != name_key(name)][:4] for n, name in zip(named, names)]
+        if self.SEPARATING_EXAMPLES and len(named) == len(names) and all(names):
+            pools = [[p for p in n.pool if name_key(p) != name_key(name)] for n, name in zip(named, names)]
+            starts = separating_examples(names, context, pools, [g.texts for g in groups], self.encode, starts)
+        return [definition_sentence(name, context, ex) if name else "" for name, ex in zip(names, starts)]
 
     def candidates(
         self, groups: Sequence[NamingGroup], ctx: NamingContext, current: Sequence[str], feedback: Sequence[str]
@@ -134,6 +141,7 @@ class KeyphraseNamer:
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
             n_phrases=8,
+            separate=False,  # only some of the siblings are here; the rename step compares options itself
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
         out = []
@@ -543,6 +551,7 @@ class LLMNamer:
             parent_path=ctx.parent_path,
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
+            separate=False,
         )
         return [[p.lower() for p in n.phrases[: self.hint_phrases]] for n in named]
 
