@@ -1021,6 +1021,11 @@ def test_definition_examples_are_chosen_so_the_texts_tell_siblings_apart():
     t = _bag_of_words(texts)
     x = _bag_of_words([s for g in groups for s in g])
     assert ((x @ t.T).argmax(axis=1) == np.repeat([0, 1], 6)).all()
+    # An example the name already says, or a second form of one already cited, is never cited.
+    again = separating_examples(["Apples", "Pears"], "", [["apple", "apples", "crisp"], ["pears", "juicy"]], groups,
+                                _bag_of_words, [[], []], max_examples=3)
+    assert again[0] == ["crisp"] or again[0] == [], again
+    assert "pears" not in again[1]
     # Examples that already separate are kept as they are.
     assert separating_examples(names, "", pools, groups, _bag_of_words, [["apple"], ["pear"]]) == [["apple"], ["pear"]]
 

@@ -464,8 +464,21 @@ def separating_examples(
     for naming. The trial texts are embedded (and cached) like any text: the build's naming takes
     longer by their count, about 40 per group and job."""
     from agentictagger.structures.vocabulary import descriptor_text
+    from agentictagger.vocab.name_rules import name_key
 
     n = len(names)
+    # A reader learns nothing from an example the name already says ("printer" for Printer
+    # Filament) or from the same word twice ("printer", "printers").
+    readable: list[list[str]] = []
+    for name, pool in zip(names, pools):
+        said, seen, keep = set(name_key(name).split()), set(), []
+        for p in pool:
+            k = name_key(p)
+            if k and k not in seen and not set(k.split()) <= said:
+                seen.add(k)
+                keep.append(p)
+        readable.append(keep)
+    pools = readable
     vecs = [np.asarray(encode(list(g)), dtype=np.float32) if len(g) else np.zeros((0, 1), np.float32) for g in groups]
     if n < 2 or any(len(v) == 0 for v in vecs):
         return [list(s) for s in starts]
