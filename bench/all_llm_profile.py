@@ -266,6 +266,10 @@ def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids
         "names_alone_embedding_judge": name_identifiability(vocab, emb, [paths[i] for i in ids], ctx["encode"], levels),
         "build_coverage_by_level": coverage_by_level(jobs, len(ids)),
         "refinement": {k: v for k, v in refinement_effect(jobs).items() if k != "per_job"},
+        # Steps the build did not apply (they covered less than the step before): what they tried.
+        "refinement_steps_not_applied": [
+            {"job": j.job_id, "level": j.level, **r} for j in jobs for r in j.rejected
+        ],
         "level1_vs_amazon_level2": {
             "embedding_assigner_all_build_items": partition_scores([paths[i][0] if paths[i] else "(none)" for i in lab], [gold[i] for i in lab]),
             "embedding_assigner_llm_sample": partition_scores(level1(paths, lab_s), [gold[i] for i in lab_s]),
@@ -487,6 +491,9 @@ def markdown(out: dict) -> str:
         w, u = e["wall_seconds"], e["build_usage"]
         q = e["name_quality"].get("1", {})
         cov = e["refinement"].get("by_level", {}).get("1", {})
+        tried = [r for r in e.get("refinement_steps_not_applied", []) if r["level"] == 1]
+        steps = (f"{cov.get('coverage_before', '-')} -> {cov.get('coverage_after', '-')}" if cov else
+                 "; ".join(f"{r['previous']} -> {r['coverage']} (not applied)" for r in tried) or "- -> -")
         a = e["level1_vs_amazon_level2"]["embedding_assigner_all_build_items"]
         named = ", ".join(f"{k} {v}" for k, v in sorted(e["named_by"].items()))
         lines.append(
@@ -495,7 +502,7 @@ def markdown(out: dict) -> str:
             f"| {e['descriptors_per_level'].get('1', 0)} | {named} | {q.get('numbered_copies', '-')} | {q.get('brand_names', '-')} "
             f"| {q.get('sibling_duplicates_after_lemmatising', '-')} "
             f"| {e['names_alone_embedding_judge'].get('1', {}).get('accuracy', float('nan')):.3f} "
-            f"| {cov.get('coverage_before', '-')} -> {cov.get('coverage_after', '-')} "
+            f"| {steps} "
             f"| {a['nmi']:.3f} | {a['ari']:.3f} | {a['purity']:.3f} |"
         )
     lines += ["", "| profile | assigner | items | NMI | ARI | purity | seconds | LLM calls | prompt / completion tokens |",
