@@ -364,11 +364,14 @@ def name_groups(
     df_all = np.asarray(x.sum(axis=0)).ravel() / max(1, len(all_texts))
     bounds = np.cumsum([0] + [len(g) for g in groups])
     pools: list[list[str]] = []
+    # Each group's item vectors, encoded once for its centroid and reused to choose its examples.
+    item_vecs: list[np.ndarray | None] = [None] * len(groups)
     used_names = {name_key(n) for n in taken_names}
     out: list[GroupName] = []
     for gi in range(len(groups)):
         lo, hi = bounds[gi], bounds[gi + 1]
         if hi <= lo:
+            pools.append([])
             out.append(_fallback(gi, list(used_names)))
             continue
         df_g = np.asarray(x[lo:hi].sum(axis=0)).ravel() / (hi - lo)
@@ -402,7 +405,8 @@ def name_groups(
         pre = (df_g[cand] + kind_share) * np.exp(np.clip(lift, -3, 3))
         cand = cand[np.argsort(-pre, kind="stable")[:40]]
         phrases = [str(vocab[c]) for c in cand]
-        centroid = encode(list(groups[gi])).mean(axis=0)
+        item_vecs[gi] = np.asarray(encode(list(groups[gi])), dtype=np.float32)
+        centroid = item_vecs[gi].mean(axis=0)
         centroid = centroid / max(np.linalg.norm(centroid), 1e-12)
         pe = encode(phrases)
         rel = pe @ centroid
@@ -424,13 +428,12 @@ def name_groups(
         examples = [p for p in picked if p.lower() != name.lower()][:5] or picked[:1]
         definition = definition_sentence(name, context, examples)
         out.append(GroupName(name, definition, picked, [round(float(kind_c[i]), 4) for i in chosen]))
-    if len(pools) != len(out):  # a group without texts has no pool
-        return out
     for g, pool in zip(out, pools):
         g.pool = pool
     if separate and len(out) > 1:
         starts = [[p for p in g.phrases if p.lower() != g.name.lower()][:5] for g in out]
-        chosen_examples = separating_examples([g.name for g in out], context, [g.pool for g in out], groups, encode, starts)
+        chosen_examples = separating_examples([g.name for g in out], context, [g.pool for g in out], groups, encode, starts,
+                                              vectors=item_vecs)
         for g, ex in zip(out, chosen_examples):
             g.definition = definition_sentence(g.name, context, ex)
     return out
@@ -453,14 +456,16 @@ def separating_examples(
     encode: EncodeFn,
     starts: Sequence[Sequence[str]],
     max_examples: int = 4,
+    vectors: Sequence[np.ndarray | None] | None = None,
 ) -> list[list[str]]:
     """Per group, the examples its definition cites: chosen greedily from its pool so that more of
     the sibling groups' items find their own group's text ("name: definition", the text the
     annotator and the assigner match) the most similar among the siblings'. No labels are used:
     only the groups themselves. A group keeps ``starts`` unless a choice sets more items right.
+    ``vectors``: the groups' item vectors where already encoded (None rows are encoded here).
 
     Chosen on Scientific's development half (``bench/tune_renames.py``, 2 seeds): names-alone
-    agreement rises by about 0.06 at level 1 and 0.07 at level 2 against citing the phrases picked
+    agreement rises by about 0.06 at level 1 and 0.08 at level 2 against citing the phrases picked
     for naming. The trial texts are embedded (and cached) like any text: the build's naming takes
     longer by their count, about 40 per group and job."""
     from agentictagger.structures.vocabulary import descriptor_text
@@ -479,7 +484,9 @@ def separating_examples(
                 keep.append(p)
         readable.append(keep)
     pools = readable
-    vecs = [np.asarray(encode(list(g)), dtype=np.float32) if len(g) else np.zeros((0, 1), np.float32) for g in groups]
+    given = list(vectors) if vectors is not None else [None] * len(groups)
+    vecs = [v if v is not None else np.asarray(encode(list(g)), dtype=np.float32) if len(g) else np.zeros((0, 1), np.float32)
+            for v, g in zip(given, groups)]
     if n < 2 or any(len(v) == 0 for v in vecs):
         return [list(s) for s in starts]
     x = np.concatenate(vecs)
