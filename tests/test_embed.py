@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -78,3 +79,15 @@ def test_model_shared_between_embedders(cache_dir: Path) -> None:
     a = Embedder(EmbeddingConfig(), cache_dir=cache_dir)
     b = Embedder(EmbeddingConfig(batch_size=8), cache_dir=cache_dir)
     assert a.model is b.model
+
+
+def test_encoding_threads_follow_config_then_omp_then_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentictagger.embed import encoding_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert encoding_threads(5) == 5
+    assert encoding_threads(None) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert encoding_threads(None) == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "not-a-number")
+    assert encoding_threads(None) == len(os.sched_getaffinity(0))

@@ -128,6 +128,20 @@ def _pooling_dim(path: Path) -> int | None:
     return None
 
 
+def encoding_threads(configured: int | None) -> int:
+    """torch threads for encoding: the configured count, else ``OMP_NUM_THREADS``, else the cores
+    this process may use."""
+    if configured:
+        return configured
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 # Embedders share model instances, so encoding is serialised process-wide: with one torch thread
@@ -263,7 +277,7 @@ class Embedder:
 
             bar = tqdm(total=len(todo), desc="embedding", unit="text")
         with _ENCODE_LOCK:
-            torch.set_num_threads(self.cfg.num_threads)
+            torch.set_num_threads(encoding_threads(self.cfg.num_threads))
             for i in range(0, len(todo), _CHUNK):
                 part = todo[i : i + _CHUNK]
                 with torch.inference_mode():
