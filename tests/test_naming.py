@@ -1051,35 +1051,11 @@ def test_the_offline_namer_cites_separating_examples_unless_switched_off(monkeyp
     KeyphraseNamer(_bag_of_words).definitions(groups, NamingContext(), ["Apples", "Pears"])
     assert len(calls) == 2 and [a.name for a in on] == [b.name for b in off]
     assert not any("marked" in lb.definition for lb in off)
-
-
-def test_separating_examples_write_trial_definitions_only_for_the_best_phrases(monkeypatch):
-    from agentictagger.vocab import keyphrases
-
-    groups = [[f"crisp red apple {i}" for i in range(6)], [f"juicy green pear {i}" for i in range(6)]]
-    # Phrases that say nothing of either group first; the phrase that separates comes last.
-    pool = ["items", "that", "are", "apple"]
-    tried: list[list[str]] = []
-
-    def spy(texts):
-        for t in texts:
-            if t.startswith("Fruit:") and "described as " in t:
-                tried.append(t.split("described as ", 1)[1].rstrip(".").replace(" and ", ", ").split(", "))
-        return _bag_of_words(texts)
-
-    def run():
-        tried.clear()
-        return keyphrases.separating_examples(["Fruit", "Fruits Too"], "", [pool, []], groups, spy, [["fruit"], ["pear"]],
-                                              max_examples=4)
-
-    monkeypatch.setattr(keyphrases, "FIRST_TRIALS", 2)
-    monkeypatch.setattr(keyphrases, "STOP_WITHOUT_GAIN", True)
-    assert run()[0] == ["apple"]  # ranked first by its own vector, though the pool lists it last
-    singles = {t[0] for t in tried if len(t) == 1 and t != ["fruit"]}
-    assert len(singles) == 2 and "apple" in singles, tried  # trial definitions for FIRST_TRIALS phrases only
-    assert max(len(t) for t in tried) == 2, tried  # a second example added nothing: no third was tried
-    # The exhaustive search writes a trial definition for every pool phrase and runs all four steps.
-    monkeypatch.setattr(keyphrases, "FIRST_TRIALS", None)
-    monkeypatch.setattr(keyphrases, "STOP_WITHOUT_GAIN", False)
-    assert run()[0] == ["apple"]
-    assert {t[0] for t in tried if len(t) == 1 and t != ["fruit"]} == set(pool) and max(len(t) for t in tried) == 4
+    monkeypatch.setattr(KeyphraseNamer, "SEPARATING_EXAMPLES", True)
+    # Below build.naming.separating_levels the definitions cite the naming phrases.
+    deep = NamingContext(parent_path=("Fruit", "Orchard Fruit"))
+    assert not any("marked" in lb.definition for lb in KeyphraseNamer(_bag_of_words, separating_levels=2).name(groups, deep))
+    KeyphraseNamer(_bag_of_words, separating_levels=2).definitions(groups, deep, ["Apples", "Pears"])
+    assert len(calls) == 2
+    assert all("marked" in lb.definition for lb in KeyphraseNamer(_bag_of_words, separating_levels=3).name(groups, deep))
+    assert len(calls) == 3

@@ -85,8 +85,14 @@ class KeyphraseNamer:
     #: (``bench/tune_renames.py``, setting ``fixedexamples``).
     SEPARATING_EXAMPLES = True
 
-    def __init__(self, encode: EncodeFn) -> None:
+    def __init__(self, encode: EncodeFn, separating_levels: int = 2) -> None:
         self.encode = encode
+        #: Levels (1..n) whose definitions cite separating examples; deeper ones cite the naming
+        #: phrases (``build.naming.separating_levels``).
+        self.separating_levels = separating_levels
+
+    def _separates(self, ctx: NamingContext) -> bool:
+        return self.SEPARATING_EXAMPLES and len(ctx.parent_path) < self.separating_levels
 
     def name(self, groups: Sequence[NamingGroup], ctx: NamingContext) -> list[GroupLabel]:
         from agentictagger.vocab.keyphrases import name_groups
@@ -100,7 +106,7 @@ class KeyphraseNamer:
             parent_path=ctx.parent_path,
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
-            separate=self.SEPARATING_EXAMPLES,
+            separate=self._separates(ctx),
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
@@ -121,7 +127,7 @@ class KeyphraseNamer:
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
         starts = [[p for p in n.phrases if name_key(p) != name_key(name)][:4] for n, name in zip(named, names)]
-        if self.SEPARATING_EXAMPLES and len(named) == len(names) and all(names):
+        if self._separates(ctx) and len(named) == len(names) and all(names):
             pools = [[p for p in n.pool if name_key(p) != name_key(name)] for n, name in zip(named, names)]
             starts = separating_examples(names, context, pools, [g.texts for g in groups], self.encode, starts)
         return [definition_sentence(name, context, ex) if name else "" for name, ex in zip(names, starts)]
