@@ -91,3 +91,94 @@ def test_encoding_threads_follow_config_then_omp_then_cores(monkeypatch: pytest.
     assert encoding_threads(None) == len(os.sched_getaffinity(0))
     monkeypatch.setenv("OMP_NUM_THREADS", "not-a-number")
     assert encoding_threads(None) == len(os.sched_getaffinity(0))
+
+
+def test_texts_seen_before_come_from_memory_not_the_disk_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentictagger.embed as E
+
+    emb = Embedder(EmbeddingConfig(), cache_dir=cache_dir)
+    a = emb.encode(TEXTS)
+    assert emb.cache is not None
+
+    def no_disk(keys):
+        raise AssertionError("read from the disk cache")
+
+    disk = emb.cache.get_many
+    monkeypatch.setattr(emb.cache, "get_many", no_disk)
+    np.testing.assert_array_equal(emb.encode(TEXTS[::-1]), a[::-1])
+    monkeypatch.setattr(emb.cache, "get_many", disk)
+    # Bounded: a request that would overfill memory empties it first.
+    monkeypatch.setattr(E, "MEMO_MAX_VECTORS", 3)
+    emb.encode(["one more text for the memory"])
+    assert len(emb._memo) == 1
+
+
+def test_gate_small_requests_share_large_ones_run_alone() -> None:
+    import threading
+
+    from agentictagger.embed import _EncodeGate
+
+    gate = _EncodeGate()
+    inside, peak, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def small() -> None:
+        with gate.shared():
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            release.wait(5)
+            with lock:
+                inside[0] -= 1
+
+    seen_by_large: list[int] = []
+
+    def large() -> None:
+        with gate.exclusive(1):
+            with lock:
+                seen_by_large.append(inside[0])
+
+    smalls = [threading.Thread(target=small) for _ in range(2)]
+    for t in smalls:
+        t.start()
+    while True:  # both small requests are inside the gate at once
+        with lock:
+            if inside[0] == 2:
+                break
+    big = threading.Thread(target=large)
+    big.start()
+    big.join(0.2)
+    assert big.is_alive()  # waits for the small ones
+    release.set()
+    for t in [*smalls, big]:
+        t.join(5)
+    assert peak[0] == 2 and seen_by_large == [0]
+
+
+def test_concurrent_small_encodes_match_one_at_a_time(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"{t} variant {i}" for i in range(6) for t in TEXTS]
+    alone = Embedder(EmbeddingConfig(cache=False)).encode(texts)
+    emb = Embedder(EmbeddingConfig(cache=False))
+    with ThreadPoolExecutor(4) as pool:
+        parts = list(pool.map(lambda i: emb.encode(texts[i : i + 3]), range(0, len(texts), 3)))
+    np.testing.assert_allclose(np.concatenate(parts), alone, atol=1e-5)
+
+
+def test_a_tokenizer_refusing_concurrent_use_runs_the_request_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = Embedder(EmbeddingConfig(cache=False))
+    want = emb.encode(TEXTS[:2])
+    model = emb.model
+    real = model.encode
+    calls = []
+
+    def refuse_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Already borrowed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", refuse_once)
+    np.testing.assert_allclose(emb.encode(TEXTS[:2]), want, atol=1e-6)
+    assert len(calls) == 2

@@ -1059,3 +1059,24 @@ def test_the_offline_namer_cites_separating_examples_unless_switched_off(monkeyp
     assert len(calls) == 2
     assert all("marked" in lb.definition for lb in KeyphraseNamer(_bag_of_words, separating_levels=3).name(groups, deep))
     assert len(calls) == 3
+
+
+def test_name_groups_encodes_every_groups_candidate_phrases_in_one_call():
+    from agentictagger.vocab.keyphrases import name_groups
+
+    enc = _Encoder()
+    calls: list[list[str]] = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return enc(texts)
+
+    groups = [[f"Nitrile Lab Gloves size {s}" for s in "SMLX"] * 3, [f"Glass Beaker {v} ml" for v in (50, 100, 250)] * 4,
+              [f"Digital Caliper {v} inch" for v in (6, 8, 12)] * 4]
+    named = name_groups(groups, counting, separate=False)
+    item_calls = [c for c in calls if c in [list(g) for g in groups]]
+    phrase_calls = [c for c in calls if c not in item_calls]
+    assert len(phrase_calls) == 1 and len(set(phrase_calls[0])) == len(phrase_calls[0])
+    assert all(p in phrase_calls[0] for g in named for p in g.phrases)
+    # The same names as a namer that encodes each group's phrases on its own would give.
+    assert [g.name for g in named] == [g.name for g in name_groups(groups, enc, separate=False)]

@@ -230,3 +230,17 @@ def test_resume_of_finished_build_makes_no_agent_call(tmp_path):
     res = _builder(tmp_path, cfg, arch, ann).run()
     assert arch.proposals == [] and ann.calls == {}
     assert len(res.vocabulary) == 3 + 3 * 3
+
+
+def test_job_state_json_round_trip_keeps_everything():
+    from dataclasses import asdict
+
+    from agentictagger.vocab.builder import JobState, StepRecord
+
+    job = JobState("d1", 2, ["Lab"], [3, 1, 2])
+    job.steps.append(StepRecord(0, [["Gloves", "Items that are gloves."]], 0.9, 3, 1, 0, "proposed", architect="offline"))
+    job.prototypes = [[[0.25, -0.5]]]
+    job.named_by, job.exemplars, job.fits = ["keyphrase"], [[3]], [True, None, False]
+    data = json.loads(json.dumps(job.to_json()))
+    assert data == json.loads(json.dumps(asdict(job)))  # the same file as before
+    assert JobState.from_json(data) == job

@@ -20,8 +20,9 @@ import re
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -41,6 +42,8 @@ _ENCODING_VERSION = "st-normalized-v1"
 _DEFAULT_CACHE_DIR = ".cache/agentictagger"
 _CHUNK = 256  # texts per committed chunk: a killed run loses at most this much work
 _SQL_VARS = 900  # under SQLite's default limit on bound parameters
+#: Vectors an Embedder keeps in memory (about 150 MB at 384 dimensions).
+MEMO_MAX_VECTORS = 100_000
 
 
 def _is_model_dir(p: Path) -> bool:
@@ -144,9 +147,60 @@ def encoding_threads(configured: int | None) -> int:
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
-# Embedders share model instances, so encoding is serialised process-wide: with one torch thread
-# per the config, concurrent calls would only contend for the same cores.
-_ENCODE_LOCK = threading.Lock()
+
+
+class _EncodeGate:
+    """Who may run the encoder now. Large requests (more than one batch) run alone with the
+    configured torch threads; small ones run side by side, one torch thread each.
+
+    A build's jobs ask for many small encodings (a group's phrases, a definition's trial texts):
+    run one at a time they kept the other job waiting a third of a first Beauty build, while a
+    small batch gains little from a second torch thread (ad-hoc timings: 5 phrases 12 ms with one
+    thread, 15 ms with two; no committed benchmark). torch's thread count is process-wide, so a
+    large request waits for the small ones to finish and they wait for it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting_exclusive = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        import torch
+
+        with self._cond:
+            while self._exclusive or self._waiting_exclusive:
+                self._cond.wait()
+            self._shared += 1
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, threads: int) -> Iterator[None]:
+        import torch
+
+        with self._cond:
+            self._waiting_exclusive += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting_exclusive -= 1
+            self._exclusive = True
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+_ENCODE_GATE = _EncodeGate()
 
 
 def _load_model(path: str, device: str) -> Any:
@@ -163,6 +217,12 @@ def _load_model(path: str, device: str) -> Any:
             except Exception as e:
                 raise EmbeddingError(f"could not load the sentence-transformers model in {path}: {e}") from e
             model.eval()
+            # One call sets the tokenizer's padding and truncation, so that later concurrent
+            # calls (see _EncodeGate) find nothing to change.
+            import torch
+
+            with torch.inference_mode():
+                model.encode(["."], show_progress_bar=False)
             _MODELS[key] = model
             log.info("loaded embedding model %s on %s in %.1fs", path, device, time.perf_counter() - t0)
         return model
@@ -228,6 +288,11 @@ class Embedder:
             root = Path(cache_dir if cache_dir is not None else _DEFAULT_CACHE_DIR)
             self.cache = EmbeddingCache(root / "embeddings" / f"{self.model_identity}.sqlite")
         self.stats = {"requested": 0, "cache_hits": 0, "encoded": 0, "model_calls": 0}
+        # The disk cache's vectors this Embedder has already seen, in memory: a build encodes the
+        # same item texts once per level, and reading them back from SQLite each time took about a
+        # tenth of a Beauty rebuild's job time in a profile (ad hoc, not a committed benchmark).
+        # Bounded; emptied when full. Off with the disk cache.
+        self._memo: dict[bytes, np.ndarray] = {}
 
     @property
     def model(self) -> Any:
@@ -254,19 +319,32 @@ class Embedder:
         unique: dict[bytes, str] = {}
         for k, t in zip(keys, texts):
             unique.setdefault(k, t)
-        vecs: dict[bytes, np.ndarray] = self.cache.get_many(list(unique)) if self.cache is not None else {}
+        vecs: dict[bytes, np.ndarray] = {}
+        if self.cache is not None:
+            for k in unique:
+                v = self._memo.get(k)
+                if v is not None:
+                    vecs[k] = v
+            if len(vecs) < len(unique):
+                vecs.update(self.cache.get_many([k for k in unique if k not in vecs]))
         self.stats["cache_hits"] += len(vecs)
         todo = [k for k in unique if k not in vecs]
         if todo:
             vecs.update(self._encode_new(todo, unique, show_progress))
+        if self.cache is not None:
+            self._remember(vecs)
         out = np.empty((len(texts), len(next(iter(vecs.values())))), dtype=np.float32)
         for i, k in enumerate(keys):
             out[i] = vecs[k]
         return out
 
-    def _encode_new(self, todo: list[bytes], texts: dict[bytes, str], show_progress: bool) -> dict[bytes, np.ndarray]:
-        import torch
+    def _remember(self, vecs: dict[bytes, np.ndarray]) -> None:
+        if len(self._memo) + len(vecs) > MEMO_MAX_VECTORS:
+            self._memo = {}
+        if len(vecs) <= MEMO_MAX_VECTORS:
+            self._memo.update(vecs)
 
+    def _encode_new(self, todo: list[bytes], texts: dict[bytes, str], show_progress: bool) -> dict[bytes, np.ndarray]:
         # Length-sorted chunks pad less; each chunk is committed before the next starts.
         todo = sorted(todo, key=lambda k: len(texts[k]))
         model = self.model
@@ -276,30 +354,44 @@ class Embedder:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(todo), desc="embedding", unit="text")
-        with _ENCODE_LOCK:
-            torch.set_num_threads(encoding_threads(self.cfg.num_threads))
-            for i in range(0, len(todo), _CHUNK):
-                part = todo[i : i + _CHUNK]
-                with torch.inference_mode():
-                    arr = model.encode(
-                        [texts[k] for k in part],
-                        batch_size=self.cfg.batch_size,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
-                    ).astype(np.float32, copy=False)
-                self.stats["model_calls"] += 1
-                self.stats["encoded"] += len(part)
-                if self._dim is None:
-                    self._dim = arr.shape[1]
-                if self.cache is not None:
-                    self.cache.put_many(part, arr)
-                result.update(zip(part, arr))
-                if bar is not None:
-                    bar.update(len(part))
+        threads = encoding_threads(self.cfg.num_threads)
+        for i in range(0, len(todo), _CHUNK):
+            part = todo[i : i + _CHUNK]
+            arr = self._run_model(model, [texts[k] for k in part], threads)
+            self.stats["model_calls"] += 1
+            self.stats["encoded"] += len(part)
+            if self._dim is None:
+                self._dim = arr.shape[1]
+            if self.cache is not None:
+                self.cache.put_many(part, arr)
+            result.update(zip(part, arr))
+            if bar is not None:
+                bar.update(len(part))
         if bar is not None:
             bar.close()
         return result
+
+    def _run_model(self, model: Any, batch: list[str], threads: int) -> np.ndarray:
+        import torch
+
+        def call() -> np.ndarray:
+            with torch.inference_mode():
+                return model.encode(
+                    batch, batch_size=self.cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                    show_progress_bar=False,
+                ).astype(np.float32, copy=False)
+
+        if len(batch) <= self.cfg.batch_size:
+            try:
+                with _ENCODE_GATE.shared():
+                    return call()
+            except RuntimeError as e:
+                # A fast tokenizer refuses to be used by two threads while one changes its
+                # settings ("Already borrowed"): run this one alone.
+                if "borrow" not in str(e).lower():
+                    raise
+        with _ENCODE_GATE.exclusive(threads):
+            return call()
 
 
 class EncoderAdapter:

@@ -454,12 +454,24 @@ class EmbeddingArchitect:
         renamed = 0
         from agentictagger.vocab.name_rules import name_key
 
+        # Every candidate's text in one encoding call (a call per group costs the model's fixed
+        # per-call time again each time; see name_groups).
+        # Names a sibling holds now are left out (a rename below may free one: encoded then).
+        held = [name_key(d.name) for d in descs]
+        cand_texts = list(dict.fromkeys(
+            vocabulary_text(o.name, o.definition) for k, options in zip(worst, cands) for o in options
+            if name_key(o.name) not in held[:k] + held[k + 1:] and o.name != descs[k].name
+        ))
+        cand_vecs = dict(zip(cand_texts, np.asarray(self.encode(cand_texts), dtype=np.float32))) if cand_texts else {}
         for k, options in zip(worst, cands):
             taken = {name_key(d.name) for i, d in enumerate(out) if i != k}
             options = [o for o in options if name_key(o.name) not in taken and o.name != out[k].name]
             if not options:
                 continue
-            vecs = np.asarray(self.encode([vocabulary_text(o.name, o.definition) for o in options]), dtype=np.float32)
+            missing = [t for t in (vocabulary_text(o.name, o.definition) for o in options) if t not in cand_vecs]
+            if missing:
+                cand_vecs.update(zip(missing, np.asarray(self.encode(missing), dtype=np.float32)))
+            vecs = [cand_vecs[vocabulary_text(o.name, o.definition)] for o in options]
             # A new name must set right a real share of the group's items: taking any name the judge
             # reads one or two items better by trades a readable name for noise.
             best, best_score = None, current + self.MIN_RENAME_GAIN - 1
