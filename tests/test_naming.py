@@ -998,6 +998,10 @@ def test_the_llm_judge_reports_how_spread_its_answers_are():
     answered_truth = [paths[i][0] for i in r["items"]][1:]
     assert r["agreement"] == round(answered_truth.count("b") / 4, 4)
     assert r["distinct_answers"] == 1 and r["most_common_answer"] == "Tape" and r["most_common_answer_share"] == 1.0
+    assert r["hits"] == [None] + [paths[i][0] == "b" for i in r["items"][1:]]
+    # Only the items given are sampled.
+    only = llm_name_agreement(v, texts, paths, AlwaysTape(), sample=5, seed=0, rows=[2, 3])
+    assert only["items"] == [2, 3] and only["hits"] == [None, True]
 
 
 def _bag_of_words(texts):

@@ -232,15 +232,19 @@ def llm_name_agreement(
     sample: int = 200,
     seed: int = 0,
     text_chars: int = 200,
+    rows: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The LLM judge: for a seeded sample of items, the LLM reads the item and the names and
     definitions of the descriptors it could have at ``level`` (its assigned parent's children)
     and picks one; agreement is the share that picks the assigned descriptor. The model never
-    sees which one that is."""
+    sees which one that is. ``rows``: sample only among these items. The result lists the
+    items judged and, per item, whether the judge picked its descriptor (None: the call failed)."""
     from agentictagger.llm.types import ChatRequest, ChoiceConstraint, LLMError, SamplingParams
 
     rng = np.random.default_rng(seed)
-    rows = [i for i, p in enumerate(item_paths) if len(p) >= level and len(vocab.children(ROOT_ID if level == 1 else p[level - 2])) >= 2]
+    allowed = set(rows) if rows is not None else None
+    rows = [i for i, p in enumerate(item_paths) if (allowed is None or i in allowed) and len(p) >= level
+            and len(vocab.children(ROOT_ID if level == 1 else p[level - 2])) >= 2]
     picked = sorted(rng.choice(len(rows), size=min(sample, len(rows)), replace=False).tolist()) if rows else []
     reqs, truth = [], []
     for j in picked:
@@ -260,11 +264,14 @@ def llm_name_agreement(
         truth.append(vocab[item_paths[i][level - 1]].name)
     answers = client.map(reqs, stage="judge") if reqs else []
     hit = failed = 0
+    hits: list[bool | None] = []
     for a, t in zip(answers, truth):
         if isinstance(a, LLMError):
             failed += 1
+            hits.append(None)
             continue
-        hit += a.text.strip() == t
+        hits.append(a.text.strip() == t)
+        hit += hits[-1]
     answered = len(truth) - failed
     given = Counter(a.text.strip() for a in answers if not isinstance(a, LLMError))
     return {
@@ -277,6 +284,7 @@ def llm_name_agreement(
         "most_common_answer": given.most_common(1)[0][0] if given else None,
         "most_common_answer_share": round(given.most_common(1)[0][1] / answered, 4) if answered else None,
         "items": [rows[j] for j in picked],
+        "hits": hits,
     }
 
 
