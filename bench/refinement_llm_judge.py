@@ -55,7 +55,8 @@ def changed_jobs(refined: Path, plain: Path) -> list[dict]:
         if a["items"] != b["items"] or a["parent_path"] != b["parent_path"] or a["steps"][0]["descriptors"] != b["steps"][0]["descriptors"]:
             continue
         after, before = [d["name"] for d in a["final"]], [d["name"] for d in b["final"]]
-        if after != before:
+        # The same names and definitions in another order are no change.
+        if sorted((d["name"], d["definition"]) for d in a["final"]) != sorted((d["name"], d["definition"]) for d in b["final"]):
             out.append({"job": a["job_id"], "level": a["level"], "parent_path": a["parent_path"], "items": len(a["items"]),
                         "names_before": before, "names_after": after, "summary": a["steps"][-1]["summary"]})
     return out
