@@ -182,3 +182,18 @@ def test_a_tokenizer_refusing_concurrent_use_runs_the_request_alone(monkeypatch:
     monkeypatch.setattr(model, "encode", refuse_once)
     np.testing.assert_allclose(emb.encode(TEXTS[:2]), want, atol=1e-6)
     assert len(calls) == 2
+
+
+def test_encoding_leaves_torch_threads_as_it_found_them() -> None:
+    import torch
+
+    emb = Embedder(EmbeddingConfig(cache=False, num_threads=2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        emb.encode(TEXTS[:1])  # small: one thread while it runs
+        assert torch.get_num_threads() == 3
+        emb.encode([f"text {i}" for i in range(100)])  # more than one batch: two threads while it runs
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

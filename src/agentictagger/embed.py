@@ -157,7 +157,8 @@ class _EncodeGate:
     run one at a time they kept the other job waiting a third of a first Beauty build, while a
     small batch gains little from a second torch thread (ad-hoc timings: 5 phrases 12 ms with one
     thread, 15 ms with two; no committed benchmark). torch's thread count is process-wide, so a
-    large request waits for the small ones to finish and they wait for it."""
+    large request waits for the small ones to finish and they wait for it; each request leaves
+    the thread count as it found it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -173,11 +174,13 @@ class _EncodeGate:
             while self._exclusive or self._waiting_exclusive:
                 self._cond.wait()
             self._shared += 1
+            before = torch.get_num_threads()
             torch.set_num_threads(1)
         try:
             yield
         finally:
             with self._cond:
+                torch.set_num_threads(before)  # the caller's thread count, as it was
                 self._shared -= 1
                 self._cond.notify_all()
 
@@ -191,11 +194,13 @@ class _EncodeGate:
                 self._cond.wait()
             self._waiting_exclusive -= 1
             self._exclusive = True
+            before = torch.get_num_threads()
             torch.set_num_threads(threads)
         try:
             yield
         finally:
             with self._cond:
+                torch.set_num_threads(before)
                 self._exclusive = False
                 self._cond.notify_all()
 
