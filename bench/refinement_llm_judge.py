@@ -10,7 +10,9 @@ the item's own descriptor (its assigned one in that build), on the same items fo
 Runs on the finished runs of bench/taxonomy_alignment.py (offline and offline_norefine profiles)
 and writes bench/results/refinement_llm_judge.json:
 
-  python bench/refinement_llm_judge.py [--catalogs scientific office] [--seeds 0 1 2] [--sample 300]
+  python bench/refinement_llm_judge.py [--catalogs scientific office] [--seeds 0 1 2] [--sample 200]
+
+Runs judged before with the same sample size stay in the file (a run judged again is replaced).
 
 Reported per catalog and seed: the jobs compared (level, parent, names before and after), items
 judged, agreement before / after, the paired counts and an exact two-sided sign test on the items
@@ -73,14 +75,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--catalogs", nargs="+", default=["scientific", "office"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ap.add_argument("--sample", type=int, default=300)
+    ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "refinement_llm_judge.json"))
     args = ap.parse_args()
     cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS)
     client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
+    # Runs judged before (other catalogs or seeds) with the same sample size are kept.
+    old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}
+    kept = {k: v for k, v in old.get("runs", {}).items() if old.get("sample") == args.sample}
     out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer held to the names by a "
                           "grammar of the bare names (agentictagger.vocab.quality.llm_name_agreement)",
-                 "sample": args.sample, "runs": {}}
+                 "sample": args.sample, "runs": kept}
     try:
         for name in args.catalogs:
             catalog = load_shared(name)
