@@ -34,6 +34,19 @@ from agentictagger.vocab.quality import llm_name_agreement  # noqa: E402
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 
 
+def judge_setup(out_path: str, sample: int, grammar_source: str) -> tuple:
+    """The local LLM judge's client and the result to fill: the runs judged before (other
+    catalogs, profiles or seeds) with the same sample size are kept."""
+    cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS)
+    client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
+    old = json.loads(Path(out_path).read_text(encoding="utf-8")) if Path(out_path).exists() else {}
+    kept = {k: v for k, v in old.get("runs", {}).items() if old.get("sample") == sample}
+    out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer held to the names by a "
+                          f"grammar of the bare names ({grammar_source})",
+                 "sample": sample, "runs": kept}
+    return client, out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--catalogs", nargs="+", default=["scientific", "office"])
@@ -43,14 +56,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "names_llm_judge.json"))
     args = ap.parse_args()
-    cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS)
-    client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
-    # Runs judged before (other catalogs, profiles or seeds) are kept.
-    old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}
-    kept = {k: v for k, v in old.get("runs", {}).items() if old.get("sample") == args.sample}
-    out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer held to the names by a "
-                          "grammar of the bare names (bench/choice_decoding.py)",
-                 "sample": args.sample, "runs": kept}
+    client, out = judge_setup(args.out, args.sample, "bench/choice_decoding.py")
     try:
         for name in args.catalogs:
             run = REPO / "bench" / "runs" / "align" / f"{name}_{args.profile}_s{args.seed}"

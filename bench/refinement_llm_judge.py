@@ -36,11 +36,9 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _provenance import command_line, write_result  # noqa: E402
-from taxonomy_alignment import LLM_THREADS  # noqa: E402
+from names_llm_judge import judge_setup  # noqa: E402
 
 from agentictagger.catalog import load_shared  # noqa: E402
-from agentictagger.config import LLMConfig  # noqa: E402
-from agentictagger.llm.factory import make_client  # noqa: E402
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary  # noqa: E402
 from agentictagger.vocab.quality import llm_name_agreement  # noqa: E402
@@ -78,14 +76,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "refinement_llm_judge.json"))
     args = ap.parse_args()
-    cfg = LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS)
-    client = make_client(cfg, REPO / ".cache" / "agentictagger" / "llm")
-    # Runs judged before (other catalogs or seeds) with the same sample size are kept.
-    old = json.loads(Path(args.out).read_text(encoding="utf-8")) if Path(args.out).exists() else {}
-    kept = {k: v for k, v in old.get("runs", {}).items() if old.get("sample") == args.sample}
-    out: dict = {"judge": "qwen2.5-coder-1.5b-instruct on the local llama.cpp server, greedy, answer held to the names by a "
-                          "grammar of the bare names (agentictagger.vocab.quality.llm_name_agreement)",
-                 "sample": args.sample, "runs": kept}
+    client, out = judge_setup(args.out, args.sample, "agentictagger.vocab.quality.llm_name_agreement")
     try:
         for name in args.catalogs:
             catalog = load_shared(name)
