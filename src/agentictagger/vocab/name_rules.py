@@ -41,6 +41,8 @@ UNIT_WORDS = frozenset(
 # packed ("Tool Set", "First Aid Kit", "Gift Set"), never on its own or after marketing words only
 # ("Set", "Value Pack").
 PACKAGING_WORDS = frozenset("set sets kit kits pack packs bundle collection assortment".split())
+#: Words after a kind that say how it comes ("tape roll", "gloves box"), not what it is.
+PACKED_AS = frozenset("roll rolls spool spools box boxes case cases pair pairs piece pieces refill refills bag bags carton cartons dozen".split())
 # Materials an item is made of. Under a parent a material says what sets a kind apart ("Rotary
 # Burrs > Carbide"); at the top of a tree a material alone ("Aluminum", "Glass", "Steel") gathers
 # unrelated kinds and tells a shopper nothing. Materials sold as such ("Paper", "Epoxy", "Wire",
@@ -60,13 +62,14 @@ ATTRIBUTE_WORDS = frozenset(
     dimensional strength density viscosity brightness output input high low quantity""".split()
 )
 # Heads that name a property of a kind, never the kind ("Package Quantity", "Pen Type", "Shaft
-# Diameter", "Extrusion Temperature"): a name ending in one is rejected whatever precedes it.
+# Diameter", "Extrusion Temperature", "Specifications", "Safety Features"): a name ending in one is
+# rejected whatever precedes it.
 # Heads that are also products or kinds ("Fishing Weight", "Solar Power", "Kitchen Range") are not
 # listed.
 PROPERTY_HEADS = frozenset(
     """quantity quantities type types style styles capacity thickness diameter length width height
     depth dimensions resolution accuracy tolerance precision temperature pressure speed voltage
-    wattage amperage frequency viscosity density strength""".split()
+    wattage amperage frequency viscosity density strength specification specifications feature features""".split()
 )
 # Verbs that open a clause of a product description. The lexicon cannot tell these apart from
 # plural nouns it lacks ("Caulks", "Disconnects" and "Oils" have only a verb reading in it, yet
