@@ -10,10 +10,8 @@ first segment in (what the titles say the items are), and a gain of at least
 refinement step (``build.refine_steps=0``), to see what the step changes at all;
 ``fixedexamples``: the default with each definition citing the phrases picked for naming instead of
 examples chosen so that the sibling texts tell the groups' items apart
-(``KeyphraseNamer.SEPARATING_EXAMPLES``); ``nocompound``: the default with one-word phrases offered
-as names as they are, even where most of the group's items write the word inside one compound
-("Gauge" for pressure gauges; ``keyphrases.COMPOUND_SHARE``). The settings are class and module
-attributes, set here in-process per build.
+(``KeyphraseNamer.SEPARATING_EXAMPLES``). The settings are class attributes, set here in-process
+per build.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
@@ -64,7 +62,6 @@ from agentictagger.embed import Embedder  # noqa: E402
 from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 from agentictagger.vocab.agents import EmbeddingArchitect  # noqa: E402
-from agentictagger.vocab import keyphrases  # noqa: E402
 from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
 from agentictagger.vocab.naming import KeyphraseNamer  # noqa: E402
 from agentictagger.vocab.quality import (  # noqa: E402
@@ -72,20 +69,14 @@ from agentictagger.vocab.quality import (  # noqa: E402
 
 LEVELS = (1, 2)
 #: Each setting: (least title-kind share of an offered phrase, least gain in items, definitions'
-#: examples chosen to separate the siblings, least share of a word's items that write it inside one
-#: compound for the compound to name it).
-_K, _G, _S, _C = (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN,
-                  KeyphraseNamer.SEPARATING_EXAMPLES, keyphrases.COMPOUND_SHARE)
+#: examples chosen to separate the siblings).
 SETTINGS = {
-    "kinds": (_K, _G, _S, _C),
-    "any": (0.0, 1, _S, _C),
+    "kinds": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES),
+    "any": (0.0, 1, KeyphraseNamer.SEPARATING_EXAMPLES),
     # The default without its refinement step: what renaming and the rest of the step change at all.
-    "norefine": (_K, _G, _S, _C),
+    "norefine": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES),
     # The default with each definition citing the phrases picked for naming.
-    "fixedexamples": (_K, _G, False, _C),
-    # The default with one-word phrases named as they are, even where the titles write them inside
-    # one compound ("Gauge" for pressure gauges).
-    "nocompound": (_K, _G, _S, 2.0),
+    "fixedexamples": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, False),
 }
 #: Build settings a setting changes besides the class attributes above.
 OVERRIDES = {"norefine": ["build.refine_steps=0"]}
@@ -138,7 +129,7 @@ def main() -> int:
         for seed in args.seeds:
             for setting in args.settings:
                 (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN,
-                 KeyphraseNamer.SEPARATING_EXAMPLES, keyphrases.COMPOUND_SHARE) = SETTINGS[setting]
+                 KeyphraseNamer.SEPARATING_EXAMPLES) = SETTINGS[setting]
                 run_dir = REPO / "bench" / "runs" / "tune_renames" / f"{'office_' if heldout else ''}{setting}_s{seed}"
                 build_s = None
                 if not (run_dir / "assignments.jsonl").exists():
@@ -182,8 +173,7 @@ def main() -> int:
                       f"L2 {cat['2']['hit']:.3f}"
                       + (f" | LLM judge L1 {llm['1']['agreement']} L2 {llm['2']['agreement']}" if llm else ""), flush=True)
     finally:
-        (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES,
-         keyphrases.COMPOUND_SHARE) = defaults
+        KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES = defaults
         if client is not None:
             from agentictagger.llm.backends import local
 
@@ -227,8 +217,7 @@ def main() -> int:
                  "default was chosen on Scientific's development half before this run), offline profile") if heldout else
         ("offline refinement renames and definition examples on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: {**dict(zip(("min_title_kind_share", "min_gain_items", "separating_examples", "compound_share"),
-                                    SETTINGS[k])),
+        "settings": {k: {**dict(zip(("min_title_kind_share", "min_gain_items", "separating_examples"), SETTINGS[k])),
                          **({"overrides": OVERRIDES[k]} if k in OVERRIDES else {})} for k in args.settings},
         "seeds": args.seeds,
         "summary": summary,

@@ -1086,33 +1086,6 @@ def test_name_groups_encodes_every_groups_candidate_phrases_in_one_call():
     assert [g.name for g in named] == [g.name for g in name_groups(groups, enc, separate=False)]
 
 
-def test_a_word_the_titles_write_inside_one_compound_is_named_by_the_compound(monkeypatch):
-    """"Gauge" where most titles say "pressure gauge" is cut from its compound: neither the name
-    nor a rename candidate; "Valve" where titles say ball, solenoid and float valves stays."""
-    from agentictagger.vocab import keyphrases
-
-    gauges = ["Pressure Gauge 0-100 psi, 2.5 inch dial, brass connection", "Liquid filled pressure gauge 1/4 npt",
-              "Stainless pressure gauge 0-60 psi", "Pressure Gauge for air compressor", "Dial pressure gauge 160 psi",
-              "Vacuum gauge, 2 inch dial", "Tire gauge digital", "Oil pressure gauge 300 psi"]
-    valves = ["Brass ball valve 1/2 inch npt", "PVC ball valve, full port", "Ball valve with lever handle",
-              "Solenoid valve 12V normally closed", "Float valve for water tank", "Stainless ball valve 3/4"]
-    named = keyphrases.name_groups([gauges, valves], _Encoder(), separate=False, parent_path=["Plumbing"])
-    assert "gauge" not in named[0].phrases and "pressure gauge" in named[0].phrases
-    assert named[1].name == "Valve"
-    offered = KeyphraseNamer(_Encoder()).candidates(
-        [NamingGroup(gauges), NamingGroup(valves)], NamingContext(parent_path=["Plumbing"]), ["Pressure Gauge", "Valve"], ["", ""]
-    )
-    assert "Gauge" not in [o.name for o in offered[0]]
-    # A word the titles mostly write before one noun qualifies it: "wireless" of wireless printers.
-    printers = ["Wireless printer, all-in-one, color", "Compact wireless printer for home office", "Laser wireless printer duplex",
-                "Photo wireless printer with scanner", "Inkjet printer for photos", "Desktop printer USB"]
-    phones = ["Cordless phone with answering machine", "Corded phone big buttons", "Cordless phone 2 handsets", "Desk phone"]
-    assert "wireless" not in keyphrases.name_groups([printers, phones], _Encoder(), separate=False)[0].phrases
-    # Turned off, the bare words are candidates again (what the rename step could take).
-    monkeypatch.setattr(keyphrases, "COMPOUND_SHARE", 2.0)
-    assert "gauge" in keyphrases.name_groups([gauges, valves], _Encoder(), separate=False, parent_path=["Plumbing"])[0].phrases
-    assert "wireless" in keyphrases.name_groups([printers, phones], _Encoder(), separate=False)[0].phrases
-
 
 @pytest.mark.parametrize("name", ["Specifications", "Safety Features", "Product Specification"])
 def test_a_name_for_what_a_listing_says_is_no_kind(name):

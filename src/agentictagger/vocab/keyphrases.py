@@ -362,7 +362,6 @@ def name_groups(
         [_usable(p, exclude_terms) and name_key(p) not in parent_keys and flat_key(p) not in brand_strings for p in vocab]
     )
     df_all = np.asarray(x.sum(axis=0)).ravel() / max(1, len(all_texts))
-    compounds = _compounds_of(vocab)
     bounds = np.cumsum([0] + [len(g) for g in groups])
     pools: list[list[str]] = []
     # Each group's item vectors, encoded once for its centroid and reused to choose its examples.
@@ -396,7 +395,6 @@ def name_groups(
             kind_share = np.array([kinds.get(str(vocab[c]), 0) / (hi - lo) for c in cand])
             pre = (df_g[cand] + kind_share) * np.exp(np.clip(lift, -3, 3))
             cand = cand[np.argsort(-pre, kind="stable")[:40]]
-            cand = _whole_compounds(cand, df_g, ok, compounds, hi - lo)
         prepared.append((df_g, min_df, cand, kinds, [str(vocab[c]) for c in cand]))
     all_phrases = list(dict.fromkeys(p for prep in prepared if prep is not None for p in prep[4]))
     phrase_vecs = dict(zip(all_phrases, np.asarray(encode(all_phrases), dtype=np.float32))) if all_phrases else {}
@@ -454,51 +452,6 @@ def name_groups(
         for g, ex in zip(out, chosen_examples):
             g.definition = definition_sentence(g.name, context, ex)
     return out
-
-
-#: A one-word phrase is named by its compound when at least this share of the group's items that
-#: carry the word carry the compound, and at least ``COMPOUND_MIN_ITEMS`` items do
-#: (:func:`_whole_compounds`; ``bench/tune_renames.py``, setting ``nocompound``, turns it off).
-COMPOUND_SHARE, COMPOUND_MIN_ITEMS = 0.7, 3
-
-
-def _compounds_of(vocab: np.ndarray) -> dict[int, list[int]]:
-    """Per one-word phrase (its index in ``vocab``), the two-word phrases that hold it: those
-    where it follows a word that qualifies a kind (not a colour or a marketing word: "pressure
-    gauge") and those where it qualifies the noun after it (not a word for how the item comes:
-    "gauge wire", not "tape roll")."""
-    from agentictagger.vocab.name_rules import COLOUR_WORDS, MARKETING_WORDS, PACKED_AS
-
-    index = {str(p): j for j, p in enumerate(vocab)}
-    out: dict[int, list[int]] = {}
-    for b, p in enumerate(vocab):
-        first, _, last = str(p).partition(" ")
-        if not last or " " in last:
-            continue
-        if last in index and first not in COLOUR_WORDS and first not in MARKETING_WORDS:
-            out.setdefault(index[last], []).append(b)
-        if first in index and last not in PACKED_AS:
-            out.setdefault(index[first], []).append(b)
-    return out
-
-
-def _whole_compounds(cand: np.ndarray, df_g: np.ndarray, ok: np.ndarray, compounds: dict[int, list[int]],
-                     n_items: int) -> np.ndarray:
-    """``cand`` with each one-word phrase that the group's items mostly write inside one compound
-    replaced by that compound: "gauge" where the titles say "pressure gauge", "pad" where they say
-    "mouse pad", "wireless" where they say "wireless printer". Cut from its compound the word names
-    something vaguer than the items, or only a property of them, and a rename could take it
-    ("Pressure Gauge" -> "Gauge"). Order is kept; a compound already among the candidates is kept
-    once."""
-    out: list[int] = []
-    for j in cand:
-        best = max(compounds.get(int(j), ()), key=lambda b: df_g[b], default=None)
-        if (best is not None and ok[best] and df_g[best] >= COMPOUND_SHARE * df_g[j]
-                and df_g[best] * n_items >= COMPOUND_MIN_ITEMS - 1e-9):
-            j = best
-        if int(j) not in out:
-            out.append(int(j))
-    return np.asarray(out, dtype=cand.dtype)
 
 
 #: Phrases per group a definition may cite as examples.

@@ -41,8 +41,6 @@ UNIT_WORDS = frozenset(
 # packed ("Tool Set", "First Aid Kit", "Gift Set"), never on its own or after marketing words only
 # ("Set", "Value Pack").
 PACKAGING_WORDS = frozenset("set sets kit kits pack packs bundle collection assortment".split())
-#: Words after a kind that say how it comes ("tape roll", "gloves box"), not what it is.
-PACKED_AS = frozenset("roll rolls spool spools box boxes case cases pair pairs piece pieces refill refills bag bags carton cartons dozen".split())
 # Materials an item is made of. Under a parent a material says what sets a kind apart ("Rotary
 # Burrs > Carbide"); at the top of a tree a material alone ("Aluminum", "Glass", "Steel") gathers
 # unrelated kinds and tells a shopper nothing. Materials sold as such ("Paper", "Epoxy", "Wire",

@@ -747,6 +747,8 @@ def unearned_packaging(name: str, texts: Sequence[str]) -> str:
 #: A name stops short when at least this share of its head word's occurrences in the group's texts
 #: are followed by another noun, and at least ``CUT_MIN_FOLLOWED`` of them are.
 CUT_SHARE, CUT_MIN_FOLLOWED = 0.6, 2
+#: Words after a kind that say how it comes ("tape roll", "gloves box"), not what it is.
+PACKED_AS = frozenset("roll rolls spool spools box boxes case cases pair pairs piece pieces refill refills bag bags carton cartons dozen".split())
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9\-']*|[^\sa-z0-9]+")
 
 
@@ -759,7 +761,7 @@ def cut_short(name: str, texts: Sequence[str]) -> str:
     lexicon cannot see it, since the fragment is a well-formed noun phrase."""
     from collections import Counter
 
-    from agentictagger.vocab.name_rules import FUNCTION_WORDS, PACKAGING_WORDS, PACKED_AS, is_noun, lemma, words
+    from agentictagger.vocab.name_rules import FUNCTION_WORDS, PACKAGING_WORDS, is_noun, lemma, words
 
     content = [w for w in words(name) if w not in FUNCTION_WORDS]
     if not content or not texts:
