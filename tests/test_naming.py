@@ -938,6 +938,43 @@ def test_a_rename_must_set_right_more_than_one_item(monkeypatch):
     assert n == 1 and out[0].name == "Narrow"
 
 
+def test_a_rename_never_only_drops_words_from_the_name():
+    from agentictagger.vocab.agents import ItemAnnotation
+    from agentictagger.vocab.naming import GroupLabel
+    from agentictagger.vocab.name_rules import only_drops_words
+
+    assert only_drops_words("Gauge", "Pressure Gauge") and only_drops_words("Balls", "Bearing Balls")
+    assert not only_drops_words("Pressure Gauges", "Pressure Gauge") and not only_drops_words("Brass Gauge", "Pressure Gauge")
+
+    def unit(deg):
+        return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))], dtype=np.float32)
+
+    # As above: "Pressure Fitting" reads as nothing of its group's; "Fitting" and "Brass Fitting"
+    # would read all ten right.
+    x = np.stack([unit(0)] + [unit(40)] * 9 + [unit(90)] * 10)
+    vec = {"Pressure Fitting": unit(200), "Bees": unit(90), "Fitting": unit(20), "Brass Fitting": unit(20)}
+
+    def encode(texts):
+        return np.stack([vec[t.split(":")[0].strip()] for t in texts])
+
+    class Offer:
+        kind = "keyphrase"
+
+        def __init__(self, names):
+            self.alts = names
+
+        def candidates(self, groups, ctx, current, feedback):
+            return [[GroupLabel(a, "", "keyphrase") for a in self.alts] for _ in groups]
+
+    job = JobView("root", 1, [], [f"item {i}" for i in range(20)], x)
+    ann = [ItemAnnotation([0]) for _ in range(10)] + [ItemAnnotation([1]) for _ in range(10)]
+    descs = [DescriptorDraft("Pressure Fitting", "", unit(10)[None]), DescriptorDraft("Bees", "", unit(90)[None])]
+    out, n = EmbeddingArchitect(encode, Offer(["Fitting"]))._rename(job, descs, ann)
+    assert n == 0 and out[0].name == "Pressure Fitting"
+    out, n = EmbeddingArchitect(encode, Offer(["Fitting", "Brass Fitting"]))._rename(job, descs, ann)
+    assert n == 1 and out[0].name == "Brass Fitting"
+
+
 def test_names_are_scored_against_the_categories_people_gave_their_items():
     from agentictagger.vocab.quality import category_name_agreement
 

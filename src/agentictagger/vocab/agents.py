@@ -452,8 +452,12 @@ class EmbeddingArchitect:
         out = list(descs)
         current = agreement(text)
         renamed = 0
-        from agentictagger.vocab.name_rules import name_key
+        from agentictagger.vocab.name_rules import name_key, only_drops_words
 
+        # A name is never renamed to itself with words left out ("Pressure Gauge" -> "Gauge"): the
+        # judge may read a vaguer name a few items better, a person reads it worse (seen in the
+        # full Scientific builds, `refinement_llm_judge.json`).
+        cands = [[o for o in options if not only_drops_words(o.name, descs[k].name)] for k, options in zip(worst, cands)]
         # Every candidate's text in one encoding call (a call per group costs the model's fixed
         # per-call time again each time; see name_groups).
         # Names a sibling holds now are left out (a rename below may free one: encoded then).

@@ -320,6 +320,13 @@ def content_lemmas(name: str) -> set[str]:
     return {lemma(w) for w in words(name) if w not in FUNCTION_WORDS}
 
 
+def only_drops_words(new: str, old: str) -> bool:
+    """True when ``new`` is ``old`` with words left out ("Pressure Gauge" -> "Gauge", "Bearing
+    Balls" -> "Balls"): a vaguer name for the same items, never a better one to a reader."""
+    a, b = content_lemmas(new), content_lemmas(old)
+    return bool(a) and a < b
+
+
 def adds_to_parent(name: str, parent: str) -> bool:
     """True when ``name`` has a content word its parent lacks: a child says what sets its items
     apart ("Brass Fitting > Pipe Fitting", "Sleeping Bags > Cold Weather Bags"), not only what
