@@ -901,77 +901,66 @@ def test_offline_renames_offer_only_what_the_titles_call_the_items():
     assert "reports" not in names and "infrared images" not in names
 
 
-def test_a_rename_must_set_right_more_than_one_item(monkeypatch):
+def _unit(deg):
+    return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))], dtype=np.float32)
+
+
+def _rename_case(current: str, vec: dict):
+    """A two-group job for the rename step: group A has one item at 0 degrees and nine at 40,
+    group B ten at 90; A is named ``current``, B "Bees"; ``vec`` places each name's text. Returns
+    (job, annotations, drafts, encode)."""
     from agentictagger.vocab.agents import ItemAnnotation
-    from agentictagger.vocab.naming import GroupLabel
 
-    def unit(deg):
-        return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))], dtype=np.float32)
-
-    # Group A: one item at 0 degrees, nine at 40; group B: ten at 90. A's name reads as nothing
-    # of A's (all its items are taken for B); "Narrow" would win back only the item at 0 degrees,
-    # "Fitting" all ten.
-    x = np.stack([unit(0)] + [unit(40)] * 9 + [unit(90)] * 10)
-    vec = {"Vague": unit(200), "Bees": unit(90), "Narrow": unit(-60), "Fitting": unit(20)}
+    x = np.stack([_unit(0)] + [_unit(40)] * 9 + [_unit(90)] * 10)
+    vec = {"Bees": _unit(90), **vec}
 
     def encode(texts):
         return np.stack([vec[t.split(":")[0].strip()] for t in texts])
 
-    class Offer:
-        kind = "keyphrase"
-
-        def __init__(self, name):
-            self.alt = name
-
-        def candidates(self, groups, ctx, current, feedback):
-            return [[GroupLabel(self.alt, "", "keyphrase")] for _ in groups]
-
     job = JobView("root", 1, [], [f"item {i}" for i in range(20)], x)
     ann = [ItemAnnotation([0]) for _ in range(10)] + [ItemAnnotation([1]) for _ in range(10)]
-    descs = [DescriptorDraft("Vague", "", unit(10)[None]), DescriptorDraft("Bees", "", unit(90)[None])]
+    descs = [DescriptorDraft(current, "", _unit(10)[None]), DescriptorDraft("Bees", "", _unit(90)[None])]
+    return job, ann, descs, encode
+
+
+class _Offer:
+    """A namer that offers the same names for every group the rename step asks about."""
+
+    kind = "keyphrase"
+
+    def __init__(self, *names):
+        self.alts = names
+
+    def candidates(self, groups, ctx, current, feedback):
+        from agentictagger.vocab.naming import GroupLabel
+
+        return [[GroupLabel(a, "", "keyphrase") for a in self.alts] for _ in groups]
+
+
+def test_a_rename_must_set_right_more_than_one_item(monkeypatch):
+    # A's name reads as nothing of A's (all its items are taken for B); "Narrow" would win back
+    # only the item at 0 degrees, "Fitting" all ten.
+    job, ann, descs, encode = _rename_case("Vague", {"Vague": _unit(200), "Narrow": _unit(-60), "Fitting": _unit(20)})
     for alt, renamed in (("Narrow", 0), ("Fitting", 1)):
-        arch = EmbeddingArchitect(encode, Offer(alt))
-        out, n = arch._rename(job, descs, ann)
+        out, n = EmbeddingArchitect(encode, _Offer(alt))._rename(job, descs, ann)
         assert n == renamed and out[0].name == ("Vague" if not renamed else alt)
     monkeypatch.setattr(EmbeddingArchitect, "MIN_RENAME_GAIN", 1)
-    out, n = EmbeddingArchitect(encode, Offer("Narrow"))._rename(job, descs, ann)
+    out, n = EmbeddingArchitect(encode, _Offer("Narrow"))._rename(job, descs, ann)
     assert n == 1 and out[0].name == "Narrow"
 
 
 def test_a_rename_never_only_drops_words_from_the_name():
-    from agentictagger.vocab.agents import ItemAnnotation
-    from agentictagger.vocab.naming import GroupLabel
     from agentictagger.vocab.name_rules import only_drops_words
 
     assert only_drops_words("Gauge", "Pressure Gauge") and only_drops_words("Balls", "Bearing Balls")
     assert not only_drops_words("Pressure Gauges", "Pressure Gauge") and not only_drops_words("Brass Gauge", "Pressure Gauge")
-
-    def unit(deg):
-        return np.array([np.cos(np.radians(deg)), np.sin(np.radians(deg))], dtype=np.float32)
-
-    # As above: "Pressure Fitting" reads as nothing of its group's; "Fitting" and "Brass Fitting"
-    # would read all ten right.
-    x = np.stack([unit(0)] + [unit(40)] * 9 + [unit(90)] * 10)
-    vec = {"Pressure Fitting": unit(200), "Bees": unit(90), "Fitting": unit(20), "Brass Fitting": unit(20)}
-
-    def encode(texts):
-        return np.stack([vec[t.split(":")[0].strip()] for t in texts])
-
-    class Offer:
-        kind = "keyphrase"
-
-        def __init__(self, names):
-            self.alts = names
-
-        def candidates(self, groups, ctx, current, feedback):
-            return [[GroupLabel(a, "", "keyphrase") for a in self.alts] for _ in groups]
-
-    job = JobView("root", 1, [], [f"item {i}" for i in range(20)], x)
-    ann = [ItemAnnotation([0]) for _ in range(10)] + [ItemAnnotation([1]) for _ in range(10)]
-    descs = [DescriptorDraft("Pressure Fitting", "", unit(10)[None]), DescriptorDraft("Bees", "", unit(90)[None])]
-    out, n = EmbeddingArchitect(encode, Offer(["Fitting"]))._rename(job, descs, ann)
+    # "Fitting" and "Brass Fitting" would both read all ten of A's items right.
+    job, ann, descs, encode = _rename_case(
+        "Pressure Fitting", {"Pressure Fitting": _unit(200), "Fitting": _unit(20), "Brass Fitting": _unit(20)}
+    )
+    out, n = EmbeddingArchitect(encode, _Offer("Fitting"))._rename(job, descs, ann)
     assert n == 0 and out[0].name == "Pressure Fitting"
-    out, n = EmbeddingArchitect(encode, Offer(["Fitting", "Brass Fitting"]))._rename(job, descs, ann)
+    out, n = EmbeddingArchitect(encode, _Offer("Fitting", "Brass Fitting"))._rename(job, descs, ann)
     assert n == 1 and out[0].name == "Brass Fitting"
 
 
