@@ -703,6 +703,25 @@ def test_key_phrases_are_adjacent_words_and_never_brand_fragments():
     assert "nitrile gloves" not in opener_brands(texts)
 
 
+def test_key_phrases_never_span_a_break_and_kinds_survive_a_leading_brand():
+    from agentictagger.vocab.keyphrases import _phrases, debrand, kind_phrases
+
+    # A comma, a sentence end or a removed brand between two words breaks the pair.
+    assert "boxes letter" not in _phrases(debrand("Storage Boxes, Letter Size", frozenset()))
+    assert "storage boxes" in _phrases(debrand("Storage Boxes, Letter Size", frozenset()))
+    assert "torque brand" not in _phrases(debrand("Hard Start Kit with Torque. Brand: Supco", frozenset()))
+    assert "nylon screws" not in _phrases(debrand("Nylon Acme Screws", frozenset({"acme"})))
+    # Real Scientific rows: the brand that opens the title is removed, and the title's first
+    # segment still says what the item is (it said nothing when the removed brand left an empty
+    # first segment).
+    rows = ["Stanley TRA708T Sharpshooter 1/2-Inch Leg Length Staples, Steel (1000 Count). Brand: Stanley. "
+            "Heavy-duty staples are ideal for jobs such as insulation, carpet underlaying and roofing felt.",
+            "Stanley TRA708SST 1/2-Inch HD Stainless Steel Narrow Crown Staple. Brand: Stanley. STAPLE STNLSS1/2 NARROW."]
+    for row, kinds in zip(rows, ({"staples", "length staples"}, {"staple", "crown staple"})):
+        assert kind_phrases(row) == kinds
+        assert kind_phrases(debrand(row, frozenset({"stanley"}))) == kinds
+
+
 def test_below_level_one_each_group_is_shown_with_what_sets_it_apart():
     """Siblings under one parent share their titles' words: below level 1 each group comes with
     its distinctive phrases (against its siblings, without the parent's name); level 1 does not."""

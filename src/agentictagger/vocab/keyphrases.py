@@ -240,16 +240,22 @@ def opener_brands(texts: Sequence[str], min_count: int = 5, min_first_share: flo
     return {g for g in out if not any(o != g and g.startswith(o + " ") for o in out)}
 
 
+#: What ends a phrase in an item text: punctuation between parts of a title ("Storage Boxes, Letter
+#: Size"), a line or sentence end ("... Torque. Brand: ..."), a spaced dash.
+_BREAK = re.compile(r"[,;:()\[\]{}|!?\n]+|\.(?:\s|$)|\s[-\u2013\u2014]+\s")
+
+
 def debrand(text: str, brands: frozenset[str] | set[str]) -> str:
-    """``text`` as :func:`names.flat_key` writes it, with every whole brand string removed:
-    key phrases are then never fragments of brands ("Arts" from "Electronic Arts")."""
+    """``text`` as :func:`names.flat_key` writes it, with every whole brand string removed and
+    " | " wherever a brand or a break (:data:`_BREAK`) stood: key phrases are then never
+    fragments of brands ("Arts" from "Electronic Arts") and never span two parts of a text
+    ("boxes letter" from "Storage Boxes, Letter Size")."""
     from agentictagger.vocab.name_rules import flat_key
 
-    flat = f" {flat_key(text)} "
-    if not brands:
-        return flat.strip()
-    pattern = _brand_pattern(frozenset(brands))
-    return " ".join(pattern.sub(" | ", flat).split())
+    flat = " " + " | ".join(flat_key(part) for part in _BREAK.split(text)) + " "
+    if brands:
+        flat = _brand_pattern(frozenset(brands)).sub(" | ", flat)
+    return " ".join(flat.split())
 
 
 _PATTERNS: dict[frozenset[str], "re.Pattern[str]"] = {}
@@ -267,12 +273,15 @@ def _brand_pattern(brands: frozenset[str]) -> "re.Pattern[str]":
 
 
 def _phrases(text: str) -> list[str]:
-    """Unigrams and bigrams of *adjacent* words (a stop word, number or brand between two words
-    breaks the pair: "Length 12 Parts" gives no "length parts")."""
-    toks = [t for t in re.split(r"[^a-z0-9\-']+", text) if t]
-    ok = [bool(_TOKEN.fullmatch(t)) and t not in STOP_WORDS and len(t) >= 3 for t in toks]
-    out = [t for t, good in zip(toks, ok) if good]
-    out += [f"{a} {b}" for a, b, ga, gb in zip(toks, toks[1:], ok, ok[1:]) if ga and gb and a != b]
+    """Unigrams and bigrams of *adjacent* words of a :func:`debrand` text (a stop word, number,
+    brand or break between two words breaks the pair: "Length 12 Parts" gives no "length parts",
+    "boxes | letter" no "boxes letter")."""
+    out: list[str] = []
+    for part in text.split("|"):
+        toks = [t for t in re.split(r"[^a-z0-9\-']+", part) if t]
+        ok = [bool(_TOKEN.fullmatch(t)) and t not in STOP_WORDS and len(t) >= 3 for t in toks]
+        out += [t for t, good in zip(toks, ok) if good]
+        out += [f"{a} {b}" for a, b, ga, gb in zip(toks, toks[1:], ok, ok[1:]) if ga and gb and a != b]
     return out
 
 
@@ -283,8 +292,10 @@ def kind_phrases(text: str) -> set[str]:
     """The phrase that names what an item *is*, as product titles put it: the last one or two
     words of the title's first segment (before a comma, dash, bracket or "for/with/..."), once
     trailing numbers, sizes and packaging words are dropped: "VTech CS6114 DECT 6.0 Cordless
-    Phone, White/Grey" -> {"phone", "cordless phone"}."""
-    head = _SEGMENT_END.split(text.split("\n", 1)[0], maxsplit=1)[0].lower()
+    Phone, White/Grey" -> {"phone", "cordless phone"}. A segment with no word (where a
+    :func:`debrand` text lost the brand that opened it) does not count."""
+    segments = _SEGMENT_END.split(text.split("\n", 1)[0])
+    head = next((seg for seg in segments if re.search(r"[a-z]", seg, re.I)), "").lower()
     toks = [t for t in re.split(r"[^a-z0-9\-']+", head) if t]
     while toks and (toks[-1] in STOP_WORDS or not _TOKEN.fullmatch(toks[-1]) or len(toks[-1]) < 3):
         toks.pop()
