@@ -400,9 +400,10 @@ def name_groups(
         kinds: Counter[str] = Counter()
         if len(cand):
             lift = np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9))
-            # Phrases that end the first segment of many titles name what the items are.
-            for t in groups[gi]:
-                kinds.update(kind_phrases(debrand(t, brand_strings) if brand_strings else t))
+            # Phrases that end the first segment of many titles name what the items are (the
+            # debranded texts are the ones made for the vectorizer above).
+            for t, flat in zip(groups[gi], all_texts[lo:hi]):
+                kinds.update(kind_phrases(flat if brand_strings else t))
             kind_share = np.array([kinds.get(str(vocab[c]), 0) / (hi - lo) for c in cand])
             pre = (df_g[cand] + kind_share) * np.exp(np.clip(lift, -3, 3))
             cand = cand[np.argsort(-pre, kind="stable")[:40]]
