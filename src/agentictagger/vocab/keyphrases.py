@@ -121,7 +121,11 @@ def catalog_brands(brands: Sequence[str], texts: Sequence[str]) -> tuple[frozens
     (:func:`opener_brands`), product lines written after a brand (:func:`product_lines`)."""
     words = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
     return words, frozenset(
-        brand_strings(brands) | opener_brands(texts) | brand_initials(brands, texts) | product_lines(brands, texts)
+        brand_strings(brands)
+        | opener_brands(texts)
+        | brand_initials(brands, texts)
+        | spelled_out_brands(brands, texts)
+        | product_lines(brands, texts)
     )
 
 
@@ -203,6 +207,45 @@ def brand_initials(brands: Sequence[str], texts: Sequence[str], min_words: int =
             carried[w] += 1
             by_brand[w] += own in initials[w]
     return {w for w, n in carried.items() if by_brand[w] >= min_share * n}
+
+
+def spelled_out_brands(brands: Sequence[str], texts: Sequence[str], min_items: int = 3, min_share: float = 0.5) -> set[str]:
+    """A brand written out in full where the brand field holds its initials ("Hewlett Packard" for
+    "HP"), as :func:`names.flat_key` writes it: a run of words whose initials spell a brand of 2 to
+    4 letters, in at least ``min_items`` item texts, at least ``min_share`` of them that brand's
+    items or texts that also write the initials, with at least one word the English lexicon does
+    not know (a proper name). The lexicon test keeps a kind whose initials happen to spell a brand
+    ("Blood Draw" beside "BD") usable."""
+    from agentictagger.vocab.name_rules import flat_key, in_lexicon
+
+    short: set[str] = set()
+    for b in brands:
+        k = flat_key(b or "")
+        if 2 <= len(k) <= 4 and k.isalpha() and k not in NO_BRAND:
+            short.add(k)
+    if not short:
+        return set()
+    carried: Counter[str] = Counter()
+    by_brand: Counter[str] = Counter()
+    for i, text in enumerate(texts):
+        toks = flat_key(text).split()
+        own = flat_key(brands[i] or "") if i < len(brands) else ""
+        found: set[str] = set()
+        for n in range(2, 5):
+            for j in range(len(toks) - n + 1):
+                run = toks[j : j + n]
+                if "".join(w[0] for w in run) in short and all(w.isalpha() and len(w) >= 3 for w in run):
+                    found.add(" ".join(run))
+        words = set(toks)
+        for g in found:
+            initials = "".join(w[0] for w in g.split())
+            carried[g] += 1
+            by_brand[g] += own == initials or initials in words
+    return {
+        g
+        for g, n in carried.items()
+        if n >= min_items and by_brand[g] >= min_share * n and not all(in_lexicon(w) for w in g.split())
+    }
 
 
 def opener_brands(texts: Sequence[str], min_count: int = 5, min_first_share: float = 0.7, max_words: int = 3) -> set[str]:
