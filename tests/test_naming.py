@@ -138,10 +138,10 @@ def test_a_makers_brand_inside_a_name_is_rejected_on_office_rows():
         assert name_problems(name, brand_terms=banned, brand_strings=whole) == [], name
 
 
-def test_a_brand_written_out_for_its_initials_is_a_brand_on_office_rows():
+def test_a_brand_written_out_or_glued_to_its_line_is_a_brand_on_office_rows():
     """Office's brand field says "HP", its texts "Hewlett Packard": a local-LLM build named a
     level-2 group of printers "Hewlett Packard". A kind whose initials spell a brand stays usable."""
-    from agentictagger.vocab.keyphrases import spelled_out_brands
+    from agentictagger.vocab.keyphrases import glued_brands, spelled_out_brands
 
     banned, whole = _shared_brands("office")
     assert "hewlett packard" in whole
@@ -149,9 +149,14 @@ def test_a_brand_written_out_for_its_initials_is_a_brand_on_office_rows():
     assert any("brand" in p for p in name_problems("Hewlett Packard Toner", brand_terms=banned, brand_strings=whole))
     for name in ("Laser Printers", "Toner Cartridges", "Photo Paper"):
         assert name_problems(name, parent_path=["Printers"], brand_terms=banned, brand_strings=whole) == [], name
+    # A description glues the brand to its product line ("the newer CanonPixma iP3000"): the
+    # offline build named a level-2 group "Newer Canonpixma".
+    assert "canonpixma" in whole
+    assert any("brand" in p for p in name_problems("Newer Canonpixma", parent_path=["Printers"], brand_terms=banned, brand_strings=whole))
     rows = [("BD", f"BD Vacutainer blood draw needle, {i} ml") for i in range(6)]
     rows += [("HP", f"Hewlett Packard LaserJet toner {i}") for i in range(3)]
     assert spelled_out_brands([b for b, _ in rows], [t for _, t in rows]) == {"hewlett packard"}
+    assert glued_brands(["Canon Pixma, the newer CanonPixma", "Scotch tape"], {"canon", "pixma", "scotch"}) == {"canonpixma"}
 
 
 def test_product_lines_a_maker_writes_after_its_name_are_brands():

@@ -117,16 +117,37 @@ def catalog_brands(brands: Sequence[str], texts: Sequence[str]) -> tuple[frozens
 
     Brand words: :func:`first_word_brands` and :func:`brand_terms` (words met almost only as
     brands; never ordinary category words). Whole brand strings: the brand field's
-    (:func:`brand_strings`) and brands or product lines that open many titles
-    (:func:`opener_brands`), product lines written after a brand (:func:`product_lines`)."""
+    (:func:`brand_strings`), brands or product lines that open many titles
+    (:func:`opener_brands`), initials written for a brand and brands written out for initials
+    (:func:`brand_initials`, :func:`spelled_out_brands`), product lines written after a brand
+    (:func:`product_lines`), and a brand glued to one of these (:func:`glued_brands`)."""
     words = frozenset(first_word_brands(texts) | brand_terms(brands, texts))
-    return words, frozenset(
+    strings = (
         brand_strings(brands)
         | opener_brands(texts)
         | brand_initials(brands, texts)
         | spelled_out_brands(brands, texts)
         | product_lines(brands, texts)
     )
+    return words, frozenset(strings | glued_brands(texts, strings))
+
+
+def glued_brands(texts: Sequence[str], strings: set[str] | frozenset[str], min_part: int = 3) -> set[str]:
+    """Words of the texts that are a one-word brand glued to a brand or product line
+    ("canonpixma" in "the newer CanonPixma iP3000"), which the English lexicon does not know;
+    both parts at least ``min_part`` letters."""
+    from agentictagger.vocab.name_rules import flat_key, in_lexicon
+
+    single = {b for b in strings if " " not in b and len(b) >= min_part and b.isalpha()}
+    if not single:
+        return set()
+    out = set()
+    for w in {t for text in texts for t in flat_key(text).split() if len(t) >= 2 * min_part and t.isalpha()}:
+        if w in strings or not any(w[:k] in single and w[k:] in single for k in range(min_part, len(w) - min_part + 1)):
+            continue
+        if not in_lexicon(w):
+            out.add(w)
+    return out
 
 
 # Brand-field values that name no maker.
