@@ -251,15 +251,15 @@ def spelled_out_brands(brands: Sequence[str], texts: Sequence[str], min_items: i
     for i, text in enumerate(texts):
         toks = flat_key(text).split()
         own = flat_key(brands[i] or "") if i < len(brands) else ""
-        found: set[str] = set()
+        found: dict[str, str] = {}  # run -> the initials it spells
         for n in range(2, 5):
             for j in range(len(toks) - n + 1):
                 run = toks[j : j + n]
-                if "".join(w[0] for w in run) in short and all(w.isalpha() and len(w) >= 3 for w in run):
-                    found.add(" ".join(run))
+                initials = "".join(w[0] for w in run)
+                if initials in short and all(w.isalpha() and len(w) >= 3 for w in run):
+                    found[" ".join(run)] = initials
         words = set(toks)
-        for g in found:
-            initials = "".join(w[0] for w in g.split())
+        for g, initials in found.items():
             carried[g] += 1
             by_brand[g] += own == initials or initials in words
     return {
