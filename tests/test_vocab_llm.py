@@ -209,3 +209,67 @@ def test_sigkill_mid_build_resumes_without_repeating_finished_calls(tmp_path):
     assert len(set(first_run[:finished_step_calls]) & set(second_run)) == 0
     vocab = json.loads((tmp_path / "run" / "vocabulary.json").read_text())
     assert sorted(d["name"] for d in vocab["descriptors"]) == sorted(KINDS)
+
+
+def test_a_catch_all_that_takes_most_items_is_judged_too_broad_and_split(tmp_path):
+    """The small-model habit seen with Qwen 1.5B on 1,000 Scientific items: a catch-all ('Tools')
+    beside narrow kinds takes most items, so nobody answers 'none' and coverage says 100 %. The
+    catch-all's items count as not covered, the architect is told it is too broad, and when it
+    keeps it, the items it holds get narrower descriptors and the catch-all goes."""
+    cat = _write_catalog(tmp_path)
+    decoys = ["Lamps", "Rugs", "Kettles", "Ladders", "Towels", "Vases", "Clocks", "Mirrors", "Shelves"]
+    first = ["Goods", "Apples", *decoys]  # 10 descriptors; 'Goods' gets 45 of 60 items
+    prompts_seen: list[str] = []
+
+    def handler(r):
+        user = first_user_message(r)
+        if "architect" in r["messages"][0]["content"]:
+            prompts_seen.append(user)
+            if "Revise" in user:  # hands the catch-all back
+                return json.dumps({"descriptors": [{"name": n, "definition": f"items that are {n.lower()}"} for n in first],
+                                   "needs_more_steps": False})
+            if "only with 'Goods'" in user:
+                assert "apple" not in user.split("items:", 1)[-1]  # only the catch-all's items are shown
+                return json.dumps({"descriptors": [{"name": n, "definition": f"items that are {KINDS[n]}s"}
+                                                   for n in ("Pears", "Hammers", "Chairs")]})
+            return json.dumps({"descriptors": [{"name": n, "definition": f"items that are {n.lower()}"} for n in first]})
+        item = user.rsplit("Item:", 1)[-1].split("\n\n")[0].lower()
+        offered = [line[2:].split(":", 1)[0] for line in user.split("\n") if line.startswith("- ")]
+        for name in offered:
+            if name != "Goods" and KINDS.get(name, "?") in item:
+                return json.dumps({"descriptor": name, "note": ""})
+        return json.dumps({"descriptor": "Goods" if "Goods" in offered else "none", "note": ""})
+
+    with FakeOpenAIServer(handler=handler) as server:
+        cfg = RunConfig.model_validate(llm_config(tmp_path, server, root_descriptors=10))
+        res = build_vocabulary(cat, cfg)
+    root = res.jobs[0]
+    assert root.steps[0].too_broad == ["Goods"] and root.steps[1].too_broad == []
+    assert [round(s.coverage, 2) for s in root.steps] == [0.25, 1.0]  # 'Goods' covered 45 items in name only
+    revise = next(p for p in prompts_seen if "Revise" in p)
+    assert "Too broad: 'Goods'" in revise and "tagged only with a descriptor too broad" in revise
+    assert root.steps[1].summary.endswith("split and removed the too broad Goods")
+    assert sorted(d.name for d in res.vocabulary) == sorted(KINDS)
+
+
+def test_too_broad_is_a_catch_all_not_a_large_kind():
+    from agentictagger.vocab.agents import ItemAnnotation, mark_too_broad, too_broad
+
+    def anns(counts: list[int]) -> list[ItemAnnotation]:
+        return [ItemAnnotation([k]) for k, c in enumerate(counts) for _ in range(c)]
+
+    # A kind that is half of its parent's items among 8 (3D-printer filament in Scientific) is data.
+    assert too_broad(anns([250, 50, 50, 50, 40, 30, 20, 10]), 8, 5.0) == []
+    # One of 13 descriptors with 66 % of the items is a catch-all.
+    catch_all = anns([657, 319, 13, 10, 1] + [0] * 8)
+    assert too_broad(catch_all, 13, 5.0) == [0]
+    assert too_broad(catch_all, 13, 0.0) == []  # off
+    # Under half is never too broad, however many descriptors; failed calls are not counted.
+    assert too_broad(anns([40, 62] + [1] * 18), 20, 5.0) == [1]  # 62 of 120
+    assert too_broad(anns([58, 44] + [1] * 18), 20, 5.0) == []  # 58 of 120
+    errs = anns([30, 10]) + [ItemAnnotation([0], error="HTTP 500")] * 20
+    assert too_broad(errs, 10, 5.0) == [0]  # 30 of 40 answered
+    mark_too_broad(catch_all, [0], [f"d{k}" for k in range(13)])
+    assert sum(a.covered for a in catch_all) == 343 and catch_all[0].note.endswith("('d0')")
+    mark_too_broad(catch_all, [], [f"d{k}" for k in range(13)])  # a later judgement clears the marks
+    assert all(a.covered for a in catch_all) and catch_all[0].note == ""

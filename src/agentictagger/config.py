@@ -435,6 +435,16 @@ class BuildConfig(_Section):
         "applied, as in a plain reading of Algorithm 1.",
     )
     min_failures: int = Field(20, ge=0, description="Stop refining when fewer failures than this remain (A.1.4: 20).")
+    too_broad_factor: float = Field(
+        5.0,
+        ge=0.0,
+        le=1000.0,
+        description="A descriptor is too broad when annotators tag more than half of its job's items with it "
+        "and more than this many times an even share (items / descriptors): a catch-all such as 'Tools' "
+        "beside a dozen narrow kinds. Its items then count as not covered, so refinement asks the architect "
+        "to split it. 5 was chosen on the development half of Scientific, where no job of the offline build "
+        "goes above 3.8 times an even share. 0 = off.",
+    )
     min_cluster_size: int | None = Field(
         None,
         ge=1,

@@ -48,6 +48,9 @@ class JobView:
     exclude_terms: frozenset[str] = frozenset()  # brand-like words never to use as names
     brand_strings: frozenset[str] = frozenset()  # whole brand names (normalised), never names
     step: int = 0  # the refinement step being asked for (0 = the proposal)
+    # Indices of the current descriptors judged too broad at the last step (see too_broad):
+    # their items count as failures, and a refinement should split them.
+    too_broad: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -65,6 +68,35 @@ class ItemAnnotation:
     @property
     def covered(self) -> bool:
         return self.fits if self.fits is not None else bool(self.matches)
+
+
+TOO_BROAD_NOTE = "tagged only with a descriptor too broad to tell items apart"
+
+
+def too_broad(annotations: Sequence[ItemAnnotation], n_descriptors: int, factor: float) -> list[int]:
+    """Descriptors that annotators gave more than half of the answered items and more than
+    ``factor`` times an even share (answered items / ``n_descriptors``), counting each item's
+    first match: a catch-all beside narrow kinds. ``factor`` 0 = none."""
+    answered = [a for a in annotations if not a.error]
+    if factor <= 0 or not answered or n_descriptors < 1:
+        return []
+    counts = np.zeros(n_descriptors, dtype=int)
+    for a in answered:
+        if a.matches:
+            counts[a.matches[0]] += 1
+    limit = max(0.5, factor / n_descriptors) * len(answered)
+    return [k for k in range(n_descriptors) if counts[k] > limit]
+
+
+def mark_too_broad(annotations: Sequence[ItemAnnotation], broad: Sequence[int], names: Sequence[str]) -> None:
+    """Items whose first match is a too-broad descriptor are not covered (fits = False), with a
+    note saying so for the architect; marks of an earlier judgement are cleared first."""
+    for a in annotations:
+        if a.note.startswith(TOO_BROAD_NOTE):
+            a.fits, a.note = None, ""
+        if a.matches and a.matches[0] in broad and not a.error:
+            a.fits = False
+            a.note = f"{TOO_BROAD_NOTE} ('{names[a.matches[0]]}')"
 
 
 @dataclass

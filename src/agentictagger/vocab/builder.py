@@ -31,6 +31,8 @@ from agentictagger.vocab.agents import (
     FailureReport,
     ItemAnnotation,
     JobView,
+    mark_too_broad,
+    too_broad,
 )
 from agentictagger.vocab.grouping import single_threaded_numerics
 from agentictagger.vocab.representatives import select_representatives
@@ -69,6 +71,7 @@ class StepRecord:
     seconds: float = 0.0
     architect: str = ""  # llm | offline | offline-fallback ("" in state written before it was recorded)
     fallback_reason: str = ""  # why the LLM architect's answer was not used
+    too_broad: list[str] = field(default_factory=list)  # descriptors too broad at this step (see agents.too_broad)
 
     def __post_init__(self) -> None:
         # The step's ArchitectSource travels in the ``fallback`` slot from _architect_call.
@@ -307,6 +310,7 @@ class VocabularyBuilder:
             drafts = job.drafts()
             annotations = job.last_annotations()
             view.step = len(job.steps)
+            view.too_broad = [k for k, (n, _) in enumerate(job.steps[-1].descriptors) if n in job.steps[-1].too_broad]
             self._phase(job, f"refinement {len(job.steps)}")
             failures = self._distill_failures(view, annotations)
             refinement, fallback = self._architect_call(
@@ -332,9 +336,11 @@ class VocabularyBuilder:
         for i, a in zip(todo, got):
             job.annotations[i], job.notes[i], job.errors[i], job.fits[i] = a.matches, a.note, a.error, a.fits
         anns = job.last_annotations()
+        last = job.steps[-1]
+        last.too_broad = self._judge_breadth(anns, [n for n, _ in last.descriptors])
+        job.notes, job.fits = [a.note for a in anns], [a.fits for a in anns]
         scored = [a for a in anns if not a.error]
         covered = sum(a.covered for a in scored)
-        last = job.steps[-1]
         last.n_errors = len(anns) - len(scored)
         last.coverage = covered / max(1, len(scored))
         last.n_failures = len(scored) - covered
@@ -440,6 +446,7 @@ class VocabularyBuilder:
                 f"({n_err / len(annotations):.0%} > build.max_failed_call_share={share:g}; "
                 f"first: {next(a.error for a in annotations if a.error)})"
             )
+        broad = self._judge_breadth(annotations, [d.name for d in drafts])
         covered = sum(a.covered for a in scored)
         coverage = covered / max(1, len(scored))
         if floor is not None and coverage < floor:
@@ -462,6 +469,7 @@ class VocabularyBuilder:
             wants_more_steps=wants_more,
             fallback=fallback,
             seconds=round(time.monotonic() - t0, 3),
+            too_broad=broad,
         )
         job.steps.append(rec)
         job.prototypes = [
@@ -481,8 +489,17 @@ class VocabularyBuilder:
         self._save(job)
         self._log({"job": job.job_id, "level": job.level, "parent_path": job.parent_path, **asdict(rec), "descriptors": len(drafts)})
         self._set_stats(last_coverage=rec.coverage, level=job.level)
+        if broad:
+            log.info("job %s step %d: too broad to tell items apart: %s; their items count as not covered",
+                     job.job_id, step, ", ".join(broad))
         if n_err:
             log.warning("job %s step %d: %d annotator call(s) failed; those items are excluded from coverage", job.job_id, step, n_err)
+
+    def _judge_breadth(self, annotations: list[ItemAnnotation], names: list[str]) -> list[str]:
+        """Marks the items of too-broad descriptors as not covered; returns those descriptors' names."""
+        broad = too_broad(annotations, len(names), self.cfg.too_broad_factor)
+        mark_too_broad(annotations, broad, names)
+        return [names[k] for k in broad]
 
     def _distill_failures(self, view: JobView, annotations: list[ItemAnnotation]) -> list[FailureReport]:
         failed = [i for i, a in enumerate(annotations) if not a.covered and not a.error]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from agentictagger.llm.types import (
     ChatRequest,
@@ -105,6 +105,7 @@ class LLMArchitect:
         scored = [a for a in annotations if not a.error]
         coverage = sum(a.covered for a in scored) / max(1, len(scored))
         reports = [f"{f.text} | {f.note}" if f.note else f.text for f in failures]
+        broad = [descriptors[k].name for k in job.too_broad if k < len(descriptors)]
 
         def user(n: int, level: int) -> str:
             item_chars, definition_chars = prompts.REFINE_LEVELS[level]
@@ -119,6 +120,7 @@ class LLMArchitect:
                 hi,
                 item_chars=item_chars,
                 definition_chars=definition_chars,
+                too_broad=broad,
             )
 
         drafts, raw = self._ask(
@@ -128,21 +130,37 @@ class LLMArchitect:
         )
         summary = "architect revision"
         unchanged = {d.name.lower() for d in drafts} == {d.name.lower() for d in descriptors}
-        if failures and unchanged:
+        kept_broad = {b.lower() for b in broad} & {d.name.lower() for d in drafts}
+        if failures and (unchanged or kept_broad):
             # Small models often hand the same list back (Qwen 1.5B did, with 88 of 300 items
-            # reported); asking only for what the failed items are is a question they answer.
-            added = self._add_for_failures(job, drafts, failures, share=len(failures) / max(1, len(scored)), hi=hi)
+            # reported) or keep a catch-all; asking only for what the failed items are is a
+            # question they answer.
+            kept = [b for b in broad if b.lower() in kept_broad]
+            added = self._add_for_failures(
+                job, drafts, failures, share=len(failures) / max(1, len(scored)), hi=hi, too_broad=kept
+            )
             if added:
                 drafts = [*drafts, *added]
                 summary = "architect revision; added for items none fitted: " + ", ".join(d.name for d in added)
+            if kept and len(added) >= 2:
+                # The too-broad descriptor's items now have narrower kinds to go to: it goes.
+                drafts = [d for d in drafts if d.name.lower() not in kept_broad]
+                summary += "; split and removed the too broad " + ", ".join(kept)
         return Refinement(drafts, wants_more_steps=bool(raw.get("needs_more_steps")), summary=summary)
 
     def _add_for_failures(
-        self, job: JobView, current: list[DescriptorDraft], failures: list[FailureReport], share: float, hi: int
+        self,
+        job: JobView,
+        current: list[DescriptorDraft],
+        failures: list[FailureReport],
+        share: float,
+        hi: int,
+        too_broad: Sequence[str] = (),
     ) -> list[DescriptorDraft]:
         """New descriptors for the failed items alone, none repeating a current name; [] when the
-        architect cannot give valid ones (the revision then stands as it was)."""
-        room = hi - len(current)
+        architect cannot give valid ones (the revision then stands as it was). ``too_broad``: the
+        current descriptors the failed items could only be tagged with (they are split)."""
+        room = hi - len(current) + len(too_broad)  # a split descriptor leaves room for its parts
         if room <= 0:
             return []
         want = max(1, round(share * len(current)))
@@ -152,7 +170,8 @@ class LLMArchitect:
 
         def user(n: int, level: int) -> str:
             return prompts.add_prompt(
-                job.parent_path, names, texts[:n], 1, add_hi, item_chars=prompts.PROPOSE_ITEM_CHARS[level]
+                job.parent_path, names, texts[:n], 1, add_hi, item_chars=prompts.PROPOSE_ITEM_CHARS[level],
+                too_broad=too_broad,
             )
 
         try:

@@ -42,6 +42,10 @@ def _numbered(texts: Sequence[str], limit: int = 300) -> str:
     return "\n".join(f"{i + 1}. {clip(t, limit)}" for i, t in enumerate(texts))
 
 
+def _quoted(names: Sequence[str]) -> str:
+    return " and ".join(f"'{n}'" for n in names)
+
+
 def _definition(d: str, limit: int | None) -> str:
     return d if limit is None else clip(d, limit)
 
@@ -140,7 +144,14 @@ def refine_prompt(
     hi: int,
     item_chars: int = 400,
     definition_chars: int | None = None,
+    too_broad: Sequence[str] = (),
 ) -> str:
+    broad = (
+        f"Too broad: {_quoted(too_broad)} {'takes' if len(too_broad) == 1 else 'take'} most of the items and "
+        "tells them apart no better than the category itself; replace it by the narrower kinds of item it holds.\n\n"
+        if too_broad
+        else ""
+    )
     current = "\n".join(
         f"- {n} ({c} items)" + ("" if definition_chars == 0 else f": {_definition(d, definition_chars)}")
         for n, d, c in zip(names, definitions, counts)
@@ -150,6 +161,7 @@ def refine_prompt(
         f"(with how many items annotators tagged with each):\n{current}\n\n"
         f"They cover {coverage:.0%} of the items. Annotators could not tag these representative items "
         f"(item text | their note):\n{_numbered(failures, item_chars)}\n\n"
+        f"{broad}"
         "Revise the descriptor set so that such items fit: add, rename, merge, split or remove "
         f"descriptors. Keep between {lo} and {hi} descriptors, mutually exclusive, no brands, no "
         "catch-alls. Set needs_more_steps to true only if another revision round would clearly help. "
@@ -158,13 +170,26 @@ def refine_prompt(
 
 
 def add_prompt(
-    parent_path: Sequence[str], names: Sequence[str], failures: Sequence[str], lo: int, hi: int, item_chars: int = 300
+    parent_path: Sequence[str],
+    names: Sequence[str],
+    failures: Sequence[str],
+    lo: int,
+    hi: int,
+    item_chars: int = 300,
+    too_broad: Sequence[str] = (),
 ) -> str:
-    """Descriptors for items none of the current ones fits: asked when a revision left the
-    names unchanged although annotators reported failures."""
+    """Descriptors for items none of the current ones fits (or only a too-broad one): asked when
+    a revision left the names unchanged although annotators reported failures, or kept a
+    too-broad descriptor."""
+    found = (
+        f"Annotators could tag these {len(failures)} items only with {_quoted(too_broad)}, which is too broad "
+        "to tell them apart"
+        if too_broad
+        else f"Annotators found that none of them fits these {len(failures)} items"
+    )
     return (
         f"Items in {_scope(parent_path)} are described by these descriptors: {', '.join(names)}.\n"
-        f"Annotators found that none of them fits these {len(failures)} items:\n{_numbered(failures, item_chars)}\n\n"
+        f"{found}:\n{_numbered(failures, item_chars)}\n\n"
         f"Propose between {lo} and {hi} new descriptors for items like these: kinds of item that none of "
         "the descriptors above already names. No brands, no catch-alls. "
         'Answer with JSON: {"descriptors": [{"name": ..., "definition": ...}, ...]}.'
