@@ -267,6 +267,13 @@ def score_profile(name: str, run: Path, emb_run: Path, llm_run: Path | None, ids
         "build_coverage_by_level": coverage_by_level(jobs, len(ids)),
         "refinement": {k: v for k, v in refinement_effect(jobs).items() if k != "per_job"},
         # Steps the build did not apply (they covered less than the step before): what they tried.
+        # The root job's steps as the build recorded them: what each step proposed, what it covered,
+        # which descriptors were judged too broad (a catch-all's items count as not covered).
+        "root_steps": [
+            {"step": st.step, "architect": st.architect, "coverage": round(st.coverage, 4), "failures": st.n_failures,
+             "too_broad": st.too_broad, "summary": st.summary, "descriptors": [n for n, _ in st.descriptors]}
+            for j in jobs if j.job_id == "root" for st in j.steps
+        ],
         "refinement_steps_not_applied": [
             {"job": j.job_id, "level": j.level, **r} for j in jobs for r in j.rejected
         ],
