@@ -250,6 +250,27 @@ def test_a_catch_all_that_takes_most_items_is_judged_too_broad_and_split(tmp_pat
     assert "Too broad: 'Goods'" in revise and "tagged only with a descriptor too broad" in revise
     assert root.steps[1].summary.endswith("split and removed the too broad Goods")
     assert sorted(d.name for d in res.vocabulary) == sorted(KINDS)
+    assert not any("too broad" in w for w in res.warnings)
+
+
+def test_a_catch_all_left_standing_is_a_build_warning(tmp_path):
+    """No refinement step allowed: the catch-all stays, coverage says so, and so does a warning."""
+    cat = _write_catalog(tmp_path)
+    first = ["Goods", "Apples", "Lamps", "Rugs", "Kettles", "Ladders", "Towels", "Vases", "Clocks", "Mirrors"]
+
+    def handler(r):
+        user = first_user_message(r)
+        if "architect" in r["messages"][0]["content"]:
+            return json.dumps({"descriptors": [{"name": n, "definition": f"items that are {n.lower()}"} for n in first]})
+        item = user.rsplit("Item:", 1)[-1].split("\n\n")[0].lower()
+        return json.dumps({"descriptor": "Apples" if "apple" in item else "Goods", "note": ""})
+
+    with FakeOpenAIServer(handler=handler) as server:
+        cfg = RunConfig.model_validate(llm_config(tmp_path, server, root_descriptors=10, refine_steps=0))
+        res = build_vocabulary(cat, cfg)
+    root = res.jobs[0]
+    assert len(root.steps) == 1 and root.steps[0].too_broad == ["Goods"] and round(root.steps[0].coverage, 2) == 0.25
+    assert any("too broad to tell its items apart: Goods" in w for w in res.warnings)
 
 
 def test_too_broad_is_a_catch_all_not_a_large_kind():

@@ -587,6 +587,14 @@ class VocabularyBuilder:
             )
         else:
             out += [text for _, text in below]
+        broad = [(job, job.steps[-1].too_broad) for job in jobs if job.steps[-1].too_broad]
+        for job, names in broad[:3]:
+            out.append(
+                f"job {job.job_id} ({' > '.join(job.parent_path) or 'root'}) ended with a descriptor too broad to tell "
+                f"its items apart: {', '.join(names)} (refinement did not split it; see build_log.jsonl)"
+            )
+        if len(broad) > 3:
+            out.append(f"{len(broad) - 3} more jobs ended with a too-broad descriptor")
         for job in jobs:
             n_fallback = sum(1 for s in job.steps if s.fallback)
             if n_fallback:
