@@ -70,6 +70,15 @@ class ItemAnnotation:
         return self.fits if self.fits is not None else bool(self.matches)
 
 
+def first_match_counts(annotations: Sequence[ItemAnnotation], n_descriptors: int) -> np.ndarray:
+    """How many answered items each descriptor got as its first (best) match."""
+    counts = np.zeros(n_descriptors, dtype=int)
+    for a in annotations:
+        if a.matches and not a.error:
+            counts[a.matches[0]] += 1
+    return counts
+
+
 TOO_BROAD_NOTE = "tagged only with a descriptor too broad to tell items apart"
 
 
@@ -80,10 +89,7 @@ def too_broad(annotations: Sequence[ItemAnnotation], n_descriptors: int, factor:
     answered = [a for a in annotations if not a.error]
     if factor <= 0 or not answered or n_descriptors < 1:
         return []
-    counts = np.zeros(n_descriptors, dtype=int)
-    for a in answered:
-        if a.matches:
-            counts[a.matches[0]] += 1
+    counts = first_match_counts(answered, n_descriptors)
     limit = max(0.5, factor / n_descriptors) * len(answered)
     return [k for k in range(n_descriptors) if counts[k] > limit]
 
@@ -402,10 +408,7 @@ class EmbeddingArchitect:
         descriptors, renamed = self._rename(job, descriptors, annotations)
         if renamed:
             changes.append(f"renamed {renamed} whose names read as a sibling's")
-        counts = np.zeros(len(descriptors), dtype=int)
-        for a in annotations:
-            if a.matches:
-                counts[a.matches[0]] += 1
+        counts = first_match_counts(annotations, len(descriptors))
         keep = [i for i in range(len(descriptors)) if counts[i] > 0]
         if len(keep) < len(descriptors):
             changes.append(f"removed {len(descriptors) - len(keep)} unused")

@@ -22,6 +22,7 @@ from agentictagger.vocab.agents import (
     ItemAnnotation,
     JobView,
     Refinement,
+    first_match_counts,
 )
 from agentictagger.vocab.validate import check_descriptors, drop_invalid, unique_by_name
 
@@ -98,10 +99,7 @@ class LLMArchitect:
         target: int,
     ) -> Refinement:
         lo, hi = self._bounds(max(target, len(descriptors)))
-        counts = [0] * len(descriptors)
-        for a in annotations:
-            if a.matches:
-                counts[a.matches[0]] += 1
+        counts = first_match_counts(annotations, len(descriptors)).tolist()
         scored = [a for a in annotations if not a.error]
         coverage = sum(a.covered for a in scored) / max(1, len(scored))
         reports = [f"{f.text} | {f.note}" if f.note else f.text for f in failures]
