@@ -442,8 +442,9 @@ class BuildConfig(_Section):
         description="A descriptor is too broad when annotators tag more than half of its job's items with it "
         "and more than this many times an even share (items / descriptors): a catch-all such as 'Tools' "
         "beside a dozen narrow kinds. Its items then count as not covered, so refinement asks the architect "
-        "to split it. 5 was chosen on the development half of Scientific, where no job of the offline build "
-        "goes above 3.8 times an even share. 0 = off.",
+        "to split it. 5 leaves a margin over the offline builds of Scientific's development half, where no "
+        "descriptor that takes more than half of its job's items goes above 3.3 times an even share "
+        "(bench/too_broad_scan.py). 0 = off.",
     )
     min_cluster_size: int | None = Field(
         None,
