@@ -1156,3 +1156,37 @@ def test_name_groups_encodes_every_groups_candidate_phrases_in_one_call():
 @pytest.mark.parametrize("name", ["Specifications", "Safety Features", "Product Specification"])
 def test_a_name_for_what_a_listing_says_is_no_kind(name):
     assert name_problems(name)
+
+
+def test_every_groups_first_trials_are_encoded_in_one_call():
+    """The first step's trial texts of every group that needs a search go to the encoder in one
+    call (one large call runs with every thread; a call per group paid the per-call cost each
+    time), and nothing in the choice changes: a group's later steps still see its siblings' new
+    texts."""
+    from agentictagger.vocab.keyphrases import separating_examples
+
+    groups = [[f"crisp red apple {i}" for i in range(6)], [f"juicy green pear {i}" for i in range(6)],
+              [f"green crisp fruit {i}" for i in range(6)]]
+    names = ["Fruit", "Fruits Too", "Fruit Three"]
+    starts = [["pear", "green"], ["apple", "red"], ["juicy"]]
+    pools = [["pear", "apple", "crisp", "red"], ["apple", "pear", "juicy", "green"], ["crisp", "green", "red"]]
+    calls: list[list[str]] = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return _bag_of_words(texts)
+
+    chosen = separating_examples(names, "", pools, groups, counting, starts, max_examples=2)
+    # Encoded one text per call, the same encoder gives the same choice.
+    assert chosen == separating_examples(names, "", pools, groups, lambda ts: np.concatenate([_bag_of_words([t]) for t in ts]),
+                                         starts, max_examples=2)
+    item_calls = [c for c in calls if c and c[0].startswith(("crisp red", "juicy green", "green crisp"))]
+    trial_calls = [c for c in calls if c not in item_calls]
+    first = trial_calls[1]  # after the starting texts of all groups
+    searched = {c.split(":")[0] for c in first}
+    assert len(searched) >= 2, first  # several groups' first trials in the one call
+    for name in searched:
+        j = names.index(name)
+        assert sum(1 for c in first if c.startswith(f"{name}:")) == len(pools[j])
+    # No first-step trial is asked for again.
+    assert not any(t in first for c in trial_calls[2:] for t in c)

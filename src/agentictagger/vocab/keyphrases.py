@@ -590,6 +590,25 @@ def separating_examples(
 
     t = np.asarray(encode([texts_of(j, [chosen[j]])[0] for j in range(n)]), dtype=np.float32)
     sims = x @ t.T
+
+    def separated(j: int) -> bool:
+        """Its items find it, and no other group's items take it for theirs."""
+        pred = sims.argmax(axis=1)
+        return bool(np.mean(pred[own == j] == j) >= SEPARATED_ENOUGH and np.all(own[pred == j] == j))
+
+    # The first step's trials of every group that needs them, in one encoding call: their texts
+    # depend on nothing another group chooses. A call per group paid the encoder's fixed per-call
+    # cost again each time and ran on one thread; one large call runs with every thread (see
+    # embed._EncodeGate), which matters most at level 1, where the root is the only job. Measured
+    # on a first Beauty build (bench/build_speed.py). A group found separated only later (after
+    # a sibling's change) has encoded its trials for nothing; they stay in the cache.
+    first_trials: dict[int, np.ndarray] = {}
+    need = [j for j in range(n) if pools[j] and not separated(j)]
+    first_texts = [texts_of(j, [[p] for p in pools[j]]) for j in need]
+    if need:
+        flat = np.asarray(encode([q for ts in first_texts for q in ts]), dtype=np.float32)
+        for j, part in zip(need, np.split(flat, np.cumsum([len(ts) for ts in first_texts])[:-1])):
+            first_trials[j] = part
     for j in range(n):
         if not pools[j]:
             continue
@@ -609,16 +628,18 @@ def separating_examples(
             return ok_mine.sum(axis=0) + ok_rest.sum(axis=0)
 
         best_score = int(right(sims[:, j : j + 1])[0])
-        pred = sims.argmax(axis=1)
-        if np.mean(pred[mine] == j) >= SEPARATED_ENOUGH and np.all(own[pred == j] == j):
-            continue  # its items find it, and no other group's items take it for theirs
+        if separated(j):
+            continue
         best, prefix = chosen[j], []
         shortlist = list(pools[j])
         for step in range(max_examples):
             options = [p for p in shortlist if p not in prefix]
             if not options:
                 break
-            tv = np.asarray(encode(texts_of(j, [[*prefix, p] for p in options])), dtype=np.float32)
+            if step == 0 and j in first_trials:
+                tv = first_trials[j]  # options == pools[j] here, in the same order
+            else:
+                tv = np.asarray(encode(texts_of(j, [[*prefix, p] for p in options])), dtype=np.float32)
             scores = right(x @ tv.T)
             k = int(np.argmax(scores))
             if step == 0:  # later steps try only the best single examples: half the encodes
