@@ -253,6 +253,28 @@ def test_consensus_of_draws_is_more_seed_stable_than_one_draw():
     assert len(np.unique(fine)) == 48
 
 
+def test_draws_share_the_cores_with_the_other_running_jobs(monkeypatch):
+    """A job running alone draws on every core; beside other jobs, on the cores they leave (at
+    least one); the same partition either way."""
+    from agentictagger.vocab import grouping
+
+    monkeypatch.setattr(grouping.os, "cpu_count", lambda: 4)
+    assert grouping.draw_workers(20) == 4 and grouping.draw_workers(3) == 3
+    with grouping.job_running():
+        assert grouping.draw_workers(20) == 4
+        with grouping.job_running():
+            assert grouping.draw_workers(20) == 2
+            with grouping.job_running(), grouping.job_running(), grouping.job_running():
+                assert grouping.draw_workers(20) == 1
+        assert grouping.draw_workers(20) == 4
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 8)).astype(np.float32)
+    alone = consensus_groups(x, 24, 4, 0, 6)
+    with grouping.job_running(), grouping.job_running(), grouping.job_running(), grouping.job_running():
+        beside = consensus_groups(x, 24, 4, 0, 6)
+    assert all((a == b).all() for a, b in zip(alone, beside))
+
+
 def _blobs(n_per=30, k=3, dim=8, seed=0):
     rng = np.random.default_rng(seed)
     centres = np.eye(dim)[:k] * 3

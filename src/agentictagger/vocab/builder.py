@@ -34,7 +34,7 @@ from agentictagger.vocab.agents import (
     mark_too_broad,
     too_broad,
 )
-from agentictagger.vocab.grouping import single_threaded_numerics
+from agentictagger.vocab.grouping import job_running, single_threaded_numerics
 from agentictagger.vocab.representatives import select_representatives
 from agentictagger.vocab.validate import check_descriptors, drop_invalid, unique_by_name
 from agentictagger.structures.vocabulary import ROOT_ID, Descriptor, Vocabulary
@@ -291,6 +291,10 @@ class VocabularyBuilder:
         )
 
     def _run_job(self, job: JobState) -> JobState:
+        with job_running():  # its grouping draws then share the cores with the other running jobs
+            return self._run_job_steps(job)
+
+    def _run_job_steps(self, job: JobState) -> JobState:
         if job.status == "done":
             if job.steps and job.steps[-1].n_errors:
                 self._retry_failed_calls(job)
