@@ -5,7 +5,8 @@ Three profiles, built with the CLI as a user would, on the same subsample (build
 with the same build settings (depth, refinement steps); they differ only in who does each role:
 
 * offline: embeddings group and annotate, key phrases name; no LLM;
-* local-llm: as offline, but the local LLM names the groups (the demo's profile);
+* local-llm: as offline, but the local LLM names the groups of levels 1-3 with the demo's naming
+  settings (names only, definitions from the groups' phrases; see ``DEMO_LLM_SETTINGS``);
 * all-llm: the LLM architect proposes and refines the descriptors, LLM annotators tag every item
   (one call per item and step), the LLM namer stands by for the offline architect should the
   LLM architect's answers stay invalid (build.architect.fallback=offline: recorded per step),
@@ -58,6 +59,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _provenance import command_line, write_result  # noqa: E402
 
+from agentictagger.cli.main import DEMO_LLM_SETTINGS  # noqa: E402
+
 EXE = str(REPO / ".venv" / "bin" / "agentictagger")
 MODEL = "qwen2.5-coder-1.5b-instruct"
 CATALOG = "scientific"
@@ -72,7 +75,8 @@ def profile_sets(profile: str, threads: int = 2) -> list[str]:
     if profile == "offline":
         return []
     if profile == "local-llm":
-        return ["build.naming.kind=llm", "build.naming.max_level=3", *local_llm("namer", threads)]
+        # The demo's naming settings; the build settings (refinement steps) stay the bench's own.
+        return [*(s for s in DEMO_LLM_SETTINGS if s.startswith("build.naming.")), *local_llm("namer", threads)]
     return [
         "build.architect.kind=llm",
         "build.architect.fallback=offline",
@@ -97,7 +101,9 @@ def roles(profile: str, threads: int = 2) -> str:
     return {
         "offline": "architect: offline (embedding consensus grouping); annotator: embedding judge; names: key phrases; "
         "assigner: embedding",
-        "local-llm": f"as offline, but the names of levels 1-3 by the local LLM ({MODEL}); assigner: embedding",
+        "local-llm": f"as offline, but the names of levels 1-3 by the local LLM ({MODEL}), names only (the demo's "
+        "naming settings: definitions from the groups' phrases, 3 titles per group, one re-ask, no LLM renames); "
+        "assigner: embedding",
         "all-llm": f"architect, annotator (choice output), namer (stand-by for the offline fallback) and the LLM assigner: "
         f"{MODEL} via llama.cpp (local backend, {threads} thread{'s' if threads > 1 else ''}, n_ctx 4096); also assigned "
         "by the embedding assigner",
