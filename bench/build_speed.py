@@ -12,9 +12,12 @@ every text) shows what a user's second build with the same settings takes. The b
 the machine's defaults (``OMP_NUM_THREADS`` unset: encoding uses every core). Beside it, the first
 thing a user would try: scikit-learn KMeans with k = the build's level-1 size and n_init = 10 on
 the same embeddings (one level only, no names), timed in this process with one BLAS thread per
-core, once per repeat (seeds 0..).
+core, once per repeat (seeds 0..). With ``--baseline-rev REV`` the same first builds are also run
+with the package source of git revision REV (the code before a change), interleaved with this
+checkout's and alternating which goes first, so both see the same machine: wall times on a shared
+2-core virtual machine drift by tens of percent between runs of the same build.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/build_speed.py [--repeats 3] [--set build.grouping.restarts=10 ...]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/build_speed.py [--repeats 3] [--baseline-rev REV] [--set build.grouping.restarts=10 ...]
 
 writes bench/results/build_speed.json and prints a short table. The machine is shared with other
 work when it runs: the JSON records the load average before each build.
@@ -45,13 +48,17 @@ from agentictagger.vocab.summary import build_summary  # noqa: E402
 TARGET_S = 120.0
 
 
-def build_once(run_dir: Path, cache: Path, sets: list[str]) -> float:
+def build_once(run_dir: Path, cache: Path, sets: list[str], src: Path | None = None) -> float:
+    """Wall time of one `agentictagger build`; ``src``: the package's source folder to run instead
+    of this checkout's (the baseline revision's)."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cmd = [str(REPO / ".venv" / "bin" / "agentictagger"), "build", "--catalog", "shared:beauty", "--run-dir", str(run_dir),
            "--set", f"cache_dir={cache}", "--set", "seed=0", *(x for kv in sets for x in ("--set", kv))]
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update({"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    if src is not None:
+        env["PYTHONPATH"] = str(src)  # ahead of the editable install's path
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.monotonic() - t0
@@ -61,6 +68,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--set", action="append", default=[], help="extra config override for the build (recorded)")
+    ap.add_argument("--baseline-rev", default="",
+                    help="also time first builds with the source of this git revision, interleaved with this "
+                         "checkout's (the same machine state for both)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "build_speed.json"))
     a = ap.parse_args()
     base = REPO / "bench" / "runs" / "build_speed"
@@ -75,9 +85,17 @@ def main() -> int:
     emb = Embedder(cfg.embedding, cache_dir=str(items_cache)).encode(cat.texts)  # warms the cache
     warm_s = time.monotonic() - t0
 
-    def timed(name: str, cache: Path) -> dict:
+    baseline_src = None
+    if a.baseline_rev:
+        rev = subprocess.run(["git", "rev-parse", a.baseline_rev], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+        (base / "baseline").mkdir(parents=True)
+        tar = subprocess.run(["git", "archive", rev, "src"], cwd=REPO, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base / "baseline")], input=tar, check=True)
+        baseline_src = base / "baseline" / "src"
+
+    def timed(name: str, cache: Path, src: Path | None = None) -> dict:
         load = os.getloadavg()[0]
-        wall = build_once(base / name, cache, a.set)
+        wall = build_once(base / name, cache, a.set, src)
         s = build_summary(base / name)
         row = {"build": name, "wall_s": round(wall, 1), "load_avg_1min_before": round(load, 2),
                "descriptors": s["vocabulary_size"], "depth": s["depth"],
@@ -86,12 +104,19 @@ def main() -> int:
         print(f"{name}: {wall:.1f} s (load {load:.2f}), {s['vocabulary_size']} descriptors, depth {s['depth']}")
         return row
 
-    rows = []
+    rows, base_rows = [], []
     for r in range(a.repeats):
-        cache = base / f"cache_r{r}"
-        shutil.copytree(items_cache, cache)
-        rows.append(timed(f"first{r}", cache))
-    rebuild = timed("rebuild", base / f"cache_r{a.repeats - 1}")
+        # With a baseline, the two alternate which goes first, so a drift in the machine's speed
+        # falls on both.
+        order = ["this", "baseline"] if baseline_src is not None else ["this"]
+        for who in order if r % 2 == 0 else order[::-1]:
+            cache = base / f"cache_{who}_r{r}"
+            shutil.copytree(items_cache, cache)
+            if who == "this":
+                rows.append(timed(f"first{r}", cache))
+            else:
+                base_rows.append(timed(f"baseline_first{r}", cache, baseline_src))
+    rebuild = timed("rebuild", base / f"cache_this_r{a.repeats - 1}")
 
     import numpy as np
     from sklearn.cluster import KMeans
@@ -128,11 +153,25 @@ def main() -> int:
         "kmeans_k": k,
         "kmeans_wall_s": km,
     }
+    if base_rows:
+        bw = [x["wall_s"] for x in base_rows]
+        res["baseline"] = {
+            "rev": rev,
+            "first_builds": base_rows,
+            "first_build_wall_s": {"mean": round(statistics.mean(bw), 1), "sd": round(statistics.stdev(bw), 1) if len(bw) > 1 else 0.0,
+                                   "min": min(bw), "max": max(bw)},
+            "same_vocabulary_as_this": {x["vocabulary_sha256"] for x in base_rows} == {x["vocabulary_sha256"] for x in rows},
+            "this_minus_baseline_s_per_repeat": [round(t - b, 1) for t, b in zip(walls, bw)],
+        }
     write_result(a.out, res)
     f = res["first_build_wall_s"]
     print(f"\nfirst build (tree, names, {rows[0]['descriptors']} descriptors): {f['mean']:.1f} ± {f['sd']:.1f} s, "
           f"max {f['max']:.1f} s (target {TARGET_S:.0f} s) | rebuild {rebuild['wall_s']:.1f} s | KMeans k={k}: "
           f"{statistics.mean(km):.1f} s")
+    if base_rows:
+        b = res["baseline"]["first_build_wall_s"]
+        print(f"baseline {rev[:8]} first build: {b['mean']:.1f} ± {b['sd']:.1f} s (same vocabulary: "
+              f"{res['baseline']['same_vocabulary_as_this']})")
     return 0
 
 
