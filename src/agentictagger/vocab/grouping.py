@@ -55,9 +55,11 @@ def job_running() -> Iterator[None]:
 def draw_workers(n_draws: int) -> int:
     """Threads for a job's draws: every core when the job runs alone (the root, the last jobs),
     one when as many jobs run as there are cores. Two jobs on 2 cores, each drawing on 2 threads,
-    kept 4 threads busy on 2 cores: a first offline build of Beauty took 117-123 s with them and
-    111-112 s with one draw thread per job beside another (3 ad-hoc first builds each; less
-    system time, 15 s -> 9.5 s; ``bench/build_speed.py`` records the result)."""
+    kept 4 threads busy on 2 cores: with this and the definitions' first trials encoded in one
+    call (``keyphrases.separating_examples``), first offline builds of Beauty took 152.5 +- 2.1 s
+    against 158.5 +- 4.0 s without both, interleaved in one run of ``bench/build_speed.py``
+    (``--baseline-rev``; same vocabulary); in ad-hoc builds the draw change alone cut system
+    time from about 15 s to 10 s."""
     with _RUNNING_LOCK:
         running = max(1, _RUNNING_JOBS)
     return max(1, min(n_draws, (os.cpu_count() or 1) // running))

@@ -599,9 +599,10 @@ def separating_examples(
     # The first step's trials of every group that needs them, in one encoding call: their texts
     # depend on nothing another group chooses. A call per group paid the encoder's fixed per-call
     # cost again each time and ran on one thread; one large call runs with every thread (see
-    # embed._EncodeGate), which matters most at level 1, where the root is the only job. Measured
-    # on a first Beauty build (bench/build_speed.py). A group found separated only later (after
-    # a sibling's change) has encoded its trials for nothing; they stay in the cache.
+    # embed._EncodeGate), which matters most at level 1, where the root is the only job (measured
+    # together with grouping.draw_workers: bench/build_speed.py's --baseline-rev run). A group
+    # found separated only later (after a sibling's change) has encoded its trials for nothing;
+    # they stay in the cache.
     first_trials: dict[int, np.ndarray] = {}
     need = [j for j in range(n) if pools[j] and not separated(j)]
     first_texts = [texts_of(j, [[p] for p in pools[j]]) for j in need]
