@@ -58,8 +58,7 @@ def draw_workers(n_draws: int) -> int:
     kept 4 threads busy on 2 cores: with this and the definitions' first trials encoded in one
     call (``keyphrases.separating_examples``), first offline builds of Beauty took 152.5 +- 2.1 s
     against 158.5 +- 4.0 s without both, interleaved in one run of ``bench/build_speed.py``
-    (``--baseline-rev``; same vocabulary); in ad-hoc builds the draw change alone cut system
-    time from about 15 s to 10 s."""
+    (``--baseline-rev``; same vocabulary)."""
     with _RUNNING_LOCK:
         running = max(1, _RUNNING_JOBS)
     return max(1, min(n_draws, (os.cpu_count() or 1) // running))
