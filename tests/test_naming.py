@@ -928,7 +928,7 @@ def _sample_texts(*words):
 
 
 def test_a_name_that_stops_inside_a_compound_the_items_write_is_re_asked():
-    from agentictagger.vocab.naming import cut_short
+    from agentictagger.vocab.name_rules import cut_short
 
     # Real rows of the demo sample: the LLM once named the brad nails "Gauge Brad" ("18 Gauge Brad
     # Nails") and glass bottles and carboys "Industrial Glass".
@@ -1212,3 +1212,51 @@ def test_every_groups_first_trials_are_encoded_in_one_call():
         assert sum(1 for c in first if c.startswith(f"{name}:")) == len(pools[j])
     # No first-step trial is asked for again.
     assert not any(t in first for c in trial_calls[2:] for t in c)
+
+
+def test_a_key_phrase_name_that_stops_inside_a_compound_is_completed():
+    from agentictagger.vocab.keyphrases import complete_compound
+
+    # Real rows of the demo sample: "Brad" and "Gauge Brad" stop inside "18 Gauge Brad Nails".
+    brads = _sample_texts("brad")
+    assert complete_compound("Brad", brads) == "Brad Nails"
+    assert complete_compound("Gauge Brad", brads) == "Gauge Brad Nails"
+    assert complete_compound("Brad Nails", brads) == ""  # whole already
+    # On to where the titles end the compound: "Step Drill Bit", not "Step Drill".
+    bits = [f"{d} Step Drill Bit, titanium coated, {i} sizes" for i, d in enumerate(["1/4-3/4", "1/8-1/2", "3/16-7/8"])] + [
+        "HSS step drill bit set with case", "Step drill bit for sheet metal"]
+    assert complete_compound("Step", bits) == "Step Drill Bit"
+    # Never a function word or a word the lexicon does not know ("All" from "All-in-One").
+    printers = [f"Canon PIXMA TS{n} Wireless All-in-One Printer" for n in (3120, 5020, 6120, 8020)]
+    assert complete_compound("Wireless", printers) == ""
+    # Only plain nouns are added: not a word that reads as a modifier ("Lead Free Solder") or a
+    # property ("Extrusion Temperature Range", for 3D printer filaments on Scientific).
+    solder = ["Lead free solder, 0.8 mm, 1 lb spool", "Lead free solder, rosin core", "Solder paste, lead free",
+              "Lead free solder 2 lb"]
+    assert complete_compound("Lead", solder) == ""
+    filament = [f"PLA filament 1.75 mm, extrusion temperature range {t}-220 C" for t in (180, 190, 200)]
+    assert complete_compound("Extrusion", filament) == ""
+    # A compound that does not end within four words is left alone.
+    screws = [f"Stainless steel phillips pan head machine screws, {s}" for s in ("M3", "M4", "M5", "M6")]
+    assert complete_compound("Stainless Steel", screws) == ""
+
+
+def test_a_group_of_many_kinds_sharing_a_word_is_not_named_after_one_of_them():
+    from agentictagger.vocab.keyphrases import complete_compound
+
+    kinds = "ruler wool bolt hinge bracket shelf hook chain wire plate rod tube".split()
+    steel = [f"Steel {k}, length {i} mm" for i, k in enumerate(kinds)] * 2
+    assert complete_compound("Steel", steel) == ""  # each kind is 1 title in 12
+
+
+def test_key_phrase_names_are_completed_only_when_asked():
+    from agentictagger.vocab.keyphrases import name_groups
+    from agentictagger.vocab.name_rules import cut_short
+
+    switches = [f"Momentary push button switch {i} mm, {c}" for i, c in zip(range(12, 24), ["red", "green", "blue"] * 4)]
+    tape = [f"Electrical tape {i} ft, vinyl insulating tape" for i in range(12)]
+    whole = name_groups([switches, tape], _Encoder())
+    plain = name_groups([switches, tape], _Encoder(), complete=False)
+    assert not any(cut_short(g.name, t) for g, t in zip(whole, [switches, tape])), [g.name for g in whole]
+    if cut_short(plain[0].name, switches):
+        assert whole[0].name.startswith(plain[0].name) and len(whole[0].name) > len(plain[0].name)

@@ -371,6 +371,50 @@ def kind_phrases(text: str) -> set[str]:
     return out
 
 
+#: A completed name must occur, word for word, in at least ``COMPLETION_MIN_TEXTS`` of its
+#: group's texts, at least ``COMPLETION_MIN_SHARE`` of them and at least ``COMPLETION_OF_NAME`` of
+#: the texts that write the name (a "Steel" group of rulers, bolts, hinges and rods is not "Steel
+#: Rulers"; a "Carbide" group of burrs, bits and end mills is not "Carbide End Mills"), end the
+#: compound in at least ``COMPLETION_MIN_ENDS`` of the places it occurs, and have at most
+#: ``COMPLETION_MAX_WORDS`` words.
+COMPLETION_MIN_TEXTS, COMPLETION_MIN_SHARE, COMPLETION_OF_NAME, COMPLETION_MIN_ENDS, COMPLETION_MAX_WORDS = 2, 0.1, 0.5, 0.5, 4
+#: Words a completion never adds: they say nothing about what the item is ("Metal Working
+#: Product Companies").
+GENERIC_WORDS = frozenset("product products item items brand brands".split())
+
+
+def complete_compound(name: str, texts: Sequence[str], top_level: bool = False) -> str:
+    """``name`` completed to the noun compound it stops inside of in its group's ``texts``, or "".
+
+    Key phrases are one or two words, so a name can stop inside the compound the titles write:
+    "Grinding" for grinding wheels, "Push Button" for push button switches, "Carbide" for carbide
+    end mills (:func:`name_rules.cut_short` finds the commonest continuation). The completion
+    keeps the name and adds the continuation word by word, up to the first word where the texts
+    end the compound ("Step Drill" goes on to "Step Drill Bit"; :func:`name_rules.written`),
+    adding only plain nouns (:func:`name_rules.plain_nouns`: not "Bags Food Safe", "Extrusion
+    Temperature Range"); the completed name must name a kind (:func:`name_rules.is_kind_name`) and occur in enough of
+    the texts (see ``COMPLETION_MIN_SHARE``); else the name stays as it is."""
+    from agentictagger.vocab.name_rules import cut_short, is_kind_name, plain_nouns, words, written
+
+    if "&" in name or not texts:
+        return ""
+    run = cut_short(name, texts).split()
+    if not run:
+        return ""
+    least = max(COMPLETION_MIN_TEXTS, COMPLETION_MIN_SHARE * len(texts), COMPLETION_OF_NAME * written(name, texts)[0])
+    for k in range(2, len(run) + 1):
+        longer = " ".join([name, *(_title(w) for w in run[1:k])])
+        added = run[k - 1]
+        if len(words(longer)) > COMPLETION_MAX_WORDS or not plain_nouns([added]) or added in GENERIC_WORDS:
+            return ""
+        held, ends = written(longer, texts)
+        if held < least:
+            return ""
+        if ends >= COMPLETION_MIN_ENDS:
+            return longer if is_kind_name(longer, top_level) else ""
+    return ""
+
+
 @dataclass
 class GroupName:
     name: str
@@ -399,6 +443,7 @@ def name_groups(
     parent_path: Sequence[str] = (),
     brand_strings: set[str] | frozenset[str] = frozenset(),
     separate: bool = True,
+    complete: bool = True,
 ) -> list[GroupName]:
     """One distinct, human-readable name + definition per group of item texts.
 
@@ -407,7 +452,8 @@ def name_groups(
     already used by siblings that a new name must not repeat; ``context`` (the parent's name)
     opens each definition, so a child named without its parent's words still matches its items.
     ``separate``: each definition's examples are then chosen from the group's pool so that the
-    sibling texts tell the groups' items apart (:func:`separating_examples`).
+    sibling texts tell the groups' items apart (:func:`separating_examples`). ``complete``: a name
+    that stops inside a compound its titles write is completed (:func:`complete_compound`).
     """
     from agentictagger.vocab.name_rules import adds_to_parent, flat_key, is_kind_name, is_noun_phrase, name_key
 
@@ -515,6 +561,11 @@ def name_groups(
                 qualified = f"{_title(str(vocab[best]))} {name}"
                 if name_key(qualified) not in used_names and str(vocab[best]) not in name.lower():
                     name = qualified
+        if complete:
+            longer = complete_compound(name, all_texts[lo:hi] if brand_strings else groups[gi], top_level=not parent_path)
+            if longer and name_key(longer) not in used_names:
+                used_names.add(name_key(name))  # no sibling takes "Glass" beside "Glass Bottles"
+                name = longer
         used_names.add(name_key(name))
         examples = [p for p in picked if p.lower() != name.lower()][:5] or picked[:1]
         definition = definition_sentence(name, context, examples)

@@ -12,6 +12,7 @@ each content word once ("Screw Screws", "VoIP Phone Cordless Phones" are rejecte
 from __future__ import annotations
 
 import re
+from collections import Counter
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -342,3 +343,90 @@ def is_noun_phrase(name: str) -> bool:
         and not opens_with_a_verb(content)
         and not all(w in COLOUR_WORDS or w in MARKETING_WORDS or w in UNIT_WORDS for w in content)
     )
+
+
+#: A name stops short when at least this share of its head word's occurrences in the group's texts
+#: are followed by another noun, and at least ``CUT_MIN_FOLLOWED`` of them are.
+CUT_SHARE, CUT_MIN_FOLLOWED = 0.6, 2
+#: Words after a kind that say how it comes ("tape roll", "gloves box"), not what it is.
+PACKED_AS = frozenset("roll rolls spool spools box boxes case cases pair pairs piece pieces refill refills bag bags carton cartons dozen".split())
+_TEXT_TOKEN = re.compile(r"[a-z0-9][a-z0-9\-']*|[^\sa-z0-9]+")
+
+
+def cut_short(name: str, texts: Sequence[str]) -> str:
+    """The noun compound that ``name`` stops inside of, or "": in the group's ``texts`` the name's
+    last word is mostly a modifier of a following noun ("Gauge Brad" where the titles say "18 Gauge
+    Brad Nails"; "Industrial Glass" for glass bottles and carboys; "Printing Build" for build
+    surfaces and platforms). Returns the commonest continuation as the texts write it ("brad
+    nails"). A small model shortens compounds this way when it is asked for short names; the
+    lexicon cannot see it, since the fragment is a well-formed noun phrase."""
+    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    if not content or not texts:
+        return ""
+    head, before = lemma(content[-1]), {lemma(w) for w in content[:-1]}
+
+    def noun_word(tok: str) -> bool:
+        return tok.replace("-", "").isalpha() and tok not in FUNCTION_WORDS and is_noun(tok)
+
+    seen, followed, said = 0, Counter(), Counter()
+    for t in texts:
+        toks = _TEXT_TOKEN.findall(t.lower())
+        for i, tok in enumerate(toks):
+            if lemma(tok) != head or not is_noun(tok):
+                continue
+            seen += 1
+            nxt = toks[i + 1] if i + 1 < len(toks) else ""
+            # A pack word ("Flask Set", "Tape Roll") or a model number does not make the name a fragment.
+            if not noun_word(nxt) or nxt in PACKAGING_WORDS or nxt in PACKED_AS or lemma(nxt) in before:
+                continue
+            followed[lemma(nxt)] += 1
+            run = [tok, nxt]
+            for more in toks[i + 2 : i + 4]:  # the compound as written, up to two more words
+                if not more.replace("-", "").isalpha() or more in FUNCTION_WORDS:
+                    break
+                run.append(more)
+            while len(run) > 2 and not noun_word(run[-1]):  # ending in a noun ("rubber self fusing tape")
+                run.pop()
+            said[(lemma(nxt), " ".join(run))] += 1
+    n = sum(followed.values())
+    if n < CUT_MIN_FOLLOWED or n < CUT_SHARE * seen:
+        return ""
+    top = followed.most_common(1)[0][0]
+    return max(((c, w) for (f, w), c in said.items() if f == top), key=lambda cw: (cw[0], len(cw[1])))[1]
+
+
+def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
+    """How the ``texts`` write ``phrase``, word for word: (texts that hold it, share of its
+    occurrences where a compound ends with it: punctuation, a number, a function, packaging, unit,
+    colour or marketing word, or the end of the text follows; "Stainless Steel Phillips" is
+    followed by "pan head machine screws" and ends nothing)."""
+    seq = [w.lower() for w in _WORD.findall(phrase)]
+    if not seq:
+        return 0, 0.0
+    boundary = FUNCTION_WORDS | PACKAGING_WORDS | PACKED_AS | UNIT_WORDS | COLOUR_WORDS | MARKETING_WORDS
+    held, seen, ended = 0, 0, 0
+    for t in texts:
+        toks = _TEXT_TOKEN.findall(t.lower())
+        found = False
+        for i in range(len(toks) - len(seq) + 1):
+            if toks[i : i + len(seq)] == seq:
+                found, seen = True, seen + 1
+                nxt = toks[i + len(seq)] if i + len(seq) < len(toks) else ""
+                ended += not nxt.replace("-", "").isalpha() or nxt in boundary
+        held += found
+    return held, (ended / seen if seen else 0.0)
+
+
+def plain_nouns(ws: Sequence[str]) -> bool:
+    """Every word is a noun the lexicon knows and nothing a name could read as a modifier, a
+    function word or a property: a noun reading and no adjective reading ("Food Safe", "Good
+    Protection"), not an English stop word ("Wireless All" from "all-in-one"), not unknown to the
+    lexicon ("Pages Than", a model or a brand), no measured property ("Temperature Range")."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    def plain(w: str) -> bool:
+        lem = _lemmas(w)
+        return ("NOUN" in lem and "ADJ" not in lem and w not in ENGLISH_STOP_WORDS and w not in ATTRIBUTE_WORDS
+                and w not in PROPERTY_HEADS and is_noun(w))
+
+    return all(plain(w.lower()) for w in ws)

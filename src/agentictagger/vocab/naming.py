@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from agentictagger.structures.vocabulary import descriptor_text
-from agentictagger.vocab.name_rules import name_key, name_problems
+from agentictagger.vocab.name_rules import cut_short, name_key, name_problems
 from agentictagger.vocab.prompts import DEFINITION_MAX_CHARS, NAME_MAX_CHARS
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,9 @@ class KeyphraseNamer:
     #: (:func:`keyphrases.separating_examples`), else the phrases picked for naming
     #: (``bench/tune_renames.py``, setting ``fixedexamples``).
     SEPARATING_EXAMPLES = True
+    #: Complete a name that stops inside a compound its titles write ("Grinding" -> "Grinding
+    #: Wheel"; :func:`keyphrases.complete_compound`; ``bench/compound_names.py``).
+    COMPLETE_COMPOUNDS = True
 
     def __init__(self, encode: EncodeFn, separating_levels: int = 2) -> None:
         self.encode = encode
@@ -107,6 +110,7 @@ class KeyphraseNamer:
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
             separate=self._separates(ctx),
+            complete=self.COMPLETE_COMPOUNDS,
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
@@ -124,6 +128,7 @@ class KeyphraseNamer:
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
             separate=False,
+            complete=False,  # only the phrases are used here
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
         starts = [[p for p in n.phrases if name_key(p) != name_key(name)][:4] for n, name in zip(named, names)]
@@ -148,6 +153,7 @@ class KeyphraseNamer:
             brand_strings=ctx.brand_strings,
             n_phrases=8,
             separate=False,  # only some of the siblings are here; the rename step compares options itself
+            complete=self.COMPLETE_COMPOUNDS,
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
         out = []
@@ -558,6 +564,7 @@ class LLMNamer:
             context=ctx.parent_path[-1] if ctx.parent_path else "",
             brand_strings=ctx.brand_strings,
             separate=False,
+            complete=False,  # only the phrases are shown
         )
         return [[p.lower() for p in n.phrases[: self.hint_phrases]] for n in named]
 
@@ -742,60 +749,6 @@ def unearned_packaging(name: str, texts: Sequence[str]) -> str:
     head = lemma(content[-1])
     carried = sum(any(lemma(w) == head for w in words(t)) for t in texts)
     return content[-1] if carried < PACKAGING_MIN_SHARE * len(texts) else ""
-
-
-#: A name stops short when at least this share of its head word's occurrences in the group's texts
-#: are followed by another noun, and at least ``CUT_MIN_FOLLOWED`` of them are.
-CUT_SHARE, CUT_MIN_FOLLOWED = 0.6, 2
-#: Words after a kind that say how it comes ("tape roll", "gloves box"), not what it is.
-PACKED_AS = frozenset("roll rolls spool spools box boxes case cases pair pairs piece pieces refill refills bag bags carton cartons dozen".split())
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9\-']*|[^\sa-z0-9]+")
-
-
-def cut_short(name: str, texts: Sequence[str]) -> str:
-    """The noun compound that ``name`` stops inside of, or "": in the group's ``texts`` the name's
-    last word is mostly a modifier of a following noun ("Gauge Brad" where the titles say "18 Gauge
-    Brad Nails"; "Industrial Glass" for glass bottles and carboys; "Printing Build" for build
-    surfaces and platforms). Returns the commonest continuation as the texts write it ("brad
-    nails"). A small model shortens compounds this way when it is asked for short names; the
-    lexicon cannot see it, since the fragment is a well-formed noun phrase."""
-    from collections import Counter
-
-    from agentictagger.vocab.name_rules import FUNCTION_WORDS, PACKAGING_WORDS, is_noun, lemma, words
-
-    content = [w for w in words(name) if w not in FUNCTION_WORDS]
-    if not content or not texts:
-        return ""
-    head, before = lemma(content[-1]), {lemma(w) for w in content[:-1]}
-
-    def noun_word(tok: str) -> bool:
-        return tok.replace("-", "").isalpha() and tok not in FUNCTION_WORDS and is_noun(tok)
-
-    seen, followed, said = 0, Counter(), Counter()
-    for t in texts:
-        toks = _TOKEN.findall(t.lower())
-        for i, tok in enumerate(toks):
-            if lemma(tok) != head or not is_noun(tok):
-                continue
-            seen += 1
-            nxt = toks[i + 1] if i + 1 < len(toks) else ""
-            # A pack word ("Flask Set", "Tape Roll") or a model number does not make the name a fragment.
-            if not noun_word(nxt) or nxt in PACKAGING_WORDS or nxt in PACKED_AS or lemma(nxt) in before:
-                continue
-            followed[lemma(nxt)] += 1
-            run = [tok, nxt]
-            for more in toks[i + 2 : i + 4]:  # the compound as written, up to two more words
-                if not more.replace("-", "").isalpha() or more in FUNCTION_WORDS:
-                    break
-                run.append(more)
-            while len(run) > 2 and not noun_word(run[-1]):  # ending in a noun ("rubber self fusing tape")
-                run.pop()
-            said[(lemma(nxt), " ".join(run))] += 1
-    n = sum(followed.values())
-    if n < CUT_MIN_FOLLOWED or n < CUT_SHARE * seen:
-        return ""
-    top = followed.most_common(1)[0][0]
-    return max(((c, w) for (f, w), c in said.items() if f == top), key=lambda cw: (cw[0], len(cw[1])))[1]
 
 
 def looks_like_brand(name: str, texts: Sequence[str]) -> bool:
