@@ -24,17 +24,12 @@ prints a short table.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
-import zlib
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -42,15 +37,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _provenance import command_line, write_result  # noqa: E402
 from taxonomy_alignment import mean_sd  # noqa: E402
-from tune_grouping import seeds_arg  # noqa: E402
+from tune_renames import built, names_that_differ, naming_parser, scoring_inputs  # noqa: E402
 
-from agentictagger.api import AgenticTagger  # noqa: E402
-from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_label  # noqa: E402
-from agentictagger.config import RunConfig  # noqa: E402
-from agentictagger.embed import Embedder  # noqa: E402
-from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
-from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
 from agentictagger.vocab.name_rules import cut_short  # noqa: E402
 from agentictagger.vocab.naming import KeyphraseNamer  # noqa: E402
 from agentictagger.vocab.quality import category_name_agreement, name_identifiability, name_quality  # noqa: E402
@@ -71,26 +60,13 @@ def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]]) -> dict[st
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0,1"), help="e.g. 0,1 or 0-2")
-    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    ap.add_argument("--catalog", choices=["scientific", "office"], default="scientific",
-                    help="scientific: its development half (the choice); office: the whole held-out catalog")
-    ap.add_argument("--out", default="")
-    args = ap.parse_args()
+    args = naming_parser(__doc__, list(SETTINGS)).parse_args()
     heldout = args.catalog == "office"
     out_path = Path(args.out or REPO / "bench" / "results" / f"compound_names{'_office' if heldout else ''}.json")
 
-    catalog = load_shared(args.catalog)
-    dev = catalog if heldout else catalog.subset([i for i, it in enumerate(catalog) if zlib.crc32(it.item_id.encode()) % 2 == 0])
+    dev, embedder, emb, brand_words, brands, gold = scoring_inputs(args.catalog, CATEGORY_LEVELS)
     ids = dev.ids
     text_by_id = dict(zip(ids, dev.texts))
-    cfg = RunConfig()
-    embedder = Embedder(cfg.embedding, cache_dir=str(REPO / cfg.cache_dir))
-    emb = np.asarray(embedder.encode(dev.texts), dtype=np.float32)
-    brand_words, brands = catalog_brands([str(it.fields.get("brand") or "") for it in dev], dev.texts)
-    lvl = LCREC_LABEL_LEVEL[args.catalog]
-    gold = {lv: [scientific_label(it.fields.get("categories"), lvl + lv - 1) for it in dev] for lv in CATEGORY_LEVELS}
 
     default = KeyphraseNamer.COMPLETE_COMPOUNDS
     rows: dict[str, list[dict]] = {s: [] for s in args.settings}
@@ -101,19 +77,8 @@ def main() -> int:
             for setting in args.settings:
                 KeyphraseNamer.COMPLETE_COMPOUNDS = SETTINGS[setting]
                 run_dir = REPO / "bench" / "runs" / "compound_names" / f"{'office_' if heldout else ''}{setting}_s{seed}"
-                build_s = None
-                if not (run_dir / "assignments.jsonl").exists():
-                    t0 = time.monotonic()
-                    AgenticTagger(overrides=[f"seed={seed}"], run_dir=run_dir).fit(dev)
-                    build_s = round(time.monotonic() - t0, 1)
-                vocab = Vocabulary.load(run_dir / "vocabulary.json")
+                vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}"])
                 vocabs[(setting, seed)] = vocab
-                paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
-                item_paths = [paths.get(i, []) for i in ids]
-                by_desc: dict[str, set[str]] = {}
-                for i, p in zip(ids, item_paths):
-                    for d in p:
-                        by_desc.setdefault(d, set()).add(i)
                 members[(setting, seed)] = by_desc
                 texts_of = {d: [text_by_id[i] for i in sorted(items)] for d, items in by_desc.items()}
                 judge = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS)
@@ -135,25 +100,7 @@ def main() -> int:
     finally:
         KeyphraseNamer.COMPLETE_COMPOUNDS = default
 
-    # The same group (a descriptor holding mostly the same items, Jaccard >= 0.8, at the same
-    # level) named differently by the two settings.
-    differs: dict[str, list[dict]] = {}
-    base = args.settings[0]
-    for s in args.settings[1:]:
-        for seed in args.seeds:
-            a, b = vocabs[(base, seed)], vocabs[(s, seed)]
-            ma, mb = members[(base, seed)], members[(s, seed)]
-            pairs = []
-            for d in a:
-                if d.level not in LEVELS or not ma.get(d.id):
-                    continue
-                best = max((e for e in b.level(d.level) if mb.get(e.id)),
-                           key=lambda e: len(ma[d.id] & mb[e.id]) / len(ma[d.id] | mb[e.id]), default=None)
-                if best is None or len(ma[d.id] & mb[best.id]) / len(ma[d.id] | mb[best.id]) < 0.8 or best.name == d.name:
-                    continue
-                pairs.append({"level": d.level, "parent": a.path_names(d.parent) if d.parent != "root" else "",
-                              base: d.name, s: best.name, "items": len(ma[d.id])})
-            differs[f"{base} vs {s}, seed {seed}"] = pairs
+    differs = names_that_differ(vocabs, members, args.settings, args.seeds, LEVELS)
     summary = {
         s: {
             **{f"stop_short_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["stop_short"] for r in rs] for lv in LEVELS},

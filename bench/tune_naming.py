@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import zlib
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -39,12 +37,10 @@ sys.path.insert(0, str(REPO / "bench"))
 from _provenance import command_line, write_result  # noqa: E402
 from taxonomy_alignment import PROFILES, mean_sd, usage_of  # noqa: E402
 from tune_grouping import seeds_arg  # noqa: E402
+from tune_renames import built, naming_catalog  # noqa: E402
 
-from agentictagger.api import AgenticTagger  # noqa: E402
-from agentictagger.catalog import load_shared  # noqa: E402
 from agentictagger.config import RunConfig  # noqa: E402
 from agentictagger.embed import Embedder  # noqa: E402
-from agentictagger.structures.assignment import Assignment  # noqa: E402
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
 from agentictagger.vocab.quality import name_identifiability, name_quality  # noqa: E402
@@ -79,8 +75,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tune_naming.json"))
     args = ap.parse_args()
 
-    catalog = load_shared("scientific")
-    dev = catalog.subset([i for i, it in enumerate(catalog) if zlib.crc32(it.item_id.encode()) % 2 == 0])
+    dev = naming_catalog("scientific")
     ids = dev.ids
     cfg = RunConfig()
     embedder = Embedder(cfg.embedding, cache_dir=str(REPO / cfg.cache_dir))
@@ -92,15 +87,9 @@ def main() -> int:
         for setting in args.settings:
             run_dir = REPO / "bench" / "runs" / "tune_naming" / f"{setting}_s{seed}"
             sets = [f"seed={seed}", *PROFILES[PROFILE], *SETTINGS[setting]]
-            build_s = None
-            if not (run_dir / "assignments.jsonl").exists():
-                t0 = time.monotonic()
-                AgenticTagger(overrides=sets, run_dir=run_dir).fit(dev)
-                build_s = round(time.monotonic() - t0, 1)
-            vocab = Vocabulary.load(run_dir / "vocabulary.json")
-            paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+            vocab, item_paths, _, build_s = built(run_dir, dev, sets)
             usage = usage_of(run_dir)
-            judge = name_identifiability(vocab, emb, [paths.get(i, []) for i in ids], embedder.encode, LEVELS)
+            judge = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS)
             entry = {
                 "seed": seed,
                 "run_dir": str(run_dir.relative_to(REPO)),

@@ -41,6 +41,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -93,27 +94,91 @@ def renames_applied(run_dir: Path) -> dict[str, int]:
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def naming_parser(doc: str, settings: list[str]) -> argparse.ArgumentParser:
+    """The naming benches' common options: seeds, settings, catalog (Scientific's development half
+    or the whole held-out Office catalog) and output file."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0,1"), help="e.g. 0,1 or 0-2")
-    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    ap.add_argument("--llm-judge", action="store_true", help="also the local LLM as name judge (seed 0, 200 items per level)")
+    ap.add_argument("--settings", nargs="+", default=settings, choices=settings)
     ap.add_argument("--catalog", choices=["scientific", "office"], default="scientific",
                     help="scientific: its development half (the choice); office: the whole held-out catalog")
     ap.add_argument("--out", default="")
+    return ap
+
+
+def naming_catalog(name: str) -> Any:
+    """Scientific's development half (crc32(item_id) even, as ``bench/tune_grouping.py``) or the
+    whole held-out Office catalog."""
+    catalog = load_shared(name)
+    if name == "office":
+        return catalog
+    return catalog.subset([i for i, it in enumerate(catalog) if zlib.crc32(it.item_id.encode()) % 2 == 0])
+
+
+def scoring_inputs(name: str, levels: tuple[int, ...]) -> tuple[Any, Embedder, np.ndarray, frozenset[str], frozenset[str], dict[int, list]]:
+    """What the naming benches score with, for :func:`naming_catalog`'s items: the items, the
+    embedder and their vectors, the catalog's brand words and brand strings, and per level the
+    Amazon category one level below the reference level's (level 1 against the reference level)."""
+    dev = naming_catalog(name)
+    embedder = Embedder(RunConfig().embedding, cache_dir=str(REPO / RunConfig().cache_dir))
+    emb = np.asarray(embedder.encode(dev.texts), dtype=np.float32)
+    brand_words, brands = catalog_brands([str(it.fields.get("brand") or "") for it in dev], dev.texts)
+    lvl = LCREC_LABEL_LEVEL[name]
+    gold = {lv: [scientific_label(it.fields.get("categories"), lvl + lv - 1) for it in dev] for lv in levels}
+    return dev, embedder, emb, brand_words, brands, gold
+
+
+def built(run_dir: Path, dev: Any, overrides: list[str]) -> tuple[Vocabulary, list[list[str]], dict[str, set[str]], float | None]:
+    """The offline build of ``dev`` in ``run_dir`` (built and assigned here when missing): its
+    vocabulary, each item's path, each descriptor's items and the build's seconds (None when reused)."""
+    build_s = None
+    if not (run_dir / "assignments.jsonl").exists():
+        t0 = time.monotonic()
+        AgenticTagger(overrides=overrides, run_dir=run_dir).fit(dev)
+        build_s = round(time.monotonic() - t0, 1)
+    vocab = Vocabulary.load(run_dir / "vocabulary.json")
+    paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
+    item_paths = [paths.get(i, []) for i in dev.ids]
+    by_desc: dict[str, set[str]] = {}
+    for i, p in zip(dev.ids, item_paths):
+        for d in p:
+            by_desc.setdefault(d, set()).add(i)
+    return vocab, item_paths, by_desc, build_s
+
+
+def names_that_differ(vocabs: dict, members: dict, settings: list[str], seeds: list[int], levels: tuple[int, ...]) -> dict[str, list[dict]]:
+    """The same group (a descriptor holding mostly the same items, Jaccard >= 0.8, at the same
+    level) named differently by the first setting and each other one, per seed. ``vocabs`` and
+    ``members`` (descriptor id -> item ids) are keyed by (setting, seed)."""
+    differs: dict[str, list[dict]] = {}
+    base = settings[0]
+    for s in settings[1:]:
+        for seed in seeds:
+            a, b = vocabs[(base, seed)], vocabs[(s, seed)]
+            ma, mb = members[(base, seed)], members[(s, seed)]
+            pairs = []
+            for d in a:
+                if d.level not in levels or not ma.get(d.id):
+                    continue
+                best = max((e for e in b.level(d.level) if mb.get(e.id)),
+                           key=lambda e: len(ma[d.id] & mb[e.id]) / len(ma[d.id] | mb[e.id]), default=None)
+                if best is None or len(ma[d.id] & mb[best.id]) / len(ma[d.id] | mb[best.id]) < 0.8 or best.name == d.name:
+                    continue
+                pairs.append({"level": d.level, "parent": a.path_names(d.parent) if d.parent != "root" else "",
+                              base: d.name, s: best.name, "items": len(ma[d.id])})
+            differs[f"{base} vs {s}, seed {seed}"] = pairs
+    return differs
+
+
+def main() -> int:
+    ap = naming_parser(__doc__, list(SETTINGS))
+    ap.add_argument("--llm-judge", action="store_true", help="also the local LLM as name judge (seed 0, 200 items per level)")
     args = ap.parse_args()
     heldout = args.catalog == "office"
     out_path = Path(args.out or REPO / "bench" / "results" / f"tune_renames{'_office' if heldout else ''}.json")
 
-    catalog = load_shared(args.catalog)
-    dev = catalog if heldout else catalog.subset([i for i, it in enumerate(catalog) if zlib.crc32(it.item_id.encode()) % 2 == 0])
+    dev, embedder, emb, brand_words, brands, gold = scoring_inputs(args.catalog, LEVELS)
     ids = dev.ids
-    cfg = RunConfig()
-    embedder = Embedder(cfg.embedding, cache_dir=str(REPO / cfg.cache_dir))
-    emb = np.asarray(embedder.encode(dev.texts), dtype=np.float32)
-    brand_words, brands = catalog_brands([str(it.fields.get("brand") or "") for it in dev], dev.texts)
-    lvl = LCREC_LABEL_LEVEL[args.catalog]
-    gold = {lv: [scientific_label(it.fields.get("categories"), lvl + lv - 1) for it in dev] for lv in LEVELS}
     client = None
     if args.llm_judge:
         from agentictagger.llm.factory import make_client
@@ -131,19 +196,8 @@ def main() -> int:
                 (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN,
                  KeyphraseNamer.SEPARATING_EXAMPLES) = SETTINGS[setting]
                 run_dir = REPO / "bench" / "runs" / "tune_renames" / f"{'office_' if heldout else ''}{setting}_s{seed}"
-                build_s = None
-                if not (run_dir / "assignments.jsonl").exists():
-                    t0 = time.monotonic()
-                    AgenticTagger(overrides=[f"seed={seed}", *OVERRIDES.get(setting, [])], run_dir=run_dir).fit(dev)
-                    build_s = round(time.monotonic() - t0, 1)
-                vocab = Vocabulary.load(run_dir / "vocabulary.json")
+                vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}", *OVERRIDES.get(setting, [])])
                 vocabs[(setting, seed)] = vocab
-                paths = Assignment.load_jsonl(run_dir / "assignments.jsonl").paths
-                item_paths = [paths.get(i, []) for i in ids]
-                by_desc: dict[str, set[str]] = {}
-                for i, p in zip(ids, item_paths):
-                    for d in p:
-                        by_desc.setdefault(d, set()).add(i)
                 members[(setting, seed)] = by_desc
                 judge = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS)
                 bare = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS, names_only=True)
@@ -179,25 +233,7 @@ def main() -> int:
 
             local.shutdown_servers()
 
-    # The same group (a descriptor holding mostly the same items, Jaccard >= 0.8, at the same
-    # level) named differently by two settings.
-    differs: dict[str, list[dict]] = {}
-    base = args.settings[0]
-    for s in args.settings[1:]:
-        for seed in args.seeds:
-            a, b = vocabs[(base, seed)], vocabs[(s, seed)]
-            ma, mb = members[(base, seed)], members[(s, seed)]
-            pairs = []
-            for d in a:
-                if d.level not in LEVELS or not ma.get(d.id):
-                    continue
-                best = max((e for e in b.level(d.level) if mb.get(e.id)),
-                           key=lambda e: len(ma[d.id] & mb[e.id]) / len(ma[d.id] | mb[e.id]), default=None)
-                if best is None or len(ma[d.id] & mb[best.id]) / len(ma[d.id] | mb[best.id]) < 0.8 or best.name == d.name:
-                    continue
-                pairs.append({"level": d.level, "parent": a.path_names(d.parent) if d.parent != "root" else "",
-                              base: d.name, s: best.name, "items": len(ma[d.id])})
-            differs[f"{base} vs {s}, seed {seed}"] = pairs
+    differs = names_that_differ(vocabs, members, args.settings, args.seeds, LEVELS)
     summary = {
         s: {
             **{f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
