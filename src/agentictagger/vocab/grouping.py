@@ -56,9 +56,9 @@ def draw_workers(n_draws: int) -> int:
     """Threads for a job's draws: every core when the job runs alone (the root, the last jobs),
     one when as many jobs run as there are cores. Two jobs on 2 cores, each drawing on 2 threads,
     kept 4 threads busy on 2 cores: with this and the definitions' first trials encoded in one
-    call (``keyphrases.separating_examples``), first offline builds of Beauty took 152.5 +- 2.1 s
-    against 158.5 +- 4.0 s without both, interleaved in one run of ``bench/build_speed.py``
-    (``--baseline-rev``; same vocabulary)."""
+    call (``keyphrases.separating_examples``), first offline builds of Beauty took 130.4 +- 4.3 s
+    against 138.4 +- 6.0 s for the source without both (revision 4aeb2aa), interleaved in one run
+    of ``bench/build_speed.py --baseline-rev`` (``build_speed.json``)."""
     with _RUNNING_LOCK:
         running = max(1, _RUNNING_JOBS)
     return max(1, min(n_draws, (os.cpu_count() or 1) // running))

@@ -387,13 +387,13 @@ def complete_compound(name: str, texts: Sequence[str], top_level: bool = False) 
     """``name`` completed to the noun compound it stops inside of in its group's ``texts``, or "".
 
     Key phrases are one or two words, so a name can stop inside the compound the titles write:
-    "Grinding" for grinding wheels, "Push Button" for push button switches, "Carbide" for carbide
-    end mills (:func:`name_rules.cut_short` finds the commonest continuation). The completion
+    "Glass" for glass bottles, "Heat Shrink" for heat shrink tubing, "Black Toner" for black toner
+    cartridges (:func:`name_rules.cut_short` finds the commonest continuation). The completion
     keeps the name and adds the continuation word by word, up to the first word where the texts
     end the compound ("Step Drill" goes on to "Step Drill Bit"; :func:`name_rules.written`),
     adding only plain nouns (:func:`name_rules.plain_nouns`: not "Bags Food Safe", "Extrusion
-    Temperature Range"); the completed name must name a kind (:func:`name_rules.is_kind_name`) and occur in enough of
-    the texts (see ``COMPLETION_MIN_SHARE``); else the name stays as it is."""
+    Temperature Range"); the completed name must name a kind (:func:`name_rules.is_kind_name`)
+    and occur in enough of the texts (see ``COMPLETION_MIN_SHARE``); else the name stays as it is."""
     from agentictagger.vocab.name_rules import cut_short, is_kind_name, plain_nouns, words, written
 
     if "&" in name or not texts:
