@@ -1253,10 +1253,12 @@ def test_key_phrase_names_are_completed_only_when_asked():
     from agentictagger.vocab.keyphrases import name_groups
     from agentictagger.vocab.name_rules import cut_short
 
-    switches = [f"Momentary push button switch {i} mm, {c}" for i, c in zip(range(12, 24), ["red", "green", "blue"] * 4)]
+    # "bottle" is a packaging word to the key phrases, so the phrase picked stops at "Glass Spray".
+    sprays = [f"Amber glass spray bottle, {n} ml, fine mist" for n in (30, 50, 60, 100, 120, 250)] + [
+        f"Glass spray bottle {n} oz, {c}" for n, c in zip((2, 4, 8, 16), ("amber", "cobalt", "clear", "green"))]
     tape = [f"Electrical tape {i} ft, vinyl insulating tape" for i in range(12)]
-    whole = name_groups([switches, tape], _Encoder())
-    plain = name_groups([switches, tape], _Encoder(), complete=False)
-    assert not any(cut_short(g.name, t) for g, t in zip(whole, [switches, tape])), [g.name for g in whole]
-    if cut_short(plain[0].name, switches):
-        assert whole[0].name.startswith(plain[0].name) and len(whole[0].name) > len(plain[0].name)
+    whole = name_groups([sprays, tape], _Encoder())
+    plain = name_groups([sprays, tape], _Encoder(), complete=False)
+    assert cut_short(plain[0].name, sprays) == "spray bottle"
+    assert whole[0].name == f"{plain[0].name} Bottle" and not cut_short(whole[0].name, sprays)
+    assert whole[1].name == plain[1].name  # a whole name is left alone
