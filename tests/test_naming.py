@@ -1091,6 +1091,20 @@ def test_the_llm_judge_reports_how_spread_its_answers_are():
     only = llm_name_agreement(v, texts, paths, AlwaysTape(), sample=5, seed=0, rows=[2, 3])
     assert only["items"] == [2, 3] and only["hits"] == [None, True]
 
+    # Names without definitions (a reference taxonomy's) are listed bare.
+    class Listing:
+        prompts: list[str] = []
+
+        def map(self, requests, stage, progress=None):
+            self.prompts.extend(r.messages[-1].content for r in requests)
+            return [ChatResponse(text="Gloves") for _ in requests]
+
+    bare = Vocabulary([Descriptor("a", "Gloves", "", 1, "root"), Descriptor("b", "Tape", "", 1, "root")])
+    seen = Listing()
+    llm_name_agreement(bare, texts, paths, seen, sample=2, seed=0)
+    llm_name_agreement(v, texts, paths, seen, sample=1, seed=0)
+    assert "- Gloves\n- Tape\n" in seen.prompts[0] and "- Gloves: Items that are gloves." in seen.prompts[-1]
+
 
 def _bag_of_words(texts):
     """A deterministic stand-in embedder: one dimension per word of a small vocabulary."""
@@ -1262,3 +1276,4 @@ def test_key_phrase_names_are_completed_only_when_asked():
     assert cut_short(plain[0].name, sprays) == "spray bottle"
     assert whole[0].name == f"{plain[0].name} Bottle" and not cut_short(whole[0].name, sprays)
     assert whole[1].name == plain[1].name  # a whole name is left alone
+

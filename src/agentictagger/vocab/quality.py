@@ -235,9 +235,9 @@ def llm_name_agreement(
     rows: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The LLM judge: for a seeded sample of items, the LLM reads the item and the names and
-    definitions of the descriptors it could have at ``level`` (its assigned parent's children)
-    and picks one; agreement is the share that picks the assigned descriptor. The model never
-    sees which one that is. ``rows``: sample only among these items. The result lists the
+    definitions (a bare name where there is none) of the descriptors it could have at ``level``
+    (its assigned parent's children) and picks one; agreement is the share that picks the
+    assigned descriptor. The model never sees which one that is. ``rows``: sample only among these items. The result lists the
     items judged and, per item, whether the judge picked its descriptor (None: the call failed)."""
     from agentictagger.llm.types import ChatRequest, ChoiceConstraint, LLMError, SamplingParams
 
@@ -251,7 +251,7 @@ def llm_name_agreement(
         i = rows[j]
         kids = vocab.children(ROOT_ID if level == 1 else item_paths[i][level - 2])
         names = [k.name for k in kids]
-        listing = "\n".join(f"- {k.name}: {k.definition}" for k in kids)
+        listing = "\n".join(f"- {k.name}: {k.definition}" if k.definition else f"- {k.name}" for k in kids)
         text = " ".join(texts[i].split())[:text_chars]
         reqs.append(
             ChatRequest.chat(
