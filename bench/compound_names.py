@@ -3,13 +3,17 @@
 Key phrases are one or two words, so an offline name can stop inside the noun compound the
 titles write ("Grinding" for grinding wheels, "Glass" for glass bottles, "Crystal" for crystal
 oscillators). ``complete`` (the default, ``KeyphraseNamer.COMPLETE_COMPOUNDS``) completes such a
-name (``keyphrases.complete_compound``); ``plain`` leaves it as picked. The setting is a class
-attribute, set here in-process per build.
+name (``keyphrases.complete_compound``), and a name with no continuation that the titles mostly
+write after the same plain noun gets that noun ("Maker" for label makers -> "Label Maker";
+``keyphrases.COMPLETE_MODIFIERS``); ``continued`` only completes forward; ``plain`` leaves names as
+picked. Refinement renames are completed as names are. The settings are a class attribute and a
+module constant, set here in-process per build.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
 with the offline profile once per setting and seed, and scores, per level: the names that stop
 inside a compound their group's texts write (``name_rules.cut_short`` on the descriptor's items),
+the names its texts mostly write after one plain noun (``keyphrases.with_modifier``),
 names-alone agreement by the embedding judge (items matched to their level's sibling descriptors
 by name + definition only, against the groups they were assigned to; the build's own judge), how
 near each name comes to the Amazon category name most of its items carry (level 1 against Amazon
@@ -40,22 +44,28 @@ from taxonomy_alignment import mean_sd  # noqa: E402
 from tune_renames import built, names_that_differ, naming_parser, scoring_inputs  # noqa: E402
 
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
+from agentictagger.vocab import keyphrases  # noqa: E402
 from agentictagger.vocab.name_rules import cut_short  # noqa: E402
 from agentictagger.vocab.naming import KeyphraseNamer  # noqa: E402
 from agentictagger.vocab.quality import category_name_agreement, name_identifiability, name_quality  # noqa: E402
 
 LEVELS = (1, 2, 3)
 CATEGORY_LEVELS = (1, 2)
-SETTINGS = {"complete": True, "plain": False}
+#: Per setting: (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS).
+SETTINGS = {"complete": (True, True), "continued": (True, False), "plain": (False, False)}
 
 
 def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]]) -> dict[str, dict]:
-    """Per level: descriptors, and those whose name stops inside a compound their items write."""
+    """Per level: descriptors, those whose name stops inside a compound their items write, and
+    those whose name their items mostly write after the same plain noun ("Maker" for label makers)."""
     out: dict[str, dict] = {}
     for lv in LEVELS:
         rows = [(d.name, cut_short(d.name, texts_of.get(d.id, []))) for d in vocab.level(lv)]
         short = [{"name": n, "texts_say": c} for n, c in rows if c]
-        out[str(lv)] = {"descriptors": len(rows), "stop_short": len(short), "examples": short}
+        tails = [(d.name, keyphrases.with_modifier(d.name, texts_of.get(d.id, []), lv == 1)) for d in vocab.level(lv)]
+        after = [{"name": n, "texts_say": c} for n, c in tails if c]
+        out[str(lv)] = {"descriptors": len(rows), "stop_short": len(short), "examples": short,
+                        "after_one_noun": len(after), "after_one_noun_examples": after}
     return out
 
 
@@ -68,14 +78,14 @@ def main() -> int:
     ids = dev.ids
     text_by_id = dict(zip(ids, dev.texts))
 
-    default = KeyphraseNamer.COMPLETE_COMPOUNDS
+    default = KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS
     rows: dict[str, list[dict]] = {s: [] for s in args.settings}
     vocabs: dict[tuple[str, int], Vocabulary] = {}
     members: dict[tuple[str, int], dict[str, set[str]]] = {}
     try:
         for seed in args.seeds:
             for setting in args.settings:
-                KeyphraseNamer.COMPLETE_COMPOUNDS = SETTINGS[setting]
+                KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS = SETTINGS[setting]
                 run_dir = REPO / "bench" / "runs" / "compound_names" / f"{'office_' if heldout else ''}{setting}_s{seed}"
                 vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}"])
                 vocabs[(setting, seed)] = vocab
@@ -95,15 +105,17 @@ def main() -> int:
                 short = entry["names_stopping_inside_a_compound"]
                 cat = entry["names_vs_amazon_category_names"]
                 print(f"seed {seed} {setting:9s} stop short " + " ".join(f"L{lv} {short[str(lv)]['stop_short']}/{short[str(lv)]['descriptors']}" for lv in LEVELS)
+                      + " | after one noun " + " ".join(f"L{lv} {short[str(lv)]['after_one_noun']}" for lv in LEVELS)
                       + " | names alone " + " ".join(f"L{lv} {judge[str(lv)]['accuracy']:.3f}" for lv in LEVELS)
                       + f" | category hit L1 {cat['1']['hit']:.3f} L2 {cat['2']['hit']:.3f}", flush=True)
     finally:
-        KeyphraseNamer.COMPLETE_COMPOUNDS = default
+        KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS = default
 
     differs = names_that_differ(vocabs, members, args.settings, args.seeds, LEVELS)
     summary = {
         s: {
             **{f"stop_short_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["stop_short"] for r in rs] for lv in LEVELS},
+            **{f"after_one_noun_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["after_one_noun"] for r in rs] for lv in LEVELS},
             **{f"descriptors_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["descriptors"] for r in rs] for lv in LEVELS},
             **{f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
             **{f"category_hit_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["hit"] for r in rs]) for lv in CATEGORY_LEVELS},
@@ -118,7 +130,7 @@ def main() -> int:
                  "out: the default was chosen on Scientific's development half before this run), offline profile") if heldout else
         ("key-phrase names completed to their titles' compounds on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: {"complete_compounds": v} for k, v in SETTINGS.items() if k in args.settings},
+        "settings": {k: {"complete_compounds": v[0], "complete_modifiers": v[1]} for k, v in SETTINGS.items() if k in args.settings},
         "seeds": args.seeds,
         "summary": summary,
         "names_that_differ": differs,
@@ -126,11 +138,13 @@ def main() -> int:
     }
     write_result(out_path, result)
     cols = [f"names_alone_L{lv}" for lv in LEVELS] + [f"category_hit_L{lv}" for lv in CATEGORY_LEVELS]
-    print("\n| setting | names stopping inside a compound, L1 / L2 / L3 (per seed) | " + " | ".join(c.replace("_", " ") for c in cols) + " |")
-    print("|---|---|" + "---|" * len(cols))
+    print("\n| setting | names stopping inside a compound, L1 / L2 / L3 (per seed) | names written after one noun, L1 / L2 / L3 | "
+          + " | ".join(c.replace("_", " ") for c in cols) + " |")
+    print("|---|---|---|" + "---|" * len(cols))
     for s, sm in summary.items():
         short = " / ".join(str(sm[f"stop_short_L{lv}"]) for lv in LEVELS)
-        print(f"| {s} | {short} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
+        after = " / ".join(str(sm[f"after_one_noun_L{lv}"]) for lv in LEVELS)
+        print(f"| {s} | {short} | {after} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
     return 0
 
 

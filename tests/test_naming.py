@@ -1277,3 +1277,45 @@ def test_key_phrase_names_are_completed_only_when_asked():
     assert whole[0].name == f"{plain[0].name} Bottle" and not cut_short(whole[0].name, sprays)
     assert whole[1].name == plain[1].name  # a whole name is left alone
 
+
+
+def test_a_name_its_titles_write_after_one_noun_gets_that_noun(monkeypatch):
+    from agentictagger.vocab import keyphrases
+    from agentictagger.vocab.keyphrases import complete_compound
+
+    # Rows as Office's label makers write them: "Maker" alone tells a reader nothing.
+    makers = ["DYMO LetraTag Personal Label Maker, Silver", "DYMO LabelManager 160 Handheld Label Maker",
+              "Brother P-touch PT-D210 Label Maker", "DYMO 1790417 500TS Touchscreen Handheld Label Maker"]
+    assert complete_compound("Maker", makers) == "Label Maker"
+    # Model numbers before the modifier do not hide it; a number does make it a measure.
+    printers = ["Brother QL-800 Label Printer, high speed", "DYMO LabelWriter 4XL Label Printer", "Zebra GK420d Label Printer"]
+    assert complete_compound("Printer", printers) == "Label Printer"
+    assert complete_compound("Brad Nails", ["18 Gauge Brad Nails, 1 inch", "18 gauge brad nails 2000 count", "Brad nails"]) == ""
+    # Several kinds of the name, or a modifier that is not a plain noun, leave it as it is.
+    assert complete_compound("Printer", ["HP photo printer", "Canon inkjet printer", "Brother laser printer", "Epson photo printer",
+                                         "HP inkjet printer"]) == ""
+    assert complete_compound("Printer", ["HP Envy Wireless Printer", "Canon wireless printer", "Epson Wireless Printer"]) == ""
+    monkeypatch.setattr(keyphrases, "COMPLETE_MODIFIERS", False)
+    assert complete_compound("Maker", makers) == ""
+
+
+def test_rename_candidates_are_completed_like_names():
+    # A group of label printers and label makers: its phrase "maker" is offered as "Label Maker",
+    # once, and "printer" (written after "label" every time) is the current name, not offered.
+    import hashlib
+
+    def enc(texts):
+        out = np.zeros((len(texts), 64), np.float32)
+        for r, t in enumerate(texts):
+            for w in t.lower().split():
+                out[r, int(hashlib.md5(w.encode()).hexdigest(), 16) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    a = ["DYMO LabelWriter 450 Thermal Label Printer", "Brother QL-800 Label Printer, high speed", "DYMO LabelWriter 4XL Label Printer",
+         "Zebra GK420d Label Printer, direct thermal", "DYMO LetraTag Personal Label Maker, Silver",
+         "DYMO LabelManager 160 Handheld Label Maker", "Brother P-touch PT-D210 Label Maker"]
+    tapes = ["Brother TZe-231 Laminated Tape, black on white", "DYMO D1 Standard Tape 45013", "Brother TZe tape 12mm",
+             "DYMO LetraTag Paper Tape refill", "Epson LabelWorks tape cartridge 1/2 inch", "Brother TZe-241 tape"]
+    ctx = NamingContext(parent_path=["Labels"])
+    offered = KeyphraseNamer(enc).candidates([NamingGroup(a), NamingGroup(tapes)], ctx, ["x", "y"], ["", ""])
+    assert [o.name for o in offered[0]] == ["Label Printer", "Label Maker"]

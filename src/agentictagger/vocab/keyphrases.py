@@ -381,10 +381,13 @@ COMPLETION_MIN_TEXTS, COMPLETION_MIN_SHARE, COMPLETION_OF_NAME, COMPLETION_MIN_E
 #: Words a completion never adds: they say nothing about what the item is ("Metal Working
 #: Product Companies").
 GENERIC_WORDS = frozenset("product products item items brand brands".split())
+#: Also add the noun the texts write before a name (:func:`complete_compound`;
+#: ``bench/compound_names.py``).
+COMPLETE_MODIFIERS = True
 
 
 def complete_compound(name: str, texts: Sequence[str], top_level: bool = False) -> str:
-    """``name`` completed to the noun compound it stops inside of in its group's ``texts``, or "".
+    """``name`` completed to the noun compound its group's ``texts`` write around it, or "".
 
     Key phrases are one or two words, so a name can stop inside the compound the titles write:
     "Glass" for glass bottles, "Heat Shrink" for heat shrink tubing, "Black Toner" for black toner
@@ -393,11 +396,18 @@ def complete_compound(name: str, texts: Sequence[str], top_level: bool = False) 
     end the compound ("Step Drill" goes on to "Step Drill Bit"; :func:`name_rules.written`),
     adding only plain nouns (:func:`name_rules.plain_nouns`: not "Bags Food Safe", "Extrusion
     Temperature Range"); the completed name must name a kind (:func:`name_rules.is_kind_name`)
-    and occur in enough of the texts (see ``COMPLETION_MIN_SHARE``); else the name stays as it is."""
-    from agentictagger.vocab.name_rules import cut_short, is_kind_name, plain_nouns, words, written
-
+    and occur in enough of the texts (see ``COMPLETION_MIN_SHARE``); else the name stays as it is.
+    With ``COMPLETE_MODIFIERS``, a name with no continuation that the texts mostly write after the
+    same plain noun gets that noun ("Maker" for label makers -> "Label Maker"; :func:`with_modifier`)."""
     if "&" in name or not texts:
         return ""
+    return _continued(name, texts, top_level) or (with_modifier(name, texts, top_level) if COMPLETE_MODIFIERS else "")
+
+
+def _continued(name: str, texts: Sequence[str], top_level: bool) -> str:
+    """``name`` with the words the texts write after it, or "" (see :func:`complete_compound`)."""
+    from agentictagger.vocab.name_rules import cut_short, is_kind_name, plain_nouns, words, written
+
     run = cut_short(name, texts).split()
     if not run:
         return ""
@@ -413,6 +423,24 @@ def complete_compound(name: str, texts: Sequence[str], top_level: bool = False) 
         if ends >= COMPLETION_MIN_ENDS:
             return longer if is_kind_name(longer, top_level) else ""
     return ""
+
+
+def with_modifier(name: str, texts: Sequence[str], top_level: bool) -> str:
+    """``name`` with the plain noun the texts most often write right before it, when at least
+    half of the texts that write the name write it there (and enough of the group, as for the
+    continuation): "Maker" -> "Label Maker"; "Printer" written after "photo", "inkjet" and
+    "laser" stays as it is. Else ""."""
+    from agentictagger.vocab.name_rules import is_kind_name, lemma, plain_nouns, words, words_before
+
+    before, held = words_before(name, texts)
+    if not before or len(words(name)) >= COMPLETION_MAX_WORDS:
+        return ""
+    word, n = before.most_common(1)[0]
+    least = max(COMPLETION_MIN_TEXTS, COMPLETION_MIN_SHARE * len(texts), COMPLETION_OF_NAME * held)
+    if n < least or word in GENERIC_WORDS or not plain_nouns([word]) or lemma(word) in {lemma(w.lower()) for w in words(name)}:
+        return ""
+    longer = f"{_title(word)} {name}"
+    return longer if is_kind_name(longer, top_level) else ""
 
 
 @dataclass
@@ -563,7 +591,7 @@ def name_groups(
                     name = qualified
         if complete:
             longer = complete_compound(name, all_texts[lo:hi] if brand_strings else groups[gi], top_level=not parent_path)
-            if longer and name_key(longer) not in used_names:
+            if longer and name_key(longer) not in used_names and name_key(longer) not in parent_keys:
                 used_names.add(name_key(name))  # no sibling takes "Glass" beside "Glass Bottles"
                 name = longer
         used_names.add(name_key(name))

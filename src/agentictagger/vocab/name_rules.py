@@ -417,6 +417,32 @@ def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
     return held, (ended / seen if seen else 0.0)
 
 
+_NUMBER = re.compile(r"^\d+(?:[./,-]\d+)*$")
+
+
+def words_before(phrase: str, texts: Sequence[str]) -> tuple[Counter[str], int]:
+    """The word the ``texts`` write right before ``phrase`` (word for word): per word, the texts
+    that write it there at least once; and the texts that hold the phrase at all. A word written
+    after a number is a measure, not a kind ("18 Gauge Brad Nails", "5 Gallon Bucket"): not
+    counted."""
+    seq = [w.lower() for w in _WORD.findall(phrase)]
+    before: Counter[str] = Counter()
+    held = 0
+    if not seq:
+        return before, 0
+    for t in texts:
+        toks = _TEXT_TOKEN.findall(t.lower())
+        found, prev = False, set()
+        for i in range(len(toks) - len(seq) + 1):
+            if toks[i : i + len(seq)] == seq:
+                found = True
+                if i and not (i > 1 and _NUMBER.match(toks[i - 2])):
+                    prev.add(toks[i - 1])
+        held += found
+        before.update(prev)
+    return before, held
+
+
 def plain_nouns(ws: Sequence[str]) -> bool:
     """Every word is a noun the lexicon knows and nothing a name could read as a modifier, a
     function word or a property: a noun reading and no adjective reading ("Food Safe", "Good

@@ -141,7 +141,7 @@ class KeyphraseNamer:
         self, groups: Sequence[NamingGroup], ctx: NamingContext, current: Sequence[str], feedback: Sequence[str]
     ) -> list[list[GroupLabel]]:
         """Each group's distinctive phrases as names, each with a definition from the others."""
-        from agentictagger.vocab.keyphrases import _title, definition_sentence, name_groups
+        from agentictagger.vocab.keyphrases import _title, complete_compound, debrand, definition_sentence, name_groups
 
         named = name_groups(
             [g.texts for g in groups],
@@ -157,10 +157,15 @@ class KeyphraseNamer:
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
         out = []
-        for n in named:
+        for g, n in zip(groups, named):
             opts = [GroupLabel(n.name, n.definition, "keyphrase")]
+            texts = [debrand(t, ctx.brand_strings) for t in g.texts] if ctx.brand_strings else g.texts
             for p, kind in zip(n.phrases, n.kind_shares):
                 name = _title(p)
+                if self.COMPLETE_COMPOUNDS:  # as the names the namer gives ("Maker" -> "Label Maker")
+                    name = complete_compound(name, texts, top_level=not ctx.parent_path) or name
+                if any(name_key(o.name) == name_key(name) for o in opts):
+                    continue
                 # Only a phrase the titles use for what the items are may replace a name: offered
                 # every distinctive phrase, the rename step took whatever the embedding judge read
                 # a few items better by ("Thermal Camera" -> "Reports", "Calibration" -> "Seconds",
