@@ -1295,6 +1295,13 @@ def test_a_name_its_titles_write_after_one_noun_gets_that_noun(monkeypatch):
     assert complete_compound("Printer", ["HP photo printer", "Canon inkjet printer", "Brother laser printer", "Epson photo printer",
                                          "HP inkjet printer"]) == ""
     assert complete_compound("Printer", ["HP Envy Wireless Printer", "Canon wireless printer", "Epson Wireless Printer"]) == ""
+    # The noun must begin the compound: not "Duty Mounting Tape" from "heavy duty mounting tape".
+    mounting = ["3M heavy duty mounting tape 1 in", "Scotch Heavy Duty Mounting Tape, 60 in", "heavy duty mounting tape roll",
+                "Gorilla mounting tape"]
+    assert complete_compound("Mounting Tape", mounting) == ""
+    foam = ["3M foam mounting tape 1 in", "Scotch Foam Mounting Tape, 60 in", "double sided foam mounting tape roll",
+            "Gorilla mounting tape"]
+    assert complete_compound("Mounting Tape", foam) == "Foam Mounting Tape"
     monkeypatch.setattr(keyphrases, "COMPLETE_MODIFIERS", False)
     assert complete_compound("Maker", makers) == ""
 

@@ -429,7 +429,9 @@ def with_modifier(name: str, texts: Sequence[str], top_level: bool) -> str:
     """``name`` with the plain noun the texts most often write right before it, when at least
     half of the texts that write the name write it there (and enough of the group, as for the
     continuation): "Maker" -> "Label Maker"; "Printer" written after "photo", "inkjet" and
-    "laser" stays as it is. Else ""."""
+    "laser" stays as it is. The noun must begin the compound, as a continuation must end it: not
+    when half of the texts that write both write the same word before them ("heavy duty mounting
+    tape", "fine point permanent markers", "2 line scientific calculator"). Else ""."""
     from agentictagger.vocab.name_rules import is_kind_name, lemma, plain_nouns, words, words_before
 
     before, held = words_before(name, texts)
@@ -440,6 +442,9 @@ def with_modifier(name: str, texts: Sequence[str], top_level: bool) -> str:
     if n < least or word in GENERIC_WORDS or not plain_nouns([word]) or lemma(word) in {lemma(w.lower()) for w in words(name)}:
         return ""
     longer = f"{_title(word)} {name}"
+    further, both = words_before(longer, texts)
+    if further and further.most_common(1)[0][1] >= max(COMPLETION_MIN_TEXTS, COMPLETION_OF_NAME * both):
+        return ""
     return longer if is_kind_name(longer, top_level) else ""
 
 
