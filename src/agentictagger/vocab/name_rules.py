@@ -370,7 +370,7 @@ def cut_short(name: str, texts: Sequence[str]) -> str:
 
     seen, followed, said = 0, Counter(), Counter()
     for t in texts:
-        toks = _TEXT_TOKEN.findall(t.lower())
+        toks = text_tokens(t)
         for i, tok in enumerate(toks):
             if lemma(tok) != head or not is_noun(tok):
                 continue
@@ -400,13 +400,13 @@ def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
     occurrences where a compound ends with it: punctuation, a number, a function, packaging, unit,
     colour or marketing word, or the end of the text follows; "Stainless Steel Phillips" is
     followed by "pan head machine screws" and ends nothing)."""
-    seq = [w.lower() for w in _WORD.findall(phrase)]
+    seq = tuple(w.lower() for w in _WORD.findall(phrase))
     if not seq:
         return 0, 0.0
     boundary = FUNCTION_WORDS | PACKAGING_WORDS | PACKED_AS | UNIT_WORDS | COLOUR_WORDS | MARKETING_WORDS
     held, seen, ended = 0, 0, 0
     for t in texts:
-        toks = _TEXT_TOKEN.findall(t.lower())
+        toks = text_tokens(t)
         found = False
         for i in range(len(toks) - len(seq) + 1):
             if toks[i : i + len(seq)] == seq:
@@ -417,6 +417,13 @@ def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
     return held, (ended / seen if seen else 0.0)
 
 
+@lru_cache(maxsize=1 << 16)
+def text_tokens(text: str) -> tuple[str, ...]:
+    """A text's lower-cased words and punctuation runs, as the compound checks read them (cached:
+    each group's texts are read once per name and candidate the namer checks)."""
+    return tuple(_TEXT_TOKEN.findall(text.lower()))
+
+
 _NUMBER = re.compile(r"^\d+(?:[./,-]\d+)*$")
 
 
@@ -425,13 +432,13 @@ def words_before(phrase: str, texts: Sequence[str]) -> tuple[Counter[str], int]:
     that write it there at least once; and the texts that hold the phrase at all. A word written
     after a number is a measure, not a kind ("18 Gauge Brad Nails", "5 Gallon Bucket"): not
     counted."""
-    seq = [w.lower() for w in _WORD.findall(phrase)]
+    seq = tuple(w.lower() for w in _WORD.findall(phrase))
     before: Counter[str] = Counter()
     held = 0
     if not seq:
         return before, 0
     for t in texts:
-        toks = _TEXT_TOKEN.findall(t.lower())
+        toks = text_tokens(t)
         found, prev = False, set()
         for i in range(len(toks) - len(seq) + 1):
             if toks[i : i + len(seq)] == seq:
