@@ -12,9 +12,11 @@ figure the alignment section reports). The LLM judge (``--llm-judge``: Qwen2.5-C
 local llama.cpp server, greedy, its answer held to the listed names; 200 items per level, seed 0,
 as ``bench/names_llm_judge.py``) reads a list of bare names where there is no definition.
 
-Caveat: our groups are drawn in the embedding space the embedding judge reads, Amazon's are not,
-so the embedding judge favours ours; the LLM judge does not share that space. Nothing is chosen
-here: it is a reference for the targets of the names-alone figures.
+Caveats: our groups are drawn in the embedding space the embedding judge reads, Amazon's are not,
+so the embedding judge favours ours; the LLM judge does not share that space. The two trees give
+an item different numbers of siblings to choose among (recorded as ``siblings_per_item``; chance
+is one over it). Nothing is chosen here: it is a reference for the targets of the names-alone
+figures.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/names_reference.py [--catalogs scientific office] [--llm-judge]
 """
@@ -74,6 +76,14 @@ def amazon_tree(catalog, top: int) -> tuple[Vocabulary, list[list[str]]]:
     return vocab, paths
 
 
+def siblings_per_item(vocab: Vocabulary, paths: list[list[str]], level: int) -> float:
+    """Mean number of descriptors an item of ``level`` is chosen among (its parent's children):
+    a judge's chance level is one over it."""
+    counts = [len(vocab.children(ROOT_ID if level == 1 else p[level - 2])) for p in paths if len(p) >= level]
+    counts = [c for c in counts if c >= 2]
+    return round(float(np.mean(counts)), 2) if counts else 0.0
+
+
 def names_only(vocab: Vocabulary) -> Vocabulary:
     out = copy.deepcopy(vocab)
     for d in out:
@@ -118,6 +128,7 @@ def main() -> int:
                 "amazon_categories": {str(lv): len(amazon.level(lv)) for lv in LEVELS},
                 "our_descriptors": {str(lv): len(ours.level(lv)) for lv in LEVELS},
                 "run_dir": str(run.relative_to(REPO)),
+                "siblings_per_item": {k: {str(lv): siblings_per_item(v, p, lv) for lv in LEVELS} for k, (v, p) in readers.items()},
                 "embedding_judge": {k: name_identifiability(v, emb, p, embedder.encode, LEVELS) for k, (v, p) in readers.items()},
             }
             if client is not None:
@@ -132,7 +143,9 @@ def main() -> int:
             out["catalogs"][name] = entry
             for k in readers:
                 e = entry["embedding_judge"][k]
-                line = f"{name:10s} {k:45s} embedding " + " ".join(f"L{lv} {e[str(lv)]['accuracy']:.3f}" for lv in LEVELS)
+                sib = entry["siblings_per_item"][k]
+                line = (f"{name:10s} {k:45s} siblings " + "/".join(f"{sib[str(lv)]:.1f}" for lv in LEVELS) + " | embedding "
+                        + " ".join(f"L{lv} {e[str(lv)]['accuracy']:.3f}" for lv in LEVELS))
                 if client is not None:
                     line += " | LLM " + " ".join(f"L{lv} {entry['llm_judge'][k][str(lv)]['agreement']:.3f}" for lv in LEVELS)
                 print(line, flush=True)
