@@ -184,6 +184,40 @@ def test_damaged_cache_file_gives_a_clear_error(tmp_path):
         ResponseCache(tmp_path)
 
 
+def test_a_cache_another_process_is_setting_up_is_opened_once_it_is_free(tmp_path, monkeypatch):
+    """Two processes opening a new cache at once (Ray workers): SQLite may answer "database is
+    locked" at once while the other switches the file to WAL; the open waits and tries again, up
+    to the busy timeout, and only then gives its clear error."""
+    from agentictagger.llm import cache as cache_mod
+
+    real_connect = sqlite3.connect
+    refusals = {"left": 3}
+
+    class Busy:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA journal_mode") and refusals["left"] > 0:
+                refusals["left"] -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return self.conn.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
+    monkeypatch.setattr(cache_mod.sqlite3, "connect", lambda *a, **kw: Busy(real_connect(*a, **kw)))
+    cache = ResponseCache(tmp_path / "a")
+    assert refusals["left"] == 0
+    cache.put("k", CachedAnswer("answer", {"x": 1}, TokenUsage(1, 1, 0), "m"))
+    assert cache.get("k").text == "answer"
+    # Still locked when the busy timeout has passed: the clear error.
+    refusals["left"] = 10**9
+    monkeypatch.setattr(cache_mod, "_BUSY_TIMEOUT_MS", 200)
+    with pytest.raises(LLMError, match="database is locked"):
+        ResponseCache(tmp_path / "b")
+
+
 # --------------------------------------------------------------------------------------------
 # usage
 # --------------------------------------------------------------------------------------------

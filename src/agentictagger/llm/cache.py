@@ -72,15 +72,16 @@ class ResponseCache:
         with self._lock:
             self._connect()
 
-    def _connect(self) -> sqlite3.Connection:
-        # A connection inherited through fork() must not be used by the child: reopen per pid.
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+    def _unusable(self, exc: Exception) -> LLMError:
+        return LLMError(
+            f"LLM response cache {self.path} cannot be opened ({exc}); if the file is damaged, "
+            f"delete it (only cached answers are lost) or point cache_dir elsewhere"
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection to the cache file, set up (WAL, the tables); closed again if that fails."""
+        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None)
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
-            )
             conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode keeps the database consistent after a crash (a power loss may
@@ -100,11 +101,31 @@ class ResponseCache:
             conn.execute(
                 "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)", (str(_SCHEMA_VERSION),)
             )
-        except sqlite3.DatabaseError as exc:
-            raise LLMError(
-                f"LLM response cache {self.path} cannot be opened ({exc}); if the file is damaged, "
-                f"delete it (only cached answers are lost) or point cache_dir elsewhere"
-            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # A connection inherited through fork() must not be used by the child: reopen per pid.
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # Processes opening a new cache at once (Ray workers): switching it to WAL or
+                # creating its tables can be answered "locked" at once, without the busy wait
+                # (SQLite's way out of a deadlock between two writers); the open is tried again.
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise self._unusable(exc) from exc
+            except sqlite3.DatabaseError as exc:
+                raise self._unusable(exc) from exc
         self._conn, self._pid = conn, os.getpid()
         return conn
 
