@@ -395,33 +395,39 @@ def cut_short(name: str, texts: Sequence[str]) -> str:
     return max(((c, w) for (f, w), c in said.items() if f == top), key=lambda cw: (cw[0], len(cw[1])))[1]
 
 
-def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
-    """How the ``texts`` write ``phrase``, word for word: (texts that hold it, share of its
-    occurrences where a compound ends with it: punctuation, a number, a function, packaging, unit,
-    colour or marketing word, or the end of the text follows; "Stainless Steel Phillips" is
-    followed by "pan head machine screws" and ends nothing)."""
-    seq = tuple(w.lower() for w in _WORD.findall(phrase))
-    if not seq:
-        return 0, 0.0
-    boundary = FUNCTION_WORDS | PACKAGING_WORDS | PACKED_AS | UNIT_WORDS | COLOUR_WORDS | MARKETING_WORDS
-    held, seen, ended = 0, 0, 0
-    for t in texts:
-        toks = text_tokens(t)
-        found = False
-        for i in range(len(toks) - len(seq) + 1):
-            if toks[i : i + len(seq)] == seq:
-                found, seen = True, seen + 1
-                nxt = toks[i + len(seq)] if i + len(seq) < len(toks) else ""
-                ended += not nxt.replace("-", "").isalpha() or nxt in boundary
-        held += found
-    return held, (ended / seen if seen else 0.0)
-
-
 @lru_cache(maxsize=1 << 16)
 def text_tokens(text: str) -> tuple[str, ...]:
     """A text's lower-cased words and punctuation runs, as the compound checks read them (cached:
     each group's texts are read once per name and candidate the namer checks)."""
     return tuple(_TEXT_TOKEN.findall(text.lower()))
+
+
+def _occurrences(phrase: str, texts: Sequence[str]) -> Iterable[tuple[tuple[str, ...], list[int]]]:
+    """Per text, its tokens and where ``phrase`` starts in them, word for word (texts without it
+    too, with no positions); nothing when the phrase has no words."""
+    seq = tuple(w.lower() for w in _WORD.findall(phrase))
+    if not seq:
+        return
+    for t in texts:
+        toks = text_tokens(t)
+        yield toks, [i for i in range(len(toks) - len(seq) + 1) if toks[i : i + len(seq)] == seq]
+
+
+def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
+    """How the ``texts`` write ``phrase``, word for word: (texts that hold it, share of its
+    occurrences where a compound ends with it: punctuation, a number, a function, packaging, unit,
+    colour or marketing word, or the end of the text follows; "Stainless Steel Phillips" is
+    followed by "pan head machine screws" and ends nothing)."""
+    n = len(_WORD.findall(phrase))
+    boundary = FUNCTION_WORDS | PACKAGING_WORDS | PACKED_AS | UNIT_WORDS | COLOUR_WORDS | MARKETING_WORDS
+    held, seen, ended = 0, 0, 0
+    for toks, starts in _occurrences(phrase, texts):
+        held += bool(starts)
+        seen += len(starts)
+        for i in starts:
+            nxt = toks[i + n] if i + n < len(toks) else ""
+            ended += not nxt.replace("-", "").isalpha() or nxt in boundary
+    return held, (ended / seen if seen else 0.0)
 
 
 _NUMBER = re.compile(r"^\d+(?:[./,-]\d+)*$")
@@ -432,21 +438,11 @@ def words_before(phrase: str, texts: Sequence[str]) -> tuple[Counter[str], int]:
     that write it there at least once; and the texts that hold the phrase at all. A word written
     after a number is a measure, not a kind ("18 Gauge Brad Nails", "5 Gallon Bucket"): not
     counted."""
-    seq = tuple(w.lower() for w in _WORD.findall(phrase))
     before: Counter[str] = Counter()
     held = 0
-    if not seq:
-        return before, 0
-    for t in texts:
-        toks = text_tokens(t)
-        found, prev = False, set()
-        for i in range(len(toks) - len(seq) + 1):
-            if toks[i : i + len(seq)] == seq:
-                found = True
-                if i and not (i > 1 and _NUMBER.match(toks[i - 2])):
-                    prev.add(toks[i - 1])
-        held += found
-        before.update(prev)
+    for toks, starts in _occurrences(phrase, texts):
+        held += bool(starts)
+        before.update({toks[i - 1] for i in starts if i and not (i > 1 and _NUMBER.match(toks[i - 2]))})
     return before, held
 
 
