@@ -111,8 +111,8 @@ def _judge_file() -> dict:
 
 def names_table(res: dict) -> list[str]:
     judged = _judge_file()
-    out = ["| catalog | profile | level | descriptors | named by | noun phrases | sibling duplicates | numbered copies | brand names | child adds nothing to parent | sentence definitions | names alone (embedding judge) | names alone (LLM judge, 200 items, `bench/names_llm_judge.py`) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| catalog | profile | level | descriptors | named by | noun phrases | sibling duplicates | numbered copies | brand names | names that praise | child adds nothing to parent | sentence definitions | names alone (embedding judge) | names alone (LLM judge, 200 items, `bench/names_llm_judge.py`) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cname, cat in res["catalogs"].items():
         for pname, prof in cat["profiles"].items():
             for s in prof["per_seed"][:1]:
@@ -126,7 +126,7 @@ def names_table(res: dict) -> list[str]:
                     judge = lj.get(lv, {}).get("agreement")
                     out.append(
                         f"| {cname} | {pname} (seed {s['seed']}) | {lv} | {x['descriptors']} | {by} | {x['noun_phrase_share']:.2f} | "
-                        f"{x['sibling_duplicates_after_lemmatising']} | {x['numbered_copies']} | {x.get('brand_names', '–')} | "
+                        f"{x['sibling_duplicates_after_lemmatising']} | {x['numbered_copies']} | {x.get('brand_names', '–')} | {x.get('names_that_praise', '–')} | "
                         f"{x['child_adds_nothing_to_parent']} | {x['definition_is_sentence_share']:.2f} | "
                         f"{ni.get(lv, {}).get('accuracy', float('nan')):.2f} | {judge if judge is not None else '–'} |"
                     )

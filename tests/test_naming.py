@@ -882,6 +882,29 @@ def test_key_phrase_names_are_no_measured_property_and_no_top_level_material():
 
 
 @pytest.mark.parametrize(
+    "name",
+    ["Affordable Printer", "Effective Brush", "Excellent Adhesion", "Strongest Magnets", "Smooth Technology",
+     "Printing Experience", "Durability Guarantee", "Maximum Flexibility", "Cement & Manufacturer"],
+)
+def test_praise_a_benefit_or_a_maker_is_no_name(name):
+    # Key-phrase names that offline builds gave, from sellers' descriptions ("strongest magnets",
+    # "smooth technology", "maximum flexibility"): true of any item, they say nothing of its kind.
+    from agentictagger.vocab.name_rules import is_kind_name
+
+    assert any("praises" in p for p in name_problems(name)), name_problems(name)
+    assert not is_kind_name(name) and not is_kind_name(name, top_level=True)
+
+
+@pytest.mark.parametrize(
+    "name", ["Buffer Solution", "Chest Freezers", "Forest Maps", "Strong Magnets", "Latex Gloves", "Comfort Grip Pens"]
+)
+def test_kinds_near_praise_words_stay_names(name):
+    # A kind whose last word is a solution, a word ending in -est that is no superlative, a plain
+    # adjective a kind may carry ("Strong"), a benefit word before the head.
+    assert name_problems(name) == [], name_problems(name)
+
+
+@pytest.mark.parametrize(
     "name,why",
     [("Gallon", "size"), ("Liters", "size"), ("Includes Filaments", "verb"), ("Contains Reagents", "verb"),
      ("Displaces Moisture", "verb"), ("Ipg", "abbreviation"), ("Dso", "abbreviation")],

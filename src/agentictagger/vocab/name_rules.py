@@ -70,6 +70,23 @@ PROPERTY_HEADS = frozenset(
     depth dimensions resolution accuracy tolerance precision temperature pressure speed voltage
     wattage amperage frequency viscosity density strength specification specifications feature features""".split()
 )
+# Words that praise an item ("Affordable Printer", "Effective Brush", "Excellent Adhesion"): a
+# seller's claim, true of any item, never what sets a kind apart. Superlatives ("Strongest
+# Magnets") count too (:func:`praises`).
+PRAISE_WORDS = frozenset(
+    """affordable excellent effective superior reliable exceptional outstanding amazing awesome
+    incredible innovative revolutionary unbeatable superb fantastic wonderful ultimate optimal
+    economical inexpensive cheap""".split()
+)
+# Heads that name a benefit or a claim of a seller, or the maker, never a kind of item ("Smooth
+# Technology", "Printing Experience", "Durability Guarantee", "Maximum Flexibility", "Cement &
+# Manufacturer"). A name ending in one is rejected whatever precedes it. Heads that are kinds in
+# some catalog ("Buffer Solution" in a lab) are not listed.
+BENEFIT_HEADS = frozenset(
+    """technology technologies experience guarantee warranty flexibility durability reliability
+    versatility performance convenience comfort efficiency satisfaction innovation result results
+    manufacturer manufacturers supplier suppliers company companies""".split()
+)
 # Verbs that open a clause of a product description. The lexicon cannot tell these apart from
 # plural nouns it lacks ("Caulks", "Disconnects" and "Oils" have only a verb reading in it, yet
 # name products), so they are listed.
@@ -180,6 +197,20 @@ def names_a_property(content: Sequence[str]) -> bool:
     )
 
 
+def praises(content: Sequence[str]) -> bool:
+    """The content words praise the item or name a benefit, not a kind: a praise word or a
+    superlative anywhere ("Strongest Magnets"), or a benefit head ("Heatguard Technology")."""
+    return bool(content) and (
+        content[-1] in BENEFIT_HEADS or any(w in PRAISE_WORDS or _superlative(w) for w in content)
+    )
+
+
+def _superlative(word: str) -> bool:
+    """An adjective's superlative ("strongest" -> strong, "latest" -> late; not "honest")."""
+    lem = _lemmas(word).get("ADJ")
+    return word.endswith("est") and bool(lem) and lem[0].lower() != word
+
+
 def names_a_material(content: Sequence[str]) -> bool:
     """The content words name a material alone ("Aluminum", "Stainless Steel")."""
     return bool(content) and all(w in MATERIAL_WORDS for w in content)
@@ -187,13 +218,14 @@ def names_a_material(content: Sequence[str]) -> bool:
 
 @lru_cache(maxsize=1 << 18)
 def is_kind_name(phrase: str, top_level: bool = False) -> bool:
-    """A noun phrase that names a kind of item: not a measured property, and at the top of a
+    """A noun phrase that names a kind of item: not a measured property nor praise, and at the top of a
     tree not a material alone (the key-phrase namer's filter; :func:`name_problems` says the
     same with reasons)."""
     content = [w for w in words(phrase) if w not in FUNCTION_WORDS]
     return (
         is_noun_phrase(phrase)
         and not names_a_property(content)
+        and not praises(content)
         and not (top_level and (names_a_material(content) or is_abbreviation(content)))
     )
 
@@ -225,6 +257,8 @@ def name_problems(
         out.append(f"{name!r} names a colour, size or marketing word, not a kind of item")
     if names_a_property(content):
         out.append(f"{name!r} names a measured property, not a kind of item")
+    if praises(content):
+        out.append(f"{name!r} praises the item or names a benefit, not a kind of item; say what the items are")
     if not parent_path and names_a_material(content):
         out.append(f"{name!r} names a material, not a kind of item; name the kind of item made of it")
     if not _balanced(name):

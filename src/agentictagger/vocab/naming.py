@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from agentictagger.structures.vocabulary import descriptor_text
-from agentictagger.vocab.name_rules import cut_short, name_key, name_problems
+from agentictagger.vocab.name_rules import cut_short, is_kind_name, name_key, name_problems
 from agentictagger.vocab.prompts import DEFINITION_MAX_CHARS, NAME_MAX_CHARS
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class KeyphraseNamer:
                 # every distinctive phrase, the rename step took whatever the embedding judge read
                 # a few items better by ("Thermal Camera" -> "Reports", "Calibration" -> "Seconds",
                 # "Screw Assortment" -> "Specifications" on Scientific's development half).
-                if name != n.name and kind >= self.RENAME_MIN_KIND_SHARE:
+                if name != n.name and kind >= self.RENAME_MIN_KIND_SHARE and is_kind_name(name, not ctx.parent_path):
                     others = [q for q in n.phrases if q != p][:5]
                     opts.append(GroupLabel(name, definition_sentence(name, context, others), "keyphrase"))
             out.append(opts)
