@@ -51,8 +51,15 @@ from agentictagger.vocab.quality import category_name_agreement, name_identifiab
 
 LEVELS = (1, 2, 3)
 CATEGORY_LEVELS = (1, 2)
-#: Per setting: (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS).
-SETTINGS = {"complete": (True, True), "continued": (True, False), "plain": (False, False)}
+#: Per setting: (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS,
+#: keyphrases.PAIR_MIN_KIND_SHARE).
+SETTINGS = {
+    "complete": (True, True, 0.1),
+    "continued": (True, False, 0.1),
+    "plain": (False, False, 0.1),
+    # Any two one-word phrases may pair ("Calculator & Glare"), as before paired names had to be kinds.
+    "anypairs": (True, True, None),
+}
 
 
 def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]]) -> dict[str, dict]:
@@ -78,14 +85,14 @@ def main() -> int:
     ids = dev.ids
     text_by_id = dict(zip(ids, dev.texts))
 
-    default = KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS
+    default = KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE
     rows: dict[str, list[dict]] = {s: [] for s in args.settings}
     vocabs: dict[tuple[str, int], Vocabulary] = {}
     members: dict[tuple[str, int], dict[str, set[str]]] = {}
     try:
         for seed in args.seeds:
             for setting in args.settings:
-                KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS = SETTINGS[setting]
+                KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE = SETTINGS[setting]
                 run_dir = REPO / "bench" / "runs" / "compound_names" / f"{'office_' if heldout else ''}{setting}_s{seed}"
                 vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}"])
                 vocabs[(setting, seed)] = vocab
@@ -97,6 +104,7 @@ def main() -> int:
                     "run_dir": str(run_dir.relative_to(REPO)),
                     "build_and_assign_seconds": build_s,
                     "names_stopping_inside_a_compound": stopping_short(vocab, texts_of),
+                    "paired_names": {str(lv): sorted(d.name for d in vocab.level(lv) if " & " in d.name) for lv in LEVELS},
                     "names_alone_embedding_judge": judge,
                     "names_vs_amazon_category_names": category_name_agreement(vocab, item_paths, gold, embedder.encode),
                     "name_quality": name_quality(vocab, LEVELS, brand_strings=brands, brand_terms=brand_words),
@@ -106,10 +114,11 @@ def main() -> int:
                 cat = entry["names_vs_amazon_category_names"]
                 print(f"seed {seed} {setting:9s} stop short " + " ".join(f"L{lv} {short[str(lv)]['stop_short']}/{short[str(lv)]['descriptors']}" for lv in LEVELS)
                       + " | after one noun " + " ".join(f"L{lv} {short[str(lv)]['after_one_noun']}" for lv in LEVELS)
+                      + " | paired " + " ".join(f"L{lv} {len(entry['paired_names'][str(lv)])}" for lv in LEVELS)
                       + " | names alone " + " ".join(f"L{lv} {judge[str(lv)]['accuracy']:.3f}" for lv in LEVELS)
                       + f" | category hit L1 {cat['1']['hit']:.3f} L2 {cat['2']['hit']:.3f}", flush=True)
     finally:
-        KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS = default
+        KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE = default
 
     differs = names_that_differ(vocabs, members, args.settings, args.seeds, LEVELS)
     summary = {
@@ -117,6 +126,7 @@ def main() -> int:
             **{f"stop_short_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["stop_short"] for r in rs] for lv in LEVELS},
             **{f"after_one_noun_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["after_one_noun"] for r in rs] for lv in LEVELS},
             **{f"descriptors_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["descriptors"] for r in rs] for lv in LEVELS},
+            **{f"paired_names_L{lv}": [len(r["paired_names"][str(lv)]) for r in rs] for lv in LEVELS},
             **{f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
             **{f"category_hit_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["hit"] for r in rs]) for lv in CATEGORY_LEVELS},
             **{f"category_cosine_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["cosine"] for r in rs])
@@ -126,11 +136,12 @@ def main() -> int:
     }
     result = {
         "command": command_line(),
-        "what": (f"key-phrase names completed to their titles' compounds on the whole Office catalog ({len(ids)} items; held "
+        "what": (f"key-phrase naming settings (compounds completed, paired names) on the whole Office catalog ({len(ids)} items; held "
                  "out: the default was chosen on Scientific's development half before this run), offline profile") if heldout else
-        ("key-phrase names completed to their titles' compounds on Scientific's development half (crc32(item_id) even, "
+        ("key-phrase naming settings (compounds completed, paired names) on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: {"complete_compounds": v[0], "complete_modifiers": v[1]} for k, v in SETTINGS.items() if k in args.settings},
+        "settings": {k: {"complete_compounds": v[0], "complete_modifiers": v[1], "pair_min_kind_share": v[2]}
+                     for k, v in SETTINGS.items() if k in args.settings},
         "seeds": args.seeds,
         "summary": summary,
         "names_that_differ": differs,
@@ -139,12 +150,14 @@ def main() -> int:
     write_result(out_path, result)
     cols = [f"names_alone_L{lv}" for lv in LEVELS] + [f"category_hit_L{lv}" for lv in CATEGORY_LEVELS]
     print("\n| setting | names stopping inside a compound, L1 / L2 / L3 (per seed) | names written after one noun, L1 / L2 / L3 | "
+          "paired names (A & B), L1 / L2 / L3 | "
           + " | ".join(c.replace("_", " ") for c in cols) + " |")
-    print("|---|---|---|" + "---|" * len(cols))
+    print("|---|---|---|---|" + "---|" * len(cols))
     for s, sm in summary.items():
         short = " / ".join(str(sm[f"stop_short_L{lv}"]) for lv in LEVELS)
         after = " / ".join(str(sm[f"after_one_noun_L{lv}"]) for lv in LEVELS)
-        print(f"| {s} | {short} | {after} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
+        paired = " / ".join(str(sm[f"paired_names_L{lv}"]) for lv in LEVELS)
+        print(f"| {s} | {short} | {after} | {paired} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
     return 0
 
 

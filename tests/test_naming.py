@@ -697,6 +697,20 @@ def test_keyphrase_names_try_every_candidate_and_never_number():
     assert _make_name(["serum"], [0.9], used, ["serum"]) == "Serum"
 
 
+def test_a_paired_name_joins_two_kinds_the_titles_name():
+    from agentictagger.vocab.keyphrases import _make_name
+
+    # "shampoo" covers a minority, "conditioner" a real share, and titles name both as the kind.
+    assert _make_name(["shampoo", "conditioner"], [0.25, 0.4], set(), [], [0.25, 0.35]) == "Shampoo & Conditioner"
+    # A second phrase no title names as its kind ("glare" from "anti-glare screen") is no pair.
+    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], [0.25, 0.0]) == "Calculator"
+    # Nor when the first name is a sibling's: the next candidates are tried instead.
+    from agentictagger.vocab.name_rules import name_key
+
+    named = _make_name(["tap", "steel"], [0.6, 0.3], {name_key("Tap")}, ["tap", "steel", "tap wrench"], [0.5, 0.0])
+    assert "&" not in named and named in {"Steel", "Tap Wrench"}
+
+
 def test_architect_merges_groups_the_namer_cannot_tell_apart():
     from agentictagger.vocab.agents import EmbeddingArchitect, JobView
     from agentictagger.vocab.naming import GroupLabel

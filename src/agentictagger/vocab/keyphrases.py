@@ -584,7 +584,7 @@ def name_groups(
         score = rel + 0.5 * df_g[cand] + kind_c + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
-        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases)
+        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, [kind_c[i] for i in chosen])
         if name_key(name) in used_names:
             # Every candidate is a sibling's name: qualify it by the word that most sets this group
             # apart, even one the brand filter keeps out of names on its own ("Apple Number").
@@ -776,7 +776,14 @@ def _join_words(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _make_name(picked: list[str], coverage: list[float], used: set[str], ranked: Sequence[str] = ()) -> str:
+#: A name may pair two phrases ("Shampoo & Conditioner") only when each names what at least this
+#: share of the group's items are (:func:`kind_phrases`); else ``None`` (any two one-word phrases).
+PAIR_MIN_KIND_SHARE: float | None = 0.1
+
+
+def _make_name(
+    picked: list[str], coverage: list[float], used: set[str], ranked: Sequence[str] = (), kind_shares: Sequence[float] = ()
+) -> str:
     from agentictagger.vocab.name_rules import name_key
 
     if not picked:
@@ -784,10 +791,14 @@ def _make_name(picked: list[str], coverage: list[float], used: set[str], ranked:
     options = [_title(picked[0])]
     # Two phrases only when both are single nouns, the first covers a minority of the group and
     # the second a real share too ("Shampoo & Conditioner"); a pair of longer phrases reads as
-    # noise ("Adhesive & Length Width").
+    # noise ("Adhesive & Length Width"), and so does a pair whose second phrase is no kind the
+    # titles name ("Calculator & Glare", "Tap & Steel", "Strap & Wide").
     if len(picked) > 1:
         a, b = picked[0], picked[1]
-        if len(a.split()) == 1 and len(b.split()) == 1 and a != b:
+        kinds_ok = PAIR_MIN_KIND_SHARE is None or (
+            len(kind_shares) > 1 and min(kind_shares[0], kind_shares[1]) >= PAIR_MIN_KIND_SHARE
+        )
+        if len(a.split()) == 1 and len(b.split()) == 1 and a != b and kinds_ok:
             pair = f"{_title(a)} & {_title(b)}"
             if coverage[0] < 0.3 and coverage[1] >= 0.2:
                 options.insert(0, pair)
