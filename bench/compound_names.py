@@ -6,8 +6,11 @@ oscillators). ``complete`` (the default, ``KeyphraseNamer.COMPLETE_COMPOUNDS``) 
 name (``keyphrases.complete_compound``), and a name with no continuation that the titles mostly
 write after the same plain noun gets that noun ("Maker" for label makers -> "Label Maker";
 ``keyphrases.COMPLETE_MODIFIERS``); ``continued`` only completes forward; ``plain`` leaves names as
-picked. Refinement renames are completed as names are. The settings are a class attribute and a
-module constant, set here in-process per build.
+picked. Refinement renames are completed as names are. A name may also pair two one-word phrases
+("Shampoo & Conditioner"), by default any two ("Calculator & Glare" too); ``kindpairs`` pairs
+them only when the titles name each as what at least 10 % of the group's items are
+(``keyphrases.PAIR_MIN_KIND_SHARE``), with completion as ``complete``. The settings are a class
+attribute and module constants, set here in-process per build.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
@@ -54,11 +57,11 @@ CATEGORY_LEVELS = (1, 2)
 #: Per setting: (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS,
 #: keyphrases.PAIR_MIN_KIND_SHARE).
 SETTINGS = {
-    "complete": (True, True, 0.1),
-    "continued": (True, False, 0.1),
-    "plain": (False, False, 0.1),
-    # Any two one-word phrases may pair ("Calculator & Glare"), as before paired names had to be kinds.
-    "anypairs": (True, True, None),
+    "complete": (True, True, None),
+    "continued": (True, False, None),
+    "plain": (False, False, None),
+    # Paired names only of two kinds the titles name (no "Calculator & Glare").
+    "kindpairs": (True, True, 0.1),
 }
 
 

