@@ -9,8 +9,10 @@ write after the same plain noun gets that noun ("Maker" for label makers -> "Lab
 picked. Refinement renames are completed as names are. A name may also pair two one-word phrases
 ("Shampoo & Conditioner"), by default any two ("Calculator & Glare" too); ``kindpairs`` pairs
 them only when the titles name each as what at least 10 % of the group's items are
-(``keyphrases.PAIR_MIN_KIND_SHARE``), with completion as ``complete``. The settings are a class
-attribute and module constants, set here in-process per build.
+(``keyphrases.PAIR_MIN_KIND_SHARE``), with completion as ``complete``. ``takenkinds``: a group whose
+best phrase a sibling's name already is tries next its phrases the titles name as what at least
+10 % of its items are (``keyphrases.TAKEN_KIND_SHARE``), before the pair and its other phrases.
+The settings are a class attribute and module constants, set here in-process per build.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
@@ -55,13 +57,15 @@ from agentictagger.vocab.quality import category_name_agreement, name_identifiab
 LEVELS = (1, 2, 3)
 CATEGORY_LEVELS = (1, 2)
 #: Per setting: (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS,
-#: keyphrases.PAIR_MIN_KIND_SHARE).
+#: keyphrases.PAIR_MIN_KIND_SHARE, keyphrases.TAKEN_KIND_SHARE).
 SETTINGS = {
-    "complete": (True, True, None),
-    "continued": (True, False, None),
-    "plain": (False, False, None),
+    "complete": (True, True, None, None),
+    "continued": (True, False, None, None),
+    "plain": (False, False, None, None),
     # Paired names only of two kinds the titles name (no "Calculator & Glare").
-    "kindpairs": (True, True, 0.1),
+    "kindpairs": (True, True, 0.1, None),
+    # A group whose best name a sibling has tries its phrases the titles name as kinds next.
+    "takenkinds": (True, True, None, 0.1),
 }
 
 
@@ -88,14 +92,16 @@ def main() -> int:
     ids = dev.ids
     text_by_id = dict(zip(ids, dev.texts))
 
-    default = KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE
+    default = (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE,
+               keyphrases.TAKEN_KIND_SHARE)
     rows: dict[str, list[dict]] = {s: [] for s in args.settings}
     vocabs: dict[tuple[str, int], Vocabulary] = {}
     members: dict[tuple[str, int], dict[str, set[str]]] = {}
     try:
         for seed in args.seeds:
             for setting in args.settings:
-                KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE = SETTINGS[setting]
+                (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE,
+                 keyphrases.TAKEN_KIND_SHARE) = SETTINGS[setting]
                 run_dir = REPO / "bench" / "runs" / "compound_names" / f"{'office_' if heldout else ''}{setting}_s{seed}"
                 vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}"])
                 vocabs[(setting, seed)] = vocab
@@ -121,7 +127,8 @@ def main() -> int:
                       + " | names alone " + " ".join(f"L{lv} {judge[str(lv)]['accuracy']:.3f}" for lv in LEVELS)
                       + f" | category hit L1 {cat['1']['hit']:.3f} L2 {cat['2']['hit']:.3f}", flush=True)
     finally:
-        KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE = default
+        (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE,
+         keyphrases.TAKEN_KIND_SHARE) = default
 
     differs = names_that_differ(vocabs, members, args.settings, args.seeds, LEVELS)
     summary = {
@@ -143,7 +150,8 @@ def main() -> int:
                  "out: the default was chosen on Scientific's development half before this run), offline profile") if heldout else
         ("key-phrase naming settings (compounds completed, paired names) on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: {"complete_compounds": v[0], "complete_modifiers": v[1], "pair_min_kind_share": v[2]}
+        "settings": {k: {"complete_compounds": v[0], "complete_modifiers": v[1], "pair_min_kind_share": v[2],
+                         "taken_kind_share": v[3]}
                      for k, v in SETTINGS.items() if k in args.settings},
         "seeds": args.seeds,
         "summary": summary,

@@ -716,6 +716,20 @@ def test_a_paired_name_joins_two_kinds_the_titles_name(monkeypatch):
     assert "&" not in named and named in {"Steel", "Tap Wrench"}
 
 
+def test_a_group_whose_best_name_is_taken_can_try_its_kind_phrases_next(monkeypatch):
+    from agentictagger.vocab import keyphrases
+    from agentictagger.vocab.keyphrases import _make_name
+    from agentictagger.vocab.name_rules import name_key
+
+    ranked = ["calculator", "glare", "graphing calculator"]
+    args = (["calculator", "glare"], [0.6, 0.3], {name_key("Calculator")}, ranked, [0.5, 0.0], [0.5, 0.0, 0.3])
+    assert _make_name(*args) == "Calculator & Glare"  # the default: the pair comes next
+    monkeypatch.setattr(keyphrases, "TAKEN_KIND_SHARE", 0.1)
+    assert _make_name(*args) == "Graphing Calculator"
+    # Not taken: the best name stays whatever the setting.
+    assert _make_name(["calculator", "glare"], [0.6, 0.3], set(), ranked, [0.5, 0.0], [0.5, 0.0, 0.3]) == "Calculator"
+
+
 def test_architect_merges_groups_the_namer_cannot_tell_apart():
     from agentictagger.vocab.agents import EmbeddingArchitect, JobView
     from agentictagger.vocab.naming import GroupLabel

@@ -584,7 +584,7 @@ def name_groups(
         score = rel + 0.5 * df_g[cand] + kind_c + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
-        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, [kind_c[i] for i in chosen])
+        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, [kind_c[i] for i in chosen], list(kind_c))
         if name_key(name) in used_names:
             # Every candidate is a sibling's name: qualify it by the word that most sets this group
             # apart, even one the brand filter keeps out of names on its own ("Apple Number").
@@ -785,8 +785,20 @@ def _join_words(items: Sequence[str]) -> str:
 PAIR_MIN_KIND_SHARE: float | None = None
 
 
+#: With a share, a group whose best name a sibling already has tries next the candidate phrases
+#: that the titles name as what at least that share of its items are (:func:`kind_phrases`), best
+#: first, before a pair or its other picked phrases ("Calculator" taken: "Graphing Calculator",
+#: not "Glare"); ``None`` (the default): the pair, then the picked phrases, then the rest.
+TAKEN_KIND_SHARE: float | None = None
+
+
 def _make_name(
-    picked: list[str], coverage: list[float], used: set[str], ranked: Sequence[str] = (), kind_shares: Sequence[float] = ()
+    picked: list[str],
+    coverage: list[float],
+    used: set[str],
+    ranked: Sequence[str] = (),
+    kind_shares: Sequence[float] = (),
+    ranked_kind_shares: Sequence[float] = (),
 ) -> str:
     from agentictagger.vocab.name_rules import name_key
 
@@ -808,6 +820,10 @@ def _make_name(
                 options.insert(0, pair)
             else:
                 options.append(pair)
+    if TAKEN_KIND_SHARE is not None and ranked_kind_shares:
+        first = options.index(_title(picked[0])) + 1
+        kinds = [_title(p) for p, k in zip(ranked, ranked_kind_shares) if p != picked[0] and k >= TAKEN_KIND_SHARE]
+        options[first:first] = kinds
     options += [_title(p) for p in picked[1:]]
     # Then the group's other candidate phrases, best first. When every one is taken the group
     # keeps its best name: the architect merges groups that share a name into one descriptor
