@@ -702,17 +702,17 @@ def test_a_paired_name_joins_two_kinds_the_titles_name(monkeypatch):
     from agentictagger.vocab.keyphrases import _make_name
 
     # By default any two one-word phrases may pair; with a least kind share only two kinds.
-    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], [0.25, 0.0]) == "Calculator & Glare"
+    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], {"calculator": 0.25, "glare": 0.0}) == "Calculator & Glare"
     monkeypatch.setattr(keyphrases, "PAIR_MIN_KIND_SHARE", 0.1)
 
     # "shampoo" covers a minority, "conditioner" a real share, and titles name both as the kind.
-    assert _make_name(["shampoo", "conditioner"], [0.25, 0.4], set(), [], [0.25, 0.35]) == "Shampoo & Conditioner"
+    assert _make_name(["shampoo", "conditioner"], [0.25, 0.4], set(), [], {"shampoo": 0.25, "conditioner": 0.35}) == "Shampoo & Conditioner"
     # A second phrase no title names as its kind ("glare" from "anti-glare screen") is no pair.
-    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], [0.25, 0.0]) == "Calculator"
+    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], {"calculator": 0.25, "glare": 0.0}) == "Calculator"
     # Nor when the first name is a sibling's: the next candidates are tried instead.
     from agentictagger.vocab.name_rules import name_key
 
-    named = _make_name(["tap", "steel"], [0.6, 0.3], {name_key("Tap")}, ["tap", "steel", "tap wrench"], [0.5, 0.0])
+    named = _make_name(["tap", "steel"], [0.6, 0.3], {name_key("Tap")}, ["tap", "steel", "tap wrench"], {"tap": 0.5, "steel": 0.0})
     assert "&" not in named and named in {"Steel", "Tap Wrench"}
 
 
@@ -722,12 +722,13 @@ def test_a_group_whose_best_name_is_taken_can_try_its_kind_phrases_next(monkeypa
     from agentictagger.vocab.name_rules import name_key
 
     ranked = ["calculator", "glare", "graphing calculator"]
-    args = (["calculator", "glare"], [0.6, 0.3], {name_key("Calculator")}, ranked, [0.5, 0.0], [0.5, 0.0, 0.3])
+    kinds = {"calculator": 0.5, "glare": 0.0, "graphing calculator": 0.3}
+    args = (["calculator", "glare"], [0.6, 0.3], {name_key("Calculator")}, ranked, kinds)
     assert _make_name(*args) == "Calculator & Glare"  # the default: the pair comes next
     monkeypatch.setattr(keyphrases, "TAKEN_KIND_SHARE", 0.1)
     assert _make_name(*args) == "Graphing Calculator"
     # Not taken: the best name stays whatever the setting.
-    assert _make_name(["calculator", "glare"], [0.6, 0.3], set(), ranked, [0.5, 0.0], [0.5, 0.0, 0.3]) == "Calculator"
+    assert _make_name(["calculator", "glare"], [0.6, 0.3], set(), ranked, kinds) == "Calculator"
 
 
 def test_architect_merges_groups_the_namer_cannot_tell_apart():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
@@ -584,7 +584,7 @@ def name_groups(
         score = rel + 0.5 * df_g[cand] + kind_c + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
-        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, [kind_c[i] for i in chosen], list(kind_c))
+        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, dict(zip(phrases, kind_c)))
         if name_key(name) in used_names:
             # Every candidate is a sibling's name: qualify it by the word that most sets this group
             # apart, even one the brand filter keeps out of names on its own ("Apple Number").
@@ -797,9 +797,12 @@ def _make_name(
     coverage: list[float],
     used: set[str],
     ranked: Sequence[str] = (),
-    kind_shares: Sequence[float] = (),
-    ranked_kind_shares: Sequence[float] = (),
+    kind_share: Mapping[str, float] | None = None,
 ) -> str:
+    """The first of the group's name options that no sibling has (``used``): its best phrase, a
+    pair, its other phrases, the rest of ``ranked``. ``kind_share``: per phrase, the share of the
+    group's items the titles name by it (:func:`kind_phrases`), read by the pair and taken-name
+    settings."""
     from agentictagger.vocab.name_rules import name_key
 
     if not picked:
@@ -812,7 +815,7 @@ def _make_name(
     if len(picked) > 1:
         a, b = picked[0], picked[1]
         kinds_ok = PAIR_MIN_KIND_SHARE is None or (
-            len(kind_shares) > 1 and min(kind_shares[0], kind_shares[1]) >= PAIR_MIN_KIND_SHARE
+            kind_share is not None and min(kind_share.get(a, 0.0), kind_share.get(b, 0.0)) >= PAIR_MIN_KIND_SHARE
         )
         if len(a.split()) == 1 and len(b.split()) == 1 and a != b and kinds_ok:
             pair = f"{_title(a)} & {_title(b)}"
@@ -820,10 +823,9 @@ def _make_name(
                 options.insert(0, pair)
             else:
                 options.append(pair)
-    if TAKEN_KIND_SHARE is not None and ranked_kind_shares:
+    if TAKEN_KIND_SHARE is not None and kind_share:
         first = options.index(_title(picked[0])) + 1
-        kinds = [_title(p) for p, k in zip(ranked, ranked_kind_shares) if p != picked[0] and k >= TAKEN_KIND_SHARE]
-        options[first:first] = kinds
+        options[first:first] = [_title(p) for p in ranked if p != picked[0] and kind_share.get(p, 0.0) >= TAKEN_KIND_SHARE]
     options += [_title(p) for p in picked[1:]]
     # Then the group's other candidate phrases, best first. When every one is taken the group
     # keeps its best name: the architect merges groups that share a name into one descriptor

@@ -103,6 +103,11 @@ def words(name: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(name)]
 
 
+def content_words(name: str) -> list[str]:
+    """The name's lower-cased words without function words ("and", "for", "&")."""
+    return [w for w in words(name) if w not in FUNCTION_WORDS]
+
+
 @lru_cache(maxsize=65536)
 def _lemmas(word: str) -> dict[str, tuple[str, ...]]:
     import lemminflect
@@ -145,7 +150,7 @@ def name_key(name: str) -> str:
 
 def head_word(name: str) -> str:
     """The lemma of the last content word: the noun a noun phrase names ("Lab Gloves" -> "glove")."""
-    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    content = content_words(name)
     return lemma(content[-1]) if content else ""
 
 
@@ -221,7 +226,7 @@ def is_kind_name(phrase: str, top_level: bool = False) -> bool:
     """A noun phrase that names a kind of item: not a measured property nor praise, and at the top of a
     tree not a material alone (the key-phrase namer's filter; :func:`name_problems` says the
     same with reasons)."""
-    content = [w for w in words(phrase) if w not in FUNCTION_WORDS]
+    content = content_words(phrase)
     return (
         is_noun_phrase(phrase)
         and not names_a_property(content)
@@ -275,7 +280,7 @@ def name_problems(
     elif len(parts) == 2:
         # "Shampoo & Conditioner", "Pipes and Fittings" read as one kind of item; a pair of
         # longer phrases ("Adhesive & Length Width") is two unrelated key phrases glued together.
-        if any(len([w for w in words(p) if w not in FUNCTION_WORDS]) > 1 for p in parts) or not all(
+        if any(len(content_words(p)) > 1 for p in parts) or not all(
             is_noun(words(p)[-1]) for p in parts
         ):
             out.append(f"{name!r} joins two unrelated phrases")
@@ -371,7 +376,7 @@ def adds_to_parent(name: str, parent: str) -> bool:
 
 @lru_cache(maxsize=1 << 18)
 def is_noun_phrase(name: str) -> bool:
-    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    content = content_words(name)
     return (
         has_noun_head(content)
         and not opens_with_a_verb(content)
@@ -394,7 +399,7 @@ def cut_short(name: str, texts: Sequence[str]) -> str:
     surfaces and platforms). Returns the commonest continuation as the texts write it ("brad
     nails"). A small model shortens compounds this way when it is asked for short names; the
     lexicon cannot see it, since the fragment is a well-formed noun phrase."""
-    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    content = content_words(name)
     if not content or not texts:
         return ""
     head, before = lemma(content[-1]), {lemma(w) for w in content[:-1]}

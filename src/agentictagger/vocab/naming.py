@@ -689,11 +689,11 @@ def brand_fragment(name: str, texts: Sequence[str], brands: frozenset[str] | set
     """True when every content word of ``name`` occurs in ``texts`` only inside whole brand
     strings ("Arts" where the titles say "Electronic Arts"): a fragment of a brand, not a kind."""
     from agentictagger.vocab.keyphrases import debrand
-    from agentictagger.vocab.name_rules import FUNCTION_WORDS, flat_key, words
+    from agentictagger.vocab.name_rules import content_words, flat_key
 
     if not brands or not texts:
         return False
-    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    content = content_words(name)
     if not content:
         return False
     raw = [set(flat_key(t).split()) for t in texts]
@@ -746,9 +746,9 @@ def unearned_packaging(name: str, texts: Sequence[str]) -> str:
     way ("Screw Set", "Tape Set", "Bandage Set" for groups of screws, tapes and bandages, seen with
     Qwen 1.5B writing its own definitions), while the name rules accept a packaging noun after a
     noun because real kinds end so ("Socket Set" where the titles say "socket set")."""
-    from agentictagger.vocab.name_rules import FUNCTION_WORDS, PACKAGING_WORDS, lemma, words
+    from agentictagger.vocab.name_rules import PACKAGING_WORDS, content_words, lemma, words
 
-    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    content = content_words(name)
     if len(content) < 2 or content[-1] not in PACKAGING_WORDS or not texts:
         return ""
     head = lemma(content[-1])
@@ -760,9 +760,9 @@ def looks_like_brand(name: str, texts: Sequence[str]) -> bool:
     """True when every content word of ``name`` is unknown to the English lexicon and one of them
     opens one of ``texts``: a small model often names a group after the brand its titles start
     with ("Accessbuy"), a brand the catalog's brand field does not know."""
-    from agentictagger.vocab.name_rules import FUNCTION_WORDS, in_lexicon, words
+    from agentictagger.vocab.name_rules import content_words, in_lexicon, words
 
-    content = [w for w in words(name) if w not in FUNCTION_WORDS]
+    content = content_words(name)
     if not content or any(in_lexicon(w) for w in content):
         return False
     openers = {ws[0] for ws in (words(t) for t in texts) if ws}

@@ -20,15 +20,14 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from agentictagger.vocab.name_rules import (
-    FUNCTION_WORDS,
     adds_to_parent,
     brand_inside,
     brand_words,
+    content_words,
     flat_key,
     is_noun_phrase,
     name_key,
     praises,
-    words,
 )
 from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary, descriptor_text
 
@@ -97,7 +96,7 @@ def name_quality(
         out[str(lvl)] = {
             "descriptors": len(descs),
             "noun_phrase_share": round(sum(is_noun_phrase(d.name) for d in descs) / len(descs), 4),
-            "names_that_praise": sum(1 for d in descs if praises([w for w in words(d.name) if w not in FUNCTION_WORDS])),
+            "names_that_praise": sum(1 for d in descs if praises(content_words(d.name))),
             "sibling_duplicates_after_lemmatising": dup,
             "child_adds_nothing_to_parent": adds_nothing,
             "numbered_copies": numbered,
