@@ -12,7 +12,10 @@ them only when the titles name each as what at least 10 % of the group's items a
 (``keyphrases.PAIR_MIN_KIND_SHARE``), with completion as ``complete``. ``takenkinds``: a group whose
 best phrase a sibling's name already is tries next its phrases the titles name as what at least
 10 % of its items are (``keyphrases.TAKEN_KIND_SHARE``), before the pair and its other phrases.
-The settings are a class attribute and module constants, set here in-process per build.
+``wholekinds20`` / ``wholekinds34``: a name option the group's texts write as the end of a
+compound in under 20 % / 34 % of the places they write it (a modifier: "Wireless", "Caller",
+"Sterile") is tried after the others (``keyphrases.MIN_END_SHARE``). The settings are a class
+attribute and module constants, set here in-process per build.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
@@ -56,17 +59,34 @@ from agentictagger.vocab.quality import category_name_agreement, name_identifiab
 
 LEVELS = (1, 2, 3)
 CATEGORY_LEVELS = (1, 2)
-#: Per setting: (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS,
-#: keyphrases.PAIR_MIN_KIND_SHARE, keyphrases.TAKEN_KIND_SHARE).
+#: The knobs a setting sets, in-process per build: (object, attribute, key in the JSON).
+KNOBS = (
+    (KeyphraseNamer, "COMPLETE_COMPOUNDS", "complete_compounds"),
+    (keyphrases, "COMPLETE_MODIFIERS", "complete_modifiers"),
+    (keyphrases, "PAIR_MIN_KIND_SHARE", "pair_min_kind_share"),
+    (keyphrases, "TAKEN_KIND_SHARE", "taken_kind_share"),
+    (keyphrases, "MIN_END_SHARE", "min_end_share"),
+)
+_BASE = {"complete_compounds": True, "complete_modifiers": True, "pair_min_kind_share": None, "taken_kind_share": None,
+         "min_end_share": None}
+#: Per setting: the value of each knob (by its JSON key).
 SETTINGS = {
-    "complete": (True, True, None, None),
-    "continued": (True, False, None, None),
-    "plain": (False, False, None, None),
+    "complete": dict(_BASE),
+    "continued": {**_BASE, "complete_modifiers": False},
+    "plain": {**_BASE, "complete_compounds": False, "complete_modifiers": False},
     # Paired names only of two kinds the titles name (no "Calculator & Glare").
-    "kindpairs": (True, True, 0.1, None),
+    "kindpairs": {**_BASE, "pair_min_kind_share": 0.1},
     # A group whose best name a sibling has tries its phrases the titles name as kinds next.
-    "takenkinds": (True, True, None, 0.1),
+    "takenkinds": {**_BASE, "taken_kind_share": 0.1},
+    # Name options the texts write mostly inside a longer compound (modifiers) are tried last.
+    "wholekinds20": {**_BASE, "min_end_share": 0.2},
+    "wholekinds34": {**_BASE, "min_end_share": 0.34},
 }
+
+
+def apply(setting: dict) -> None:
+    for owner, attr, key in KNOBS:
+        setattr(owner, attr, setting[key])
 
 
 def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]]) -> dict[str, dict]:
@@ -92,16 +112,14 @@ def main() -> int:
     ids = dev.ids
     text_by_id = dict(zip(ids, dev.texts))
 
-    default = (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE,
-               keyphrases.TAKEN_KIND_SHARE)
+    default = {key: getattr(owner, attr) for owner, attr, key in KNOBS}
     rows: dict[str, list[dict]] = {s: [] for s in args.settings}
     vocabs: dict[tuple[str, int], Vocabulary] = {}
     members: dict[tuple[str, int], dict[str, set[str]]] = {}
     try:
         for seed in args.seeds:
             for setting in args.settings:
-                (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE,
-                 keyphrases.TAKEN_KIND_SHARE) = SETTINGS[setting]
+                apply(SETTINGS[setting])
                 run_dir = REPO / "bench" / "runs" / "compound_names" / f"{'office_' if heldout else ''}{setting}_s{seed}"
                 vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}"])
                 vocabs[(setting, seed)] = vocab
@@ -127,8 +145,7 @@ def main() -> int:
                       + " | names alone " + " ".join(f"L{lv} {judge[str(lv)]['accuracy']:.3f}" for lv in LEVELS)
                       + f" | category hit L1 {cat['1']['hit']:.3f} L2 {cat['2']['hit']:.3f}", flush=True)
     finally:
-        (KeyphraseNamer.COMPLETE_COMPOUNDS, keyphrases.COMPLETE_MODIFIERS, keyphrases.PAIR_MIN_KIND_SHARE,
-         keyphrases.TAKEN_KIND_SHARE) = default
+        apply(default)
 
     differs = names_that_differ(vocabs, members, args.settings, args.seeds, LEVELS)
     summary = {
@@ -150,9 +167,7 @@ def main() -> int:
                  "out: the default was chosen on Scientific's development half before this run), offline profile") if heldout else
         ("key-phrase naming settings (compounds completed, paired names) on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: {"complete_compounds": v[0], "complete_modifiers": v[1], "pair_min_kind_share": v[2],
-                         "taken_kind_share": v[3]}
-                     for k, v in SETTINGS.items() if k in args.settings},
+        "settings": {k: v for k, v in SETTINGS.items() if k in args.settings},
         "seeds": args.seeds,
         "summary": summary,
         "names_that_differ": differs,

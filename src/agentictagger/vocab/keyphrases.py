@@ -584,7 +584,9 @@ def name_groups(
         score = rel + 0.5 * df_g[cand] + kind_c + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
-        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, dict(zip(phrases, kind_c)))
+        texts_g = all_texts[lo:hi] if brand_strings else groups[gi]
+        checks = None if MIN_END_SHARE is None else (lambda opt: whole_kind(opt, texts_g, not parent_path))
+        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, dict(zip(phrases, kind_c)), checks)
         if name_key(name) in used_names:
             # Every candidate is a sibling's name: qualify it by the word that most sets this group
             # apart, even one the brand filter keeps out of names on its own ("Apple Number").
@@ -595,7 +597,7 @@ def name_groups(
                 if name_key(qualified) not in used_names and str(vocab[best]) not in name.lower():
                     name = qualified
         if complete:
-            longer = complete_compound(name, all_texts[lo:hi] if brand_strings else groups[gi], top_level=not parent_path)
+            longer = complete_compound(name, texts_g, top_level=not parent_path)
             if longer and name_key(longer) not in used_names and name_key(longer) not in parent_keys:
                 used_names.add(name_key(name))  # no sibling takes "Glass" beside "Glass Bottles"
                 name = longer
@@ -792,17 +794,48 @@ PAIR_MIN_KIND_SHARE: float | None = None
 TAKEN_KIND_SHARE: float | None = None
 
 
+#: With a share, a name option that the group's texts write as the end of a noun compound in
+#: under that share of the places they write it, and that completes to no longer compound, reads as
+#: a modifier of other kinds, not a kind: "Wireless" (wireless all-in-one printers, wireless
+#: phones), "Caller" (caller ID), "Sterile" (sterile pads, sterile swabs), "Glare" in "Calculator &
+#: Glare" (anti-glare screens). Such options are tried after the others (the first 10 options
+#: without a sibling's name are checked); ``None``: not checked.
+MIN_END_SHARE: float | None = None
+#: Options :func:`_make_name` checks with ``MIN_END_SHARE`` before it keeps the first one.
+WHOLE_KIND_CHECKS = 10
+
+
+def whole_kind(option: str, texts: Sequence[str], top_level: bool = False) -> bool:
+    """``option`` (a name, or a pair "A & B") names a whole kind in the group's ``texts``: each part
+    ends a compound in at least ``MIN_END_SHARE`` of the places the texts write it (punctuation,
+    a function or packaging word, a number or the text's end follows; :func:`name_rules.written`),
+    or completes to a longer kind (:func:`complete_compound`; a single phrase only, since pairs are
+    not completed). A part the texts never write word for word is not judged."""
+    from agentictagger.vocab.name_rules import written
+
+    if MIN_END_SHARE is None:
+        return True
+    parts = [p for p in re.split(r"\s*&\s*", option) if p]
+    for part in parts:
+        held, ends = written(part, texts)
+        if held and ends < MIN_END_SHARE and (len(parts) > 1 or not complete_compound(part, texts, top_level)):
+            return False
+    return True
+
+
 def _make_name(
     picked: list[str],
     coverage: list[float],
     used: set[str],
     ranked: Sequence[str] = (),
     kind_share: Mapping[str, float] | None = None,
+    is_whole_kind: Callable[[str], bool] | None = None,
 ) -> str:
     """The first of the group's name options that no sibling has (``used``): its best phrase, a
     pair, its other phrases, the rest of ``ranked``. ``kind_share``: per phrase, the share of the
     group's items the titles name by it (:func:`kind_phrases`), read by the pair and taken-name
-    settings."""
+    settings. ``is_whole_kind``: the first such option it accepts, among the first
+    ``WHOLE_KIND_CHECKS`` (see ``MIN_END_SHARE``), comes first."""
     from agentictagger.vocab.name_rules import name_key
 
     if not picked:
@@ -831,10 +864,12 @@ def _make_name(
     # keeps its best name: the architect merges groups that share a name into one descriptor
     # (two groups that only a number would tell apart are one descriptor).
     options += [_title(p) for p in ranked if p not in picked]
-    for opt in options:
-        if name_key(opt) not in used:
-            return opt
-    return options[0]
+    free = [opt for opt in options if name_key(opt) not in used]
+    if is_whole_kind is not None:
+        for opt in free[:WHOLE_KIND_CHECKS]:
+            if is_whole_kind(opt):
+                return opt
+    return free[0] if free else options[0]
 
 
 def _fallback(i: int, used: Sequence[str]) -> GroupName:
