@@ -14,8 +14,11 @@ best phrase a sibling's name already is tries next its phrases the titles name a
 10 % of its items are (``keyphrases.TAKEN_KIND_SHARE``), before the pair and its other phrases.
 ``wholekinds20`` / ``wholekinds34``: a name option the group's texts write as the end of a
 compound in under 20 % / 34 % of the places they write it (a modifier: "Wireless", "Caller",
-"Sterile") is tried after the others (``keyphrases.MIN_END_SHARE``). The settings are a class
-attribute and module constants, set here in-process per build.
+"Sterile") is tried after the others (``keyphrases.MIN_END_SHARE``). ``sweeps2`` / ``sweeps3``:
+the definitions' separating examples are chosen in 2 / 3 passes over a job's groups
+(``build.naming.separating_sweeps``; names unchanged, definitions and what follows from them can
+differ). The settings are a class attribute and module constants, set here in-process per build,
+and build options.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
@@ -68,8 +71,8 @@ KNOBS = (
     (keyphrases, "MIN_END_SHARE", "min_end_share"),
 )
 _BASE = {"complete_compounds": True, "complete_modifiers": True, "pair_min_kind_share": None, "taken_kind_share": None,
-         "min_end_share": None}
-#: Per setting: the value of each knob (by its JSON key).
+         "min_end_share": None, "sets": []}
+#: Per setting: the value of each knob (by its JSON key) and the build's extra ``--set`` options.
 SETTINGS = {
     "complete": dict(_BASE),
     "continued": {**_BASE, "complete_modifiers": False},
@@ -81,6 +84,9 @@ SETTINGS = {
     # Name options the texts write mostly inside a longer compound (modifiers) are tried last.
     "wholekinds20": {**_BASE, "min_end_share": 0.2},
     "wholekinds34": {**_BASE, "min_end_share": 0.34},
+    # Definitions' separating examples chosen in 2 / 3 passes over a job's groups.
+    "sweeps2": {**_BASE, "sets": ["build.naming.separating_sweeps=2"]},
+    "sweeps3": {**_BASE, "sets": ["build.naming.separating_sweeps=3"]},
 }
 
 
@@ -121,7 +127,7 @@ def main() -> int:
             for setting in args.settings:
                 apply(SETTINGS[setting])
                 run_dir = REPO / "bench" / "runs" / "compound_names" / f"{'office_' if heldout else ''}{setting}_s{seed}"
-                vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}"])
+                vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}", *SETTINGS[setting]["sets"]])
                 vocabs[(setting, seed)] = vocab
                 members[(setting, seed)] = by_desc
                 texts_of = {d: [text_by_id[i] for i in sorted(items)] for d, items in by_desc.items()}

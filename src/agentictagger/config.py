@@ -331,6 +331,14 @@ class NamingConfig(_Section):
         "0.76 / 0.83 at levels 1 / 2 (bench/results/tune_renames.json). At every level they made a first build of "
         "Beauty's 12k titles about twice as long (297 s against 141 s with 2; bench/build_speed.py).",
     )
+    separating_sweeps: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Passes over a job's groups when choosing the separating examples of their definitions (see "
+        "separating_levels): each group's best examples depend on its siblings' definitions, so a later pass can let "
+        "more items find their own group; a pass that changes nothing ends the choice early.",
+    ),
     max_level: int = Field(
         3,
         ge=1,

@@ -26,7 +26,7 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
     """The offline architect's namer: key phrases, or the LLM for levels 1..max_level."""
     from agentictagger.vocab.naming import KeyphraseNamer, LevelNamer, LLMNamer
 
-    offline = KeyphraseNamer(encode, separating_levels=naming.separating_levels)
+    offline = KeyphraseNamer(encode, separating_levels=naming.separating_levels, separating_sweeps=naming.separating_sweeps)
     if naming.kind != "llm":
         return offline
     llm = LLMNamer(

@@ -88,11 +88,13 @@ class KeyphraseNamer:
     #: Wheel"; :func:`keyphrases.complete_compound`; ``bench/compound_names.py``).
     COMPLETE_COMPOUNDS = True
 
-    def __init__(self, encode: EncodeFn, separating_levels: int = 2) -> None:
+    def __init__(self, encode: EncodeFn, separating_levels: int = 2, separating_sweeps: int = 1) -> None:
         self.encode = encode
         #: Levels (1..n) whose definitions cite separating examples; deeper ones cite the naming
         #: phrases (``build.naming.separating_levels``).
         self.separating_levels = separating_levels
+        #: Passes over a job's groups when choosing them (``build.naming.separating_sweeps``).
+        self.separating_sweeps = separating_sweeps
 
     def _separates(self, ctx: NamingContext) -> bool:
         return self.SEPARATING_EXAMPLES and len(ctx.parent_path) < self.separating_levels
@@ -111,6 +113,7 @@ class KeyphraseNamer:
             brand_strings=ctx.brand_strings,
             separate=self._separates(ctx),
             complete=self.COMPLETE_COMPOUNDS,
+            separating_sweeps=self.separating_sweeps,
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
@@ -134,7 +137,8 @@ class KeyphraseNamer:
         starts = [[p for p in n.phrases if name_key(p) != name_key(name)][:4] for n, name in zip(named, names)]
         if self._separates(ctx) and len(named) == len(names) and all(names):
             pools = [[p for p in n.pool if name_key(p) != name_key(name)] for n, name in zip(named, names)]
-            starts = separating_examples(names, context, pools, [g.texts for g in groups], self.encode, starts)
+            starts = separating_examples(names, context, pools, [g.texts for g in groups], self.encode, starts,
+                                         sweeps=self.separating_sweeps)
         return [definition_sentence(name, context, ex) if name else "" for name, ex in zip(names, starts)]
 
     def candidates(
