@@ -1383,3 +1383,32 @@ def test_rename_candidates_are_completed_like_names():
     ctx = NamingContext(parent_path=["Labels"])
     offered = KeyphraseNamer(enc).candidates([NamingGroup(a), NamingGroup(tapes)], ctx, ["x", "y"], ["", ""])
     assert [o.name for o in offered[0]] == ["Label Printer", "Label Maker"]
+
+
+def test_more_separating_passes_never_set_fewer_items_right():
+    """A group's best examples depend on its siblings' texts, so a second pass over the groups can
+    set more items right; it never sets fewer, and a pass that changes nothing ends the choice."""
+    from agentictagger.structures.vocabulary import descriptor_text
+    from agentictagger.vocab.keyphrases import definition_sentence, separating_examples
+
+    enc = _Encoder(6)
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(24)]
+    gained = 0
+    for trial in range(12):
+        n = 4
+        groups = [[" ".join(rng.choice(words[g * 4 : g * 4 + 8], size=3)) for _ in range(8)] for g in range(n)]
+        names = [f"Group{trial}x{g}" for g in range(n)]
+        pools = [list(rng.choice(words, size=6, replace=False)) for _ in range(n)]
+        x = enc([t for g in groups for t in g])
+        own = np.repeat(np.arange(n), 8)
+
+        def right(chosen):
+            t = enc([descriptor_text(nm, definition_sentence(nm, "", ex)) for nm, ex in zip(names, chosen)])
+            return int(((x @ t.T).argmax(axis=1) == own).sum())
+
+        one = separating_examples(names, "", pools, groups, enc, [[] for _ in range(n)], max_examples=2)
+        three = separating_examples(names, "", pools, groups, enc, [[] for _ in range(n)], max_examples=2, sweeps=3)
+        assert right(three) >= right(one), trial
+        gained += right(three) > right(one)
+    assert gained, "a later pass set no item right in any trial"
