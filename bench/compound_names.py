@@ -14,7 +14,9 @@ best phrase a sibling's name already is tries next its phrases the titles name a
 10 % of its items are (``keyphrases.TAKEN_KIND_SHARE``), before the pair and its other phrases.
 ``wholekinds20`` / ``wholekinds34``: a name option the group's texts write as the end of a
 compound in under 20 % / 34 % of the places they write it (a modifier: "Wireless", "Caller",
-"Sterile") is tried after the others (``keyphrases.MIN_END_SHARE``). ``sweeps2`` / ``sweeps3``:
+"Sterile") is tried after the others (``keyphrases.MIN_END_SHARE``). ``qualify20``: such a name
+(under 20 %) keeps its place and gets the kind its group's titles name most after it ("Wireless"
+-> "Wireless Inkjet Printer"; ``keyphrases.QUALIFY_SHARE``). ``sweeps2`` / ``sweeps3``:
 the definitions' separating examples are chosen in 2 / 3 passes over a job's groups
 (``build.naming.separating_sweeps``; names unchanged, definitions and what follows from them can
 differ). The settings are a class attribute and module constants, set here in-process per build,
@@ -69,9 +71,10 @@ KNOBS = (
     (keyphrases, "PAIR_MIN_KIND_SHARE", "pair_min_kind_share"),
     (keyphrases, "TAKEN_KIND_SHARE", "taken_kind_share"),
     (keyphrases, "MIN_END_SHARE", "min_end_share"),
+    (keyphrases, "QUALIFY_SHARE", "qualify_share"),
 )
 _BASE = {"complete_compounds": True, "complete_modifiers": True, "pair_min_kind_share": None, "taken_kind_share": None,
-         "min_end_share": None, "sets": []}
+         "min_end_share": None, "qualify_share": None, "sets": []}
 #: Per setting: the value of each knob (by its JSON key) and the build's extra ``--set`` options.
 SETTINGS = {
     "complete": dict(_BASE),
@@ -84,6 +87,8 @@ SETTINGS = {
     # Name options the texts write mostly inside a longer compound (modifiers) are tried last.
     "wholekinds20": {**_BASE, "min_end_share": 0.2},
     "wholekinds34": {**_BASE, "min_end_share": 0.34},
+    # A modifier name gets the kind its titles name most after it ("Wireless Inkjet Printer").
+    "qualify20": {**_BASE, "qualify_share": 0.2},
     # Definitions' separating examples chosen in 2 / 3 passes over a job's groups.
     "sweeps2": {**_BASE, "sets": ["build.naming.separating_sweeps=2"]},
     "sweeps3": {**_BASE, "sets": ["build.naming.separating_sweeps=3"]},

@@ -603,6 +603,10 @@ def name_groups(
             if longer and name_key(longer) not in used_names and name_key(longer) not in parent_keys:
                 used_names.add(name_key(name))  # no sibling takes "Glass" beside "Glass Bottles"
                 name = longer
+        if QUALIFY_SHARE is not None and "&" not in name and not whole_kind(name, texts_g, not parent_path, QUALIFY_SHARE):
+            qualified = _qualified(name, kinds, hi - lo, not parent_path, exclude_terms, brand_strings)
+            if qualified and name_key(qualified) not in used_names and name_key(qualified) not in parent_keys:
+                name = qualified
         used_names.add(name_key(name))
         examples = [p for p in picked if p.lower() != name.lower()][:5] or picked[:1]
         definition = definition_sentence(name, context, examples)
@@ -811,24 +815,65 @@ TAKEN_KIND_SHARE: float | None = None
 #: Glare" (anti-glare screens). Such options are tried after the others (the first 10 options
 #: without a sibling's name are checked); ``None``: not checked.
 MIN_END_SHARE: float | None = None
+#: With a share, a name the group's texts write as the end of a compound in under that share of the
+#: places they write it (a modifier, see ``MIN_END_SHARE``) is followed by the kind the group's titles
+#: name most ("Wireless" -> "Wireless Inkjet Printer", "Anti Slip" -> "Anti Slip Tape";
+#: :func:`_qualified`); ``None``: names stay as picked.
+QUALIFY_SHARE: float | None = None
+#: The kind a modifier name is qualified with must be what at least this share of the group's
+#: titles name the items (:func:`kind_phrases`).
+QUALIFY_MIN_KIND_SHARE = 0.2
+
+
+def _qualified(
+    name: str,
+    kinds: Mapping[str, int],
+    n_items: int,
+    top_level: bool,
+    exclude: set[str] | frozenset[str],
+    brand_strings: set[str] | frozenset[str],
+) -> str:
+    """``name`` followed by the kind phrase the group's titles end their first segment with most
+    (``kinds``: per phrase, the titles that do), when at least ``QUALIFY_MIN_KIND_SHARE`` of the
+    ``n_items`` do; a two-word kind ("inkjet printer") before its one-word head ("printer") when it
+    has at least half the head's count. "" when there is none, or the result is no kind name."""
+    from agentictagger.vocab.name_rules import content_lemmas, flat_key, is_kind_name, words
+
+    said = content_lemmas(name)
+    ok = [(k, c) for k, c in kinds.items()
+          if c >= QUALIFY_MIN_KIND_SHARE * n_items and _usable(k, exclude) and flat_key(k) not in brand_strings
+          and not (content_lemmas(k) & said) and is_kind_name(k)]
+    if not ok:
+        return ""
+    best, count = max(ok, key=lambda kc: (kc[1], -len(kc[0])))
+    if " " not in best:
+        longer = [(k, c) for k, c in ok if k.endswith(" " + best) and 2 * c >= count]
+        if longer:
+            best = max(longer, key=lambda kc: kc[1])[0]
+    out = f"{name} {_title(best)}"
+    return out if len(words(out)) <= COMPLETION_MAX_WORDS and is_kind_name(out, top_level) else ""
+
+
 #: Options :func:`_make_name` checks with ``MIN_END_SHARE`` before it keeps the first one.
 WHOLE_KIND_CHECKS = 10
 
 
-def whole_kind(option: str, texts: Sequence[str], top_level: bool = False) -> bool:
+def whole_kind(option: str, texts: Sequence[str], top_level: bool = False, min_share: float | None = None) -> bool:
     """``option`` (a name, or a pair "A & B") names a whole kind in the group's ``texts``: each part
-    ends a compound in at least ``MIN_END_SHARE`` of the places the texts write it (punctuation,
+    ends a compound in at least ``min_share`` (default ``MIN_END_SHARE``; ``None``: every option
+    passes) of the places the texts write it (punctuation,
     a function or packaging word, a number or the text's end follows; :func:`name_rules.written`),
     or completes to a longer kind (:func:`complete_compound`; a single phrase only, since pairs are
     not completed). A part the texts never write word for word is not judged."""
     from agentictagger.vocab.name_rules import written
 
-    if MIN_END_SHARE is None:
+    share = MIN_END_SHARE if min_share is None else min_share
+    if share is None:
         return True
     parts = [p for p in re.split(r"\s*&\s*", option) if p]
     for part in parts:
         held, ends = written(part, texts)
-        if held and ends < MIN_END_SHARE and (len(parts) > 1 or not complete_compound(part, texts, top_level)):
+        if held and ends < share and (len(parts) > 1 or not complete_compound(part, texts, top_level)):
             return False
     return True
 
