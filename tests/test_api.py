@@ -160,3 +160,23 @@ def test_cli_assign_add_appends_new_items_and_reports_duplicates(fitted, tmp_pat
     assert out.returncode == 2 and "--add" in error_line(out)
     pd.testing.assert_frame_equal(AgenticTagger.load(run).semantic_ids, after)
     assert not list(run.glob("assignments.add.partial*")) and not (run / "run.lock.json").exists()
+
+
+def test_every_default_setting_has_its_type_and_round_trips_through_json():
+    """A field declared with a stray trailing comma (``x: int = Field(1),``) gets a tuple as its
+    default, which only fails when a build hashes its settings; catch it here, for every field."""
+    from pydantic import BaseModel
+
+    from agentictagger.config import RunConfig
+
+    cfg = RunConfig()
+
+    def walk(model: BaseModel, where: str) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            assert not isinstance(value, tuple), f"{where}.{name} defaults to a tuple: {value!r}"
+            if isinstance(value, BaseModel):
+                walk(value, f"{where}.{name}")
+
+    walk(cfg, "config")
+    assert RunConfig.model_validate(cfg.model_dump(mode="json")) == cfg

@@ -338,7 +338,7 @@ class NamingConfig(_Section):
         description="Passes over a job's groups when choosing the separating examples of their definitions (see "
         "separating_levels): each group's best examples depend on its siblings' definitions, so a later pass can let "
         "more items find their own group; a pass that changes nothing ends the choice early.",
-    ),
+    )
     max_level: int = Field(
         3,
         ge=1,
