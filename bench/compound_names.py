@@ -16,7 +16,8 @@ best phrase a sibling's name already is tries next its phrases the titles name a
 compound in under 20 % / 34 % of the places they write it (a modifier: "Wireless", "Caller",
 "Sterile") is tried after the others (``keyphrases.MIN_END_SHARE``). ``qualify20``: such a name
 (under 20 %) keeps its place and gets the kind its group's titles name most after it ("Wireless"
--> "Wireless Inkjet Printer"; ``keyphrases.QUALIFY_SHARE``). ``sweeps2`` / ``sweeps3``:
+-> "Wireless Printer"; ``keyphrases.QUALIFY_SHARE``, the default now, so ``complete`` includes it;
+``unqualified`` leaves it out, as ``complete`` did in the result files written before it). ``sweeps2`` / ``sweeps3``:
 the definitions' separating examples are chosen in 2 / 3 passes over a job's groups
 (``build.naming.separating_sweeps``; names unchanged, definitions and what follows from them can
 differ). The settings are a class attribute and module constants, set here in-process per build,
@@ -74,7 +75,7 @@ KNOBS = (
     (keyphrases, "QUALIFY_SHARE", "qualify_share"),
 )
 _BASE = {"complete_compounds": True, "complete_modifiers": True, "pair_min_kind_share": None, "taken_kind_share": None,
-         "min_end_share": None, "qualify_share": None, "sets": []}
+         "min_end_share": None, "qualify_share": 0.2, "sets": []}
 #: Per setting: the value of each knob (by its JSON key) and the build's extra ``--set`` options.
 SETTINGS = {
     "complete": dict(_BASE),
@@ -87,8 +88,10 @@ SETTINGS = {
     # Name options the texts write mostly inside a longer compound (modifiers) are tried last.
     "wholekinds20": {**_BASE, "min_end_share": 0.2},
     "wholekinds34": {**_BASE, "min_end_share": 0.34},
-    # A modifier name gets the kind its titles name most after it ("Wireless Inkjet Printer").
+    # A modifier name gets the kind its titles name most after it ("Wireless Printer"; the
+    # default since qualified_names.json; "complete" ran without it before, as "unqualified" does).
     "qualify20": {**_BASE, "qualify_share": 0.2},
+    "unqualified": {**_BASE, "qualify_share": None},
     # Definitions' separating examples chosen in 2 / 3 passes over a job's groups.
     "sweeps2": {**_BASE, "sets": ["build.naming.separating_sweeps=2"]},
     "sweeps3": {**_BASE, "sets": ["build.naming.separating_sweeps=3"]},

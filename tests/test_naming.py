@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -1412,3 +1413,43 @@ def test_more_separating_passes_never_set_fewer_items_right():
         assert right(three) >= right(one), trial
         gained += right(three) > right(one)
     assert gained, "a later pass set no item right in any trial"
+
+
+# Real Office_Products titles: wireless all-in-one printers, and laser printers beside them.
+_WIRELESS = [
+    "Epson WorkForce Pro WP-4530 Wireless All-in-One Color Inkjet Printer, Copier, Scanner, Fax (C11CB33201)",
+    "HP Officejet 6500 Wireless All-in-One Inkjet Printer",
+    "Brother MFC-J835DW Wireless Color Inkjet Printer, Scanner, Copier and Fax",
+    "Canon PIXMA MG5320 Wireless Inkjet Photo All-in-One Printer",
+    "HP Officejet 4630 Wireless Color Photo Printer with Scanner, Copier and Fax",
+]
+_LASER = [
+    "Brother HL-2270DW Compact Laser Printer with Wireless Networking and Duplex",
+    "Samsung ML-2165W Wireless Monochrome Laser Printer",
+    "HP LaserJet Pro P1102w Wireless Laser Printer (CE657A)",
+    "Brother HL-L2340DW Compact Laser Printer, Monochrome",
+]
+
+
+def test_a_modifier_name_gets_the_kind_its_titles_name_most(monkeypatch):
+    from agentictagger.vocab import keyphrases
+
+    monkeypatch.setattr(keyphrases, "QUALIFY_SHARE", 0.2)
+    # The titles write "wireless" before other words, never as the end of what the item is.
+    assert not keyphrases.whole_kind("Wireless", _WIRELESS, min_share=0.2)
+    assert keyphrases.whole_kind("Laser Printer", _LASER, min_share=0.2)
+    kinds = Counter(k for t in _WIRELESS for k in keyphrases.kind_phrases(t.lower()))
+    # "Inkjet Printer" (2 of the 5 titles end their first segment in it) before "Printer" (3).
+    assert keyphrases._qualified("Wireless", kinds, len(_WIRELESS), False, set(), set()) == "Wireless Inkjet Printer"
+    # A kind the name already says, a brand, or a kind too few titles name is not added.
+    assert keyphrases._qualified("Inkjet", kinds, len(_WIRELESS), False, set(), set()) == "Inkjet Printer"
+    assert keyphrases._qualified("Photo Printer", kinds, len(_WIRELESS), False, set(), set()) == ""
+    assert keyphrases._qualified("Wireless", Counter({"printer": 1}), 10, False, set(), set()) == ""  # 1 title in 10
+    assert keyphrases._qualified("Wireless", Counter({"epson": 4}), 5, False, set(), {"epson"}) == ""
+    names = [g.name for g in keyphrases.name_groups([_WIRELESS, _LASER], _Encoder(), parent_path=["Printer"], context="Printer",
+                                                   separate=False)]
+    assert names[1] == "Laser Printer" and names[0].endswith("Printer") and names[0] != "Printer", names
+    monkeypatch.setattr(keyphrases, "QUALIFY_SHARE", None)
+    plain = [g.name for g in keyphrases.name_groups([_WIRELESS, _LASER], _Encoder(), parent_path=["Printer"], context="Printer",
+                                                   separate=False)]
+    assert plain == ["Wireless", "Laser Printer"], plain  # as picked: the modifier alone
