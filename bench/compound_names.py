@@ -74,8 +74,8 @@ KNOBS = (
     (keyphrases, "MIN_END_SHARE", "min_end_share"),
     (keyphrases, "QUALIFY_SHARE", "qualify_share"),
 )
-_BASE = {"complete_compounds": True, "complete_modifiers": True, "pair_min_kind_share": None, "taken_kind_share": None,
-         "min_end_share": None, "qualify_share": 0.2, "sets": []}
+#: The namer's defaults (what ``complete`` runs), read from the knobs themselves.
+_BASE = {**{key: getattr(owner, attr) for owner, attr, key in KNOBS}, "sets": []}
 #: Per setting: the value of each knob (by its JSON key) and the build's extra ``--set`` options.
 SETTINGS = {
     "complete": dict(_BASE),
