@@ -73,6 +73,9 @@ KNOBS = (
     (keyphrases, "TAKEN_KIND_SHARE", "taken_kind_share"),
     (keyphrases, "MIN_END_SHARE", "min_end_share"),
     (keyphrases, "QUALIFY_SHARE", "qualify_share"),
+    (keyphrases, "QUALIFY_LEXICON_HEAD", "qualify_lexicon_head"),
+    (keyphrases, "TOP_LEVEL_SWEEPS", "top_level_sweeps"),
+    (keyphrases, "TOP_LEVEL_EXAMPLES", "top_level_examples"),
 )
 #: The namer's defaults (what ``complete`` runs), read from the knobs themselves.
 _BASE = {**{key: getattr(owner, attr) for owner, attr, key in KNOBS}, "sets": []}
@@ -95,6 +98,11 @@ SETTINGS = {
     # Definitions' separating examples chosen in 2 / 3 passes over a job's groups.
     "sweeps2": {**_BASE, "sets": ["build.naming.separating_sweeps=2"]},
     "sweeps3": {**_BASE, "sets": ["build.naming.separating_sweeps=3"]},
+    # A modifier name is qualified only by a kind whose last word the English lexicon knows.
+    "lexhead": {**_BASE, "qualify_lexicon_head": True},
+    # Level 1 only: 2 passes over the root's groups; definitions citing up to 6 examples.
+    "topsweeps2": {**_BASE, "top_level_sweeps": 2},
+    "topexamples6": {**_BASE, "top_level_examples": 6},
 }
 
 

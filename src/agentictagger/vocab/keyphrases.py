@@ -615,8 +615,9 @@ def name_groups(
         g.pool = pool
     if separate and len(out) > 1:
         starts = [[p for p in g.phrases if p.lower() != g.name.lower()][:5] for g in out]
+        sweeps, most = top_level_plan(not parent_path, separating_sweeps)
         chosen_examples = separating_examples([g.name for g in out], context, [g.pool for g in out], groups, encode, starts,
-                                              vectors=item_vecs, sweeps=separating_sweeps)
+                                              vectors=item_vecs, sweeps=sweeps, max_examples=most)
         for g, ex in zip(out, chosen_examples):
             g.definition = definition_sentence(g.name, context, ex)
     return out
@@ -629,6 +630,15 @@ POOL_SIZE = 20
 SEPARATED_ENOUGH = 1.0
 #: After the first example, the rest are tried among the best this many first choices.
 SHORTLIST = 8
+#: Level 1 (the root's job): passes over the groups when choosing the separating examples (at
+#: least ``build.naming.separating_sweeps``) and the examples a definition may cite.
+TOP_LEVEL_SWEEPS = 1
+TOP_LEVEL_EXAMPLES = 4
+
+
+def top_level_plan(top_level: bool, sweeps: int) -> tuple[int, int]:
+    """(passes, most examples) for :func:`separating_examples` in a job at that level."""
+    return (max(sweeps, TOP_LEVEL_SWEEPS), TOP_LEVEL_EXAMPLES) if top_level else (sweeps, 4)
 
 
 def separating_examples(
@@ -826,6 +836,9 @@ QUALIFY_SHARE: float | None = 0.2
 #: The kind a modifier name is qualified with must be what at least this share of the group's
 #: titles name the items (:func:`kind_phrases`).
 QUALIFY_MIN_KIND_SHARE = 0.2
+#: The kind a modifier name is qualified with must end in a word the English lexicon knows
+#: (no "Crystal Usb", "Inlet Npt").
+QUALIFY_LEXICON_HEAD = False
 
 
 def _qualified(
@@ -840,12 +853,13 @@ def _qualified(
     (``kinds``: per phrase, the titles that do), when at least ``QUALIFY_MIN_KIND_SHARE`` of the
     ``n_items`` do; a two-word kind ("inkjet printer") before its one-word head ("printer") when it
     has at least half the head's count. "" when there is none, or the result is no kind name."""
-    from agentictagger.vocab.name_rules import content_lemmas, flat_key, is_kind_name, words
+    from agentictagger.vocab.name_rules import content_lemmas, flat_key, in_lexicon, is_kind_name, words
 
     said = content_lemmas(name)
     ok = [(k, c) for k, c in kinds.items()
           if c >= QUALIFY_MIN_KIND_SHARE * n_items and _usable(k, exclude) and flat_key(k) not in brand_strings
-          and not (content_lemmas(k) & said) and is_kind_name(k)]
+          and not (content_lemmas(k) & said) and is_kind_name(k)
+          and (not QUALIFY_LEXICON_HEAD or in_lexicon(k.split()[-1]))]
     if not ok:
         return ""
     best, count = max(ok, key=lambda kc: (kc[1], -len(kc[0])))
