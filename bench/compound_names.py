@@ -20,8 +20,11 @@ compound in under 20 % / 34 % of the places they write it (a modifier: "Wireless
 ``unqualified`` leaves it out, as ``complete`` did in the result files written before it). ``sweeps2`` / ``sweeps3``:
 the definitions' separating examples are chosen in 2 / 3 passes over a job's groups
 (``build.naming.separating_sweeps``; names unchanged, definitions and what follows from them can
-differ). The settings are a class attribute and module constants, set here in-process per build,
-and build options.
+differ). ``unlexhead``: a modifier name is also qualified by a kind ending in a word the English
+lexicon does not know ("Inlet Npt", "Extrusion Pla"; ``keyphrases.QUALIFY_LEXICON_HEAD``, on by
+default). ``oldpraise``: names may use the praise words added to ``name_rules.PRAISE_WORDS`` with
+``lexicon_heads.json`` ("Popular", "Economy", "Durable"; ``ADDED_PRAISE``). The settings are a class
+attribute and module constants, set here in-process per build, and build options.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
@@ -58,13 +61,17 @@ from taxonomy_alignment import mean_sd  # noqa: E402
 from tune_renames import built, names_that_differ, naming_parser, scoring_inputs  # noqa: E402
 
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
-from agentictagger.vocab import keyphrases  # noqa: E402
+from agentictagger.vocab import keyphrases, name_rules  # noqa: E402
 from agentictagger.vocab.name_rules import cut_short  # noqa: E402
 from agentictagger.vocab.naming import KeyphraseNamer  # noqa: E402
 from agentictagger.vocab.quality import category_name_agreement, name_identifiability, name_quality  # noqa: E402
 
 LEVELS = (1, 2, 3)
 CATEGORY_LEVELS = (1, 2)
+def _plain(value: object) -> object:
+    return sorted(value) if isinstance(value, frozenset) else value
+
+
 #: The knobs a setting sets, in-process per build: (object, attribute, key in the JSON).
 KNOBS = (
     (KeyphraseNamer, "COMPLETE_COMPOUNDS", "complete_compounds"),
@@ -74,11 +81,13 @@ KNOBS = (
     (keyphrases, "MIN_END_SHARE", "min_end_share"),
     (keyphrases, "QUALIFY_SHARE", "qualify_share"),
     (keyphrases, "QUALIFY_LEXICON_HEAD", "qualify_lexicon_head"),
-    (keyphrases, "TOP_LEVEL_SWEEPS", "top_level_sweeps"),
-    (keyphrases, "TOP_LEVEL_EXAMPLES", "top_level_examples"),
+    (name_rules, "PRAISE_WORDS", "praise_words"),
 )
-#: The namer's defaults (what ``complete`` runs), read from the knobs themselves.
-_BASE = {**{key: getattr(owner, attr) for owner, attr, key in KNOBS}, "sets": []}
+#: Praise words added to ``name_rules.PRAISE_WORDS`` with ``lexicon_heads.json``.
+ADDED_PRAISE = frozenset("economy popular durable sturdy versatile convenient handy easy simple".split())
+#: The namer's defaults (what ``complete`` runs), read from the knobs themselves (word sets as sorted
+#: lists, as the JSON keeps them).
+_BASE = {**{key: _plain(getattr(owner, attr)) for owner, attr, key in KNOBS}, "sets": []}
 #: Per setting: the value of each knob (by its JSON key) and the build's extra ``--set`` options.
 SETTINGS = {
     "complete": dict(_BASE),
@@ -98,17 +107,18 @@ SETTINGS = {
     # Definitions' separating examples chosen in 2 / 3 passes over a job's groups.
     "sweeps2": {**_BASE, "sets": ["build.naming.separating_sweeps=2"]},
     "sweeps3": {**_BASE, "sets": ["build.naming.separating_sweeps=3"]},
-    # A modifier name is qualified only by a kind whose last word the English lexicon knows.
-    "lexhead": {**_BASE, "qualify_lexicon_head": True},
-    # Level 1 only: 2 passes over the root's groups; definitions citing up to 6 examples.
-    "topsweeps2": {**_BASE, "top_level_sweeps": 2},
-    "topexamples6": {**_BASE, "top_level_examples": 6},
+    # A modifier name is qualified by any kind, also one ending in an abbreviation ("Inlet Npt";
+    # the default before lexicon_heads.json).
+    "unlexhead": {**_BASE, "qualify_lexicon_head": False},
+    # Names may use the praise words added to name_rules.PRAISE_WORDS with lexicon_heads.json.
+    "oldpraise": {**_BASE, "praise_words": sorted(name_rules.PRAISE_WORDS - ADDED_PRAISE)},
 }
 
 
 def apply(setting: dict) -> None:
     for owner, attr, key in KNOBS:
-        setattr(owner, attr, setting[key])
+        value = setting[key]
+        setattr(owner, attr, frozenset(value) if isinstance(getattr(owner, attr), frozenset) else value)
 
 
 def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]]) -> dict[str, dict]:

@@ -919,7 +919,8 @@ def test_key_phrase_names_are_no_measured_property_and_no_top_level_material():
 @pytest.mark.parametrize(
     "name",
     ["Affordable Printer", "Effective Brush", "Excellent Adhesion", "Strongest Magnets", "Smooth Technology",
-     "Printing Experience", "Durability Guarantee", "Maximum Flexibility", "Cement & Manufacturer"],
+     "Printing Experience", "Durability Guarantee", "Maximum Flexibility", "Cement & Manufacturer",
+     "Popular Pencil Sharpener", "Economy Nylon", "Durable View Binder", "Versatile Screws"],
 )
 def test_praise_a_benefit_or_a_maker_is_no_name(name):
     # Key-phrase names that offline builds gave, from sellers' descriptions ("strongest magnets",
@@ -1446,6 +1447,13 @@ def test_a_modifier_name_gets_the_kind_its_titles_name_most(monkeypatch):
     assert keyphrases._qualified("Photo Printer", kinds, len(_WIRELESS), False, set(), set()) == ""
     assert keyphrases._qualified("Wireless", Counter({"printer": 1}), 10, False, set(), set()) == ""  # 1 title in 10
     assert keyphrases._qualified("Wireless", Counter({"epson": 4}), 5, False, set(), {"epson"}) == ""
+    # A kind ending in a word the lexicon does not know (a thread standard, a plastic's initials)
+    # reads as noise after the name: the next kind is taken, or none.
+    assert keyphrases._qualified("Inlet", Counter({"npt": 5, "check valve": 4}), 6, False, set(), set()) == "Inlet Check Valve"
+    assert keyphrases._qualified("Extrusion", Counter({"pla": 5}), 6, False, set(), set()) == ""
+    monkeypatch.setattr(keyphrases, "QUALIFY_LEXICON_HEAD", False)
+    assert keyphrases._qualified("Extrusion", Counter({"pla": 5}), 6, False, set(), set()) == "Extrusion Pla"
+    monkeypatch.setattr(keyphrases, "QUALIFY_LEXICON_HEAD", True)
     names = [g.name for g in keyphrases.name_groups([_WIRELESS, _LASER], _Encoder(), parent_path=["Printer"], context="Printer",
                                                    separate=False)]
     assert names[1] == "Laser Printer" and names[0].endswith("Printer") and names[0] != "Printer", names

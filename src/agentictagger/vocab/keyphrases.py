@@ -615,9 +615,8 @@ def name_groups(
         g.pool = pool
     if separate and len(out) > 1:
         starts = [[p for p in g.phrases if p.lower() != g.name.lower()][:5] for g in out]
-        sweeps, most = top_level_plan(not parent_path, separating_sweeps)
         chosen_examples = separating_examples([g.name for g in out], context, [g.pool for g in out], groups, encode, starts,
-                                              vectors=item_vecs, sweeps=sweeps, max_examples=most)
+                                              vectors=item_vecs, sweeps=separating_sweeps)
         for g, ex in zip(out, chosen_examples):
             g.definition = definition_sentence(g.name, context, ex)
     return out
@@ -630,15 +629,6 @@ POOL_SIZE = 20
 SEPARATED_ENOUGH = 1.0
 #: After the first example, the rest are tried among the best this many first choices.
 SHORTLIST = 8
-#: Level 1 (the root's job): passes over the groups when choosing the separating examples (at
-#: least ``build.naming.separating_sweeps``) and the examples a definition may cite.
-TOP_LEVEL_SWEEPS = 1
-TOP_LEVEL_EXAMPLES = 4
-
-
-def top_level_plan(top_level: bool, sweeps: int) -> tuple[int, int]:
-    """(passes, most examples) for :func:`separating_examples` in a job at that level."""
-    return (max(sweeps, TOP_LEVEL_SWEEPS), TOP_LEVEL_EXAMPLES) if top_level else (sweeps, 4)
 
 
 def separating_examples(
@@ -836,9 +826,10 @@ QUALIFY_SHARE: float | None = 0.2
 #: The kind a modifier name is qualified with must be what at least this share of the group's
 #: titles name the items (:func:`kind_phrases`).
 QUALIFY_MIN_KIND_SHARE = 0.2
-#: The kind a modifier name is qualified with must end in a word the English lexicon knows
-#: (no "Crystal Usb", "Inlet Npt").
-QUALIFY_LEXICON_HEAD = False
+#: The kind a modifier name is qualified with must end in a word the English lexicon knows:
+#: "Inlet Check Valve", not "Inlet Npt"; "Crystal Usb" stays "Crystal" (``bench/compound_names.py``,
+#: setting ``unlexhead``, ``lexicon_heads.json``).
+QUALIFY_LEXICON_HEAD = True
 
 
 def _qualified(

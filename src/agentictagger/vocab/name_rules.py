@@ -70,13 +70,14 @@ PROPERTY_HEADS = frozenset(
     depth dimensions resolution accuracy tolerance precision temperature pressure speed voltage
     wattage amperage frequency viscosity density strength specification specifications feature features""".split()
 )
-# Words that praise an item ("Affordable Printer", "Effective Brush", "Excellent Adhesion"): a
-# seller's claim, true of any item, never what sets a kind apart. Superlatives ("Strongest
-# Magnets") count too (:func:`praises`).
+# Words that praise an item ("Affordable Printer", "Effective Brush", "Excellent Adhesion",
+# "Popular Pencil Sharpener", "Economy Nylon"): a seller's claim, true of any item, never what sets
+# a kind apart. Superlatives ("Strongest Magnets") count too (:func:`praises`).
 PRAISE_WORDS = frozenset(
     """affordable excellent effective superior reliable exceptional outstanding amazing awesome
     incredible innovative revolutionary unbeatable superb fantastic wonderful ultimate optimal
-    economical inexpensive cheap""".split()
+    economical inexpensive cheap economy popular durable sturdy versatile convenient handy easy
+    simple""".split()
 )
 # Heads that name a benefit or a claim of a seller, or the maker, never a kind of item ("Smooth
 # Technology", "Printing Experience", "Durability Guarantee", "Maximum Flexibility", "Cement &

@@ -121,7 +121,7 @@ class KeyphraseNamer:
         """A sentence per group saying which items belong, for names given by someone else (an
         LLM asked for names only): the name, the parent's scope and the group's distinctive
         phrases as examples."""
-        from agentictagger.vocab.keyphrases import definition_sentence, name_groups, separating_examples, top_level_plan
+        from agentictagger.vocab.keyphrases import definition_sentence, name_groups, separating_examples
 
         named = name_groups(
             [g.texts for g in groups],
@@ -137,9 +137,8 @@ class KeyphraseNamer:
         starts = [[p for p in n.phrases if name_key(p) != name_key(name)][:4] for n, name in zip(named, names)]
         if self._separates(ctx) and len(named) == len(names) and all(names):
             pools = [[p for p in n.pool if name_key(p) != name_key(name)] for n, name in zip(named, names)]
-            sweeps, most = top_level_plan(not ctx.parent_path, self.separating_sweeps)
             starts = separating_examples(names, context, pools, [g.texts for g in groups], self.encode, starts,
-                                         sweeps=sweeps, max_examples=most)
+                                         sweeps=self.separating_sweeps)
         return [definition_sentence(name, context, ex) if name else "" for name, ex in zip(names, starts)]
 
     def candidates(
