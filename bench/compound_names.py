@@ -119,6 +119,9 @@ def apply(setting: dict) -> None:
     for owner, attr, key in KNOBS:
         value = setting[key]
         setattr(owner, attr, frozenset(value) if isinstance(getattr(owner, attr), frozenset) else value)
+    # The name rules remember their verdicts; a verdict given under another setting's word lists
+    # must not carry over.
+    name_rules.is_kind_name.cache_clear()
 
 
 def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]]) -> dict[str, dict]:
