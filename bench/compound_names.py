@@ -6,18 +6,14 @@ oscillators). ``complete`` (the default, ``KeyphraseNamer.COMPLETE_COMPOUNDS``) 
 name (``keyphrases.complete_compound``), and a name with no continuation that the titles mostly
 write after the same plain noun gets that noun ("Maker" for label makers -> "Label Maker";
 ``keyphrases.COMPLETE_MODIFIERS``); ``continued`` only completes forward; ``plain`` leaves names as
-picked. Refinement renames are completed as names are. A name may also pair two one-word phrases
-("Shampoo & Conditioner"), by default any two ("Calculator & Glare" too); ``kindpairs`` pairs
-them only when the titles name each as what at least 10 % of the group's items are
-(``keyphrases.PAIR_MIN_KIND_SHARE``), with completion as ``complete``. ``takenkinds``: a group whose
-best phrase a sibling's name already is tries next its phrases the titles name as what at least
-10 % of its items are (``keyphrases.TAKEN_KIND_SHARE``), before the pair and its other phrases.
-``wholekinds20`` / ``wholekinds34``: a name option the group's texts write as the end of a
-compound in under 20 % / 34 % of the places they write it (a modifier: "Wireless", "Caller",
-"Sterile") is tried after the others (``keyphrases.MIN_END_SHARE``). ``qualify20``: such a name
-(under 20 %) keeps its place and gets the kind its group's titles name most after it ("Wireless"
--> "Wireless Printer"; ``keyphrases.QUALIFY_SHARE``, the default now, so ``complete`` includes it;
-``unqualified`` leaves it out, as ``complete`` did in the result files written before it). ``sweeps2`` / ``sweeps3``:
+picked. Refinement renames are completed as names are. ``qualify20``: a name the group's texts write
+as the end of a compound in under 20 % of the places they write it (a modifier: "Wireless",
+"Caller") keeps its place and gets the kind its group's titles name most after it ("Wireless" ->
+"Wireless Printer"; ``keyphrases.QUALIFY_SHARE``, the default, so ``complete`` includes it;
+``unqualified`` leaves it out, as ``complete`` did in the result files written before it). The
+settings ``kindpairs``, ``takenkinds`` and ``wholekinds20`` / ``wholekinds34`` of
+``paired_names*.json``, ``taken_names.json`` and ``whole_kinds.json`` were not kept and their options
+were removed (the files name the commit that ran them). ``sweeps2`` / ``sweeps3``:
 the definitions' separating examples are chosen in 2 / 3 passes over a job's groups
 (``build.naming.separating_sweeps``; names unchanged, definitions and what follows from them can
 differ). ``unlexhead``: a modifier name is also qualified by a kind ending in a word the English
@@ -76,9 +72,6 @@ def _plain(value: object) -> object:
 KNOBS = (
     (KeyphraseNamer, "COMPLETE_COMPOUNDS", "complete_compounds"),
     (keyphrases, "COMPLETE_MODIFIERS", "complete_modifiers"),
-    (keyphrases, "PAIR_MIN_KIND_SHARE", "pair_min_kind_share"),
-    (keyphrases, "TAKEN_KIND_SHARE", "taken_kind_share"),
-    (keyphrases, "MIN_END_SHARE", "min_end_share"),
     (keyphrases, "QUALIFY_SHARE", "qualify_share"),
     (keyphrases, "QUALIFY_LEXICON_HEAD", "qualify_lexicon_head"),
     (name_rules, "PRAISE_WORDS", "praise_words"),
@@ -93,13 +86,6 @@ SETTINGS = {
     "complete": dict(_BASE),
     "continued": {**_BASE, "complete_modifiers": False},
     "plain": {**_BASE, "complete_compounds": False, "complete_modifiers": False},
-    # Paired names only of two kinds the titles name (no "Calculator & Glare").
-    "kindpairs": {**_BASE, "pair_min_kind_share": 0.1},
-    # A group whose best name a sibling has tries its phrases the titles name as kinds next.
-    "takenkinds": {**_BASE, "taken_kind_share": 0.1},
-    # Name options the texts write mostly inside a longer compound (modifiers) are tried last.
-    "wholekinds20": {**_BASE, "min_end_share": 0.2},
-    "wholekinds34": {**_BASE, "min_end_share": 0.34},
     # A modifier name gets the kind its titles name most after it ("Wireless Printer"; the
     # default since qualified_names.json; "complete" ran without it before, as "unqualified" does).
     "qualify20": {**_BASE, "qualify_share": 0.2},

@@ -698,38 +698,19 @@ def test_keyphrase_names_try_every_candidate_and_never_number():
     assert _make_name(["serum"], [0.9], used, ["serum"]) == "Serum"
 
 
-def test_a_paired_name_joins_two_kinds_the_titles_name(monkeypatch):
-    from agentictagger.vocab import keyphrases
-    from agentictagger.vocab.keyphrases import _make_name
-
-    # By default any two one-word phrases may pair; with a least kind share only two kinds.
-    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], {"calculator": 0.25, "glare": 0.0}) == "Calculator & Glare"
-    monkeypatch.setattr(keyphrases, "PAIR_MIN_KIND_SHARE", 0.1)
-
-    # "shampoo" covers a minority, "conditioner" a real share, and titles name both as the kind.
-    assert _make_name(["shampoo", "conditioner"], [0.25, 0.4], set(), [], {"shampoo": 0.25, "conditioner": 0.35}) == "Shampoo & Conditioner"
-    # A second phrase no title names as its kind ("glare" from "anti-glare screen") is no pair.
-    assert _make_name(["calculator", "glare"], [0.25, 0.4], set(), [], {"calculator": 0.25, "glare": 0.0}) == "Calculator"
-    # Nor when the first name is a sibling's: the next candidates are tried instead.
-    from agentictagger.vocab.name_rules import name_key
-
-    named = _make_name(["tap", "steel"], [0.6, 0.3], {name_key("Tap")}, ["tap", "steel", "tap wrench"], {"tap": 0.5, "steel": 0.0})
-    assert "&" not in named and named in {"Steel", "Tap Wrench"}
-
-
-def test_a_group_whose_best_name_is_taken_can_try_its_kind_phrases_next(monkeypatch):
-    from agentictagger.vocab import keyphrases
+def test_a_paired_name_joins_two_one_word_phrases():
     from agentictagger.vocab.keyphrases import _make_name
     from agentictagger.vocab.name_rules import name_key
 
+    # "shampoo" covers a minority and "conditioner" a real share: the pair comes first.
+    assert _make_name(["shampoo", "conditioner"], [0.25, 0.4], set(), []) == "Shampoo & Conditioner"
+    # The best phrase covers most of the group: it names the group alone.
+    assert _make_name(["calculator", "glare"], [0.6, 0.3], set(), []) == "Calculator"
+    # Taken by a sibling: the pair is the next option, before the second phrase alone.
     ranked = ["calculator", "glare", "graphing calculator"]
-    kinds = {"calculator": 0.5, "glare": 0.0, "graphing calculator": 0.3}
-    args = (["calculator", "glare"], [0.6, 0.3], {name_key("Calculator")}, ranked, kinds)
-    assert _make_name(*args) == "Calculator & Glare"  # the default: the pair comes next
-    monkeypatch.setattr(keyphrases, "TAKEN_KIND_SHARE", 0.1)
-    assert _make_name(*args) == "Graphing Calculator"
-    # Not taken: the best name stays whatever the setting.
-    assert _make_name(["calculator", "glare"], [0.6, 0.3], set(), ranked, kinds) == "Calculator"
+    assert _make_name(["calculator", "glare"], [0.6, 0.3], {name_key("Calculator")}, ranked) == "Calculator & Glare"
+    # Longer phrases never pair.
+    assert _make_name(["adhesive", "length width"], [0.25, 0.4], set(), []) == "Adhesive"
 
 
 def test_architect_merges_groups_the_namer_cannot_tell_apart():
@@ -1437,8 +1418,8 @@ def test_a_modifier_name_gets_the_kind_its_titles_name_most(monkeypatch):
 
     monkeypatch.setattr(keyphrases, "QUALIFY_SHARE", 0.2)
     # The titles write "wireless" before other words, never as the end of what the item is.
-    assert not keyphrases.whole_kind("Wireless", _WIRELESS, min_share=0.2)
-    assert keyphrases.whole_kind("Laser Printer", _LASER, min_share=0.2)
+    assert not keyphrases.whole_kind("Wireless", _WIRELESS, False, 0.2)
+    assert keyphrases.whole_kind("Laser Printer", _LASER, False, 0.2)
     kinds = Counter(k for t in _WIRELESS for k in keyphrases.kind_phrases(t.lower()))
     # "Inkjet Printer" (2 of the 5 titles end their first segment in it) before "Printer" (3).
     assert keyphrases._qualified("Wireless", kinds, len(_WIRELESS), False, set(), set()) == "Wireless Inkjet Printer"

@@ -587,8 +587,7 @@ def name_groups(
         chosen = _mmr(pe, score, n_phrases)
         picked = [phrases[i] for i in chosen]
         texts_g = all_texts[lo:hi] if brand_strings else groups[gi]
-        checks = None if MIN_END_SHARE is None else (lambda opt: whole_kind(opt, texts_g, not parent_path))
-        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases, dict(zip(phrases, kind_c)), checks)
+        name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases)
         if name_key(name) in used_names:
             # Every candidate is a sibling's name: qualify it by the word that most sets this group
             # apart, even one the brand filter keeps out of names on its own ("Apple Number").
@@ -792,31 +791,10 @@ def _join_words(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-#: With a share, a name may pair two phrases ("Shampoo & Conditioner") only when each names what at
-#: least that share of the group's items are (:func:`kind_phrases`); ``None`` (the default): any two
-#: one-word phrases. 0.1 removed noise pairs ("Calculator & Glare") on the held-out Office catalog
-#: but left the second phrase alone in their place ("Glare"), and its names came nearer Amazon's
-#: category names less often (``bench/compound_names.py``, ``paired_names_office.json``); on
-#: Scientific's development half pairs are rare either way.
-PAIR_MIN_KIND_SHARE: float | None = None
-
-
-#: With a share, a group whose best name a sibling already has tries next the candidate phrases
-#: that the titles name as what at least that share of its items are (:func:`kind_phrases`), best
-#: first, before a pair or its other picked phrases ("Calculator" taken: "Graphing Calculator",
-#: not "Glare"); ``None`` (the default): the pair, then the picked phrases, then the rest.
-TAKEN_KIND_SHARE: float | None = None
-
-
-#: With a share, a name option that the group's texts write as the end of a noun compound in
-#: under that share of the places they write it, and that completes to no longer compound, reads as
-#: a modifier of other kinds, not a kind: "Wireless" (wireless all-in-one printers, wireless
-#: phones), "Caller" (caller ID), "Sterile" (sterile pads, sterile swabs), "Glare" in "Calculator &
-#: Glare" (anti-glare screens). Such options are tried after the others (the first 10 options
-#: without a sibling's name are checked); ``None``: not checked.
-MIN_END_SHARE: float | None = None
-#: With a share, a name the group's texts write as the end of a compound in under that share of the
-#: places they write it (a modifier, see ``MIN_END_SHARE``) is followed by the kind the group's titles
+#: With a share, a name that the group's texts write as the end of a noun compound in under that
+#: share of the places they write it, and that completes to no longer compound, reads as a modifier
+#: of other kinds, not a kind ("Wireless": wireless all-in-one printers, wireless phones; "Caller":
+#: caller ID), and is followed by the kind the group's titles
 #: name most ("Wireless" -> "Wireless Printer", "Coated Cloth" -> "Coated Cloth Duct Tape";
 #: :func:`_qualified`); ``None``: names stay as picked. 0.2 was chosen on Scientific's development
 #: half (``bench/compound_names.py``, setting ``qualify20``: the level-2 names came nearer their items'
@@ -862,26 +840,18 @@ def _qualified(
     return out if len(words(out)) <= COMPLETION_MAX_WORDS and is_kind_name(out, top_level) else ""
 
 
-#: Options :func:`_make_name` checks with ``MIN_END_SHARE`` before it keeps the first one.
-WHOLE_KIND_CHECKS = 10
-
-
-def whole_kind(option: str, texts: Sequence[str], top_level: bool = False, min_share: float | None = None) -> bool:
+def whole_kind(option: str, texts: Sequence[str], top_level: bool, min_share: float) -> bool:
     """``option`` (a name, or a pair "A & B") names a whole kind in the group's ``texts``: each part
-    ends a compound in at least ``min_share`` (default ``MIN_END_SHARE``; ``None``: every option
-    passes) of the places the texts write it (punctuation,
+    ends a compound in at least ``min_share`` of the places the texts write it (punctuation,
     a function or packaging word, a number or the text's end follows; :func:`name_rules.written`),
     or completes to a longer kind (:func:`complete_compound`; a single phrase only, since pairs are
     not completed). A part the texts never write word for word is not judged."""
     from agentictagger.vocab.name_rules import written
 
-    share = MIN_END_SHARE if min_share is None else min_share
-    if share is None:
-        return True
     parts = [p for p in re.split(r"\s*&\s*", option) if p]
     for part in parts:
         held, ends = written(part, texts)
-        if held and ends < share and (len(parts) > 1 or not complete_compound(part, texts, top_level)):
+        if held and ends < min_share and (len(parts) > 1 or not complete_compound(part, texts, top_level)):
             return False
     return True
 
@@ -891,47 +861,37 @@ def _make_name(
     coverage: list[float],
     used: set[str],
     ranked: Sequence[str] = (),
-    kind_share: Mapping[str, float] | None = None,
-    is_whole_kind: Callable[[str], bool] | None = None,
 ) -> str:
     """The first of the group's name options that no sibling has (``used``): its best phrase, a
-    pair, its other phrases, the rest of ``ranked``. ``kind_share``: per phrase, the share of the
-    group's items the titles name by it (:func:`kind_phrases`), read by the pair and taken-name
-    settings. ``is_whole_kind``: the first such option it accepts, among the first
-    ``WHOLE_KIND_CHECKS`` (see ``MIN_END_SHARE``), comes first."""
+    pair, its other phrases, the rest of ``ranked``. Tried and not kept (``bench/compound_names.py``
+    before the options were removed): pairing only phrases the titles name as kinds
+    (``paired_names*.json``), kind phrases first after a taken name (``taken_names.json``), and
+    modifier names last (``whole_kinds.json``); a modifier name is qualified instead
+    (``QUALIFY_SHARE``)."""
     from agentictagger.vocab.name_rules import name_key
 
     if not picked:
         return _fallback(len(used), list(used)).name
     options = [_title(picked[0])]
-    # Two phrases only when both are single nouns, the first covers a minority of the group and
-    # the second a real share too ("Shampoo & Conditioner"); a pair of longer phrases reads as
-    # noise ("Adhesive & Length Width"), and so does a pair whose second phrase is no kind the
-    # titles name ("Calculator & Glare", "Tap & Steel", "Strap & Wide").
+    # Two phrases only when both are single nouns; first when the first covers a minority of the
+    # group and the second a real share too ("Shampoo & Conditioner"). A pair of longer phrases
+    # reads as noise ("Adhesive & Length Width"); so can one whose second phrase is no kind the
+    # titles name ("Calculator & Glare"), but keeping only kind pairs left "Glare" alone in its place
+    # on the held-out Office catalog (``paired_names_office.json``).
     if len(picked) > 1:
         a, b = picked[0], picked[1]
-        kinds_ok = PAIR_MIN_KIND_SHARE is None or (
-            kind_share is not None and min(kind_share.get(a, 0.0), kind_share.get(b, 0.0)) >= PAIR_MIN_KIND_SHARE
-        )
-        if len(a.split()) == 1 and len(b.split()) == 1 and a != b and kinds_ok:
+        if len(a.split()) == 1 and len(b.split()) == 1 and a != b:
             pair = f"{_title(a)} & {_title(b)}"
             if coverage[0] < 0.3 and coverage[1] >= 0.2:
                 options.insert(0, pair)
             else:
                 options.append(pair)
-    if TAKEN_KIND_SHARE is not None and kind_share:
-        first = options.index(_title(picked[0])) + 1
-        options[first:first] = [_title(p) for p in ranked if p != picked[0] and kind_share.get(p, 0.0) >= TAKEN_KIND_SHARE]
     options += [_title(p) for p in picked[1:]]
     # Then the group's other candidate phrases, best first. When every one is taken the group
     # keeps its best name: the architect merges groups that share a name into one descriptor
     # (two groups that only a number would tell apart are one descriptor).
     options += [_title(p) for p in ranked if p not in picked]
     free = [opt for opt in options if name_key(opt) not in used]
-    if is_whole_kind is not None:
-        for opt in free[:WHOLE_KIND_CHECKS]:
-            if is_whole_kind(opt):
-                return opt
     return free[0] if free else options[0]
 
 
