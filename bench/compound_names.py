@@ -19,7 +19,10 @@ the definitions' separating examples are chosen in 2 / 3 passes over a job's gro
 differ). ``unlexhead``: a modifier name is also qualified by a kind ending in a word the English
 lexicon does not know ("Inlet Npt", "Extrusion Pla"; ``keyphrases.QUALIFY_LEXICON_HEAD``, on by
 default). ``oldpraise``: names may use the praise words added to ``name_rules.PRAISE_WORDS`` with
-``lexicon_heads.json`` ("Popular", "Economy", "Durable"; ``ADDED_PRAISE``). The settings are a class
+``lexicon_heads.json`` ("Popular", "Economy", "Durable"; ``ADDED_PRAISE``). ``gain001`` / ``gain005`` /
+``gain01``: a refinement step is applied only when it covers at least 0.1 % / 0.5 % / 1 % of its
+job's items more than the step it refines (``build.min_refinement_gain``; default 0: as many is
+enough). The settings are a class
 attribute and module constants, set here in-process per build, and build options.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
@@ -96,6 +99,10 @@ SETTINGS = {
     # A modifier name is qualified by any kind, also one ending in an abbreviation ("Inlet Npt";
     # the default before lexicon_heads.json).
     "unlexhead": {**_BASE, "qualify_lexicon_head": False},
+    # A refinement step is applied only when it covers at least this share of its job's items more.
+    "gain001": {**_BASE, "sets": ["build.min_refinement_gain=0.001"]},
+    "gain005": {**_BASE, "sets": ["build.min_refinement_gain=0.005"]},
+    "gain01": {**_BASE, "sets": ["build.min_refinement_gain=0.01"]},
     # Names may use the praise words added to name_rules.PRAISE_WORDS with lexicon_heads.json.
     "oldpraise": {**_BASE, "praise_words": sorted(name_rules.PRAISE_WORDS - ADDED_PRAISE)},
 }

@@ -146,6 +146,20 @@ def test_a_refinement_that_covers_less_is_not_applied_and_the_job_stops(tmp_path
     assert [round(s.coverage, 2) for s in root3.steps] == [0.6, 0.7, 0.5, 0.9] and not root3.rejected
 
 
+def test_a_refinement_must_gain_the_least_share_asked(tmp_path):
+    # Coverage 0.6 -> 0.7: a gain of 0.1 is short of the 0.15 asked, so the proposal stays.
+    arch, ann = ScriptedArchitect(), ScriptedAnnotator([0.4, 0.3, 0.5, 0.1])
+    res = _builder(tmp_path, _cfg(coverage_target=0.99, min_refinement_gain=0.15), arch, ann).run()
+    root = next(j for j in res.jobs if j.job_id == ROOT_ID)
+    assert [round(s.coverage, 2) for s in root.steps] == [0.6] and len(root.final) == 3
+    assert [(r["step"], r["coverage"], r["previous"]) for r in root.rejected] == [(1, 0.7, 0.6)]
+    # A gain of exactly the share asked is applied.
+    arch2, ann2 = ScriptedArchitect(), ScriptedAnnotator([0.4, 0.3, 0.5, 0.1])
+    res2 = _builder(tmp_path / "b", _cfg(coverage_target=0.99, min_refinement_gain=0.1), arch2, ann2).run()
+    root2 = next(j for j in res2.jobs if j.job_id == ROOT_ID)
+    assert [round(s.coverage, 2) for s in root2.steps] == [0.6, 0.7]
+
+
 def test_recursion_threshold_and_depth_cap(tmp_path):
     # 300 items over 3 descriptors = 100 each > 30 -> three sub-jobs; over 12 = 25 each -> none.
     arch, ann = ScriptedArchitect(n=3), ScriptedAnnotator([0.0])

@@ -442,6 +442,14 @@ class BuildConfig(_Section):
         "(it is logged as rejected and the job stops there, keeping the better vocabulary). True: every step is "
         "applied, as in a plain reading of Algorithm 1.",
     )
+    min_refinement_gain: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="A refinement step is applied only when it covers at least this share of the job's items more "
+        "than the step it refines (0: as many is enough); otherwise it is logged as rejected and the job stops "
+        "there. Ignored with keep_worse_refinements.",
+    )
     min_failures: int = Field(20, ge=0, description="Stop refining when fewer failures than this remain (A.1.4: 20).")
     too_broad_factor: float = Field(
         5.0,

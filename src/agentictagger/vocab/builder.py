@@ -436,8 +436,9 @@ class VocabularyBuilder:
         floor: float | None = None,
     ) -> None:
         """Annotate the job's items against ``drafts`` and record the step. With ``floor`` (the
-        coverage of the step being refined), a step that covers less is not applied: it is kept in
-        ``job.rejected`` and the build log, and the job stops at the step before."""
+        coverage of the step being refined), a step that covers less, or not ``min_refinement_gain``
+        of the items more, is not applied: it is kept in ``job.rejected`` and the build log, and the
+        job stops at the step before."""
         annotations = self.annotator.annotate(view, drafts, list(range(len(view))))
         scored = [a for a in annotations if not a.error]
         n_err = len(annotations) - len(scored)
@@ -453,14 +454,15 @@ class VocabularyBuilder:
         broad = self._judge_breadth(annotations, [d.name for d in drafts])
         covered = sum(a.covered for a in scored)
         coverage = covered / max(1, len(scored))
-        if floor is not None and coverage < floor:
+        if floor is not None and coverage < floor + self.cfg.min_refinement_gain - 1e-12:
             job.rejected.append({"step": step, "coverage": round(coverage, 4), "previous": round(floor, 4),
                                  "descriptors": len(drafts), "summary": summary})
             self._save(job)
             self._log({"job": job.job_id, "level": job.level, "parent_path": job.parent_path, "rejected_step": step,
                        "coverage": coverage, "previous_coverage": floor, "summary": summary,
                        "descriptors": len(drafts), "seconds": round(time.monotonic() - t0, 3)})
-            log.info("job %s step %d: not applied (coverage %.3f < %.3f before it: %s)", job.job_id, step, coverage, floor, summary)
+            log.info("job %s step %d: not applied (coverage %.3f against %.3f before it, gain needed %.3f: %s)",
+                     job.job_id, step, coverage, floor, self.cfg.min_refinement_gain, summary)
             return
         rec = StepRecord(
             step=step,
