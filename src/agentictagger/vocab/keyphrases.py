@@ -805,8 +805,8 @@ QUALIFY_SHARE: float | None = 0.2
 #: titles name the items (:func:`kind_phrases`).
 QUALIFY_MIN_KIND_SHARE = 0.2
 #: The kind a modifier name is qualified with must end in a word the English lexicon knows:
-#: "Inlet Check Valve", not "Inlet Npt"; "Crystal Usb" stays "Crystal" (``bench/compound_names.py``,
-#: setting ``unlexhead``, ``lexicon_heads.json``).
+#: "Inlet Check Valve", not "Inlet Npt"; "Crystal Oscillator", not "Crystal Usb"
+#: (``bench/compound_names.py``, setting ``unlexhead``, ``lexicon_heads.json``).
 QUALIFY_LEXICON_HEAD = True
 
 
@@ -863,8 +863,8 @@ def _make_name(
     ranked: Sequence[str] = (),
 ) -> str:
     """The first of the group's name options that no sibling has (``used``): its best phrase, a
-    pair, its other phrases, the rest of ``ranked``. Tried and not kept (``bench/compound_names.py``
-    before the options were removed): pairing only phrases the titles name as kinds
+    pair, its other phrases, the rest of ``ranked``. Measured and not adopted
+    (``bench/compound_names.py``): pairing only phrases the titles name as kinds
     (``paired_names*.json``), kind phrases first after a taken name (``taken_names.json``), and
     modifier names last (``whole_kinds.json``); a modifier name is qualified instead
     (``QUALIFY_SHARE``)."""
