@@ -2,11 +2,16 @@
 
 In a refinement step the offline architect renames the descriptors whose names the embedding
 judge misreads: the key-phrase namer offers other names and one replaces the name when more of
-the job's items are then matched to their own group by name and definition alone. ``any``: every
-distinctive phrase is offered and a gain of one item is enough (the earlier behaviour); ``kinds``:
-only phrases that at least ``KeyphraseNamer.RENAME_MIN_KIND_SHARE`` of the group's titles end their
-first segment in (what the titles say the items are), and a gain of at least
-``EmbeddingArchitect.MIN_RENAME_GAIN`` items (the default); ``norefine``: the default without its
+the job's items are then matched to their own group by name and definition alone; it also adds
+named groups for the items no descriptor describes. ``keepkind`` (the default): offered are only
+phrases that at least ``KeyphraseNamer.RENAME_MIN_KIND_SHARE`` of the group's titles end their
+first segment in (what the titles say the items are) and that as many titles say as the current
+name (``KeyphraseNamer.RENAME_KEEPS_KIND``), a rename needs a gain of at least
+``EmbeddingArchitect.MIN_RENAME_GAIN`` items, and a group added for failures needs a name that
+``EmbeddingArchitect.MIN_ADDED_KIND_SHARE`` of its titles say; ``kinds``: the default without the
+last two conditions (the default before them; in result files written before ``keepkind``
+existed, ``kinds`` is the default of their commit); ``any``: as ``kinds``, with every distinctive
+phrase offered and a gain of one item enough (the earliest behaviour); ``norefine``: the default without its
 refinement step (``build.refine_steps=0``), to see what the step changes at all;
 ``fixedexamples``: the default with each definition citing the phrases picked for naming instead of
 examples chosen so that the sibling texts tell the groups' items apart
@@ -69,15 +74,26 @@ from agentictagger.vocab.quality import (  # noqa: E402
     category_name_agreement, llm_name_agreement, menu_agreement, name_identifiability, name_quality)
 
 LEVELS = (1, 2)
+#: The class attributes a setting sets, in the order of :data:`SETTINGS`' tuples.
+KNOBS = ((KeyphraseNamer, "RENAME_MIN_KIND_SHARE"), (EmbeddingArchitect, "MIN_RENAME_GAIN"),
+         (KeyphraseNamer, "SEPARATING_EXAMPLES"), (KeyphraseNamer, "RENAME_KEEPS_KIND"),
+         (EmbeddingArchitect, "MIN_ADDED_KIND_SHARE"))
+KNOB_NAMES = ("min_title_kind_share", "min_gain_items", "separating_examples", "rename_keeps_kind", "added_min_kind_share")
+#: The defaults (what the package sets).
+DEFAULT = tuple(getattr(cls, attr) for cls, attr in KNOBS)
 #: Each setting: (least title-kind share of an offered phrase, least gain in items, definitions'
-#: examples chosen to separate the siblings).
+#: examples chosen to separate the siblings, a rename keeps at least the current name's title-kind
+#: share, least title-kind share of a group added for failures).
 SETTINGS = {
-    "kinds": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES),
-    "any": (0.0, 1, KeyphraseNamer.SEPARATING_EXAMPLES),
+    # The default.
+    "keepkind": DEFAULT,
+    # The default before renames had to keep the kind and additions needed a kind name.
+    "kinds": (*DEFAULT[:3], False, 0.0),
+    "any": (0.0, 1, *DEFAULT[2:3], False, 0.0),
     # The default without its refinement step: what renaming and the rest of the step change at all.
-    "norefine": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES),
+    "norefine": DEFAULT,
     # The default with each definition citing the phrases picked for naming.
-    "fixedexamples": (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, False),
+    "fixedexamples": (*DEFAULT[:2], False, *DEFAULT[3:]),
 }
 #: Build settings a setting changes besides the class attributes above.
 OVERRIDES = {"norefine": ["build.refine_steps=0"]}
@@ -92,6 +108,22 @@ def renames_applied(run_dir: Path) -> dict[str, int]:
         if m and "step" in e:
             out[str(e["level"])] = out.get(str(e["level"]), 0) + int(m.group(1))
     return out
+
+
+def additions_applied(run_dir: Path) -> dict[str, int]:
+    """Descriptors added for failed items per level in the refinement steps that were applied."""
+    out: dict[str, int] = {}
+    for line in (run_dir / "build_log.jsonl").read_text(encoding="utf-8").splitlines():
+        e = json.loads(line)
+        m = re.search(r"added (\d+)", e.get("summary", ""))
+        if m and "step" in e:
+            out[str(e["level"])] = out.get(str(e["level"]), 0) + int(m.group(1))
+    return out
+
+
+def set_knobs(values: tuple) -> None:
+    for (cls, attr), v in zip(KNOBS, values):
+        setattr(cls, attr, v)
 
 
 def naming_parser(doc: str, settings: list[str]) -> argparse.ArgumentParser:
@@ -186,15 +218,13 @@ def main() -> int:
         client = make_client(LLMConfig(backend="local", model_path="qwen2.5-coder-1.5b-instruct", n_threads=LLM_THREADS),
                              REPO / ".cache" / "agentictagger" / "llm")
 
-    defaults = SETTINGS["kinds"]
     rows: dict[str, list[dict]] = {s: [] for s in args.settings}
     vocabs: dict[tuple[str, int], Vocabulary] = {}
     members: dict[tuple[str, int], dict[str, set[str]]] = {}
     try:
         for seed in args.seeds:
             for setting in args.settings:
-                (KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN,
-                 KeyphraseNamer.SEPARATING_EXAMPLES) = SETTINGS[setting]
+                set_knobs(SETTINGS[setting])
                 run_dir = REPO / "bench" / "runs" / "tune_renames" / f"{'office_' if heldout else ''}{setting}_s{seed}"
                 vocab, item_paths, by_desc, build_s = built(run_dir, dev, [f"seed={seed}", *OVERRIDES.get(setting, [])])
                 vocabs[(setting, seed)] = vocab
@@ -206,6 +236,7 @@ def main() -> int:
                     "run_dir": str(run_dir.relative_to(REPO)),
                     "build_and_assign_seconds": build_s,
                     "renames_applied_by_level": renames_applied(run_dir),
+                    "additions_applied_by_level": additions_applied(run_dir),
                     "names_alone_embedding_judge": judge,
                     "name_only_embedding_judge": bare,
                     "level_menu_by_name": menu_agreement(vocab, emb, item_paths, embedder.encode, LEVELS),
@@ -227,7 +258,7 @@ def main() -> int:
                       f"L2 {cat['2']['hit']:.3f}"
                       + (f" | LLM judge L1 {llm['1']['agreement']} L2 {llm['2']['agreement']}" if llm else ""), flush=True)
     finally:
-        KeyphraseNamer.RENAME_MIN_KIND_SHARE, EmbeddingArchitect.MIN_RENAME_GAIN, KeyphraseNamer.SEPARATING_EXAMPLES = defaults
+        set_knobs(DEFAULT)
         if client is not None:
             from agentictagger.llm.backends import local
 
@@ -240,6 +271,9 @@ def main() -> int:
             **{f"name_only_L{lv}": mean_sd([r["name_only_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
             **{f"menu_L{lv}": mean_sd([r["level_menu_by_name"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
             "renames_applied": [sum(r["renames_applied_by_level"].values()) for r in rs],
+            "additions_applied": [sum(r["additions_applied_by_level"].values()) for r in rs],
+            "descriptors_under_3_items": [sum(r["name_quality"][str(lv)]["descriptors_under_3_items"] for lv in LEVELS)
+                                          for r in rs],
             **{f"category_hit_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["hit"] for r in rs]) for lv in LEVELS},
             **{f"category_cosine_L{lv}": mean_sd([r["names_vs_amazon_category_names"][str(lv)]["cosine"] for r in rs]) for lv in LEVELS},
             **({"llm_judge_seed0": {lv: rs[0]["names_alone_llm_judge"][lv]["agreement"] for lv in ("1", "2")}}
@@ -253,7 +287,7 @@ def main() -> int:
                  "default was chosen on Scientific's development half before this run), offline profile") if heldout else
         ("offline refinement renames and definition examples on Scientific's development half (crc32(item_id) even, "
          f"{len(ids)} items), offline profile"),
-        "settings": {k: {**dict(zip(("min_title_kind_share", "min_gain_items", "separating_examples"), SETTINGS[k])),
+        "settings": {k: {**dict(zip(KNOB_NAMES, SETTINGS[k])),
                          **({"overrides": OVERRIDES[k]} if k in OVERRIDES else {})} for k in args.settings},
         "seeds": args.seeds,
         "summary": summary,
@@ -263,10 +297,10 @@ def main() -> int:
     write_result(out_path, result)
     cols = ("names_alone_L1", "names_alone_L2", "name_only_L1", "name_only_L2", "menu_L1", "menu_L2", "category_hit_L1",
             "category_hit_L2", "category_cosine_L2")
-    print("\n| setting | renames applied (per seed) | " + " | ".join(c.replace("_", " ") for c in cols) + " |")
+    print("\n| setting | renames / additions applied (per seed) | " + " | ".join(c.replace("_", " ") for c in cols) + " |")
     print("|---|---|" + "---|" * len(cols))
     for s, sm in summary.items():
-        print(f"| {s} | {sm['renames_applied']} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
+        print(f"| {s} | {sm['renames_applied']} / {sm['additions_applied']} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
     return 0
 
 

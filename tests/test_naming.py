@@ -1442,3 +1442,78 @@ def test_a_modifier_name_gets_the_kind_its_titles_name_most(monkeypatch):
     plain = [g.name for g in keyphrases.name_groups([_WIRELESS, _LASER], _Encoder(), parent_path=["Printer"], context="Printer",
                                                    separate=False)]
     assert plain == ["Wireless", "Laser Printer"], plain  # as picked: the modifier alone
+
+
+def test_offline_renames_never_narrow_a_group_to_one_of_its_kinds(monkeypatch):
+    from agentictagger.vocab.keyphrases import title_kind_share
+
+    # Copy and printer paper beside sticky notes: "Notes" is what some titles call their items,
+    # but fewer than call them paper.
+    paper = [f"Hammermill Copy Paper {i}, 8.5 x 11, 500 sheets" for i in range(6)] + \
+            [f"Printer Paper {i}, bright white" for i in range(3)] + \
+            [f"Post-it Super Sticky Notes {i}, 3 x 3 in, yellow" for i in range(4)]
+    assert title_kind_share("Paper", paper) == title_kind_share("Copy Paper", paper) == 9 / 13
+    assert title_kind_share("Notes", paper) == 4 / 13 and title_kind_share("Straight", paper) == 0.0
+    assert title_kind_share("Pencils & Notes", paper) == 4 / 13
+
+    def offered():
+        cands = KeyphraseNamer(_Encoder()).candidates([NamingGroup(paper)], NamingContext(), ["Paper"], [""])
+        return [o.name for o in cands[0]]
+
+    assert "Notes" not in offered()
+    assert all(title_kind_share(n, paper) >= title_kind_share("Paper", paper) for n in offered())
+    monkeypatch.setattr(KeyphraseNamer, "RENAME_KEEPS_KIND", False)
+    assert "Notes" in offered()
+
+
+def test_groups_added_for_failures_need_a_name_their_titles_say(monkeypatch):
+    from agentictagger.vocab.naming import GroupLabel
+
+    class Names:
+        kind = "keyphrase"
+
+        def __init__(self, by):
+            self.by = by
+
+        def name(self, groups, ctx):
+            return [GroupLabel(n, f"Items that are {n.lower()}.", b) for n, b in self.by[: len(groups)]]
+
+    pens = [f"Gel Pens {i}, fine point, black" for i in range(5)]
+    mixed = ["Desk organizer, water resistant", "Wrist rest, stain resistant", "Mouse pad, water resistant",
+             "Cable clips, heat resistant", "Monitor riser, scratch resistant"]
+    emb = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    job = JobView("d1", 2, ["Office"], pens + mixed, emb)
+    groups = [np.arange(0, 5), np.arange(5, 10)]
+    keyphrase = Names([("Pens", "keyphrase"), ("Resistant", "keyphrase")])
+    arch = EmbeddingArchitect(_Encoder(), keyphrase)
+    assert [d.name for d in arch._named_drafts(job, list(groups), [], min_kind_share=0.05)] == ["Pens"]
+    assert [d.name for d in arch._named_drafts(job, list(groups), [])] == ["Pens", "Resistant"]
+    # An LLM's name is its own validation's business.
+    llm = EmbeddingArchitect(_Encoder(), Names([("Pens", "llm"), ("Desk Accessories", "llm")]))
+    assert len(llm._named_drafts(job, list(groups), [], min_kind_share=0.05)) == 2
+    # None left: no group is added.
+    none = EmbeddingArchitect(_Encoder(), Names([("Resistant", "keyphrase"), ("Fast", "keyphrase")]))
+    assert none._named_drafts(job, list(groups), [], min_kind_share=0.05) == []
+
+
+def test_refinement_adds_only_groups_with_a_kind_name():
+    from agentictagger.vocab.agents import ItemAnnotation
+    from agentictagger.vocab.naming import GroupLabel
+
+    class Leftovers:
+        kind = "keyphrase"
+
+        def name(self, groups, ctx):
+            return [GroupLabel("Resistant", "Items that resist.", "keyphrase") for _ in groups]
+
+    texts = [f"Mouse pad {i}, water resistant" for i in range(20)]
+    emb = np.random.default_rng(1).normal(size=(20, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    job = JobView("d1", 2, ["Office"], texts, emb)
+    kept = [DescriptorDraft("Pens", "Items that are pens.", emb[:1])]
+    ann = [ItemAnnotation([0])] * 5 + [ItemAnnotation([]) for _ in range(15)]
+    arch = EmbeddingArchitect(_Encoder(), Leftovers(), failures_per_new_group=5)
+    assert [d.name for d in arch.refine(job, kept, ann, [], 10).descriptors] == ["Pens"]
+    arch.MIN_ADDED_KIND_SHARE = 0.0
+    assert "Resistant" in [d.name for d in arch.refine(job, kept, ann, [], 10).descriptors]

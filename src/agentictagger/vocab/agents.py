@@ -277,6 +277,13 @@ class EmbeddingArchitect:
     #: A rename must bring at least this many more of the job's items to their own group, by name
     #: and definition alone (``bench/tune_renames.py``).
     MIN_RENAME_GAIN = 2
+    #: A group added for failed items keeps a key-phrase name only when at least this share of its
+    #: titles call its items that (:func:`keyphrases.title_kind_share`); otherwise it is not added
+    #: and its items stay failures of the step, placed with their nearest descriptor at the end.
+    #: Failures are mixed leftovers, and their phrase names read as leftovers ("Resistant",
+    #: "Features", "Fast" on Office and Scientific; ``bench/tune_renames.py``, setting ``keepkind``).
+    #: 0 adds every such group. LLM-named groups are not checked here.
+    MIN_ADDED_KIND_SHARE = 0.05
 
     def __init__(
         self,
@@ -335,10 +342,18 @@ class EmbeddingArchitect:
         return NamingGroup([job.texts[i] for i in top], job.embeddings[top])
 
     def _named_drafts(
-        self, job: JobView, groups: list[np.ndarray], taken: Sequence[str], rows: list[np.ndarray] | None = None
+        self,
+        job: JobView,
+        groups: list[np.ndarray],
+        taken: Sequence[str],
+        rows: list[np.ndarray] | None = None,
+        min_kind_share: float = 0.0,
     ) -> list[DescriptorDraft]:
         """Name each group; its prototype rows are ``rows[g]`` (its fine clusters' centroids) or
-        its own centroid, each blended with the embedding of its name and definition."""
+        its own centroid, each blended with the embedding of its name and definition. With
+        ``min_kind_share``, a group whose key-phrase name fewer of its titles call its items
+        (:func:`keyphrases.title_kind_share`) is left out."""
+        from agentictagger.vocab.keyphrases import title_kind_share
         from agentictagger.vocab.name_rules import name_key
 
         central = [self._central(job, g) for g in groups]
@@ -357,11 +372,19 @@ class EmbeddingArchitect:
                 continue
             first[k] = g
             keep.append(g)
+        if min_kind_share > 0:
+            keep = [
+                g for g in keep
+                if labels[g].named_by != "keyphrase"
+                or title_kind_share(labels[g].name, [job.texts[i] for i in groups[g]]) >= min_kind_share
+            ]
         if len(keep) < len(labels):
             groups = [groups[g] for g in keep]
             rows = [rows[g] for g in keep] if rows is not None else None
             labels = [labels[g] for g in keep]
             central = [self._central(job, g) for g in groups]
+        if not labels:
+            return []
         name_vecs = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
         out = []
         for g, ((order, cent), lb, nv) in enumerate(zip(central, labels, name_vecs)):
@@ -430,7 +453,7 @@ class EmbeddingArchitect:
             groups = [failed[lab == c] for c in range(n_new)]
             groups = [g for g in groups if len(g) >= min_size]
             if groups:
-                new = self._named_drafts(job, groups, [d.name for d in kept])
+                new = self._named_drafts(job, groups, [d.name for d in kept], min_kind_share=self.MIN_ADDED_KIND_SHARE)
                 kept, absorbed = _absorb_same_names(kept, new)
                 if len(new) - absorbed:
                     changes.append(f"added {len(new) - absorbed} for {len(failed)} failures")

@@ -371,6 +371,20 @@ def kind_phrases(text: str) -> set[str]:
     return out
 
 
+def title_kind_share(name: str, texts: Sequence[str]) -> float:
+    """The share of ``texts`` whose titles say the item is what ``name`` names: a
+    :func:`kind_phrases` phrase ends in the name's last word (as lemmas; for "A & B", either
+    part's). "Notes" for a group of copy paper and sticky notes counts the titles ending their
+    first segment in "notes"; "Straight" counts none."""
+    from agentictagger.vocab.name_rules import lemma, words
+
+    heads = {lemma(ws[-1]) for part in name.split("&") if (ws := words(part))}
+    if not heads or not texts:
+        return 0.0
+    said = sum(1 for t in texts if any(lemma(p.rsplit(" ", 1)[-1]) in heads for p in kind_phrases(t)))
+    return said / len(texts)
+
+
 #: A completed name must occur, word for word, in at least ``COMPLETION_MIN_TEXTS`` of its
 #: group's texts, at least ``COMPLETION_MIN_SHARE`` of them and at least ``COMPLETION_OF_NAME`` of
 #: the texts that write the name (a "Steel" group of rulers, bolts, hinges and rods is not "Steel

@@ -87,6 +87,13 @@ class KeyphraseNamer:
     #: Complete a name that stops inside a compound its titles write ("Grinding" -> "Grinding
     #: Wheel"; :func:`keyphrases.complete_compound`; ``bench/compound_names.py``).
     COMPLETE_COMPOUNDS = True
+    #: Offer as another name only what at least as many of the group's titles call the items as
+    #: they call them by the current name (:func:`keyphrases.title_kind_share`): a rename may fix a
+    #: name the titles do not use ("Gauge Brads" -> "Brad Nail"), never narrow a group to one of
+    #: its kinds or trade a kind for a word ("Paper" -> "Notes", "Steel Hemostat" -> "Straight",
+    #: which the embedding judge read a few items better by; ``bench/tune_renames.py``, setting
+    #: ``keepkind``).
+    RENAME_KEEPS_KIND = True
 
     def __init__(self, encode: EncodeFn, separating_levels: int = 2, separating_sweeps: int = 1) -> None:
         self.encode = encode
@@ -145,7 +152,8 @@ class KeyphraseNamer:
         self, groups: Sequence[NamingGroup], ctx: NamingContext, current: Sequence[str], feedback: Sequence[str]
     ) -> list[list[GroupLabel]]:
         """Each group's distinctive phrases as names, each with a definition from the others."""
-        from agentictagger.vocab.keyphrases import _title, complete_compound, debrand, definition_sentence, name_groups
+        from agentictagger.vocab.keyphrases import (
+            _title, complete_compound, debrand, definition_sentence, name_groups, title_kind_share)
 
         named = name_groups(
             [g.texts for g in groups],
@@ -161,7 +169,7 @@ class KeyphraseNamer:
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
         out = []
-        for g, n in zip(groups, named):
+        for g, n, now in zip(groups, named, current):
             opts = [GroupLabel(n.name, n.definition, "keyphrase")]
             texts = [debrand(t, ctx.brand_strings) for t in g.texts] if ctx.brand_strings else g.texts
             for p, kind in zip(n.phrases, n.kind_shares):
@@ -177,6 +185,9 @@ class KeyphraseNamer:
                 if name != n.name and kind >= self.RENAME_MIN_KIND_SHARE and is_kind_name(name, not ctx.parent_path):
                     others = [q for q in n.phrases if q != p][:5]
                     opts.append(GroupLabel(name, definition_sentence(name, context, others), "keyphrase"))
+            if self.RENAME_KEEPS_KIND:
+                floor = title_kind_share(now, texts)
+                opts = [o for o in opts if title_kind_share(o.name, texts) >= floor]
             out.append(opts)
         return out
 
