@@ -99,23 +99,13 @@ SETTINGS = {
 OVERRIDES = {"norefine": ["build.refine_steps=0"]}
 
 
-def renames_applied(run_dir: Path) -> dict[str, int]:
-    """Renames per level in the refinement steps that were applied (rejected steps say so)."""
+def changes_applied(run_dir: Path, what: str = "renamed") -> dict[str, int]:
+    """Descriptors renamed (or, with ``what="added"``, added for failed items) per level in the
+    refinement steps that were applied (rejected steps say so)."""
     out: dict[str, int] = {}
     for line in (run_dir / "build_log.jsonl").read_text(encoding="utf-8").splitlines():
         e = json.loads(line)
-        m = re.search(r"renamed (\d+)", e.get("summary", ""))
-        if m and "step" in e:
-            out[str(e["level"])] = out.get(str(e["level"]), 0) + int(m.group(1))
-    return out
-
-
-def additions_applied(run_dir: Path) -> dict[str, int]:
-    """Descriptors added for failed items per level in the refinement steps that were applied."""
-    out: dict[str, int] = {}
-    for line in (run_dir / "build_log.jsonl").read_text(encoding="utf-8").splitlines():
-        e = json.loads(line)
-        m = re.search(r"added (\d+)", e.get("summary", ""))
+        m = re.search(rf"{what} (\d+)", e.get("summary", ""))
         if m and "step" in e:
             out[str(e["level"])] = out.get(str(e["level"]), 0) + int(m.group(1))
     return out
@@ -235,8 +225,8 @@ def main() -> int:
                     "seed": seed,
                     "run_dir": str(run_dir.relative_to(REPO)),
                     "build_and_assign_seconds": build_s,
-                    "renames_applied_by_level": renames_applied(run_dir),
-                    "additions_applied_by_level": additions_applied(run_dir),
+                    "renames_applied_by_level": changes_applied(run_dir),
+                    "additions_applied_by_level": changes_applied(run_dir, "added"),
                     "names_alone_embedding_judge": judge,
                     "name_only_embedding_judge": bare,
                     "level_menu_by_name": menu_agreement(vocab, emb, item_paths, embedder.encode, LEVELS),
