@@ -90,9 +90,10 @@ class KeyphraseNamer:
     #: Offer as another name only what at least as many of the group's titles call the items as
     #: they call them by the current name (:func:`keyphrases.title_kind_share`): a rename may fix a
     #: name the titles do not use ("Gauge Brads" -> "Brad Nail"), never narrow a group to one of
-    #: its kinds or trade a kind for a word ("Paper" -> "Notes", "Steel Hemostat" -> "Straight",
-    #: which the embedding judge read a few items better by; ``bench/tune_renames.py``, setting
-    #: ``keepkind``).
+    #: its kinds or trade a kind for a rarer word ("Paper" -> "Notes", "Wrist Rest" -> "Rocker" on
+    #: Office, which the embedding judge read a few items better by; ``bench/tune_renames.py``,
+    #: setting ``keepkind``). A word titles end their first segment in still counts as a kind
+    #: ("Hemostat, Straight").
     RENAME_KEEPS_KIND = True
 
     def __init__(self, encode: EncodeFn, separating_levels: int = 2, separating_sweeps: int = 1) -> None:
