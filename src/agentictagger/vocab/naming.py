@@ -93,7 +93,7 @@ class KeyphraseNamer:
     #: its kinds or trade a kind for a rarer word ("Paper" -> "Notes", "Wrist Rest" -> "Rocker" on
     #: Office, which the embedding judge read a few items better by; ``bench/tune_renames.py``,
     #: setting ``keepkind``). A word titles end their first segment in still counts as a kind
-    #: ("Hemostat, Straight").
+    #: ("Stainless Steel Hemostat Straight, 6 Length" says "straight").
     RENAME_KEEPS_KIND = True
 
     def __init__(self, encode: EncodeFn, separating_levels: int = 2, separating_sweeps: int = 1) -> None:
