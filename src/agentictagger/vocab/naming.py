@@ -154,7 +154,7 @@ class KeyphraseNamer:
     ) -> list[list[GroupLabel]]:
         """Each group's distinctive phrases as names, each with a definition from the others."""
         from agentictagger.vocab.keyphrases import (
-            _title, complete_compound, debrand, definition_sentence, name_groups, title_kind_share)
+            _title, complete_compound, debrand, definition_sentence, name_groups, title_kind_heads, title_kind_share)
 
         named = name_groups(
             [g.texts for g in groups],
@@ -187,8 +187,9 @@ class KeyphraseNamer:
                     others = [q for q in n.phrases if q != p][:5]
                     opts.append(GroupLabel(name, definition_sentence(name, context, others), "keyphrase"))
             if self.RENAME_KEEPS_KIND:
-                floor = title_kind_share(now, texts)
-                opts = [o for o in opts if title_kind_share(o.name, texts) >= floor]
+                heads = title_kind_heads(texts)
+                floor = title_kind_share(now, texts, heads)
+                opts = [o for o in opts if title_kind_share(o.name, texts, heads) >= floor]
             out.append(opts)
         return out
 
