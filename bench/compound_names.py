@@ -22,14 +22,17 @@ default). ``oldpraise``: names may use the praise words added to ``name_rules.PR
 ``lexicon_heads.json`` ("Popular", "Economy", "Durable"; ``ADDED_PRAISE``). ``gain001`` / ``gain005`` /
 ``gain01``: a refinement step is applied only when it covers at least 0.1 % / 0.5 % / 1 % of its
 job's items more than the step it refines (``build.min_refinement_gain``; default 0: as many is
-enough). The settings are a class
+enough). ``keepbound``: a name whose first word its job's texts write as half of a fixed phrase
+("Duty Pencil Sharpener" from "heavy duty", "Caller Cordless Phone" from "caller ID") stays as it is
+instead of getting the other half (``keyphrases.MEND_BOUND_OPENERS``, on by default). The settings are a class
 attribute and module constants, set here in-process per build, and build options.
 
 This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific (items whose
 crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and Office are never read)
 with the offline profile once per setting and seed, and scores, per level: the names that stop
 inside a compound their group's texts write (``name_rules.cut_short`` on the descriptor's items),
-the names its texts mostly write after one plain noun (``keyphrases.with_modifier``),
+the names its texts mostly write after one plain noun (``keyphrases.with_modifier``), the names
+whose first word its texts write as half of a fixed phrase (``name_rules.bound_opener``),
 names-alone agreement by the embedding judge (items matched to their level's sibling descriptors
 by name + definition only, against the groups they were assigned to; the build's own judge), how
 near each name comes to the Amazon category name most of its items carry (level 1 against Amazon
@@ -61,7 +64,7 @@ from tune_renames import built, names_that_differ, naming_parser, scoring_inputs
 
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 from agentictagger.vocab import keyphrases, name_rules  # noqa: E402
-from agentictagger.vocab.name_rules import cut_short  # noqa: E402
+from agentictagger.vocab.name_rules import bound_opener, cut_short  # noqa: E402
 from agentictagger.vocab.naming import KeyphraseNamer  # noqa: E402
 from agentictagger.vocab.quality import category_name_agreement, name_identifiability, name_quality  # noqa: E402
 
@@ -78,6 +81,7 @@ KNOBS = (
     (keyphrases, "QUALIFY_SHARE", "qualify_share"),
     (keyphrases, "QUALIFY_LEXICON_HEAD", "qualify_lexicon_head"),
     (name_rules, "PRAISE_WORDS", "praise_words"),
+    (keyphrases, "MEND_BOUND_OPENERS", "mend_bound_openers"),
 )
 #: Praise words added to ``name_rules.PRAISE_WORDS`` with ``lexicon_heads.json``.
 ADDED_PRAISE = frozenset("economy popular durable sturdy versatile convenient handy easy simple".split())
@@ -105,6 +109,9 @@ SETTINGS = {
     "gain01": {**_BASE, "sets": ["build.min_refinement_gain=0.01"]},
     # Names may use the praise words added to name_rules.PRAISE_WORDS with lexicon_heads.json.
     "oldpraise": {**_BASE, "praise_words": sorted(name_rules.PRAISE_WORDS - ADDED_PRAISE)},
+    # A name opening with half of a fixed phrase ("Duty Pencil Sharpener", from "heavy duty") stays
+    # as it is (the default before bound_names.json).
+    "keepbound": {**_BASE, "mend_bound_openers": False},
 }
 
 
@@ -117,17 +124,22 @@ def apply(setting: dict) -> None:
     name_rules.is_kind_name.cache_clear()
 
 
-def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]]) -> dict[str, dict]:
-    """Per level: descriptors, those whose name stops inside a compound their items write, and
-    those whose name their items mostly write after the same plain noun ("Maker" for label makers)."""
+def stopping_short(vocab: Vocabulary, texts_of: dict[str, list[str]], all_texts: list[str]) -> dict[str, dict]:
+    """Per level: descriptors, those whose name stops inside a compound their items write, those
+    whose name their items mostly write after the same plain noun ("Maker" for label makers), and
+    those whose first word their job's texts write as half of a fixed phrase ("Duty ...")."""
     out: dict[str, dict] = {}
     for lv in LEVELS:
         rows = [(d.name, cut_short(d.name, texts_of.get(d.id, []))) for d in vocab.level(lv)]
         short = [{"name": n, "texts_say": c} for n, c in rows if c]
         tails = [(d.name, keyphrases.with_modifier(d.name, texts_of.get(d.id, []), lv == 1)) for d in vocab.level(lv)]
         after = [{"name": n, "texts_say": c} for n, c in tails if c]
+        # Read in the texts of the job that named it, as the namer does (all items at level 1).
+        bound = [{"name": d.name, "texts_say": b} for d in vocab.level(lv)
+                 if (b := bound_opener(d.name, texts_of.get(d.parent, []) if lv > 1 else all_texts))]
         out[str(lv)] = {"descriptors": len(rows), "stop_short": len(short), "examples": short,
-                        "after_one_noun": len(after), "after_one_noun_examples": after}
+                        "after_one_noun": len(after), "after_one_noun_examples": after,
+                        "bound_opener": len(bound), "bound_opener_examples": bound}
     return out
 
 
@@ -158,7 +170,7 @@ def main() -> int:
                     "seed": seed,
                     "run_dir": str(run_dir.relative_to(REPO)),
                     "build_and_assign_seconds": build_s,
-                    "names_stopping_inside_a_compound": stopping_short(vocab, texts_of),
+                    "names_stopping_inside_a_compound": stopping_short(vocab, texts_of, dev.texts),
                     "paired_names": {str(lv): sorted(d.name for d in vocab.level(lv) if " & " in d.name) for lv in LEVELS},
                     "names_alone_embedding_judge": judge,
                     "names_vs_amazon_category_names": category_name_agreement(vocab, item_paths, gold, embedder.encode),
@@ -169,6 +181,7 @@ def main() -> int:
                 cat = entry["names_vs_amazon_category_names"]
                 print(f"seed {seed} {setting:9s} stop short " + " ".join(f"L{lv} {short[str(lv)]['stop_short']}/{short[str(lv)]['descriptors']}" for lv in LEVELS)
                       + " | after one noun " + " ".join(f"L{lv} {short[str(lv)]['after_one_noun']}" for lv in LEVELS)
+                      + " | bound opener " + " ".join(f"L{lv} {short[str(lv)]['bound_opener']}" for lv in LEVELS)
                       + " | paired " + " ".join(f"L{lv} {len(entry['paired_names'][str(lv)])}" for lv in LEVELS)
                       + " | names alone " + " ".join(f"L{lv} {judge[str(lv)]['accuracy']:.3f}" for lv in LEVELS)
                       + f" | category hit L1 {cat['1']['hit']:.3f} L2 {cat['2']['hit']:.3f}", flush=True)
@@ -180,6 +193,7 @@ def main() -> int:
         s: {
             **{f"stop_short_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["stop_short"] for r in rs] for lv in LEVELS},
             **{f"after_one_noun_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["after_one_noun"] for r in rs] for lv in LEVELS},
+            **{f"bound_opener_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["bound_opener"] for r in rs] for lv in LEVELS},
             **{f"descriptors_L{lv}": [r["names_stopping_inside_a_compound"][str(lv)]["descriptors"] for r in rs] for lv in LEVELS},
             **{f"paired_names_L{lv}": [len(r["paired_names"][str(lv)]) for r in rs] for lv in LEVELS},
             **{f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS},
@@ -204,14 +218,15 @@ def main() -> int:
     write_result(out_path, result)
     cols = [f"names_alone_L{lv}" for lv in LEVELS] + [f"category_hit_L{lv}" for lv in CATEGORY_LEVELS]
     print("\n| setting | names stopping inside a compound, L1 / L2 / L3 (per seed) | names written after one noun, L1 / L2 / L3 | "
-          "paired names (A & B), L1 / L2 / L3 | "
+          "paired names (A & B), L1 / L2 / L3 | names opening with half of a fixed phrase, L1 / L2 / L3 | "
           + " | ".join(c.replace("_", " ") for c in cols) + " |")
-    print("|---|---|---|---|" + "---|" * len(cols))
+    print("|---|---|---|---|---|" + "---|" * len(cols))
     for s, sm in summary.items():
         short = " / ".join(str(sm[f"stop_short_L{lv}"]) for lv in LEVELS)
         after = " / ".join(str(sm[f"after_one_noun_L{lv}"]) for lv in LEVELS)
         paired = " / ".join(str(sm[f"paired_names_L{lv}"]) for lv in LEVELS)
-        print(f"| {s} | {short} | {after} | {paired} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
+        bound = " / ".join(str(sm[f"bound_opener_L{lv}"]) for lv in LEVELS)
+        print(f"| {s} | {short} | {after} | {paired} | {bound} | " + " | ".join(f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
     return 0
 
 

@@ -405,6 +405,10 @@ COMPLETION_MIN_TEXTS, COMPLETION_MIN_SHARE, COMPLETION_OF_NAME, COMPLETION_MIN_E
 #: Words a completion never adds: they say nothing about what the item is ("Metal Working
 #: Product Companies").
 GENERIC_WORDS = frozenset("product products item items brand brands".split())
+#: A name whose first word the job's texts write as half of a fixed phrase gets the other half
+#: ("Duty Pencil Sharpener" -> "Heavy Duty Pencil Sharpener", "Emitting Diodes" -> "Light Emitting
+#: Diodes"; :func:`mend_bound_opener`; ``bench/compound_names.py``, setting ``keepbound``).
+MEND_BOUND_OPENERS = True
 #: Also add the noun the texts write before a name (:func:`complete_compound`;
 #: ``bench/compound_names.py``).
 COMPLETE_MODIFIERS = True
@@ -447,6 +451,32 @@ def _continued(name: str, texts: Sequence[str], top_level: bool) -> str:
         if ends >= COMPLETION_MIN_ENDS:
             return longer if is_kind_name(longer, top_level) else ""
     return ""
+
+
+def mend_bound_opener(name: str, texts: Sequence[str], top_level: bool, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """``name`` whole again when its first word is half of a fixed phrase in the job's ``texts``
+    (:func:`name_rules.bound_opener`): the other half put beside it ("Duty Pencil Sharpener" ->
+    "Heavy Duty Pencil Sharpener", "Caller Cordless Phone" -> "Caller Id Cordless Phone"), or, when
+    that is too long or no kind name, the half word left out ("Duty Pencil Sharpener" -> "Pencil
+    Sharpener"). A half the English lexicon does not know is a maker's name, not a fixed phrase: the
+    name stays ("Copy Paper" in "Hammermill copy paper"). A result whose key is in ``taken`` (siblings,
+    ancestors) is not used; the name stays as it is when neither works."""
+    from agentictagger.vocab.name_rules import bound_opener, in_lexicon, is_kind_name, name_key, words
+
+    fixed = bound_opener(name, texts).split()
+    if not fixed:
+        return name
+    ws = name.split()
+    first = fixed[1] == ws[0].lower()
+    other = fixed[0] if first else fixed[1]
+    if not in_lexicon(other):
+        return name
+    longer = [_title(other), *ws] if first else [ws[0], _title(other), *ws[1:]]
+    for option in (" ".join(longer), " ".join(ws[1:])):
+        if (option and len(words(option)) <= COMPLETION_MAX_WORDS and is_kind_name(option, top_level)
+                and name_key(option) not in taken):
+            return option
+    return name
 
 
 def with_modifier(name: str, texts: Sequence[str], top_level: bool) -> str:
@@ -609,8 +639,8 @@ def name_groups(
         kind_c = np.array([kinds.get(p, 0) / (hi - lo) for p in phrases])
         score = rel + 0.5 * df_g[cand] + kind_c + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
-        picked = [phrases[i] for i in chosen]
         texts_g = all_texts[lo:hi] if brand_strings else groups[gi]
+        picked = [phrases[i] for i in chosen]
         name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases)
         if name_key(name) in used_names:
             # Every candidate is a sibling's name: qualify it by the word that most sets this group
@@ -630,6 +660,8 @@ def name_groups(
             qualified = _qualified(name, kinds, hi - lo, not parent_path, exclude_terms, brand_strings)
             if qualified and name_key(qualified) not in used_names and name_key(qualified) not in parent_keys:
                 name = qualified
+        if MEND_BOUND_OPENERS:
+            name = mend_bound_opener(name, all_texts, not parent_path, used_names | parent_keys)
         used_names.add(name_key(name))
         examples = [p for p in picked if p.lower() != name.lower()][:5] or picked[:1]
         definition = definition_sentence(name, context, examples)

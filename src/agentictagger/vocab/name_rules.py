@@ -472,6 +472,57 @@ def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
 
 _NUMBER = re.compile(r"^\d+(?:[./,-]\d+)*$")
 
+#: A name's first word is half of a fixed phrase when the texts write the same other word next to
+#: it in at least this share of the places they write it (and in at least ``BOUND_MIN`` places).
+BOUND_SHARE = 0.8
+BOUND_MIN = 3
+
+
+def bound_opener(name: str, texts: Sequence[str]) -> str:
+    """The fixed phrase that ``name``'s first word is cut from in ``texts``, or "". Given a job's
+    texts (all its groups'), not one group's: a group of electric pencil sharpeners writes
+    "electric" before every "pencil", the catalog writes "heavy" before nearly every "duty".
+
+    Key phrases are one or two words found anywhere in a title, so a name can open with the second
+    half of a phrase ("Duty Pencil Sharpener" where every title says "heavy duty"; "Com Photo
+    Printer" from "Amazon.com") or with the first half of one the name then leaves ("Caller
+    Cordless Phone" where the titles say "caller ID"). Returns that phrase as the texts write it
+    ("heavy duty", "caller id"); a number or a function word beside the word does not bind it
+    ("3D Printer", "Set of Pens"), nor a word the name itself says next ("Cordless Phone")."""
+    ws = [w.lower() for w in _WORD.findall(name)]
+    if not ws:
+        return ""
+    first, seen = ws[0], 0
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    for t in texts:
+        toks = text_tokens(t)
+        if first not in toks:
+            continue
+        for i, tok in enumerate(toks):
+            if tok != first:
+                continue
+            seen += 1
+            if i:
+                before[toks[i - 1]] += 1
+            if i + 1 < len(toks):
+                after[toks[i + 1]] += 1
+    least = max(BOUND_MIN, BOUND_SHARE * seen)
+
+    def binds(word: str, count: int, said: str) -> bool:
+        return count >= least and word.replace("-", "").isalpha() and word not in FUNCTION_WORDS and word != said
+
+    if before:
+        word, count = before.most_common(1)[0]
+        if binds(word, count, ""):
+            return f"{word} {first}"
+    if after and len(ws) > 1:
+        word, count = after.most_common(1)[0]
+        if binds(word, count, ws[1]):
+            return f"{first} {word}"
+    return ""
+
+
 
 def words_before(phrase: str, texts: Sequence[str]) -> tuple[Counter[str], int]:
     """The word the ``texts`` write right before ``phrase`` (word for word): per word, the texts

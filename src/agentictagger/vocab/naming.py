@@ -153,8 +153,10 @@ class KeyphraseNamer:
         self, groups: Sequence[NamingGroup], ctx: NamingContext, current: Sequence[str], feedback: Sequence[str]
     ) -> list[list[GroupLabel]]:
         """Each group's distinctive phrases as names, each with a definition from the others."""
+        from agentictagger.vocab import keyphrases
         from agentictagger.vocab.keyphrases import (
-            _title, complete_compound, debrand, definition_sentence, name_groups, title_kind_heads, title_kind_share)
+            _title, complete_compound, debrand, definition_sentence, mend_bound_opener, name_groups, title_kind_heads,
+            title_kind_share)
 
         named = name_groups(
             [g.texts for g in groups],
@@ -169,14 +171,17 @@ class KeyphraseNamer:
             complete=self.COMPLETE_COMPOUNDS,
         )
         context = ctx.parent_path[-1] if ctx.parent_path else ""
+        group_texts = [[debrand(t, ctx.brand_strings) for t in g.texts] if ctx.brand_strings else list(g.texts) for g in groups]
+        job_texts = [t for ts in group_texts for t in ts]
         out = []
-        for g, n, now in zip(groups, named, current):
+        for g, n, now, texts in zip(groups, named, current, group_texts):
             opts = [GroupLabel(n.name, n.definition, "keyphrase")]
-            texts = [debrand(t, ctx.brand_strings) for t in g.texts] if ctx.brand_strings else g.texts
             for p, kind in zip(n.phrases, n.kind_shares):
                 name = _title(p)
                 if self.COMPLETE_COMPOUNDS:  # as the names the namer gives ("Maker" -> "Label Maker")
                     name = complete_compound(name, texts, top_level=not ctx.parent_path) or name
+                if keyphrases.MEND_BOUND_OPENERS:  # and made whole ("Duty Beaker" -> "Heavy Duty Beaker")
+                    name = mend_bound_opener(name, job_texts, not ctx.parent_path)
                 if any(name_key(o.name) == name_key(name) for o in opts):
                     continue
                 # Only a phrase the titles use for what the items are may replace a name: offered
