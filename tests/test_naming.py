@@ -1538,6 +1538,8 @@ def test_a_name_opening_with_half_of_a_fixed_phrase_is_found_and_not_picked(monk
     # does a modifier that most of the texts writing the word write before it, but not nearly all.
     assert bound_opener("Cordless Phone", texts) == "" and bound_opener("Pencil Sharpener", texts) == ""
     assert bound_opener("Printer Filament", [f"3D printer filament {c}, 1.75 mm" for c in ("red", "blue", "white", "black")]) == ""
+    calendars = [f"Family planner {y}. Being a Mom is a full-time job; every Mom is busy." for y in range(2010, 2016)]
+    assert bound_opener("Mom Calendar", calendars) == ""
     # Too few places to call it fixed.
     assert bound_opener("Duty Pencil", sharpeners[:2]) == ""
 

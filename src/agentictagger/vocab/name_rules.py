@@ -487,8 +487,11 @@ def bound_opener(name: str, texts: Sequence[str]) -> str:
     half of a phrase ("Duty Pencil Sharpener" where every title says "heavy duty"; "Com Photo
     Printer" from "Amazon.com") or with the first half of one the name then leaves ("Caller
     Cordless Phone" where the titles say "caller ID"). Returns that phrase as the texts write it
-    ("heavy duty", "caller id"); a number or a function word beside the word does not bind it
-    ("3D Printer", "Set of Pens"), nor a word the name itself says next ("Cordless Phone")."""
+    ("heavy duty", "caller id"); a number or a function or stop word beside the word does not bind
+    it ("3D Printer", "Set of Pens", "Mom is ..."), nor a word the name itself says next ("Cordless
+    Phone")."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
     ws = [w.lower() for w in _WORD.findall(name)]
     if not ws:
         return ""
@@ -510,7 +513,8 @@ def bound_opener(name: str, texts: Sequence[str]) -> str:
     least = max(BOUND_MIN, BOUND_SHARE * seen)
 
     def binds(word: str, count: int, said: str) -> bool:
-        return count >= least and word.replace("-", "").isalpha() and word not in FUNCTION_WORDS and word != said
+        return (count >= least and word.replace("-", "").isalpha() and word not in FUNCTION_WORDS
+                and word not in ENGLISH_STOP_WORDS and word != said)
 
     if before:
         word, count = before.most_common(1)[0]
