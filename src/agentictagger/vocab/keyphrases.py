@@ -639,8 +639,8 @@ def name_groups(
         kind_c = np.array([kinds.get(p, 0) / (hi - lo) for p in phrases])
         score = rel + 0.5 * df_g[cand] + kind_c + 0.1 * np.clip(np.log((df_g[cand] + 1e-9) / (df_all[cand] + 1e-9)), 0, 3)
         chosen = _mmr(pe, score, n_phrases)
-        texts_g = all_texts[lo:hi] if brand_strings else groups[gi]
         picked = [phrases[i] for i in chosen]
+        texts_g = all_texts[lo:hi] if brand_strings else groups[gi]
         name = _make_name(picked, [df_g[cand[i]] for i in chosen], used_names, phrases)
         if name_key(name) in used_names:
             # Every candidate is a sibling's name: qualify it by the word that most sets this group

@@ -450,7 +450,8 @@ def _occurrences(phrase: str, texts: Sequence[str]) -> Iterable[tuple[tuple[str,
         return
     for t in texts:
         toks = text_tokens(t)
-        yield toks, [i for i in range(len(toks) - len(seq) + 1) if toks[i : i + len(seq)] == seq]
+        # Most texts lack the phrase's first word: one membership test skips them.
+        yield toks, ([i for i in range(len(toks) - len(seq) + 1) if toks[i : i + len(seq)] == seq] if seq[0] in toks else [])
 
 
 def written(phrase: str, texts: Sequence[str]) -> tuple[int, float]:
@@ -498,18 +499,10 @@ def bound_opener(name: str, texts: Sequence[str]) -> str:
     first, seen = ws[0], 0
     before: Counter[str] = Counter()
     after: Counter[str] = Counter()
-    for t in texts:
-        toks = text_tokens(t)
-        if first not in toks:
-            continue
-        for i, tok in enumerate(toks):
-            if tok != first:
-                continue
-            seen += 1
-            if i:
-                before[toks[i - 1]] += 1
-            if i + 1 < len(toks):
-                after[toks[i + 1]] += 1
+    for toks, starts in _occurrences(first, texts):
+        seen += len(starts)
+        before.update(toks[i - 1] for i in starts if i)
+        after.update(toks[i + 1] for i in starts if i + 1 < len(toks))
     least = max(BOUND_MIN, BOUND_SHARE * seen)
 
     def binds(word: str, count: int, said: str) -> bool:
@@ -525,7 +518,6 @@ def bound_opener(name: str, texts: Sequence[str]) -> str:
         if binds(word, count, ws[1]):
             return f"{first} {word}"
     return ""
-
 
 
 def words_before(phrase: str, texts: Sequence[str]) -> tuple[Counter[str], int]:
