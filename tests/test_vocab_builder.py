@@ -179,6 +179,31 @@ def test_recursion_threshold_and_depth_cap(tmp_path):
     assert res.vocabulary.depth == 1
 
 
+class OneBelowRootArchitect(ScriptedArchitect):
+    """Three descriptors at the root, one in every other job (a job that does not split)."""
+
+    def propose(self, job, representatives, target):
+        out = super().propose(job, representatives, target)
+        return out if job.job_id == ROOT_ID else out[:1]
+
+
+def test_a_job_that_does_not_split_adds_no_level(tmp_path):
+    # Each level-1 descriptor (100 items) becomes a sub-job that proposes one descriptor: that
+    # descriptor would be its parent again, so the parents stay leaves and nothing runs below.
+    arch, ann = OneBelowRootArchitect(n=3), ScriptedAnnotator([0.0])
+    res = _builder(tmp_path, _cfg(max_depth=4), arch, ann).run()
+    assert sorted(j.job_id for j in res.jobs) == ["d1", "d2", "d3", ROOT_ID]
+    assert [j.final for j in res.jobs if j.job_id != ROOT_ID] == [[], [], []]
+    assert res.vocabulary.depth == 1 and len(res.vocabulary.level(1)) == 3
+    # The saved state reads back the same (a resumed build makes the same vocabulary).
+    res2 = _builder(tmp_path, _cfg(max_depth=4), OneBelowRootArchitect(n=3), ScriptedAnnotator([0.0])).run()
+    assert res2.vocabulary.depth == 1 and len(res2.vocabulary.level(1)) == 3
+    # A root with one descriptor keeps it (the catalog's only kind), and does not split it again.
+    arch, ann = ScriptedArchitect(n=1), ScriptedAnnotator([0.0])
+    res = _builder(tmp_path / "one", _cfg(max_depth=3), arch, ann).run()
+    assert [j.job_id for j in res.jobs] == [ROOT_ID] and len(res.vocabulary.level(1)) == 1
+
+
 def test_branching_all_vs_one(tmp_path):
     arch, ann = ScriptedArchitect(n=3), ScriptedAnnotator([0.0], multi=True)
     res_all = _builder(tmp_path / "all", _cfg(max_depth=2, branching="all"), arch, ann).run()

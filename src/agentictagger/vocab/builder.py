@@ -269,8 +269,8 @@ class VocabularyBuilder:
         if job.level >= self.cfg.max_depth:
             return out
         for k, d in enumerate(job.final):
-            # A descriptor holding every item of a job that did not split is not split again: its
-            # sub-job would see the same items and repeat it one level down.
+            # A root that did not split is not split again: its sub-job would see the same items and
+            # repeat it one level down (other jobs that do not split end with no descriptor).
             same = len(job.final) == 1 and len(d["members"]) == len(job.items)
             if len(d["members"]) > self.cfg.sub_job_threshold(len(self.texts)) and not same:
                 did = descriptor_id(job.job_id, k)
@@ -525,6 +525,12 @@ class VocabularyBuilder:
             for k in chosen:
                 members[k].append(job.items[local])
         order = sorted(range(len(members)), key=lambda k: (-len(members[k]), k))
+        if job.job_id != ROOT_ID and sum(1 for k in order if members[k]) < 2:
+            # A job that ends with one descriptor did not split its items: that descriptor is its
+            # parent again (give or take the items it missed), a level that tells a reader nothing
+            # and whose own sub-job saw the same items ("Pla Filament > Printer > Printing
+            # Filament", one item fewer each level). The parent stays a leaf.
+            order = []
         job.final = [
             {
                 "name": last.descriptors[k][0],
