@@ -529,7 +529,7 @@ class VocabularyBuilder:
             # A job that ends with one descriptor did not split its items: that descriptor is its
             # parent again (give or take the items it missed), a level that tells a reader nothing
             # and whose own sub-job saw the same items ("Pla Filament > Printer > Printing
-            # Filament", one item fewer each level). The parent stays a leaf.
+            # Filament", a few items fewer each level). The parent stays a leaf.
             order = []
         job.final = [
             {
