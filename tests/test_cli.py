@@ -48,7 +48,7 @@ def test_demo_with_local_llm_names(tmp_path, monkeypatch):
     working folder is a new one): Qwen2.5-Coder-1.5B (assembled by `make local-llm`) names levels
     1-3, most groups of every one of them; deeper levels get key phrases."""
     from agentictagger.llm.models import ModelNotInstalledError, resolve_model
-    from agentictagger.vocab.name_rules import name_problems
+    from agentictagger.vocab.name_rules import name_problems, problem_rule
 
     try:
         resolve_model("qwen2.5-coder-1.5b-instruct")
@@ -76,6 +76,9 @@ def test_demo_with_local_llm_names(tmp_path, monkeypatch):
             if d.named_by == "llm":
                 parents = [p.name for p in vocab.path_to(d.id)[:-1]]
                 assert name_problems(d.name, parent_path=parents) == [] and d.definition.endswith("."), (d.name, d.definition)
+            # A fallback says which rules the LLM's name broke, each one a known rule.
+            rules = {problem_rule(p) for p in d.naming_problems}
+            assert bool(rules) == (d.named_by == "keyphrase-fallback") and "other" not in rules, (d.name, d.naming_problems)
     assert all(d.named_by in ("keyphrase", "keyphrase-fallback") for d in vocab if d.level > 3)
 
 

@@ -124,6 +124,12 @@ def test_rename_changes_names_only():
     unchanged_except(t, out.table, set())
     assert out.table["a1"].path_names == ("Fresh Fruit", "Apples") and out.table["c1"].path_names == ("Furniture",)
     assert v["d1"].name == "Fruit"  # the input is not changed
+    # The name is now the user's; a new definition alone keeps who wrote the name.
+    assert out.vocabulary["d1"].named_by == "user" and out.vocabulary["d1"].naming_problems == []
+    v2 = small_vocab()
+    v2["d2"].named_by = "llm"
+    again = edits.rename(v2, small_table(v2), "d2", v2["d2"].name, definition="Another definition")
+    assert again.vocabulary["d2"].named_by == "llm"
 
 
 def test_move_keeps_items_and_resolvers_with_a_new_prefix():

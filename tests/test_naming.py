@@ -17,7 +17,7 @@ from agentictagger.llm.types import ChatResponse, LLMError, TransientLLMError
 from agentictagger.vocab.agents import DescriptorDraft, EmbeddingAnnotator, EmbeddingArchitect, JobView
 from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters, order_by_size, ward_merge
 from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands
-from agentictagger.vocab.name_rules import head_word, is_noun_phrase, name_key, name_problems
+from agentictagger.vocab.name_rules import head_word, is_noun_phrase, name_key, name_problems, problem_rule
 from agentictagger.vocab.naming import KeyphraseNamer, LevelNamer, LLMNamer, NamingContext, NamingGroup
 from agentictagger.vocab.quality import name_quality, partition_scores
 from agentictagger.structures.vocabulary import Descriptor, Vocabulary
@@ -380,7 +380,11 @@ def test_llm_namer_names_siblings_in_one_call_reasks_and_records_fallback():
     labels = LLMNamer(client, fallback, max_reasks=2).name(groups, NamingContext())
     assert labels[0].name == "Nitrile Gloves" and labels[0].named_by == "llm"
     assert labels[0].definition.endswith(".")
-    assert labels[1].named_by == "keyphrase-fallback" and "sentence" in labels[1].note
+    assert labels[1].named_by == "keyphrase-fallback"
+    # The reasons the last answer was turned down stay with the label, each with its rule.
+    assert any("sentence" in p for p in labels[1].problems)
+    assert {problem_rule(p) for p in labels[1].problems} == {
+        "definition not a sentence", "colour, size or marketing word", "not a noun phrase", "fits a sibling's items better"}
     # One call named both groups side by side; the re-asks show the reasons and the taken name.
     assert "Group 1:" in client.prompts[0] and "Group 2:" in client.prompts[0]
     assert "rejected" in client.prompts[1] and "colour" in client.prompts[1] and "'Nitrile Gloves' accepted" in client.prompts[1]
@@ -1566,3 +1570,24 @@ def test_a_name_opening_with_half_of_a_fixed_phrase_is_found_and_not_picked(monk
         got = [n.name for n in name_groups([sharpeners, electric, phones], _Encoder())]
         assert all(n.startswith("Whole ") == mend for n in got), got
     assert seen == [len(texts)] * 3
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, rule",
+    [
+        ("", {}, "no answer"),
+        ("Very Long Name Of Many Small Things", {}, "too many words"),
+        ("Quickly", {}, "not a noun phrase"),
+        ("Red", {}, "colour, size or marketing word"),
+        ("Gloves: Nitrile", {}, "punctuation"),
+        ("Tape (Blue", {}, "cut off"),
+        ("Gloves & Tapes & Files", {}, "joined phrases"),
+        ("Glove Gloves", {}, "repeated word"),
+        ("Gloves", {"parent_path": ["Gloves"]}, "repeats its parent"),
+        ("Gloves", {"siblings": ["Glove"]}, "repeats a sibling"),
+        ("Acme", {"brand_strings": {"acme"}}, "brand or product line"),
+    ],
+)
+def test_every_reason_a_name_is_turned_down_has_its_rule(name, kwargs, rule):
+    rules = [problem_rule(p) for p in name_problems(name, **kwargs)]
+    assert rule in rules and "other" not in rules, rules

@@ -12,7 +12,7 @@ from agentictagger.vocab.agents import DescriptorDraft, ItemAnnotation, Refineme
 from agentictagger.run.build import build_set
 from agentictagger.vocab.builder import BuildError, VocabularyBuilder
 from agentictagger.vocab.summary import load_jobs, refinement_effect
-from agentictagger.structures.vocabulary import ROOT_ID
+from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary
 
 
 class ScriptedArchitect:
@@ -280,6 +280,32 @@ def test_job_state_json_round_trip_keeps_everything():
     job.steps.append(StepRecord(0, [["Gloves", "Items that are gloves."]], 0.9, 3, 1, 0, "proposed", architect="offline"))
     job.prototypes = [[[0.25, -0.5]]]
     job.named_by, job.exemplars, job.fits = ["keyphrase"], [[3]], [True, None, False]
+    job.naming_problems = [["'Pink' names a colour, size or marketing word, not a kind of item"]]
     data = json.loads(json.dumps(job.to_json()))
     assert data == json.loads(json.dumps(asdict(job)))  # the same file as before
     assert JobState.from_json(data) == job
+
+
+class FallbackNamedArchitect(ScriptedArchitect):
+    """Names its second descriptor by key phrases after an LLM's name was turned down."""
+
+    def propose(self, job, representatives, target):
+        drafts = super().propose(job, representatives, target)
+        drafts[1].named_by = "keyphrase-fallback"
+        drafts[1].naming_problems = ["'Deluxe' praises the item or names a benefit, not a kind of item; say what the items are"]
+        return drafts
+
+
+def test_why_an_llm_name_fell_back_reaches_the_vocabulary_file(tmp_path):
+    from agentictagger.vocab.quality import name_quality
+
+    res = _builder(tmp_path, _cfg(), FallbackNamedArchitect(), ScriptedAnnotator([0.0])).run()
+    res.vocabulary.save(tmp_path / "vocabulary.json")
+    vocab = Vocabulary.load(tmp_path / "vocabulary.json")
+    d = vocab.level(1)[1]
+    assert d.named_by == "keyphrase-fallback" and "praises" in d.naming_problems[0]
+    assert all(not x.naming_problems for x in vocab if x.id != d.id)
+    assert name_quality(vocab, levels=(1,))["1"]["fallbacks_by_rule"] == {"praise or benefit": 1}
+    # A resumed build reads the reasons back from the job's saved state.
+    res2 = _builder(tmp_path, _cfg(), FallbackNamedArchitect(), ScriptedAnnotator([0.0])).run()
+    assert res2.vocabulary.level(1)[1].naming_problems == d.naming_problems

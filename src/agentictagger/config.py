@@ -205,8 +205,9 @@ class EmbeddingConfig(_Section):
         ge=1,
         le=512,
         description="torch CPU threads for encoding. None: OMP_NUM_THREADS where it is set, else every core this "
-        "process may use (encoding is serialised within a process, so a build's parallel jobs never encode at "
-        "once; on 2 cores, 2 threads embed about 1.8x faster than 1).",
+        "process may use. Requests larger than one batch run alone with this many threads; smaller ones (a "
+        "group's phrases, a definition's trial texts) run side by side, one thread each, so a build's parallel "
+        "jobs do not wait for each other (on 2 cores, 2 threads embed about 1.8x faster than 1).",
     )
     cache: bool = Field(True, description="Cache embeddings on disk by text hash (under the cache dir).")
 

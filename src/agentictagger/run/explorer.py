@@ -144,6 +144,7 @@ def explorer_data(
                 "exemplars": exemplars,
                 "members": members[d.id],
                 "named_by": d.named_by,
+                "naming_problems": list(d.naming_problems),
             }
         )
     items = []
@@ -530,6 +531,9 @@ __PLOTLYJS__
       if (b) badges.appendChild(el("span", {"class": "badge"}, b[0] + ": " + b[1]));
     });
     info.appendChild(badges);
+    if (d.naming_problems && d.naming_problems.length) {
+      info.appendChild(el("div", {"class": "muted"}, "The LLM's name was not used: " + d.naming_problems.join("; ")));
+    }
     if (d.exemplars.length) {
       info.appendChild(el("div", {"class": "muted"}, "Representative items (" + d.exemplars_from + "):"));
       var ul = el("ul", {"class": "exemplars"});

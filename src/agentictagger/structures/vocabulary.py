@@ -33,8 +33,12 @@ class Descriptor:
     parent: str  # ROOT_ID for level 1
     item_count: int = 0
     children: list[str] = field(default_factory=list)
-    named_by: str = ""  # who wrote the name: "llm", "keyphrase", "keyphrase-fallback", "" = unknown
+    named_by: str = ""  # who wrote the name: "llm", "keyphrase", "keyphrase-fallback", "user", "" = unknown
     exemplars: list[str] = field(default_factory=list)  # ids of the most central member items
+    #: With ``named_by`` "keyphrase-fallback": why the LLM's name was not used, one entry per name
+    #: rule its last answer broke (e.g. "'Arts' is part of a brand or product line in these
+    #: titles, not a kind of item").
+    naming_problems: list[str] = field(default_factory=list)
 
 
 #: Descriptor fields kept out of vocabulary.json: vectors live in the prototypes sidecar.

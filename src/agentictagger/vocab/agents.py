@@ -33,6 +33,7 @@ class DescriptorDraft:
     prototype: np.ndarray | None = field(default=None, repr=False, compare=False)
     named_by: str = ""
     exemplars: list[int] = field(default_factory=list, repr=False, compare=False)
+    naming_problems: list[str] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass
@@ -392,7 +393,8 @@ class EmbeddingArchitect:
             base = np.atleast_2d(rows[g] if rows is not None else cent)
             proto = (1 - w) * base + w * np.asarray(nv, dtype=np.float32)[None, :]
             proto = proto / np.maximum(np.linalg.norm(proto, axis=1, keepdims=True), 1e-12)
-            out.append(DescriptorDraft(lb.name, lb.definition, proto.astype(np.float32), lb.named_by, order[: self.n_exemplars]))
+            out.append(DescriptorDraft(lb.name, lb.definition, proto.astype(np.float32), lb.named_by, order[: self.n_exemplars],
+                                       list(lb.problems)))
         return out
 
     # -- the role ---------------------------------------------------------------------------------
@@ -545,7 +547,7 @@ class EmbeddingArchitect:
                     best, best_score, best_vec = o, score, v
             if best is not None:
                 d = out[k]
-                out[k] = DescriptorDraft(best.name, best.definition, d.prototype, best.named_by, d.exemplars)
+                out[k] = DescriptorDraft(best.name, best.definition, d.prototype, best.named_by, d.exemplars, list(best.problems))
                 text[k] = best_vec
                 current = best_score
                 renamed += 1
@@ -583,7 +585,7 @@ def _absorb_same_names(kept: list[DescriptorDraft], new: list[DescriptorDraft]) 
         old = out[i]
         if old.prototype is not None and d.prototype is not None:
             proto = np.concatenate([np.atleast_2d(old.prototype), np.atleast_2d(d.prototype)])
-            out[i] = DescriptorDraft(old.name, old.definition, proto, old.named_by, old.exemplars)
+            out[i] = DescriptorDraft(old.name, old.definition, proto, old.named_by, old.exemplars, old.naming_problems)
         absorbed += 1
     return out, absorbed
 

@@ -100,6 +100,8 @@ class JobState:
     prototypes: list[list[list[float]] | None] = field(default_factory=list)
     named_by: list[str] = field(default_factory=list)
     exemplars: list[list[int]] = field(default_factory=list)
+    # Per descriptor, why an LLM's name was not used (empty unless named_by is keyphrase-fallback).
+    naming_problems: list[list[str]] = field(default_factory=list)
     # Refinement steps not applied because their coverage fell below the step they refined
     # ({step, coverage, previous, descriptors, summary}); the job stopped at the one before.
     rejected: list[dict] = field(default_factory=list)
@@ -117,6 +119,7 @@ class JobState:
                     np.asarray(proto, dtype=np.float32) if proto is not None else None,
                     self.named_by[k] if k < len(self.named_by) else "",
                     [],
+                    list(self.naming_problems[k]) if k < len(self.naming_problems) else [],
                 )
             )
         return out
@@ -482,6 +485,7 @@ class VocabularyBuilder:
             np.round(np.atleast_2d(d.prototype), 5).tolist() if d.prototype is not None else None for d in drafts
         ]
         job.named_by = [d.named_by for d in drafts]
+        job.naming_problems = [list(d.naming_problems) for d in drafts]
         job.exemplars = [[job.items[i] for i in d.exemplars] for d in drafts]
         if len(drafts) >= self.cfg.max_descriptors:
             log.warning(
@@ -539,6 +543,7 @@ class VocabularyBuilder:
                 "prototype": job.prototypes[k] if k < len(job.prototypes) else None,
                 "named_by": job.named_by[k] if k < len(job.named_by) else "",
                 "exemplars": job.exemplars[k] if k < len(job.exemplars) else [],
+                "naming_problems": job.naming_problems[k] if k < len(job.naming_problems) else [],
             }
             for k in order
             if members[k]
@@ -637,6 +642,7 @@ class VocabularyBuilder:
                         len(d["members"]),
                         named_by=d.get("named_by", ""),
                         exemplars=[self.item_ids[i] for i in d.get("exemplars", [])] if self.item_ids else [],
+                        naming_problems=list(d.get("naming_problems", [])),
                     )
                 )
                 if d.get("prototype") is not None:

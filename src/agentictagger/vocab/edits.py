@@ -257,7 +257,11 @@ def rename(vocab: Vocabulary, table: SemanticIds, descriptor: str, name: str, de
     if name == d.name and new_def == d.definition:
         raise EditError(f"nothing to change: {did} is already named {name!r}" + (" with that definition" if definition is not None else ""))
     _check_names(vocab, d.parent, [(did, name)])
-    new_vocab = rebuild(vocab, tree_of(vocab), {did: {"name": name, "definition": new_def}})
+    # The name is now the user's: who wrote the old one, and why an LLM's was not used, no longer apply.
+    fields = {"name": name, "definition": new_def}
+    if name != d.name:
+        fields.update(named_by="user", naming_problems=[])
+    new_vocab = rebuild(vocab, tree_of(vocab), {did: fields})
     out = retable(table, new_vocab, {})
     args = {"descriptor": did, "name": name, **({"definition": new_def} if definition is not None else {})}
     change = {"id": did, "name_before": d.name, "name_after": name}

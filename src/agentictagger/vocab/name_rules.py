@@ -236,6 +236,42 @@ def is_kind_name(phrase: str, top_level: bool = False) -> bool:
     )
 
 
+#: The rule behind each reason a name is turned down (:func:`name_problems`, the LLM namer's own
+#: checks in ``vocab.naming``), by a phrase its message always holds: how a build's key-phrase
+#: fallbacks are counted per rule (:func:`problem_rule`). Keep in step with the messages.
+PROBLEM_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("no answer", ("empty name", "was not valid JSON")),
+    ("too many words", ("words; use at most",)),
+    ("not a noun phrase", ("is not a noun phrase",)),
+    ("opens with a verb", ("opens with the verb",)),
+    ("abbreviation", ("is an abbreviation or initials",)),
+    ("colour, size or marketing word", ("names a colour, size or marketing word",)),
+    ("measured property", ("names a measured property",)),
+    ("praise or benefit", ("praises the item",)),
+    ("material", ("names a material",)),
+    ("cut off", ("is cut off",)),
+    ("punctuation", ("joins phrases with punctuation",)),
+    ("repeated word", ("; name the kind of item once",)),
+    ("joined phrases", ("joins more than two phrases", "joins two unrelated phrases")),
+    ("brand or product line", ("is a brand name", "contains the brand", "looks like a brand", "part of a brand or product line")),
+    ("repeats its parent", ("repeats a parent category", "adds no word to its parent")),
+    ("repeats a sibling", ("repeats a sibling's name", "is also another group's name")),
+    ("definition not a sentence", ("the definition must be a sentence",)),
+    ("stops inside a longer name", ("stops inside a longer name",)),
+    ("rare title words", ("from a few items' titles",)),
+    ("packaging", ("few of these items are sold as a",)),
+    ("fits a sibling's items better", ("better than this group's",)),
+)
+
+
+def problem_rule(message: str) -> str:
+    """The rule (a key of :data:`PROBLEM_RULES`) a name problem's message reports; "other" when none."""
+    for rule, marks in PROBLEM_RULES:
+        if any(m in message for m in marks):
+            return rule
+    return "other"
+
+
 def name_problems(
     name: str,
     *,

@@ -57,7 +57,9 @@ class GroupLabel:
     name: str
     definition: str
     named_by: str  # "keyphrase" | "llm" | "keyphrase-fallback"
-    note: str = ""
+    #: "keyphrase-fallback" only: why the LLM's last answer for the group was not used (one entry
+    #: per rule it broke, in the words the re-ask showed the model).
+    problems: tuple[str, ...] = ()
 
 
 class Namer(Protocol):
@@ -547,9 +549,9 @@ class LLMNamer:
             sub_ctx = NamingContext(ctx.parent_path, taken, ctx.brand_terms, ctx.brand_strings)
             fb = self.fallback.name([groups[g] for g in todo], sub_ctx)
             for g, lbl in zip(todo, fb):
-                note = "; ".join(problems[g])
-                log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used", note, lbl.name)
-                out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", note)
+                log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used",
+                         "; ".join(problems[g]), lbl.name)
+                out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", tuple(problems[g]))
         return [lbl for lbl in out if lbl is not None]
 
     def _shown(self, groups: Sequence[NamingGroup]) -> list[list[str]]:

@@ -28,6 +28,7 @@ from agentictagger.vocab.name_rules import (
     is_noun_phrase,
     name_key,
     praises,
+    problem_rule,
 )
 from agentictagger.structures.vocabulary import ROOT_ID, Vocabulary, descriptor_text
 
@@ -73,7 +74,9 @@ def name_quality(
 ) -> dict[str, Any]:
     """Rule figures per level. ``brand_names`` counts names that are, or contain, a whole brand
     string; ``names_with_brand_words`` (with ``brand_terms``) names with a maker's brand word
-    inside ("Scotch Tape Products", see :func:`name_rules.brand_words`)."""
+    inside ("Scotch Tape Products", see :func:`name_rules.brand_words`); ``fallbacks_by_rule`` (when
+    an LLM's names fell back to key phrases) counts the fallbacks by the rule the LLM's last answer
+    broke (:func:`name_rules.problem_rule`)."""
     out: dict[str, Any] = {}
     for lvl in levels:
         descs = vocab.level(lvl)
@@ -91,8 +94,11 @@ def name_quality(
         numbered = sum(1 for d in descs if re.search(r"\(\d+\)\s*$", d.name))
         brands = sum(1 for d in descs if brand_strings and (flat_key(d.name) in brand_strings or brand_inside(d.name, brand_strings)))
         named_by: dict[str, int] = defaultdict(int)
+        fallback_rules: dict[str, int] = defaultdict(int)
         for d in descs:
             named_by[d.named_by or "unknown"] += 1
+            for rule in {problem_rule(p) for p in d.naming_problems}:
+                fallback_rules[rule] += 1
         out[str(lvl)] = {
             "descriptors": len(descs),
             "noun_phrase_share": round(sum(is_noun_phrase(d.name) for d in descs) / len(descs), 4),
@@ -111,6 +117,9 @@ def name_quality(
                 sum(1 for d in descs if len(d.definition.split()) >= 4 and d.definition.rstrip().endswith(".")) / len(descs), 4
             ),
             "named_by": dict(named_by),
+            # Key-phrase fallbacks per name rule the LLM's last answer broke (a name may break several).
+            **({"fallbacks_by_rule": dict(sorted(fallback_rules.items(), key=lambda kv: (-kv[1], kv[0])))}
+               if fallback_rules else {}),
         }
     return out
 
