@@ -133,6 +133,22 @@ def names_table(res: dict) -> list[str]:
     return out
 
 
+def fallback_table(res: dict) -> list[str]:
+    """Per LLM-named level, the key-phrase fallbacks by the name rule the LLM's last answer broke
+    (``name_quality``'s ``fallbacks_by_rule``; runs built before it was recorded have none)."""
+    out = ["| catalog | profile | level | fallbacks | by rule the LLM's last answer broke (a name may break several) |", "|---|---|---|---|---|"]
+    for cname, cat in res["catalogs"].items():
+        for pname, prof in cat["profiles"].items():
+            for s in prof["per_seed"][:1]:
+                for lv, x in s["name_quality"].items():
+                    rules = x.get("fallbacks_by_rule")
+                    if rules:
+                        n = x["named_by"].get("keyphrase-fallback", 0)
+                        out.append(f"| {cname} | {pname} (seed {s['seed']}) | {lv} | {n} of {x['descriptors']} | "
+                                   + ", ".join(f"{r} {c}" for r, c in rules.items()) + " |")
+    return out if len(out) > 2 else []
+
+
 def category_table(res: dict) -> list[str]:
     """Names against the names people gave the same items, every seed of each profile."""
     out = ["| catalog | profile | level | descriptors scored | name nearest its items' Amazon category (hit) | cosine name / category name |",
@@ -217,6 +233,11 @@ def main() -> None:
              "Names alone: every item is matched by its level's sibling names and definitions only (no prototypes), "
              "and compared with the group it was assigned to.", ""]
     body += names_table(res)
+    falls = fallback_table(res)
+    if falls:
+        body += ["", "Why the LLM's names fell back to key phrases (the rules its last answer broke after the re-asks; "
+                 "`naming_problems` on each such descriptor in `vocabulary.json`):", ""]
+        body += falls
     cats = category_table(res)
     if cats:
         body += ["", "Names against the names people gave the same items: for every descriptor with at least 5 labelled "
