@@ -72,6 +72,7 @@ def test_demo_with_local_llm_names(tmp_path, monkeypatch):
         # is recorded, not hidden.
         assert by.get("llm", 0) * 2 >= len(descs), (level, by)
         assert sum(by.values()) == len(descs) and set(by) <= {"llm", "keyphrase-fallback"}, (level, by)
+        assert f"level {level}: {by.get('llm', 0)} of {len(descs)} names by the LLM" in res.output
         for d in descs:
             if d.named_by == "llm":
                 parents = [p.name for p in vocab.path_to(d.id)[:-1]]

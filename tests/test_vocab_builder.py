@@ -306,6 +306,9 @@ def test_why_an_llm_name_fell_back_reaches_the_vocabulary_file(tmp_path):
     assert d.named_by == "keyphrase-fallback" and "praises" in d.naming_problems[0]
     assert all(not x.naming_problems for x in vocab if x.id != d.id)
     assert name_quality(vocab, levels=(1,))["1"]["fallbacks_by_rule"] == {"praise or benefit": 1}
+    from agentictagger.vocab.summary import llm_names_by_level
+
+    assert llm_names_by_level(vocab) == {"1": {"descriptors": 3, "llm": 0, "fallbacks": 1, "fallbacks_by_rule": {"praise or benefit": 1}}}
     # A resumed build reads the reasons back from the job's saved state.
     res2 = _builder(tmp_path, _cfg(), FallbackNamedArchitect(), ScriptedAnnotator([0.0])).run()
     assert res2.vocabulary.level(1)[1].naming_problems == d.naming_problems

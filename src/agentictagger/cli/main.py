@@ -224,6 +224,13 @@ def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any
     console.print(table)
     if cfg.build.annotator.kind == "embedding" and cfg.build.annotator.judge == "names":
         console.print("coverage: items whose group's name and definition, read alone, pick that group among its siblings")
+    for lv, row in summary.get("llm_names", {}).items():
+        rules = ", ".join(f"{rule} {n}" for rule, n in row["fallbacks_by_rule"].items())
+        console.print(
+            f"level {lv}: {row['llm']} of {row['descriptors']} names by the LLM"
+            + (f"; {row['fallbacks']} key-phrase fallback(s), the LLM's name broke: {rules}" if row["fallbacks"] else ""),
+            soft_wrap=True,
+        )
     failed = summary.get("failed_calls") or {}
     if any(failed.values()) or summary.get("unanswered_items"):
         per_stage = ", ".join(f"{stage} {n}" for stage, n in sorted(failed.items()) if n) or "none"

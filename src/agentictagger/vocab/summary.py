@@ -128,7 +128,30 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
         # and the items of the jobs' final steps still without an annotator answer.
         "failed_calls": failed_calls(usage),
         "unanswered_items": sum(j.steps[-1].n_errors for j in jobs if j.steps),
+        "llm_names": llm_names_by_level(vocab),
     }
+
+
+def llm_names_by_level(vocab: Vocabulary) -> dict[str, dict[str, Any]]:
+    """Per level where an LLM named groups: descriptors, names by the LLM, key-phrase fallbacks and
+    the fallbacks per name rule the LLM's last answer broke (``naming_problems``)."""
+    from collections import Counter
+
+    from agentictagger.vocab.name_rules import problem_rule
+
+    out: dict[str, dict[str, Any]] = {}
+    for lv in range(1, vocab.depth + 1):
+        descs = vocab.level(lv)
+        llm = sum(d.named_by == "llm" for d in descs)
+        falls = [d for d in descs if d.named_by == "keyphrase-fallback"]
+        if not llm and not falls:
+            continue
+        rules: Counter[str] = Counter()
+        for d in falls:
+            rules.update({problem_rule(p) for p in d.naming_problems})
+        out[str(lv)] = {"descriptors": len(descs), "llm": llm, "fallbacks": len(falls),
+                        "fallbacks_by_rule": dict(sorted(rules.items(), key=lambda kv: (-kv[1], kv[0])))}
+    return out
 
 
 def failed_calls(usage: dict) -> dict[str, int]:
