@@ -6,7 +6,7 @@ the answers the alignment run paid for are served from the LLM response cache, s
 build makes no new call (the calls and cache hits are reported). Each descriptor whose LLM name
 was turned down after the re-ask carries the reasons in ``naming_problems`` (vocabulary.json);
 this counts them per level by rule (``name_rules.problem_rule``), lists every fallback with the
-LLM's last rejected answer, and says whether the vocabulary is the alignment run's (same names,
+LLM's last rejected answer (and counts those whose key-phrase name is that answer), and says whether the vocabulary is the alignment run's (same names,
 same tree), so the counts describe that run's names.
 
   python bench/llm_fallbacks.py [--catalogs scientific office] [--seed 0]
@@ -37,7 +37,7 @@ from _provenance import command_line, write_result  # noqa: E402
 from taxonomy_alignment import CATALOGS, PROFILES, cli  # noqa: E402
 
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
-from agentictagger.vocab.name_rules import problem_rule  # noqa: E402
+from agentictagger.vocab.name_rules import name_key, problem_rule  # noqa: E402
 
 
 def rejected_name(problems: list[str]) -> str:
@@ -84,6 +84,8 @@ def main() -> None:
                 "named_by_llm": sum(d.named_by == "llm" for d in descs),
                 "fallbacks": len(falls),
                 "fallbacks_without_reasons": sum(not d.naming_problems for d in falls),
+                # The key-phrase name is the LLM's turned-down answer (the same words, lemmatised).
+                "fallback_is_the_llm_answer": sum(name_key(d.name) == name_key(rejected_name(d.naming_problems)) for d in falls),
                 "by_rule": dict(sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))),
                 "fallbacks_list": [
                     {"path": " > ".join(x.name for x in vocab.path_to(d.id)), "llm_answer": rejected_name(d.naming_problems),
