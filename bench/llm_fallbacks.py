@@ -23,7 +23,6 @@ import re
 import shutil
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -38,6 +37,7 @@ from taxonomy_alignment import CATALOGS, PROFILES, cli  # noqa: E402
 
 from agentictagger.structures.vocabulary import Vocabulary  # noqa: E402
 from agentictagger.vocab.name_rules import name_key, problem_rule  # noqa: E402
+from agentictagger.vocab.quality import fallbacks_by_rule  # noqa: E402
 
 
 def rejected_name(problems: list[str]) -> str:
@@ -76,9 +76,6 @@ def main() -> None:
         for level in (1, 2, 3):
             descs = vocab.level(level)
             falls = [d for d in descs if d.named_by == "keyphrase-fallback"]
-            rules: Counter[str] = Counter()
-            for d in falls:
-                rules.update({problem_rule(p) for p in d.naming_problems})
             levels[str(level)] = {
                 "descriptors": len(descs),
                 "named_by_llm": sum(d.named_by == "llm" for d in descs),
@@ -86,7 +83,7 @@ def main() -> None:
                 "fallbacks_without_reasons": sum(not d.naming_problems for d in falls),
                 # The key-phrase name is the LLM's turned-down answer (the same words, lemmatised).
                 "fallback_is_the_llm_answer": sum(name_key(d.name) == name_key(rejected_name(d.naming_problems)) for d in falls),
-                "by_rule": dict(sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "by_rule": fallbacks_by_rule(falls),
                 "fallbacks_list": [
                     {"path": " > ".join(x.name for x in vocab.path_to(d.id)), "llm_answer": rejected_name(d.naming_problems),
                      "rules": sorted({problem_rule(p) for p in d.naming_problems}), "reasons": d.naming_problems}

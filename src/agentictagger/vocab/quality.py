@@ -65,6 +65,16 @@ def utilization(per_item_terms: Sequence[Sequence[str]], vocabulary: Sequence[st
     return out
 
 
+def fallbacks_by_rule(descriptors: Sequence[Any]) -> dict[str, int]:
+    """Among ``descriptors``, the key-phrase fallbacks per name rule the LLM's last answer broke
+    (``naming_problems``, :func:`name_rules.problem_rule`; a name may break several), most first."""
+    rules: Counter[str] = Counter()
+    for d in descriptors:
+        if d.named_by == "keyphrase-fallback":
+            rules.update({problem_rule(p) for p in d.naming_problems})
+    return dict(sorted(rules.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def name_quality(
     vocab: Vocabulary,
     levels: Sequence[int] = (1, 2),
@@ -94,11 +104,9 @@ def name_quality(
         numbered = sum(1 for d in descs if re.search(r"\(\d+\)\s*$", d.name))
         brands = sum(1 for d in descs if brand_strings and (flat_key(d.name) in brand_strings or brand_inside(d.name, brand_strings)))
         named_by: dict[str, int] = defaultdict(int)
-        fallback_rules: dict[str, int] = defaultdict(int)
         for d in descs:
             named_by[d.named_by or "unknown"] += 1
-            for rule in {problem_rule(p) for p in d.naming_problems}:
-                fallback_rules[rule] += 1
+        fallback_rules = fallbacks_by_rule(descs)
         out[str(lvl)] = {
             "descriptors": len(descs),
             "noun_phrase_share": round(sum(is_noun_phrase(d.name) for d in descs) / len(descs), 4),
@@ -118,8 +126,7 @@ def name_quality(
             ),
             "named_by": dict(named_by),
             # Key-phrase fallbacks per name rule the LLM's last answer broke (a name may break several).
-            **({"fallbacks_by_rule": dict(sorted(fallback_rules.items(), key=lambda kv: (-kv[1], kv[0])))}
-               if fallback_rules else {}),
+            **({"fallbacks_by_rule": fallback_rules} if fallback_rules else {}),
         }
     return out
 

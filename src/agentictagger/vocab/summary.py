@@ -135,9 +135,7 @@ def build_summary(run_dir: str | Path) -> dict[str, Any]:
 def llm_names_by_level(vocab: Vocabulary) -> dict[str, dict[str, Any]]:
     """Per level where an LLM named groups: descriptors, names by the LLM, key-phrase fallbacks and
     the fallbacks per name rule the LLM's last answer broke (``naming_problems``)."""
-    from collections import Counter
-
-    from agentictagger.vocab.name_rules import problem_rule
+    from agentictagger.vocab.quality import fallbacks_by_rule
 
     out: dict[str, dict[str, Any]] = {}
     for lv in range(1, vocab.depth + 1):
@@ -146,11 +144,7 @@ def llm_names_by_level(vocab: Vocabulary) -> dict[str, dict[str, Any]]:
         falls = [d for d in descs if d.named_by == "keyphrase-fallback"]
         if not llm and not falls:
             continue
-        rules: Counter[str] = Counter()
-        for d in falls:
-            rules.update({problem_rule(p) for p in d.naming_problems})
-        out[str(lv)] = {"descriptors": len(descs), "llm": llm, "fallbacks": len(falls),
-                        "fallbacks_by_rule": dict(sorted(rules.items(), key=lambda kv: (-kv[1], kv[0])))}
+        out[str(lv)] = {"descriptors": len(descs), "llm": llm, "fallbacks": len(falls), "fallbacks_by_rule": fallbacks_by_rule(falls)}
     return out
 
 
