@@ -6,16 +6,21 @@ first). ``renames`` also asks the LLM, in each job's first refinement step, to r
 whose names the embedding judge misreads (``build.naming.refine_steps=1``). These three show
 level-1 groups by their titles alone (``build.naming.hints=below_top``). ``hints`` (the default
 now) shows each level-1 group with its three most distinctive phrases beside its titles, as below
-level 1 (``build.naming.hints=every_level``). This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific
+level 1 (``build.naming.hints=every_level``). ``misfits_vs_fallback`` keeps an LLM name that stays
+nearer a sibling's central titles than its own group's after the re-asks when the key-phrase name
+fits the group no better (``build.naming.misfits=vs_fallback``); measured with ``--profile
+local-llm`` (the LLM names levels 1-3; the misfit check is behind most fallbacks at levels 2-3).
+This bench builds the **development half** of Amazon 2018 Industrial_and_Scientific
 (items whose crc32(item_id) is even, as ``bench/tune_grouping.py``; the other half and the Office
 catalog are never read here) with the local-LLM profile of ``bench/taxonomy_alignment.py``
-(``local-llm-l2``: Qwen2.5-Coder-1.5B names levels 1-2, the demo's naming settings) once per
+(by default ``local-llm-l2``: Qwen2.5-Coder-1.5B names levels 1-2, the demo's naming settings) once per
 setting and seed, on the same grouping, and scores the names without labels: names-alone
 agreement by the embedding judge (items matched to their level's sibling descriptors by name +
 definition only, against the groups they were assigned to), the share named by the LLM, and the
-name-rule figures. It writes ``bench/results/tune_naming.json`` and prints a short table.
+name-rule figures. It writes ``bench/results/tune_naming.json`` (or ``--out``) and prints a short table.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/tune_naming.py [--seeds 0,1] [--settings central medoids]
+        [--profile local-llm] [--out bench/results/tune_naming_misfits.json]
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from _provenance import command_line, write_result  # noqa: E402
 from taxonomy_alignment import PROFILES, mean_sd, usage_of  # noqa: E402
 from tune_grouping import seeds_arg  # noqa: E402
-from tune_renames import built, naming_catalog  # noqa: E402
+from tune_renames import built, names_that_differ, naming_catalog  # noqa: E402
 
 from agentictagger.config import RunConfig  # noqa: E402
 from agentictagger.embed import Embedder  # noqa: E402
@@ -46,8 +51,8 @@ from agentictagger.vocab.keyphrases import catalog_brands  # noqa: E402
 from agentictagger.vocab.quality import name_identifiability, name_quality  # noqa: E402
 from agentictagger.vocab.summary import load_jobs, refinement_effect  # noqa: E402
 
-PROFILE = "local-llm-l2"
-LEVELS = (1, 2)
+#: The profiles of ``bench/taxonomy_alignment.py`` this bench may build with, and their LLM-named levels.
+PROFILE_LEVELS = {"local-llm-l2": (1, 2), "local-llm": (1, 2, 3)}
 #: Each setting's overrides on top of the profile's.
 # The first three show level-1 groups by their titles alone (``build.naming.hints=below_top``,
 # the default before ``hints`` was chosen), so they compare with each other as first measured;
@@ -60,6 +65,10 @@ SETTINGS = {
     "renames": ["build.naming.titles=central", "build.naming.hints=below_top", "build.naming.refine_steps=1"],
     # Each level-1 group also shown with its three most distinctive phrases (as below level 1).
     "hints": ["build.naming.titles=central", "build.naming.hints=every_level"],
+    # An LLM name still a misfit after the re-asks (nearer a sibling's central titles than its own
+    # group's) is replaced by the key-phrase name only when that fits the group better.
+    "misfits_vs_fallback": ["build.naming.titles=central", "build.naming.hints=every_level",
+                            "build.naming.misfits=vs_fallback"],
 }
 
 
@@ -71,9 +80,12 @@ def named_by_llm(vocab: Vocabulary, level: int) -> tuple[int, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0,1"), help="e.g. 0,1 or 0-2")
-    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--settings", nargs="+", default=[s for s in SETTINGS if s != "misfits_vs_fallback"], choices=list(SETTINGS))
+    ap.add_argument("--profile", default="local-llm-l2", choices=list(PROFILE_LEVELS),
+                    help="local-llm-l2: the LLM names levels 1-2; local-llm: levels 1-3 (its run folders are named so)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tune_naming.json"))
     args = ap.parse_args()
+    PROFILE, LEVELS = args.profile, PROFILE_LEVELS[args.profile]
 
     dev = naming_catalog("scientific")
     ids = dev.ids
@@ -83,11 +95,15 @@ def main() -> int:
     brand_words, brands = catalog_brands([str(it.fields.get("brand") or "") for it in dev], dev.texts)
 
     rows: dict[str, list[dict]] = {s: [] for s in args.settings}
+    vocabs: dict[tuple[str, int], Vocabulary] = {}
+    members: dict[tuple[str, int], dict[str, set[str]]] = {}
     for seed in args.seeds:
         for setting in args.settings:
-            run_dir = REPO / "bench" / "runs" / "tune_naming" / f"{setting}_s{seed}"
+            prefix = "" if PROFILE == "local-llm-l2" else f"{PROFILE}_"
+            run_dir = REPO / "bench" / "runs" / "tune_naming" / f"{prefix}{setting}_s{seed}"
             sets = [f"seed={seed}", *PROFILES[PROFILE], *SETTINGS[setting]]
-            vocab, item_paths, _, build_s = built(run_dir, dev, sets)
+            vocab, item_paths, by_desc, build_s = built(run_dir, dev, sets)
+            vocabs[(setting, seed)], members[(setting, seed)] = vocab, by_desc
             usage = usage_of(run_dir)
             judge = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS)
             entry = {
@@ -109,9 +125,9 @@ def main() -> int:
             }
             entry["refinement"] = {k: v for k, v in refinement_effect(load_jobs(run_dir)).items() if k != "per_job"}
             rows[setting].append(entry)
-            print(f"seed {seed} {setting:8s} names alone L1 {judge['1']['accuracy']:.3f} L2 {judge['2']['accuracy']:.3f} "
-                  f"LLM-named L1 {entry['named_by_llm']['1']} L2 {entry['named_by_llm']['2']} calls {entry['llm_calls']}",
-                  flush=True)
+            alone = " ".join(f"L{lv} {judge[str(lv)]['accuracy']:.3f}" for lv in LEVELS)
+            named = " ".join(f"L{lv} {entry['named_by_llm'][str(lv)]}" for lv in LEVELS)
+            print(f"seed {seed} {setting:8s} names alone {alone} LLM-named {named} calls {entry['llm_calls']}", flush=True)
 
     summary = {
         s: {f"names_alone_L{lv}": mean_sd([r["names_alone_embedding_judge"][str(lv)]["accuracy"] for r in rs]) for lv in LEVELS}
@@ -126,16 +142,19 @@ def main() -> int:
         "seeds": args.seeds,
         "summary": summary,
         "per_setting": rows,
+        # The same group (Jaccard >= 0.8 of its items, same level) named differently by the first
+        # setting and each other one.
+        "names_that_differ": names_that_differ(vocabs, members, args.settings, args.seeds, LEVELS),
     }
     write_result(Path(args.out), result)
-    print("\n| setting | names alone L1 | names alone L2 | LLM-named L1 | LLM-named L2 |")
-    print("|---|---|---|---|---|")
+    print("\n| setting | " + " | ".join(f"names alone L{lv}" for lv in LEVELS) + " | "
+          + " | ".join(f"LLM-named L{lv} (per seed)" for lv in LEVELS) + " |")
+    print("|---|" + "---|" * (2 * len(LEVELS)))
     for s, rs in rows.items():
         sm = summary[s]
-        l1 = "/".join(str(r["named_by_llm"]["1"][0]) for r in rs)
-        l2 = "/".join(str(r["named_by_llm"]["2"][0]) for r in rs)
-        print(f"| {s} | {sm['names_alone_L1']['mean']:.3f} ± {sm['names_alone_L1']['sd']:.3f} "
-              f"| {sm['names_alone_L2']['mean']:.3f} ± {sm['names_alone_L2']['sd']:.3f} | {l1} | {l2} |")
+        alone = " | ".join(f"{sm[f'names_alone_L{lv}']['mean']:.3f} ± {sm[f'names_alone_L{lv}']['sd']:.3f}" for lv in LEVELS)
+        named = " | ".join("/".join(str(r["named_by_llm"][str(lv)][0]) for r in rs) for lv in LEVELS)
+        print(f"| {s} | {alone} | {named} |")
     return 0
 
 

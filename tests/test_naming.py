@@ -18,7 +18,7 @@ from agentictagger.vocab.agents import DescriptorDraft, EmbeddingAnnotator, Embe
 from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters, order_by_size, ward_merge
 from agentictagger.vocab.keyphrases import brand_strings, brand_terms, first_word_brands
 from agentictagger.vocab.name_rules import head_word, is_noun_phrase, name_key, name_problems, problem_rule
-from agentictagger.vocab.naming import KeyphraseNamer, LevelNamer, LLMNamer, NamingContext, NamingGroup
+from agentictagger.vocab.naming import GroupLabel, KeyphraseNamer, LevelNamer, LLMNamer, NamingContext, NamingGroup
 from agentictagger.vocab.quality import name_quality, partition_scores
 from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
@@ -439,6 +439,79 @@ def test_llm_namer_rejects_a_name_that_describes_a_sibling_group():
     assert [lbl.name for lbl in labels[1:]] == ["Filament Spools", "Insulating Tape"]
     assert all(lbl.named_by == "llm" for lbl in labels)
     assert "names the items of group 1 better than this group" in client.prompts[1] and '"group_3"' in client.prompts[1]
+
+
+class _FixedFallback:
+    """A key-phrase namer stand-in whose names are given (the embedding is the test encoder's)."""
+
+    def __init__(self, *pairs, encode=None):
+        self.pairs = pairs
+        self.encode = encode or _Encoder(64)
+
+    def name(self, groups, ctx):
+        return [GroupLabel(n, d, "keyphrase") for n, d in self.pairs[: len(groups)]]
+
+
+@pytest.mark.parametrize(
+    "fallback, misfits, named",
+    [
+        # The fallback reads the tapes as gloves even more than the LLM's name does.
+        (("Nitrile Gloves Exam Box", "nitrile gloves exam box nitrile gloves large"), "vs_fallback", "Large Nitrile Gloves"),
+        (("Nitrile Gloves Exam Box", "nitrile gloves exam box nitrile gloves large"), "reject", "Nitrile Gloves Exam Box"),
+        # The fallback names the tapes: it replaces the misfit either way.
+        (("Insulating Tape", "electrical tape insulating tape roll"), "vs_fallback", "Insulating Tape"),
+        (("Insulating Tape", "electrical tape insulating tape roll"), "reject", "Insulating Tape"),
+    ],
+)
+def test_a_misfit_llm_name_gives_way_only_to_a_fallback_that_fits_better(fallback, misfits, named):
+    groups = [
+        NamingGroup(["nitrile gloves exam box", "nitrile gloves large"]),
+        NamingGroup(["pla filament spool", "pla filament black"]),
+        NamingGroup(["electrical tape roll", "insulating tape roll"]),
+    ]
+    answer = ("Large Nitrile Gloves", "nitrile gloves in large box")
+    client = _ScriptedClient(
+        [_groups(("Nitrile Gloves", "nitrile gloves for the exam"), ("Filament Spools", "pla filament on a spool"),
+                 ("Pink", "Pink things")),
+         _groups(answer)]  # the re-ask's answer reads the tapes as gloves
+    )
+    namer = LLMNamer(client, _FixedFallback(fallback), max_reasks=1, misfits=misfits)
+    labels = namer.name(groups, NamingContext())
+    assert [lbl.name for lbl in labels[:2]] == ["Nitrile Gloves", "Filament Spools"]
+    assert labels[2].name == named
+    if named == answer[0]:  # kept: an LLM name, with its own definition and no problems recorded
+        assert labels[2].named_by == "llm" and labels[2].definition == "Nitrile gloves in large box." and not labels[2].problems
+    else:
+        assert labels[2].named_by == "keyphrase-fallback"
+        assert [problem_rule(p) for p in labels[2].problems] == ["fits a sibling's items better"]
+    with pytest.raises(ValueError, match="misfits"):
+        LLMNamer(client, _FixedFallback(fallback), misfits="keep")
+
+
+def test_a_kept_misfit_never_repeats_another_groups_name():
+    """Group 1's LLM answer was turned down as a misfit only and its fallback fits it no better,
+    but group 0's fallback (kept: it fits group 0 better than its LLM answer) has that name."""
+    axis = {"gloves": 0, "tape": 1, "filament": 2}
+
+    def encode(texts):  # a text points at the groups its words name
+        out = np.full((len(texts), 3), 0.1, dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().replace(":", " ").split():
+                if w in axis:
+                    out[i, axis[w]] += 1.0
+        return out
+
+    centroids = np.eye(3, dtype=np.float32)
+    misfit_only = {0: ("Tape Box", "tape box"), 1: ("Filament Box", "filament box")}
+    out = [None, None, GroupLabel("Filament Spools", "Spools.", "llm")]
+
+    def kept(fallback_0):
+        fb = _FixedFallback(fallback_0, ("Gloves Box", "gloves gloves"), encode=encode)
+        return LLMNamer(_ScriptedClient([]), fb, misfits="vs_fallback")._no_better_fallback(
+            [0, 1], fb.name([0, 1], None), misfit_only, centroids, out)
+
+    assert kept(("Filament Box", "gloves box")) == set()
+    assert kept(("Gloves Kit", "gloves box")) == {1}
 
 
 def test_llm_namer_matches_names_to_the_groups_they_describe_not_to_the_order_given():

@@ -379,6 +379,13 @@ class NamingConfig(_Section):
         "and the group's distinctive phrases; the answer is then about a fifth as long, which on a small local model "
         "is most of a call's time (the demo uses it).",
     )
+    misfits: Literal["reject", "vs_fallback"] = Field(
+        "reject",
+        description="LLM namer: a name (with its definition) nearer a sibling group's central titles than its own "
+        "group's is re-asked like a name that breaks a rule. When it is still such a misfit after the re-asks: "
+        "'reject': the key-phrase name replaces it. 'vs_fallback': the key-phrase name replaces it only when it "
+        "fits the group better by the same measure; otherwise the LLM's name is kept.",
+    )
     refine_steps: int = Field(
         1,
         ge=0,

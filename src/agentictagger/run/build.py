@@ -38,6 +38,7 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
         definitions=naming.definitions,
         titles=naming.titles,
         hints_at_top=naming.hints == "every_level",
+        misfits=naming.misfits,
     )
     return LevelNamer(llm, offline, naming.max_level)
 

@@ -363,7 +363,11 @@ class LLMNamer:
         hint_phrases: int = 3,
         titles: str = "central",
         hints_at_top: bool = False,
+        misfits: str = "reject",
     ) -> None:
+        if misfits not in ("reject", "vs_fallback"):
+            raise ValueError(f"misfits must be 'reject' or 'vs_fallback', not {misfits!r}")
+        self.misfits_vs_fallback = misfits == "vs_fallback"
         self.client = client
         self.titles = titles
         self.fallback = fallback
@@ -487,6 +491,8 @@ class LLMNamer:
         head = ""  # the first ask's parent path and titles, which a re-ask starts with
         centroids: np.ndarray | None = None  # each group's central titles, embedded (misfit check)
         numbers: dict[int, int] = {}  # group -> its number there
+        # group -> the LLM's last answer, when the misfit check alone turned it down
+        misfit_only: dict[int, tuple[str, str]] = {}
         hints = self._hints(groups, ctx)
         for attempt in range(self.max_reasks + 1):
             if not todo:
@@ -539,6 +545,10 @@ class LLMNamer:
                     probs.append(f"{name!r} is also another group's name; name what sets this group apart")
                 if probs:
                     problems[g] = probs
+                    if name and misfits[j] and len(probs) == 1:
+                        misfit_only[g] = (name, definition)
+                    else:
+                        misfit_only.pop(g, None)
                     still.append(g)
                     continue
                 out[g] = GroupLabel(_tidy(name), _sentence(_close(definition)), "llm")
@@ -548,7 +558,15 @@ class LLMNamer:
             taken = list(ctx.taken_names) + [lbl.name for lbl in out if lbl is not None]
             sub_ctx = NamingContext(ctx.parent_path, taken, ctx.brand_terms, ctx.brand_strings)
             fb = self.fallback.name([groups[g] for g in todo], sub_ctx)
+            keep = set()
+            if self.misfits_vs_fallback and centroids is not None:
+                keep = self._no_better_fallback(todo, fb, misfit_only, centroids, out)
             for g, lbl in zip(todo, fb):
+                if g in keep:
+                    name, definition = misfit_only[g]
+                    log.info("namer: LLM name %r kept: the key-phrase name %r fits the group no better", name, lbl.name)
+                    out[g] = GroupLabel(_tidy(name), _sentence(_close(definition)), "llm")
+                    continue
                 log.info("namer: LLM name for a group stayed invalid (%s); key-phrase name %r used",
                          "; ".join(problems[g]), lbl.name)
                 out[g] = GroupLabel(lbl.name, lbl.definition, "keyphrase-fallback", tuple(problems[g]))
@@ -609,6 +627,38 @@ class LLMNamer:
     def _centroids(self, titles: Sequence[Sequence[str]]) -> np.ndarray:
         """Each group's central titles in the fallback namer's embedding space (unit mean)."""
         return _unit(np.stack([_unit(self.fallback.encode(list(t) or [""])).mean(axis=0) for t in titles]))
+
+    def _no_better_fallback(
+        self,
+        todo: Sequence[int],
+        fallback: Sequence[GroupLabel],
+        misfit_only: dict[int, tuple[str, str]],
+        centroids: np.ndarray,
+        out: Sequence[GroupLabel | None],
+    ) -> set[int]:
+        """The groups in ``todo`` whose LLM answer only the misfit check turned down and whose
+        key-phrase name (``fallback``, in ``todo``'s order) fits them no better by the same
+        measure: own group's similarity minus the best sibling's, name + definition against each
+        group's central titles. Key phrases are drawn from the group's own titles but may be words
+        the siblings write too; replacing a small model's name by one that misreads the group as
+        much only trades a readable name for a fragment. A kept name must not repeat another
+        group's final name."""
+        cand = [(g, lbl) for g, lbl in zip(todo, fallback) if g in misfit_only]
+        if not cand:
+            return set()
+        texts = [descriptor_text(*misfit_only[g]) for g, _ in cand] + [descriptor_text(l.name, l.definition) for _, l in cand]
+        sim = _unit(self.fallback.encode(texts)) @ centroids.T
+
+        def margin(row: np.ndarray, g: int) -> float:
+            return float(row[g] - np.delete(row, g).max())
+
+        k = len(cand)
+        keep = {g for i, (g, _) in enumerate(cand) if margin(sim[i], g) >= margin(sim[k + i], g)}
+        final = {g: lbl.name for g, lbl in enumerate(out) if lbl is not None}
+        final.update({g: lbl.name for g, lbl in zip(todo, fallback) if g not in keep})
+        final.update({g: misfit_only[g][0] for g in keep})
+        keys = [name_key(n) for n in final.values()]
+        return {g for g in keep if keys.count(name_key(misfit_only[g][0])) == 1}
 
     def _misfits(
         self, pairs: Sequence[tuple[str, str]], todo: Sequence[int], centroids: np.ndarray, numbers: dict[int, int]
