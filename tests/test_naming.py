@@ -25,7 +25,9 @@ from agentictagger.structures.vocabulary import Descriptor, Vocabulary
 
 # -- name rules -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "name", ["Mascara & Black", "Psi", "Pure", "Pink", "Super", "Deluxe", "Set", "Value Pack", "Deluxe Kit", "Adhesive & Length Width", "Toys Walking", "Measuring", "Temperature Probe > Temperature Measurement Wire"]
+    "name", ["Mascara & Black", "Psi", "Pure", "Pink", "Super", "Deluxe", "Set", "Value Pack", "Deluxe Kit", "Adhesive & Length Width", "Toys Walking", "Measuring", "Temperature Probe > Temperature Measurement Wire",
+             # A list of phrases (an answer Qwen 1.5B gave on Scientific's development half).
+             ", Wheel, Arbor, Masonry Grinding", "Wheel Brush, Farm"]
 )
 def test_rejected_names(name):
     assert name_problems(name), name
@@ -585,6 +587,7 @@ def test_a_title_given_as_a_name_is_cut_to_its_first_segment():
     assert title_head("3D Printer Filament, Dimensional Accuracy +/- 0.") == "3D Printer Filament"
     assert title_head(" Graduated Cylinder ") == "Graduated Cylinder"
     assert title_head(", Pipettes") == ", Pipettes"  # nothing before the comma: left to the rules
+    assert name_problems(", Pipettes")
     groups = [NamingGroup(["brass tube fitting", "brass tube fitting flare"]), NamingGroup(["pla filament", "abs filament"])]
     client = _ScriptedClient([{"groups": [{"name": "Brass Tube Fitting, Half-Union, 3/8 Flare x 1/8"},
                                           {"name": "Printer Filament, 1.75 mm, 1 kg Spool"}]}])

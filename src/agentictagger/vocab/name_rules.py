@@ -305,7 +305,7 @@ def name_problems(
         out.append(f"{name!r} names a material, not a kind of item; name the kind of item made of it")
     if not _balanced(name):
         out.append(f"{name!r} is cut off (an unclosed or stray bracket); name the whole kind of item")
-    if re.search(r"\s[-–—:|/]\s|[:>]", name):
+    if re.search(r"\s[-–—:|/]\s|[:>,]", name):
         out.append(f"{name!r} joins phrases with punctuation; name one kind of item")
     parts = [p for p in re.split(r"\s*(?:&|\+|\band\b)\s*", name, flags=re.I) if words(p)]
     # One phrase says each content word once; across "&" a word may recur ("Pipes & Pipe Fittings").
