@@ -197,3 +197,39 @@ def test_encoding_leaves_torch_threads_as_it_found_them() -> None:
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_bucket_padding_gives_a_text_the_same_vector_in_any_batch(tmp_path: Path) -> None:
+    """Padded to its length bucket, a text's vector does not depend on its companions, their order
+    or the batch size; the cache keeps it apart from the batch-padded vector of the same text."""
+    text = "Brass pipe fitting"
+    longer = [f"{t} with a much longer description of the item, its size and its material, {i}" for i, t in enumerate(TEXTS * 5)]
+    vectors = []
+    for companions, batch_size in (([], 64), (longer, 64), (longer[::-1], 4), ([longer[0]], 1)):
+        emb = Embedder(EmbeddingConfig(padding="bucket", batch_size=batch_size, cache=False))
+        vectors.append(emb.encode([*companions, text])[-1])
+    for v in vectors[1:]:
+        np.testing.assert_array_equal(vectors[0], v)
+    batch = Embedder(EmbeddingConfig(cache=False)).encode([text])[0]
+    np.testing.assert_allclose(vectors[0], batch, atol=1e-5)  # the same model: only the last bits differ
+
+    on_disk = Embedder(EmbeddingConfig(), cache_dir=tmp_path)
+    on_disk.encode([text])
+    bucketed = Embedder(EmbeddingConfig(padding="bucket"), cache_dir=tmp_path)
+    bucketed.encode([text])
+    assert bucketed.stats["cache_hits"] == 0 and bucketed.stats["encoded"] == 1
+    np.testing.assert_array_equal(bucketed.encode([text])[0], vectors[0])
+
+
+def test_bucket_padding_says_what_to_do_when_the_library_cannot_pad_so() -> None:
+    class OldModel:
+        max_seq_length = 128
+
+        def tokenizer(self, texts, **kw):
+            return {"input_ids": [[1] * len(t.split()) for t in texts]}
+
+    def encode(texts, **kw):  # an older sentence-transformers: no processing_kwargs
+        raise TypeError("encode() got an unexpected keyword argument 'processing_kwargs'")
+
+    with pytest.raises(EmbeddingError, match="embedding.padding=batch"):
+        Embedder._bucketed(OldModel(), ["a b c"], encode)

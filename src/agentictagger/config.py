@@ -209,6 +209,16 @@ class EmbeddingConfig(_Section):
         "group's phrases, a definition's trial texts) run side by side, one thread each, so a build's parallel "
         "jobs do not wait for each other (on 2 cores, 2 threads embed about 1.8x faster than 1).",
     )
+    padding: Literal["batch", "bucket"] = Field(
+        "batch",
+        description="How texts are padded for the model. 'batch': to the longest text of each batch "
+        "(sentence-transformers' way), so a text's vector depends in its last bits (about 1e-7 per component) on "
+        "the texts it is encoded with; where that flips a near tie, two builds with the same settings can differ "
+        "(a cold against a warm cache; two jobs that encode the same new text side by side, the cache keeping one "
+        "of the two vectors). 'bucket': each text to the next multiple of 8 tokens, encoded only beside texts of "
+        "that length, so its vector is the same in any batch, order or thread count and builds repeat exactly "
+        "(bench/embed_determinism.py). The cache keeps the two apart. The benchmarks in bench/results use 'batch'.",
+    )
     cache: bool = Field(True, description="Cache embeddings on disk by text hash (under the cache dir).")
 
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 _ENCODING_VERSION = "st-normalized-v1"
 _DEFAULT_CACHE_DIR = ".cache/agentictagger"
 _CHUNK = 256  # texts per committed chunk: a killed run loses at most this much work
+#: With ``padding: bucket``, texts are padded to a multiple of this many tokens.
+PAD_BUCKET = 8
 _SQL_VARS = 900  # under SQLite's default limit on bound parameters
 #: Vectors an Embedder keeps in memory (about 150 MB at 384 dimensions).
 MEMO_MAX_VECTORS = 100_000
@@ -310,7 +312,12 @@ class Embedder:
         return self._dim
 
     def _key(self, text: str) -> bytes:
-        return hashlib.sha256(f"{self.model_identity}\x00{_ENCODING_VERSION}\x00{text}".encode()).digest()
+        return hashlib.sha256(f"{self.model_identity}\x00{self._version}\x00{text}".encode()).digest()
+
+    @property
+    def _version(self) -> str:
+        # 'batch' keeps the original keys, so caches made before the setting existed stay valid.
+        return _ENCODING_VERSION if self.cfg.padding == "batch" else f"{_ENCODING_VERSION}-pad{PAD_BUCKET}"
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """``(len(texts), dim)`` float32, L2-normalised. Duplicates and cached texts are not re-encoded."""
@@ -379,12 +386,17 @@ class Embedder:
     def _run_model(self, model: Any, batch: list[str], threads: int) -> np.ndarray:
         import torch
 
+        def encode(texts: list[str], **kw: Any) -> np.ndarray:
+            return model.encode(
+                texts, batch_size=self.cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False, **kw,
+            ).astype(np.float32, copy=False)
+
         def call() -> np.ndarray:
             with torch.inference_mode():
-                return model.encode(
-                    batch, batch_size=self.cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                    show_progress_bar=False,
-                ).astype(np.float32, copy=False)
+                if self.cfg.padding == "batch":
+                    return encode(batch)
+                return self._bucketed(model, batch, encode)
 
         if len(batch) <= self.cfg.batch_size:
             try:
@@ -397,6 +409,38 @@ class Embedder:
                     raise
         with _ENCODE_GATE.exclusive(threads):
             return call()
+
+
+    @staticmethod
+    def _bucketed(model: Any, batch: list[str], encode: Callable[..., np.ndarray]) -> np.ndarray:
+        """``batch`` encoded with each text padded to the next multiple of ``PAD_BUCKET`` tokens
+        (at most the model's length), beside texts of that length only: every matrix a text meets
+        then has the same shape wherever it is encoded, and its vector is bit for bit the same in
+        any batch (padding to the batch's longest text changed vectors by up to ~1e-7 per
+        component between batches; ``bench/embed_determinism.py``)."""
+        longest = int(getattr(model, "max_seq_length", None) or 512)
+        lengths = [len(ids) for ids in model.tokenizer(batch, truncation=True, max_length=longest)["input_ids"]]
+        buckets: dict[int, list[int]] = {}
+        for i, n in enumerate(lengths):
+            buckets.setdefault(min(longest, -(-n // PAD_BUCKET) * PAD_BUCKET), []).append(i)
+        out: np.ndarray | None = None
+        for size, idx in sorted(buckets.items()):
+            try:
+                arr = encode([batch[i] for i in idx], processing_kwargs={"text": {"padding": "max_length", "max_length": size}})
+            except TypeError as e:
+                if "processing_kwargs" not in str(e):
+                    raise
+                import sentence_transformers
+
+                raise EmbeddingError(
+                    f"embedding.padding=bucket needs a sentence-transformers whose encode() takes processing_kwargs "
+                    f"(6.x); this one is {sentence_transformers.__version__}: upgrade it or set embedding.padding=batch"
+                ) from e
+            if out is None:
+                out = np.empty((len(batch), arr.shape[1]), dtype=np.float32)
+            out[idx] = arr
+        assert out is not None
+        return out
 
 
 class EncoderAdapter:
