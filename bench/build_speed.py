@@ -15,9 +15,12 @@ the same embeddings (one level only, no names), timed in this process with one B
 core, once per repeat (seeds 0..). With ``--baseline-rev REV`` the same first builds are also run
 with the package source of git revision REV (the code before a change), interleaved with this
 checkout's and alternating which goes first, so both see the same machine: wall times on a shared
-2-core virtual machine drift by tens of percent between runs of the same build.
+2-core virtual machine drift by tens of percent between runs of the same build. With
+``--baseline-set KEY=VALUE`` (repeatable) the baseline is this checkout with those overrides in
+place of ``--set`` (e.g. ``--set embedding.padding=bucket --baseline-set embedding.padding=batch``);
+the item-text cache then holds the items as both settings encode them.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/build_speed.py [--repeats 3] [--baseline-rev REV] [--set build.grouping.restarts=10 ...]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/build_speed.py [--repeats 3] [--baseline-rev REV | --baseline-set K=V ...] [--set build.grouping.restarts=10 ...]
 
 writes bench/results/build_speed.json and prints a short table. The machine is shared with other
 work when it runs: the JSON records the load average before each build.
@@ -71,6 +74,9 @@ def main() -> int:
     ap.add_argument("--baseline-rev", default="",
                     help="also time first builds with the source of this git revision, interleaved with this "
                          "checkout's (the same machine state for both)")
+    ap.add_argument("--baseline-set", action="append", default=[],
+                    help="also time first builds of this checkout with these config overrides in place of --set "
+                         "(e.g. the default of a setting --set changes), interleaved with the others")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "build_speed.json"))
     a = ap.parse_args()
     base = REPO / "bench" / "runs" / "build_speed"
@@ -78,12 +84,16 @@ def main() -> int:
     if base.exists():
         shutil.rmtree(base)
     cat = load_shared("beauty")
-    cfg = RunConfig()
+    if a.baseline_rev and a.baseline_set:
+        ap.error("give --baseline-rev or --baseline-set, not both")
     from agentictagger.embed import Embedder
 
     t0 = time.monotonic()
-    emb = Embedder(cfg.embedding, cache_dir=str(items_cache)).encode(cat.texts)  # warms the cache
+    # Warms the cache with the item texts as the builds encode them (their embedding settings).
+    emb = Embedder(RunConfig.load(overrides=a.set).embedding, cache_dir=str(items_cache)).encode(cat.texts)
     warm_s = time.monotonic() - t0
+    if a.baseline_set:
+        Embedder(RunConfig.load(overrides=a.baseline_set).embedding, cache_dir=str(items_cache)).encode(cat.texts)
 
     baseline_src = None
     if a.baseline_rev:
@@ -93,9 +103,9 @@ def main() -> int:
         subprocess.run(["tar", "-x", "-C", str(base / "baseline")], input=tar, check=True)
         baseline_src = base / "baseline" / "src"
 
-    def timed(name: str, cache: Path, src: Path | None = None) -> dict:
+    def timed(name: str, cache: Path, src: Path | None = None, sets: list[str] | None = None) -> dict:
         load = os.getloadavg()[0]
-        wall = build_once(base / name, cache, a.set, src)
+        wall = build_once(base / name, cache, a.set if sets is None else sets, src)
         s = build_summary(base / name)
         row = {"build": name, "wall_s": round(wall, 1), "load_avg_1min_before": round(load, 2),
                "descriptors": s["vocabulary_size"], "depth": s["depth"],
@@ -108,14 +118,14 @@ def main() -> int:
     for r in range(a.repeats):
         # With a baseline, the two alternate which goes first, so a drift in the machine's speed
         # falls on both.
-        order = ["this", "baseline"] if baseline_src is not None else ["this"]
+        order = ["this", "baseline"] if baseline_src is not None or a.baseline_set else ["this"]
         for who in order if r % 2 == 0 else order[::-1]:
             cache = base / f"cache_{who}_r{r}"
             shutil.copytree(items_cache, cache)
             if who == "this":
                 rows.append(timed(f"first{r}", cache))
             else:
-                base_rows.append(timed(f"baseline_first{r}", cache, baseline_src))
+                base_rows.append(timed(f"baseline_first{r}", cache, baseline_src, a.baseline_set or None))
     rebuild = timed("rebuild", base / f"cache_this_r{a.repeats - 1}")
 
     import numpy as np
@@ -156,7 +166,8 @@ def main() -> int:
     if base_rows:
         bw = [x["wall_s"] for x in base_rows]
         res["baseline"] = {
-            "rev": rev,
+            "rev": rev if a.baseline_rev else "this checkout",
+            "sets": a.baseline_set,
             "first_builds": base_rows,
             "first_build_wall_s": {"mean": round(statistics.mean(bw), 1), "sd": round(statistics.stdev(bw), 1) if len(bw) > 1 else 0.0,
                                    "min": min(bw), "max": max(bw)},
@@ -170,7 +181,7 @@ def main() -> int:
           f"{statistics.mean(km):.1f} s")
     if base_rows:
         b = res["baseline"]["first_build_wall_s"]
-        print(f"baseline {rev[:8]} first build: {b['mean']:.1f} ± {b['sd']:.1f} s (same vocabulary: "
+        print(f"baseline {(rev[:8] if a.baseline_rev else ' '.join(a.baseline_set))} first build: {b['mean']:.1f} ± {b['sd']:.1f} s (same vocabulary: "
               f"{res['baseline']['same_vocabulary_as_this']})")
     return 0
 
