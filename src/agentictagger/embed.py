@@ -289,6 +289,9 @@ class Embedder:
         self.cfg = cfg or EmbeddingConfig()
         self.model_path = resolve_model_path(self.cfg.model)
         self.model_identity = _model_identity(Path(self.model_path), self.cfg.model)
+        # 'batch' keeps the original keys, so caches made before the setting existed stay valid.
+        version = _ENCODING_VERSION if self.cfg.padding == "batch" else f"{_ENCODING_VERSION}-pad{PAD_BUCKET}"
+        self._key_prefix = f"{self.model_identity}\x00{version}\x00"
         self._dim = _pooling_dim(Path(self.model_path))
         self.cache: EmbeddingCache | None = None
         if self.cfg.cache:
@@ -312,12 +315,7 @@ class Embedder:
         return self._dim
 
     def _key(self, text: str) -> bytes:
-        return hashlib.sha256(f"{self.model_identity}\x00{self._version}\x00{text}".encode()).digest()
-
-    @property
-    def _version(self) -> str:
-        # 'batch' keeps the original keys, so caches made before the setting existed stay valid.
-        return _ENCODING_VERSION if self.cfg.padding == "batch" else f"{_ENCODING_VERSION}-pad{PAD_BUCKET}"
+        return hashlib.sha256(f"{self._key_prefix}{text}".encode()).digest()
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """``(len(texts), dim)`` float32, L2-normalised. Duplicates and cached texts are not re-encoded."""
@@ -409,7 +407,6 @@ class Embedder:
                     raise
         with _ENCODE_GATE.exclusive(threads):
             return call()
-
 
     @staticmethod
     def _bucketed(model: Any, batch: list[str], encode: Callable[..., np.ndarray]) -> np.ndarray:

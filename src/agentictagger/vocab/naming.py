@@ -628,6 +628,17 @@ class LLMNamer:
         """Each group's central titles in the fallback namer's embedding space (unit mean)."""
         return _unit(np.stack([_unit(self.fallback.encode(list(t) or [""])).mean(axis=0) for t in titles]))
 
+    def _fit(self, texts: Sequence[str], groups: Sequence[int], centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each text (a name and definition) and the group it names: how much nearer (cosine)
+        it lies to that group's central titles than to the nearest sibling's (negative: a
+        sibling's are nearer), and that sibling."""
+        sim = _unit(self.fallback.encode(list(texts))) @ centroids.T
+        rows, own = np.arange(len(groups)), np.asarray(groups, dtype=np.int64)
+        others = sim.copy()
+        others[rows, own] = -np.inf
+        nearest = others.argmax(axis=1)
+        return sim[rows, own] - others[rows, nearest], nearest
+
     def _no_better_fallback(
         self,
         todo: Sequence[int],
@@ -647,13 +658,10 @@ class LLMNamer:
         if not cand:
             return set()
         texts = [descriptor_text(*misfit_only[g]) for g, _ in cand] + [descriptor_text(l.name, l.definition) for _, l in cand]
-        sim = _unit(self.fallback.encode(texts)) @ centroids.T
-
-        def margin(row: np.ndarray, g: int) -> float:
-            return float(row[g] - np.delete(row, g).max())
-
+        owners = [g for g, _ in cand]
+        margin, _ = self._fit(texts, owners + owners, centroids)
         k = len(cand)
-        keep = {g for i, (g, _) in enumerate(cand) if margin(sim[i], g) >= margin(sim[k + i], g)}
+        keep = {g for i, g in enumerate(owners) if margin[i] >= margin[k + i]}
         final = {g: lbl.name for g, lbl in enumerate(out) if lbl is not None}
         final.update({g: lbl.name for g, lbl in zip(todo, fallback) if g not in keep})
         final.update({g: misfit_only[g][0] for g in keep})
@@ -674,10 +682,10 @@ class LLMNamer:
         out = [""] * len(pairs)
         if not named:
             return out
-        sim = _unit(self.fallback.encode([descriptor_text(*pairs[j]) for j in named])) @ centroids.T
-        for row, j in zip(sim, named):
-            g, best = todo[j], int(np.argmax(row))
-            if best != g and row[best] - row[g] > self.MISFIT_MARGIN:
+        margin, nearest = self._fit([descriptor_text(*pairs[j]) for j in named], [todo[j] for j in named], centroids)
+        for m, best, j in zip(margin, nearest, named):
+            if -m > self.MISFIT_MARGIN:
+                best = int(best)
                 other = f"group {numbers[best]}" if best in numbers else "a sibling group"
                 out[j] = f"{pairs[j][0]!r} names the items of {other} better than this group's; say what sets this group apart"
         return out
