@@ -221,15 +221,44 @@ def test_bucket_padding_gives_a_text_the_same_vector_in_any_batch(tmp_path: Path
     np.testing.assert_array_equal(bucketed.encode([text])[0], vectors[0])
 
 
-def test_bucket_padding_says_what_to_do_when_the_library_cannot_pad_so() -> None:
-    class OldModel:
-        max_seq_length = 128
+def test_bucket_padding_says_what_to_do_when_the_library_cannot_pad_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sentence_transformers
 
-        def tokenizer(self, texts, **kw):
-            return {"input_ids": [[1] * len(t.split()) for t in texts]}
+    from agentictagger import embed
 
-    def encode(texts, **kw):  # an older sentence-transformers: no processing_kwargs
-        raise TypeError("encode() got an unexpected keyword argument 'processing_kwargs'")
+    class OldModel:  # an older sentence-transformers: encode() takes no processing_kwargs
+        def __init__(self, *a, **kw):
+            pass
 
+        def eval(self):
+            return self
+
+        def encode(self, texts, show_progress_bar=False):
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", OldModel)
     with pytest.raises(EmbeddingError, match="embedding.padding=batch"):
-        Embedder._bucketed(OldModel(), ["a b c"], encode)
+        embed._load_model(str(tmp_path), "cpu", "bucket")
+    assert embed._load_model(str(tmp_path), "cpu", "batch").__class__ is OldModel
+
+
+def test_bucket_padding_side_by_side_requests_get_the_vectors_they_get_alone() -> None:
+    """Requests encoded side by side share the model and its tokenizer: bucket padding must leave
+    the tokenizer's settings as every call of the mode sets them (a request that changed them
+    padded another's texts to its length), and every text gets the vector it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    emb = Embedder(EmbeddingConfig(padding="bucket", cache=False))
+    words = "brass steel nylon copper pipe fitting valve hose clamp tape glue drill bit saw blade".split()
+    requests = [[" ".join(words[(i + j) % len(words)] for j in range(1 + (i + t) % 11)) for t in range(6)] for i in range(40)]
+    state = emb.model.tokenizer._tokenizer
+    emb.encode(["glue"])
+    before = (state.padding, state.truncation)
+    emb.encode(["a much longer request, of more words than the short one had, to pad to another length"])
+    assert (state.padding, state.truncation) == before
+    alone = [emb.encode(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = list(pool.map(emb.encode, requests))
+    assert (state.padding, state.truncation) == before
+    for a, t in zip(alone, together):
+        np.testing.assert_array_equal(a, t)

@@ -216,11 +216,9 @@ class EmbeddingConfig(_Section):
         "the texts it is encoded with; where that flips a near tie, two builds with the same settings can differ "
         "(a cold against a warm cache; two jobs that encode the same new text side by side, the cache keeping one "
         "of the two vectors). 'bucket' (experimental): each text to the next multiple of 8 tokens, encoded only "
-        "beside texts of that length, so a request encoded alone gives each text the same vector in any batch or "
-        "order (bench/embed_determinism.py); but requests encoded side by side share one tokenizer whose padding "
-        "length each sets, so a build's vectors can still vary, and first builds of Beauty gave three different "
-        "vocabularies in three runs (bench/results/build_speed_padding.json). The cache keeps the two apart. The "
-        "benchmarks in bench/results use 'batch'.",
+        "beside texts of that length, so each text gets the same vector in any batch, order or company, requests "
+        "encoded side by side included (bench/embed_determinism.py); the model is loaded once per setting, so the "
+        "two never share a tokenizer. The cache keeps the two apart. The benchmarks in bench/results use 'batch'.",
     )
     cache: bool = Field(True, description="Cache embeddings on disk by text hash (under the cache dir).")
 

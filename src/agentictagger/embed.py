@@ -210,9 +210,17 @@ class _EncodeGate:
 _ENCODE_GATE = _EncodeGate()
 
 
-def _load_model(path: str, device: str) -> Any:
-    """One model instance per (folder, device) per process, shared by every Embedder."""
-    key = (path, device)
+def _text_kwargs(padding: str) -> dict[str, Any] | None:
+    """The tokenizer settings every encoding call of a padding mode passes (None: the library's)."""
+    return {"text": {"pad_to_multiple_of": PAD_BUCKET}} if padding == "bucket" else None
+
+
+def _load_model(path: str, device: str, padding: str = "batch") -> Any:
+    """One model instance per (folder, device, padding mode) per process, shared by every Embedder
+    of that mode. Each mode has its own instance because a fast tokenizer keeps its padding
+    settings as state: calls with other settings on a shared instance would change them under a
+    request being encoded beside them."""
+    key = (path, device, padding)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -225,14 +233,50 @@ def _load_model(path: str, device: str) -> Any:
                 raise EmbeddingError(f"could not load the sentence-transformers model in {path}: {e}") from e
             model.eval()
             # One call sets the tokenizer's padding and truncation, so that later concurrent
-            # calls (see _EncodeGate) find nothing to change.
+            # calls (see _EncodeGate), which pass the same settings, find nothing to change.
             import torch
 
+            kwargs = _text_kwargs(padding)
             with torch.inference_mode():
-                model.encode(["."], show_progress_bar=False)
+                try:
+                    if kwargs is None:
+                        model.encode(["."], show_progress_bar=False)
+                    else:
+                        model.encode(["."], show_progress_bar=False, processing_kwargs=kwargs)
+                except TypeError as e:
+                    if "processing_kwargs" not in str(e):
+                        raise
+                    import sentence_transformers
+
+                    raise EmbeddingError(
+                        f"embedding.padding={padding} needs a sentence-transformers whose encode() takes "
+                        f"processing_kwargs (6.x); this one is {sentence_transformers.__version__}: upgrade it or set "
+                        "embedding.padding=batch"
+                    ) from e
             _MODELS[key] = model
             log.info("loaded embedding model %s on %s in %.1fs", path, device, time.perf_counter() - t0)
         return model
+
+
+_COUNTERS: dict[int, tuple[Any, Any, threading.Lock]] = {}
+
+
+def _token_counts(model: Any, texts: list[str]) -> list[int]:
+    """How many tokens the model sees of each text (truncated to its maximum length). Counted with
+    a private copy of the model's tokenizer, one call at a time, so that the counting call's
+    settings never reach the tokenizer that requests encoded side by side share."""
+    with _MODELS_LOCK:
+        entry = _COUNTERS.get(id(model))
+        if entry is None or entry[0] is not model:
+            import copy
+
+            entry = (model, copy.deepcopy(model.tokenizer), threading.Lock())
+            _COUNTERS[id(model)] = entry
+    _, tokenizer, lock = entry
+    longest = int(getattr(model, "max_seq_length", None) or 512)
+    with lock:
+        ids = tokenizer(texts, truncation=True, max_length=longest)["input_ids"]
+    return [len(x) for x in ids]
 
 
 class EmbeddingCache:
@@ -306,7 +350,7 @@ class Embedder:
 
     @property
     def model(self) -> Any:
-        return _load_model(self.model_path, self.cfg.device)
+        return _load_model(self.model_path, self.cfg.device, self.cfg.padding)
 
     @property
     def dim(self) -> int:
@@ -384,10 +428,12 @@ class Embedder:
     def _run_model(self, model: Any, batch: list[str], threads: int) -> np.ndarray:
         import torch
 
-        def encode(texts: list[str], **kw: Any) -> np.ndarray:
+        kwargs = {} if self.cfg.padding == "batch" else {"processing_kwargs": _text_kwargs(self.cfg.padding)}
+
+        def encode(texts: list[str]) -> np.ndarray:
             return model.encode(
                 texts, batch_size=self.cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False, **kw,
+                show_progress_bar=False, **kwargs,
             ).astype(np.float32, copy=False)
 
         def call() -> np.ndarray:
@@ -409,30 +455,21 @@ class Embedder:
             return call()
 
     @staticmethod
-    def _bucketed(model: Any, batch: list[str], encode: Callable[..., np.ndarray]) -> np.ndarray:
-        """``batch`` encoded with each text padded to the next multiple of ``PAD_BUCKET`` tokens
-        (at most the model's length), beside texts of that length only: every matrix a text meets
-        then has the same shape wherever it is encoded, and its vector is bit for bit the same in
-        any batch (padding to the batch's longest text changed vectors by up to ~1e-7 per
-        component between batches; ``bench/embed_determinism.py``)."""
-        longest = int(getattr(model, "max_seq_length", None) or 512)
-        lengths = [len(ids) for ids in model.tokenizer(batch, truncation=True, max_length=longest)["input_ids"]]
-        buckets: dict[int, list[int]] = {}
-        for i, n in enumerate(lengths):
-            buckets.setdefault(min(longest, -(-n // PAD_BUCKET) * PAD_BUCKET), []).append(i)
+    def _bucketed(model: Any, batch: list[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """``batch`` encoded in groups of texts whose token counts round up to the same multiple of
+        ``PAD_BUCKET``, each padded to that multiple: every matrix a
+        text meets then has the same shape wherever it is encoded, and its vector is bit for bit
+        the same in any batch, order or company (padding to a batch's longest text changed vectors
+        by up to ~1e-7 per component between batches; exact token counts without rounding did too,
+        in a shape-dependent way; ``bench/embed_determinism.py``). The rounding is the tokenizer's
+        ``pad_to_multiple_of``, the same setting in every call, so requests encoded side by side
+        change nothing in the shared tokenizer for each other."""
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(_token_counts(model, batch)):
+            groups.setdefault(-(-n // PAD_BUCKET) * PAD_BUCKET, []).append(i)
         out: np.ndarray | None = None
-        for size, idx in sorted(buckets.items()):
-            try:
-                arr = encode([batch[i] for i in idx], processing_kwargs={"text": {"padding": "max_length", "max_length": size}})
-            except TypeError as e:
-                if "processing_kwargs" not in str(e):
-                    raise
-                import sentence_transformers
-
-                raise EmbeddingError(
-                    f"embedding.padding=bucket needs a sentence-transformers whose encode() takes processing_kwargs "
-                    f"(6.x); this one is {sentence_transformers.__version__}: upgrade it or set embedding.padding=batch"
-                ) from e
+        for _, idx in sorted(groups.items()):
+            arr = encode([batch[i] for i in idx])
             if out is None:
                 out = np.empty((len(batch), arr.shape[1]), dtype=np.float32)
             out[idx] = arr
