@@ -210,9 +210,10 @@ class _EncodeGate:
 _ENCODE_GATE = _EncodeGate()
 
 
-def _text_kwargs(padding: str) -> dict[str, Any] | None:
-    """The tokenizer settings every encoding call of a padding mode passes (None: the library's)."""
-    return {"text": {"pad_to_multiple_of": PAD_BUCKET}} if padding == "bucket" else None
+def _text_kwargs(padding: str) -> dict[str, Any]:
+    """The keyword arguments every encoding call of a padding mode passes to ``encode`` (none: the
+    library's own tokenizer settings)."""
+    return {"processing_kwargs": {"text": {"pad_to_multiple_of": PAD_BUCKET}}} if padding == "bucket" else {}
 
 
 def _load_model(path: str, device: str, padding: str = "batch") -> Any:
@@ -236,13 +237,9 @@ def _load_model(path: str, device: str, padding: str = "batch") -> Any:
             # calls (see _EncodeGate), which pass the same settings, find nothing to change.
             import torch
 
-            kwargs = _text_kwargs(padding)
             with torch.inference_mode():
                 try:
-                    if kwargs is None:
-                        model.encode(["."], show_progress_bar=False)
-                    else:
-                        model.encode(["."], show_progress_bar=False, processing_kwargs=kwargs)
+                    model.encode(["."], show_progress_bar=False, **_text_kwargs(padding))
                 except TypeError as e:
                     if "processing_kwargs" not in str(e):
                         raise
@@ -428,7 +425,7 @@ class Embedder:
     def _run_model(self, model: Any, batch: list[str], threads: int) -> np.ndarray:
         import torch
 
-        kwargs = {} if self.cfg.padding == "batch" else {"processing_kwargs": _text_kwargs(self.cfg.padding)}
+        kwargs = _text_kwargs(self.cfg.padding)
 
         def encode(texts: list[str]) -> np.ndarray:
             return model.encode(
