@@ -75,20 +75,27 @@ def n_fine_clusters(n_items: int, target: int, per_group: int, min_size: int) ->
     return int(max(min(target, n_items), min(target * per_group, n_items // max(1, min_size))))
 
 
-def fine_clusters(emb: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def fine_clusters(emb: np.ndarray, m: int, seed: int, centred: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """KMeans fine clusters: (labels, unit centroids). Empty clusters cannot occur with KMeans++.
 
-    The k-means++ seeding runs on float64 vectors (centred, as ``KMeans.fit`` would), then Lloyd on
-    the float32 ones. scikit-learn seeds float32 input through its chunked upcasting distance path,
+    The k-means++ seeding runs on float64 vectors (centred, as ``KMeans.fit`` would; ``centred``:
+    those vectors when the caller has them, so a job's draws centre them once), then Lloyd on the
+    float32 ones. scikit-learn seeds float32 input through its chunked upcasting distance path,
     which took most of an offline build's time in a py-spy profile of the Beauty build; seeding in
     float64 was faster in an ad-hoc timing (not a committed benchmark). The chosen seeds
     can differ from float32 seeding (rounding), so partitions are those of a different draw."""
     m = max(1, min(m, len(emb)))
-    centred = np.asarray(emb - emb.mean(axis=0), dtype=np.float64)
+    if centred is None:
+        centred = np.asarray(emb - emb.mean(axis=0), dtype=np.float64)
     _, first = kmeans_plusplus(centred, m, random_state=seed)
     km = KMeans(n_clusters=m, init=emb[first], n_init=1, random_state=seed).fit(emb)
     labels = km.labels_.astype(np.int64)
-    cent = np.stack([emb[labels == c].mean(axis=0) if np.any(labels == c) else km.cluster_centers_[c] for c in range(m)])
+    # Each cluster's rows in catalog order, as a mask would pick them (so the same means, bit for
+    # bit), from one stable sort instead of a pass over all labels per cluster.
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels, minlength=m)
+    ends = np.cumsum(counts)
+    cent = np.stack([emb[order[e - c : e]].mean(axis=0) if c else km.cluster_centers_[k] for k, (c, e) in enumerate(zip(counts, ends))])
     return labels, normalise(cent)
 
 
@@ -103,12 +110,12 @@ def ward_merge(vectors: np.ndarray, k: int) -> np.ndarray:
     return AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(np.asarray(vectors, dtype=np.float64)).astype(np.int64)
 
 
-def draw(emb: np.ndarray, m: int, target: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def draw(emb: np.ndarray, m: int, target: int, seed: int, centred: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One fine clustering merged into ``target`` groups: (group per item, fine cluster per item).
 
     Every fine cluster weighs the same in the merge (size-weighted Ward scored lower on the
     Scientific development half)."""
-    fine, cent = fine_clusters(emb, m, seed)
+    fine, cent = fine_clusters(emb, m, seed, centred)
     groups = ward_merge(cent, target)[fine] if len(cent) > target else fine
     return groups, fine
 
@@ -130,11 +137,12 @@ def consensus_groups(emb: np.ndarray, m: int, target: int, seed: int, restarts: 
     # BLAS/OpenMP thread each (see single_threaded_numerics); sklearn releases the GIL inside KMeans.
     seeds = [seed + 7919 * r for r in range(max(1, restarts))]
     workers = draw_workers(len(seeds))
+    centred = np.asarray(emb - emb.mean(axis=0), dtype=np.float64)
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="draw") as pool:
-            draws = list(pool.map(lambda s: draw(emb, m, target, s), seeds))
+            draws = list(pool.map(lambda s: draw(emb, m, target, s, centred), seeds))
     else:
-        draws = [draw(emb, m, target, s) for s in seeds]
+        draws = [draw(emb, m, target, s, centred) for s in seeds]
     if len(draws) == 1 or target == 1:
         return order_by_size(draws[0][0]), draws[0][1]
     onehot = np.concatenate([np.eye(int(g.max()) + 1, dtype=np.float32)[g] for g, _ in draws], axis=1)

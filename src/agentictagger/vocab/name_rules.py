@@ -121,6 +121,7 @@ def in_lexicon(word: str) -> bool:
     return bool(_lemmas(word.lower()))
 
 
+@lru_cache(maxsize=1 << 16)
 def lemma(word: str) -> str:
     """Noun lemma when the word has a noun reading ("Gloves" -> "glove"), else the word."""
     w = word.lower()
