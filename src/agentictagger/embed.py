@@ -349,6 +349,23 @@ class Embedder:
     def model(self) -> Any:
         return _load_model(self.model_path, self.cfg.device, self.cfg.padding)
 
+    def load_in_background(self) -> threading.Thread:
+        """Starts loading the model (importing torch and reading the weights: about 3.5 s on 2
+        cores) on a thread of its own and returns it. The first encoding of a new text then waits
+        only for what is left of the load instead of all of it; a build starts it before grouping,
+        whose first job has nothing new to encode until it names its groups. A failed load is
+        not reported here: the first use of :attr:`model` loads again and raises."""
+
+        def load() -> None:
+            try:
+                _load_model(self.model_path, self.cfg.device, self.cfg.padding)
+            except Exception as e:  # noqa: BLE001 - raised again, with its message, by the first real use
+                log.debug("background model load failed (the first encoding retries): %s", e)
+
+        thread = threading.Thread(target=load, name="model-load", daemon=True)
+        thread.start()
+        return thread
+
     @property
     def dim(self) -> int:
         if self._dim is None:

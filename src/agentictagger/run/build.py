@@ -95,6 +95,11 @@ def build_vocabulary(
     t0 = time.monotonic()
     emb = np.asarray(embedder.encode(texts, show_progress=len(texts) > 2000), dtype=np.float32)
     embed_s = time.monotonic() - t0
+    if isinstance(embedder, Embedder):
+        # With the item vectors all in the cache, the model is not loaded yet, and the first
+        # job's grouping needs none of it: it loads beside that grouping, not in the way of the
+        # first job's naming (a no-op when the items were just encoded).
+        embedder.load_in_background()
 
     exclude, whole_brands = catalog_brands(brands, texts)
     usage = _load_usage(run_dir)
