@@ -262,3 +262,30 @@ def test_bucket_padding_side_by_side_requests_get_the_vectors_they_get_alone() -
     assert (state.padding, state.truncation) == before
     for a, t in zip(alone, together):
         np.testing.assert_array_equal(a, t)
+
+
+def test_background_load_gives_later_uses_the_model_and_leaves_errors_to_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sentence_transformers
+
+    from agentictagger import embed
+
+    monkeypatch.setattr(embed, "_MODELS", {})
+    e = Embedder(EmbeddingConfig(), cache_dir=tmp_path)
+    thread = e.load_in_background()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    loaded = embed._MODELS[(e.model_path, e.cfg.device, e.cfg.padding)]
+    assert e.model is loaded
+
+    class Broken:
+        def __init__(self, *a, **kw):
+            raise OSError("weights unreadable")
+
+    monkeypatch.setattr(embed, "_MODELS", {})
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", Broken)
+    thread = e.load_in_background()  # fails on its thread, quietly
+    thread.join(timeout=60)
+    with pytest.raises(EmbeddingError, match="weights unreadable"):
+        e.model  # noqa: B018 - the first real use loads again and says why it cannot
