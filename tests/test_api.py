@@ -180,3 +180,13 @@ def test_every_default_setting_has_its_type_and_round_trips_through_json():
 
     walk(cfg, "config")
     assert RunConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+def test_build_summary_from_the_returned_result_is_the_one_its_files_give(tmp_path):
+    from agentictagger.vocab.summary import build_summary
+
+    tagger = tagger_for(tmp_path, tmp_path / "run")
+    result = tagger.build(FIRST)
+    from_files = build_summary(tmp_path / "run")
+    assert from_files["vocabulary_size"] == len(result.vocabulary) > 0
+    assert build_summary(tmp_path / "run", result) == from_files

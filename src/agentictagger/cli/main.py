@@ -204,7 +204,7 @@ def _do_build(cfg: RunConfig, catalog: Any = None, restart: bool = False) -> Any
             _fail("build failed", exc, "vocabulary.json not written; ")
         except (LLMError, ModelError, ImportError) as exc:  # an LLM endpoint or model that cannot start
             _fail("build failed", exc, "")
-    summary = build_summary(cfg.run_dir)
+    summary = build_summary(cfg.run_dir, result)
     table = Table(title=f"vocabulary built in {time.monotonic() - t0:.1f}s ({summary['build_items']} items)")
     for col in ("level", "jobs", "descriptors", "jobs refined", "coverage first -> last step", "Wilcoxon p", "items tagged"):
         table.add_column(col, justify="right")
