@@ -1667,3 +1667,27 @@ def test_a_name_opening_with_half_of_a_fixed_phrase_is_found_and_not_picked(monk
 def test_every_reason_a_name_is_turned_down_has_its_rule(name, kwargs, rule):
     rules = [problem_rule(p) for p in name_problems(name, **kwargs)]
     assert rule in rules and "other" not in rules, rules
+
+
+def test_occurrences_find_every_phrase_a_full_scan_finds_also_when_asked_again():
+    from agentictagger.vocab import name_rules
+
+    texts = ["Heavy duty hex bolt, heavy duty", "Bolt cutter", "hex key set", "Heavy Duty Hex Bolts (50)", "duty free"]
+
+    def scan(phrase: str, texts: list[str]) -> list[tuple[int, list[int]]]:
+        seq = tuple(w.lower() for w in name_rules._WORD.findall(phrase))
+        out = []
+        for k, t in enumerate(texts):
+            toks = name_rules.text_tokens(t)
+            starts = [i for i in range(len(toks) - len(seq) + 1) if toks[i : i + len(seq)] == seq]
+            if starts:
+                out.append((k, starts))
+        return out
+
+    for round_ in range(2):  # the second round finds the texts' index cached
+        for phrase in ("heavy duty", "hex bolt", "duty", "bolt", "Hex Key Set", "heavy bolt", "missing"):
+            found = [starts for _, starts in name_rules._occurrences(phrase, texts) if starts]
+            assert found == [starts for _, starts in scan(phrase, texts)], (round_, phrase)
+    changed = texts + ["another heavy duty bolt"]
+    assert len([s for _, s in name_rules._occurrences("heavy duty", changed) if s]) == 3
+    assert name_rules.written("heavy duty", changed)[0] == 3
