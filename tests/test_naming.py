@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import zlib
 from collections import Counter
@@ -1691,3 +1692,19 @@ def test_occurrences_find_every_phrase_a_full_scan_finds_also_when_asked_again()
     changed = texts + ["another heavy duty bolt"]
     assert len([s for _, s in name_rules._occurrences("heavy duty", changed) if s]) == 3
     assert name_rules.written("heavy duty", changed)[0] == 3
+
+
+def test_words_before_counts_in_the_order_the_texts_write_them():
+    import subprocess
+    import sys
+
+    code = (
+        "from agentictagger.vocab.name_rules import words_before;"
+        "print(list(words_before('tape', ['duct tape and masking tape, foil tape', 'masking tape'])[0]))"
+    )
+    seen = {
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)}, capture_output=True, text=True,
+                       check=True).stdout.strip()
+        for seed in range(6)
+    }
+    assert seen == {"['duct', 'masking', 'foil']"}  # a tie's first word is the same under every hash seed

@@ -575,12 +575,13 @@ def words_before(phrase: str, texts: Sequence[str]) -> tuple[Counter[str], int]:
     """The word the ``texts`` write right before ``phrase`` (word for word): per word, the texts
     that write it there at least once; and the texts that hold the phrase at all. A word written
     after a number is a measure, not a kind ("18 Gauge Brad Nails", "5 Gallon Bucket"): not
-    counted."""
+    counted. Words are counted in the order the texts write them, so that a tie between two
+    words goes the same way in every process (a set's order changes with Python's hash seed)."""
     before: Counter[str] = Counter()
     held = 0
     for toks, starts in _occurrences(phrase, texts):
         held += bool(starts)
-        before.update({toks[i - 1] for i in starts if i and not (i > 1 and _NUMBER.match(toks[i - 2]))})
+        before.update(dict.fromkeys(toks[i - 1] for i in starts if i and not (i > 1 and _NUMBER.match(toks[i - 2]))).keys())
     return before, held
 
 
