@@ -75,6 +75,11 @@ def n_fine_clusters(n_items: int, target: int, per_group: int, min_size: int) ->
     return int(max(min(target, n_items), min(target * per_group, n_items // max(1, min_size))))
 
 
+def _centred64(emb: np.ndarray) -> np.ndarray:
+    """The vectors minus their mean, in float64: what k-means++ seeds on (see fine_clusters)."""
+    return np.asarray(emb - emb.mean(axis=0), dtype=np.float64)
+
+
 def fine_clusters(emb: np.ndarray, m: int, seed: int, centred: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """KMeans fine clusters: (labels, unit centroids). Empty clusters cannot occur with KMeans++.
 
@@ -85,9 +90,7 @@ def fine_clusters(emb: np.ndarray, m: int, seed: int, centred: np.ndarray | None
     float64 was faster in an ad-hoc timing (not a committed benchmark). The chosen seeds
     can differ from float32 seeding (rounding), so partitions are those of a different draw."""
     m = max(1, min(m, len(emb)))
-    if centred is None:
-        centred = np.asarray(emb - emb.mean(axis=0), dtype=np.float64)
-    _, first = kmeans_plusplus(centred, m, random_state=seed)
+    _, first = kmeans_plusplus(centred if centred is not None else _centred64(emb), m, random_state=seed)
     km = KMeans(n_clusters=m, init=emb[first], n_init=1, random_state=seed).fit(emb)
     labels = km.labels_.astype(np.int64)
     # Each cluster's rows in catalog order, as a mask would pick them (so the same means, bit for
@@ -137,7 +140,7 @@ def consensus_groups(emb: np.ndarray, m: int, target: int, seed: int, restarts: 
     # BLAS/OpenMP thread each (see single_threaded_numerics); sklearn releases the GIL inside KMeans.
     seeds = [seed + 7919 * r for r in range(max(1, restarts))]
     workers = draw_workers(len(seeds))
-    centred = np.asarray(emb - emb.mean(axis=0), dtype=np.float64)
+    centred = _centred64(emb)
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="draw") as pool:
             draws = list(pool.map(lambda s: draw(emb, m, target, s, centred), seeds))
