@@ -312,3 +312,45 @@ def test_why_an_llm_name_fell_back_reaches_the_vocabulary_file(tmp_path):
     # A resumed build reads the reasons back from the job's saved state.
     res2 = _builder(tmp_path, _cfg(), FallbackNamedArchitect(), ScriptedAnnotator([0.0])).run()
     assert res2.vocabulary.level(1)[1].naming_problems == d.naming_problems
+
+
+class PrototypeArchitect(ScriptedArchitect):
+    """Gives descriptor k the prototype row [k + 1, level, 0, ...] (dim 8)."""
+
+    def propose(self, job, representatives, target):
+        drafts = super().propose(job, representatives, target)
+        for k, d in enumerate(drafts):
+            d.prototype = np.array([[k + 1.0, float(job.level)] + [0.0] * 6], dtype=np.float32)
+        return drafts
+
+
+class UnevenAnnotator(ScriptedAnnotator):
+    """Half the items match the last descriptor, so the final order (largest first) is not the
+    draft order."""
+
+    def annotate(self, job, descriptors, items):
+        self.calls[job.job_id] = self.calls.get(job.job_id, 0) + 1
+        last = len(descriptors) - 1
+        return [ItemAnnotation([last] if i % 2 == 0 else [(i // 2) % last]) for i in items]
+
+
+def test_final_descriptors_keep_their_prototype_once_and_old_states_still_assemble(tmp_path):
+    cfg = _cfg(max_depth=1)
+    res = _builder(tmp_path, cfg, PrototypeArchitect(n=3), UnevenAnnotator([0.0])).run()
+    state_file = tmp_path / "run" / "build_state" / "jobs" / f"{ROOT_ID}.json"
+    state = json.loads(state_file.read_text())
+    assert [d["draft"] for d in state["final"]] == [2, 0, 1]
+    assert all("prototype" not in d for d in state["final"])  # the vectors are in "prototypes" only
+    got = {res.vocabulary[did].name: vec.tolist() for did, vec in res.vocabulary.prototypes.items()}
+    want = {f"{ROOT_ID} kind {k}": [[k + 1.0, 1.0] + [0.0] * 6] for k in range(3)}
+    assert got == want
+
+    # A job state written with the vectors inline in "final" (and no "draft") gives the same.
+    for d in state["final"]:
+        d["prototype"] = state["prototypes"][d.pop("draft")]
+    state["prototypes"] = []
+    state_file.write_text(json.dumps(state))
+    arch = PrototypeArchitect(n=3)
+    again = _builder(tmp_path, cfg, arch, UnevenAnnotator([0.0])).run()
+    assert arch.proposals == []
+    assert {again.vocabulary[did].name: vec.tolist() for did, vec in again.vocabulary.prototypes.items()} == want

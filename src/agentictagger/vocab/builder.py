@@ -94,7 +94,7 @@ class JobState:
     fits: list[bool | None] = field(default_factory=list)  # last step's judge verdict per item (None: has a match = fits)
     status: str = "running"  # running | done | failed
     error: str = ""
-    final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx], ...}]
+    final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx], draft: k, ...}]
     # Last step's descriptors as the offline architect made them: prototype vectors (rounded),
     # who named each, and their exemplars (build idx). Empty lists for an LLM architect.
     prototypes: list[list[list[float]] | None] = field(default_factory=list)
@@ -123,6 +123,14 @@ class JobState:
                 )
             )
         return out
+
+    def final_prototype(self, entry: dict) -> list[list[float]] | None:
+        """The prototype of one ``final`` entry: ``prototypes[entry["draft"]]``. Job states written
+        before the entries named their draft carry the vectors inline under ``"prototype"``."""
+        if "draft" in entry:
+            k = entry["draft"]
+            return self.prototypes[k] if k < len(self.prototypes) else None
+        return entry.get("prototype")
 
     def to_json(self) -> dict:
         """The state as JSON-ready data (``from_json`` reads it back). Shallow: ``dataclasses.asdict``
@@ -540,7 +548,7 @@ class VocabularyBuilder:
                 "name": last.descriptors[k][0],
                 "definition": last.descriptors[k][1],
                 "members": members[k],
-                "prototype": job.prototypes[k] if k < len(job.prototypes) else None,
+                "draft": k,  # its prototype is job.prototypes[k], stored once
                 "named_by": job.named_by[k] if k < len(job.named_by) else "",
                 "exemplars": job.exemplars[k] if k < len(job.exemplars) else [],
                 "naming_problems": job.naming_problems[k] if k < len(job.naming_problems) else [],
@@ -645,8 +653,9 @@ class VocabularyBuilder:
                         naming_problems=list(d.get("naming_problems", [])),
                     )
                 )
-                if d.get("prototype") is not None:
-                    vocab.prototypes[did] = np.asarray(d["prototype"], dtype=np.float32)
+                proto = job.final_prototype(d)
+                if proto is not None:
+                    vocab.prototypes[did] = np.asarray(proto, dtype=np.float32)
                 add(did)
 
         add(ROOT_ID)
