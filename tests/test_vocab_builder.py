@@ -354,3 +354,17 @@ def test_final_descriptors_keep_their_prototype_once_and_old_states_still_assemb
     again = _builder(tmp_path, cfg, arch, UnevenAnnotator([0.0])).run()
     assert arch.proposals == []
     assert {again.vocabulary[did].name: vec.tolist() for did, vec in again.vocabulary.prototypes.items()} == want
+
+
+def test_progress_names_the_annotation_phase_of_each_step(tmp_path):
+    phases = []
+    builder = _builder(tmp_path, _cfg(coverage_target=0.99), ScriptedArchitect(), ScriptedAnnotator([0.3, 0.0]))
+    builder.progress = lambda stats: phases.append(stats.get("phase", ""))
+    builder.run()
+    root = [p for p in dict.fromkeys(phases) if p.startswith("L1 root")]
+    assert root == [
+        "L1 root (300 items): grouping and naming",
+        "L1 root (300 items): proposal: annotating 300 items against 3 descriptors",
+        "L1 root (300 items): refinement 1",
+        "L1 root (300 items): refinement 1: annotating 300 items against 4 descriptors",
+    ]

@@ -450,6 +450,10 @@ class VocabularyBuilder:
         coverage of the step being refined), a step that covers less, or not ``min_refinement_gain``
         of the items more, is not applied: it is kept in ``job.rejected`` and the build log, and the
         job stops at the step before."""
+        # With LLM annotators this is most of a step's time (one call per item): say so on the
+        # progress line rather than leave the architect's phase there.
+        self._phase(job, f"{'refinement ' + str(step) if step else 'proposal'}: annotating {len(view)} items "
+                         f"against {len(drafts)} descriptors")
         annotations = self.annotator.annotate(view, drafts, list(range(len(view))))
         scored = [a for a in annotations if not a.error]
         n_err = len(annotations) - len(scored)
