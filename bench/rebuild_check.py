@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -68,7 +69,7 @@ def main() -> int:
         src = REPO / run
         name = src.name
         out = base / name
-        subprocess.run(["rm", "-rf", str(out)], check=True)
+        shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         cfg = src.joinpath("config.yaml").read_text(encoding="utf-8").splitlines()
         cfg = [f"run_dir: {out}" if line.startswith("run_dir:") else line for line in cfg]
