@@ -330,6 +330,9 @@ def main() -> None:
                     help="threads of the local llama.cpp server (1 leaves a core to other work)")
     ap.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=list(PROFILES))
     ap.add_argument("--fresh", action="store_true", help="delete this setting's run folders (and its response cache) first")
+    ap.add_argument("--cache-from", default="", metavar="SETTING",
+                    help="seed this setting's LLM response cache with another's (a folder name under bench/runs/all_llm, "
+                         "e.g. n1000_s0_d1_r1): requests with the same prompt are answered from it, not paid again")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "all_llm_profile.json"))
     args = ap.parse_args()
     t_start = time.monotonic()
@@ -339,6 +342,11 @@ def main() -> None:
         shutil.rmtree(base)
     base.mkdir(parents=True, exist_ok=True)
     cache = base / "cache"
+    if args.cache_from and not (cache / "llm").exists():
+        donor = REPO / "bench" / "runs" / "all_llm" / args.cache_from / "cache" / "llm"
+        if not donor.is_dir():
+            raise SystemExit(f"--cache-from {args.cache_from}: no response cache at {donor}")
+        shutil.copytree(donor, cache / "llm")
     emb_cache = REPO / ".cache" / "agentictagger" / "embeddings"
     if emb_cache.exists() and not (cache / "embeddings").exists():
         shutil.copytree(emb_cache, cache / "embeddings")  # item vectors are not what this bench measures
