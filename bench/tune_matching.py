@@ -11,7 +11,8 @@ the offline profile once per weight and seed, and scores: level-1 NMI / ARI agai
 level-2 categories beside scikit-learn KMeans (n_init = 10, same k, same seed), level 2 against
 Amazon level 3 beside KMeans at the same number of groups, and names-alone agreement by the
 embedding judge at levels 1-2 (items matched among siblings by name + definition only, against
-the groups they were assigned to; no labels). Writes ``bench/results/tune_matching.json`` and
+the groups they were assigned to; no labels), with the build's refinement figures per level and
+the renames its steps applied. Writes ``bench/results/tune_matching.json`` and
 prints a short table.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/tune_matching.py [--seeds 0-2] [--weights 0.1 0.3 0.5]
@@ -34,10 +35,11 @@ sys.path.insert(0, str(REPO / "bench"))
 from _provenance import command_line, write_result  # noqa: E402
 from taxonomy_alignment import kmeans, mean_sd  # noqa: E402
 from tune_grouping import seeds_arg  # noqa: E402
-from tune_renames import built, scoring_inputs  # noqa: E402
+from tune_renames import built, changes_applied, scoring_inputs  # noqa: E402
 
 from agentictagger.config import GroupingConfig  # noqa: E402
 from agentictagger.vocab.quality import name_identifiability, partition_scores  # noqa: E402
+from agentictagger.vocab.summary import load_jobs, refinement_effect  # noqa: E402
 
 LEVELS = (1, 2)
 
@@ -73,6 +75,11 @@ def main() -> int:
                                        "kmeans_ninit10": partition_scores(base, truth)}
             judge = name_identifiability(vocab, emb, item_paths, embedder.encode, LEVELS)
             entry["names_alone_embedding_judge"] = judge
+            # The build's own loop: its annotators judge by the names too, so a heavier name leaves
+            # fewer misread items for the architect to rename.
+            effect = refinement_effect(load_jobs(run_dir))
+            entry["refinement_by_level"] = {lv: effect["by_level"][lv] for lv in ("1", "2") if lv in effect.get("by_level", {})}
+            entry["renames_applied_by_level"] = changes_applied(run_dir)
             entry["level1_names"] = [d.name for d in vocab.children("root")]
             rows.setdefault(key, []).append(entry)
             l1, l2 = entry["level1"], entry["level2"]
@@ -80,7 +87,7 @@ def main() -> int:
                   f"{l1['kmeans_ninit10']['nmi']:.3f}/{l1['kmeans_ninit10']['ari']:.3f} | L2 ours "
                   f"{l2['ours']['nmi']:.3f}/{l2['ours']['ari']:.3f} KMeans {l2['kmeans_ninit10']['nmi']:.3f}/"
                   f"{l2['kmeans_ninit10']['ari']:.3f} | names alone L1 {judge['1']['accuracy']:.3f} "
-                  f"L2 {judge['2']['accuracy']:.3f}", flush=True)
+                  f"L2 {judge['2']['accuracy']:.3f} | renames {entry['renames_applied_by_level']}", flush=True)
 
     def stat(rs: list[dict], f) -> dict:
         return mean_sd([f(r) for r in rs])
