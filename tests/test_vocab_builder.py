@@ -87,6 +87,10 @@ def test_stops_when_coverage_target_reached(tmp_path):
     root = next(j for j in res.jobs if j.job_id == ROOT_ID)
     assert len(root.steps) == 1 and arch.refinements == []
     assert root.steps[0].coverage == pytest.approx(0.98)
+    # No job refined: the per-level coverage is still reported (before = after).
+    eff = refinement_effect(load_jobs(tmp_path / "run"))
+    assert eff["jobs_refined"] == 0 and "wilcoxon_p_greater" not in eff
+    assert eff["by_level"]["1"]["coverage_before"] == eff["by_level"]["1"]["coverage_after"] == pytest.approx(0.98)
 
 
 def test_stops_when_few_failures_remain(tmp_path):

@@ -29,28 +29,8 @@ def refinement_effect(jobs: Sequence[JobState], by_level: bool = True) -> dict[s
         # Refinement steps not applied because they covered less than the step before them.
         "refinements_rejected": sum(len(j.rejected) for j in jobs),
     }
-    if not pairs:
-        return out
-    first = np.array([p[0] for p in pairs])
-    last = np.array([p[1] for p in pairs])
-    delta = last - first
-    out.update(
-        {
-            "mean_first": float(first.mean()),
-            "mean_last": float(last.mean()),
-            "mean_change": float(delta.mean()),
-            "share_improved": float((delta > 0).mean()),
-            "per_job": [
-                {"level": lv, "first": round(a, 4), "last": round(b, 4)} for a, b, lv in pairs
-            ],
-        }
-    )
-    if len(pairs) >= 2 and np.any(delta != 0):
-        from scipy.stats import wilcoxon
-
-        res = wilcoxon(last, first, alternative="greater", zero_method="wilcox")
-        out["wilcoxon_p_greater"] = float(res.pvalue)
-        out["wilcoxon_statistic"] = float(res.statistic)
+    if pairs:
+        out.update(_paired_change(pairs))
     if by_level:
         levels = sorted({j.level for j in jobs})
         out["by_level"] = {}
@@ -63,6 +43,27 @@ def refinement_effect(jobs: Sequence[JobState], by_level: bool = True) -> dict[s
             sub["coverage_before"] = round(sum(j.steps[0].coverage * len(j.items) for j in items) / max(1, n), 4)
             sub["coverage_after"] = round(sum(j.steps[-1].coverage * len(j.items) for j in items) / max(1, n), 4)
             out["by_level"][str(lv)] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in sub.items()}
+    return out
+
+
+def _paired_change(pairs: list[tuple[float, float, int]]) -> dict[str, Any]:
+    """Coverage of the refined jobs after their first and last steps, and the one-sided Wilcoxon test."""
+    first = np.array([p[0] for p in pairs])
+    last = np.array([p[1] for p in pairs])
+    delta = last - first
+    out: dict[str, Any] = {
+        "mean_first": float(first.mean()),
+        "mean_last": float(last.mean()),
+        "mean_change": float(delta.mean()),
+        "share_improved": float((delta > 0).mean()),
+        "per_job": [{"level": lv, "first": round(a, 4), "last": round(b, 4)} for a, b, lv in pairs],
+    }
+    if len(pairs) >= 2 and np.any(delta != 0):
+        from scipy.stats import wilcoxon
+
+        res = wilcoxon(last, first, alternative="greater", zero_method="wilcox")
+        out["wilcoxon_p_greater"] = float(res.pvalue)
+        out["wilcoxon_statistic"] = float(res.statistic)
     return out
 
 
