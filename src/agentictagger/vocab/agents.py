@@ -298,7 +298,7 @@ class EmbeddingArchitect:
         max_descriptors: int = 30,
         fine_per_group: int = 16,
         min_fine_size: int = 5,
-        prototype_weight: float = 0.1,
+        prototype_weight: float = 0.7,
         min_new_group_share: float = 0.01,
         exemplars: int = 8,
         restarts: int = 20,
