@@ -198,6 +198,20 @@ def malformed_share(share: float):
     return handler
 
 
+def failing_below_level1(run: Path, share: float):
+    """Every call below level 1 fails for good (retries too: the key is the item's text) for about
+    ``share`` of the items; level-1 calls are answered. So some paths are cut short whatever the tree."""
+    level1 = {d["name"] for d in json.loads((run / "vocabulary.json").read_text())["descriptors"] if d["level"] == 1}
+
+    def handler(body: dict) -> str:
+        choices = {c for c in body["response_format"]["json_schema"]["schema"]["properties"]["choice"]["enum"]} - {"none of these"}
+        text = body["messages"][1]["content"].split("\n\nAnswer with a JSON object")[0]
+        item = text.split("\n")[-1]
+        key = int(hashlib.sha256(item.encode()).hexdigest()[:8], 16) / 16**8
+        return "Sure, probably the first one." if key < share and not choices <= level1 else choice_answer(body)
+    return handler
+
+
 def llm_assign(tmp_path: Path, run: Path, url: str, *extra: str) -> subprocess.CompletedProcess:
     return cli(tmp_path, "assign", "--catalog", str(tmp_path / "items.jsonl"), "--run-dir", str(run),
                "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "assign.assigner=llm",
@@ -238,7 +252,7 @@ def test_items_whose_call_failed_at_any_level_are_unfinished_and_retried_until_t
         assert meta["unfinished_paths"] == 0 and meta["empty_paths"] == 0
 
         # Below the allowed share the failures are written, counted in the summary, and a rerun retries them.
-        server.handler = malformed_share(0.3)
+        server.handler = failing_below_level1(run2, 0.3)
         out = llm_assign(tmp_path, run2, server.url, "--restart", "--set", "assign.max_empty_share=1",
                          "--set", f"cache_dir={tmp_path / 'cache2'}")
         assert out.returncode == 0 and "unfinished path(s)" in out.stderr, out.stderr[-3000:]
@@ -421,7 +435,7 @@ def test_sharded_llm_assign_redoes_shards_with_paths_cut_short_by_a_failed_call(
     assert out.returncode == 0, out.stderr[-3000:]
 
     run = copy_run(built, tmp_path)
-    with FakeOpenAIServer(handler=malformed_share(0.3)) as server:
+    with FakeOpenAIServer(handler=failing_below_level1(run, 0.3)) as server:
         out = llm_assign(tmp_path, run, server.url, "--restart", "--set", "assign.max_empty_share=1", *shard)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "unfinished path(s)" in out.stdout + out.stderr
