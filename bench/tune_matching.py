@@ -15,7 +15,7 @@ the groups they were assigned to; no labels), with the build's refinement figure
 the renames its steps applied. Writes ``bench/results/tune_matching.json`` and
 prints a short table.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/tune_matching.py [--seeds 0-2] [--weights 0.1 0.3 0.5]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/tune_matching.py [--seeds 0-2] [--weights 0.1 0.3 0.5 0.7 0.85 1.0]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> int:
     default_w = GroupingConfig().prototype_weight
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0-2"), help="e.g. 0,1 or 0-2")
-    ap.add_argument("--weights", type=float, nargs="+", default=[default_w, 0.3, 0.5, 0.7])
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.85, 1.0])
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tune_matching.json"))
     args = ap.parse_args()
 
@@ -78,7 +78,7 @@ def main() -> int:
             # The build's own loop: its annotators judge by the names too, so a heavier name leaves
             # fewer misread items for the architect to rename.
             effect = refinement_effect(load_jobs(run_dir))
-            entry["refinement_by_level"] = {lv: effect["by_level"][lv] for lv in ("1", "2") if lv in effect.get("by_level", {})}
+            entry["refinement_by_level"] = {lv: v for lv, v in effect["by_level"].items() if lv in ("1", "2")}
             entry["renames_applied_by_level"] = changes_applied(run_dir)
             entry["level1_names"] = [d.name for d in vocab.children("root")]
             rows.setdefault(key, []).append(entry)

@@ -182,13 +182,21 @@ def test_credentials_in_urls_and_keys_pasted_as_variable_names_are_refused_unech
 
 
 # -- rows 4 and 18: unfinished LLM paths --------------------------------------------------------
+def offered(body: dict) -> list[str]:
+    """The children an assigner request offers (without the stop choice)."""
+    schema = body["response_format"]["json_schema"]["schema"]
+    return [c for c in schema["properties"]["choice"]["enum"] if c != "none of these"]
+
+
+def item_prompt(body: dict) -> str:
+    """The item's prompt, without the format hint the client appends to the last user message."""
+    return body["messages"][1]["content"].split("\n\nAnswer with a JSON object")[0]
+
+
 def choice_answer(body: dict) -> str:
     """The scripted assigner: a hash of the prompt picks one of the offered children."""
-    schema = body["response_format"]["json_schema"]["schema"]
-    choices = [c for c in schema["properties"]["choice"]["enum"] if c != "none of these"]
-    # The item's prompt, without the format hint the client appends to the last user message.
-    text = body["messages"][1]["content"].split("\n\nAnswer with a JSON object")[0]
-    return json.dumps({"choice": choices[int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(choices)]})
+    choices = offered(body)
+    return json.dumps({"choice": choices[int(hashlib.sha256(item_prompt(body).encode()).hexdigest(), 16) % len(choices)]})
 
 
 def malformed_share(share: float):
@@ -204,9 +212,8 @@ def failing_below_level1(run: Path, share: float):
     level1 = {d["name"] for d in json.loads((run / "vocabulary.json").read_text())["descriptors"] if d["level"] == 1}
 
     def handler(body: dict) -> str:
-        choices = {c for c in body["response_format"]["json_schema"]["schema"]["properties"]["choice"]["enum"]} - {"none of these"}
-        text = body["messages"][1]["content"].split("\n\nAnswer with a JSON object")[0]
-        item = text.split("\n")[-1]
+        choices = set(offered(body))
+        item = item_prompt(body).split("\n")[-1]
         key = int(hashlib.sha256(item.encode()).hexdigest()[:8], 16) / 16**8
         return "Sure, probably the first one." if key < share and not choices <= level1 else choice_answer(body)
     return handler
