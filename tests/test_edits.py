@@ -210,7 +210,11 @@ def test_merge_takes_the_sources_matching_vectors():
     v.prototypes = {d.id: np.eye(4, dtype=np.float32)[[i % 4]] for i, d in enumerate(v)}
     out = edits.merge(v, small_table(v), "d1.2", "d1.1", reassign=reassigner(KeywordAssigner()))
     assert out.vocabulary.prototypes["d1.1"].shape == (2, 4) and "d1.2" not in out.vocabulary.prototypes
-    assert set(out.vocabulary.prototypes) == {d.id for d in out.vocabulary}
+    assert set(out.vocabulary.prototypes) == {d.id for d in out.vocabulary} and out.vocabulary.name_weights == {}
+    # Rows that blend their descriptor's name keep their weights, now blending the target's name.
+    v.name_weights = {"d1.1": np.array([0.7], dtype=np.float32), "d1.2": np.array([0.5], dtype=np.float32)}
+    out = edits.merge(v, small_table(v), "d1.2", "d1.1", reassign=reassigner(KeywordAssigner()))
+    assert np.allclose(out.vocabulary.name_weights["d1.1"], [0.7, 0.5]) and "d1.2" not in out.vocabulary.name_weights
 
 
 @pytest.mark.parametrize(

@@ -742,6 +742,42 @@ def test_prototypes_round_trip_and_drive_assignment(tmp_path):
     assert paths == [["d1"], ["d2"]]
 
 
+def test_prototype_rows_blend_the_current_name_and_keep_their_weights_through_save(tmp_path):
+    from agentictagger.assign.embedding import DescriptorIndex
+    from agentictagger.structures.semantic_ids import SemanticIds
+    from agentictagger.vocab.edits import rename
+
+    vecs = {"Alpha Widgets": _unit(0), "Beta Widgets": _unit(90), "Gamma Widgets": _unit(45)}
+
+    class Enc:
+        def encode(self, texts):
+            return np.stack([vecs[t.split(":")[0]] for t in texts])
+
+    v = Vocabulary()
+    v.add(Descriptor("d1", "Alpha Widgets", "Alpha.", 1, "root", 5))
+    v.add(Descriptor("d2", "Beta Widgets", "Beta.", 1, "root", 5))
+    v.prototypes = {"d1": np.stack([_unit(20), _unit(60)]), "d2": _unit(90)[None]}
+    v.name_weights = {"d1": np.array([0.5, 0.5], dtype=np.float32)}  # d2: rows as they are
+    v.save(tmp_path / "vocabulary.json")
+    w = Vocabulary.load(tmp_path / "vocabulary.json")
+    assert set(w.name_weights) == {"d1"} and np.allclose(w.name_weights["d1"], 0.5)
+
+    def rows(vocab):
+        idx = DescriptorIndex(vocab, Enc())
+        return [idx.matrix[idx.rows_of(d)] for d in ("d1", "d2")]
+
+    d1, d2 = rows(w)
+    assert np.allclose(d1, [_unit(10), _unit(30)], atol=2e-3) and np.allclose(d2, [_unit(90)], atol=2e-3)
+    # A rename moves the rows with the name; the other descriptor's rows do not move.
+    renamed = rename(w, SemanticIds([]), "d1", "Gamma Widgets").vocabulary
+    d1, d2 = rows(renamed)
+    assert np.allclose(d1, [_unit(32.5), _unit(52.5)], atol=2e-3) and np.allclose(d2, [_unit(90)], atol=2e-3)
+    # A sidecar written without weights reads as rows matched as they are.
+    np.savez(tmp_path / "vocabulary.prototypes.npz", ids=np.array(["d1"]), vectors=_unit(20)[None].astype(np.float16))
+    old = Vocabulary.load(tmp_path / "vocabulary.json")
+    assert old.name_weights == {} and np.allclose(rows(old)[0], [_unit(20)], atol=2e-3)
+
+
 def test_name_quality_figures():
     v = Vocabulary()
     v.add(Descriptor("d1", "Screws", "Screws of all kinds.", 1, "root", 10))
@@ -1130,6 +1166,25 @@ def test_a_rename_must_set_right_more_than_one_item(monkeypatch):
     monkeypatch.setattr(EmbeddingArchitect, "MIN_RENAME_GAIN", 1)
     out, n = EmbeddingArchitect(encode, _Offer("Narrow"))._rename(job, descs, ann)
     assert n == 1 and out[0].name == "Narrow"
+
+
+def test_a_renamed_descriptor_is_matched_by_its_new_name():
+    # The rows keep the group's centroid; what they blend in is the name the draft has now.
+    from agentictagger.vocab.agents import EmbeddingAnnotator
+
+    job, ann, descs, encode = _rename_case("Vague", {"Vague": _unit(200), "Fitting": _unit(20)})
+    descs = [DescriptorDraft(d.name, d.definition, d.prototype, name_weight=0.7) for d in descs]
+    before, _ = EmbeddingAnnotator(encode, 0.0).rows(descs)
+    out, n = EmbeddingArchitect(encode, _Offer("Fitting"))._rename(job, descs, ann)
+    assert n == 1 and np.array_equal(out[0].prototype, descs[0].prototype) and out[0].name_weight == 0.7
+    after, _ = EmbeddingAnnotator(encode, 0.0).rows(out)
+
+    def blend(deg):
+        b = 0.3 * _unit(10) + 0.7 * _unit(deg)
+        return b / np.linalg.norm(b)
+
+    assert np.allclose(before[0], blend(200), atol=1e-5) and np.allclose(after[0], blend(20), atol=1e-5)
+    assert np.allclose(after[1], _unit(90), atol=1e-5)  # "Bees": centroid and name both at 90 degrees
 
 
 def test_a_rename_never_only_drops_words_from_the_name():

@@ -325,6 +325,7 @@ class PrototypeArchitect(ScriptedArchitect):
         drafts = super().propose(job, representatives, target)
         for k, d in enumerate(drafts):
             d.prototype = np.array([[k + 1.0, float(job.level)] + [0.0] * 6], dtype=np.float32)
+            d.name_weight = 0.5
         return drafts
 
 
@@ -348,16 +349,20 @@ def test_final_descriptors_keep_their_prototype_once_and_old_states_still_assemb
     got = {res.vocabulary[did].name: vec.tolist() for did, vec in res.vocabulary.prototypes.items()}
     want = {f"{ROOT_ID} kind {k}": [[k + 1.0, 1.0] + [0.0] * 6] for k in range(3)}
     assert got == want
+    assert {did: w.tolist() for did, w in res.vocabulary.name_weights.items()} == {did: [0.5] for did in res.vocabulary.prototypes}
 
-    # A job state written with the vectors inline in "final" (and no "draft") gives the same.
+    # A job state written with the vectors inline in "final" (and no "draft"), before the rows
+    # had name weights, gives the same rows, matched as they are.
     for d in state["final"]:
         d["prototype"] = state["prototypes"][d.pop("draft")]
     state["prototypes"] = []
+    del state["name_weights"]
     state_file.write_text(json.dumps(state))
     arch = PrototypeArchitect(n=3)
     again = _builder(tmp_path, cfg, arch, UnevenAnnotator([0.0])).run()
     assert arch.proposals == []
     assert {again.vocabulary[did].name: vec.tolist() for did, vec in again.vocabulary.prototypes.items()} == want
+    assert again.vocabulary.name_weights == {}
 
 
 def test_progress_names_the_annotation_phase_of_each_step(tmp_path):

@@ -431,7 +431,7 @@ class GroupingConfig(_Section):
         ge=0.0,
         le=1.0,
         description="A descriptor is matched by its prototype rows: (1-w) * its pieces' centroids + w * the embedding "
-        "of its name and definition, so w sets how far items land in the group their descriptors' texts describe. "
+        "of its current name and definition (a rename moves them), so w sets how far items land in the group their descriptors' texts describe. "
         "0.7 was chosen on the Scientific development half (bench/tune_matching.py): the most names-alone "
         "agreement among the weights whose level-1 alignment stayed level with 0.1's; at 0.85 and 1.0 the "
         "alignment drops.",

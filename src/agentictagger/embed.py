@@ -555,18 +555,34 @@ def as_encoder(obj: Any) -> Any:
 
 
 def descriptor_rows(
-    prototypes: Sequence[np.ndarray | None], encode_missing: "Callable[[list[int]], np.ndarray]"
+    prototypes: Sequence[np.ndarray | None],
+    encode_texts: "Callable[[list[int]], np.ndarray]",
+    name_weights: "Sequence[np.ndarray | float | None] | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stack every descriptor's matching rows: its prototype rows, or one row from its text
-    (``encode_missing`` gets the positions that lack prototypes). Returns the (rows, dim) matrix
-    and ``starts`` (len = descriptors + 1): descriptor i owns rows starts[i]:starts[i+1]."""
-    need = [i for i, p in enumerate(prototypes) if p is None]
-    enc = encode_missing(need) if need else None
-    text_rows = dict(zip(need, enc)) if enc is not None else {}
-    blocks = [
-        np.atleast_2d(np.asarray(p if p is not None else text_rows[i], dtype=np.float32)) for i, p in enumerate(prototypes)
+    """Stack every descriptor's matching rows. A descriptor with prototype rows is matched by
+    each row blended with the embedding of its own current text, ``(1 - w) * row + w * text``
+    (unit length; ``w`` = the row's name weight, 0 or absent = the row as it is); one without by
+    its text alone. ``encode_texts`` gets the positions whose text embedding is needed. Returns
+    the (rows, dim) matrix and ``starts`` (len = descriptors + 1): descriptor i owns rows
+    starts[i]:starts[i+1]."""
+    weights = list(name_weights) if name_weights is not None else [None] * len(prototypes)
+    rows = [None if p is None else np.atleast_2d(np.asarray(p, dtype=np.float32)) for p in prototypes]
+    shares = [
+        None if r is None or w is None else np.broadcast_to(np.asarray(w, dtype=np.float32), (len(r),))
+        for r, w in zip(rows, weights)
     ]
+    need = [i for i, (r, w) in enumerate(zip(rows, shares)) if r is None or (w is not None and np.any(w))]
+    text = dict(zip(need, np.asarray(encode_texts(need), dtype=np.float32))) if need else {}
+    blocks = []
+    for i, (r, w) in enumerate(zip(rows, shares)):
+        if r is None:
+            blocks.append(np.atleast_2d(text[i]))
+        elif i in text:
+            b = (1 - w[:, None]) * r + w[:, None] * text[i][None, :]
+            blocks.append(b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12))
+        else:
+            blocks.append(r)
     starts = np.zeros(len(blocks) + 1, dtype=np.int64)
     starts[1:] = np.cumsum([len(b) for b in blocks])
-    matrix = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
+    matrix = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros((0, 1), np.float32)
     return matrix, starts

@@ -30,11 +30,13 @@ class DescriptorIndex:
         self.vocab = vocab
         self.ids = [d.id for d in vocab]
         self.row = {did: i for i, did in enumerate(self.ids)}
-        # A descriptor with prototypes (rows written by the build: its fine clusters' centroids
-        # blended with its name) is matched by its best row; others by "name: definition".
+        # A descriptor with prototypes (rows written by the build: its fine clusters' centroids,
+        # blended with its current name and definition by their name weights) is matched by its
+        # best row; others by "name: definition".
         self.matrix, self.starts = descriptor_rows(
             [vocab.prototypes.get(did) for did in self.ids],
             lambda idx: encoder.encode([descriptor_text(vocab[self.ids[i]]) for i in idx]),
+            [vocab.name_weights.get(did) for did in self.ids],
         )
         self._children: dict[str, tuple[list[str], np.ndarray]] = {}
         self._subtree: dict[str, tuple[np.ndarray, np.ndarray]] = {}

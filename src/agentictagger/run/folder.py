@@ -136,6 +136,8 @@ def vocabulary_digest(vocab: Any) -> str:
     for did in sorted(vocab.prototypes):
         h.update(did.encode("utf-8"))
         h.update(np.asarray(vocab.prototypes[did], dtype=np.float16).tobytes())
+        if did in vocab.name_weights:
+            h.update(b"w" + np.asarray(vocab.name_weights[did], dtype=np.float16).tobytes())
     return f"sha256:{h.hexdigest()[:20]} ({len(vocab)} descriptors)"
 
 

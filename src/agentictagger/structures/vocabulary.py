@@ -57,10 +57,14 @@ class Vocabulary:
     def __init__(self, descriptors: Iterable[Descriptor] = (), meta: dict | None = None) -> None:
         self._by_id: dict[str, Descriptor] = {}
         self.meta: dict = dict(meta or {})
-        # Matching vectors per descriptor id, (rows, dim), unit length: the centroids of the
-        # descriptor's fine clusters blended with the embedding of its name and definition; an
-        # item's similarity to a descriptor is its best row. Saved beside the JSON.
+        # Prototype rows per descriptor id, (rows, dim), unit length: the centroids of the
+        # descriptor's pieces (its fine clusters). ``name_weights[id]`` gives each row the share of
+        # the descriptor's *current* "name: definition" embedding blended in when items are matched
+        # (:func:`agentictagger.embed.descriptor_rows`), so a renamed or merged descriptor is matched
+        # by its new text; no entry = 0, the rows are matched as they are. An item's similarity to
+        # a descriptor is its best row. Both are saved beside the JSON.
         self.prototypes: dict[str, "np.ndarray"] = {}
+        self.name_weights: dict[str, "np.ndarray"] = {}
         self._root_children: list[str] = []
         for d in descriptors:
             self.add(d)
@@ -171,8 +175,11 @@ class Vocabulary:
             ids = [d for d in self._by_id if d in self.prototypes]
             blocks = [np.atleast_2d(np.asarray(self.prototypes[d], dtype=np.float32)) for d in ids]
             owner = np.asarray([d for d, b in zip(ids, blocks) for _ in range(len(b))])
+            arrays = {"ids": owner, "vectors": np.concatenate(blocks).astype(np.float16)}
+            if any(d in self.name_weights for d in ids):
+                arrays["name_weights"] = np.concatenate([self.row_name_weights(d) for d in ids]).astype(np.float32)
             with atomic_file(side) as tmp_side, open(tmp_side, "wb") as fh:
-                np.savez_compressed(fh, ids=owner, vectors=np.concatenate(blocks).astype(np.float16))
+                np.savez_compressed(fh, **arrays)
         elif side.exists():
             side.unlink()
         atomic_write_text(p, json.dumps(self.to_dict(), indent=1, ensure_ascii=False))
@@ -188,6 +195,7 @@ class Vocabulary:
             with np.load(side, allow_pickle=False) as z:
                 owner = z["ids"].tolist()
                 vecs = z["vectors"].astype(np.float32)
+                weights = z["name_weights"].astype(np.float32) if "name_weights" in z.files else None
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
             rows: dict[str, list[int]] = {}
             for r, did in enumerate(owner):
@@ -195,7 +203,24 @@ class Vocabulary:
             for did, rs in rows.items():
                 if did in vocab:
                     vocab.prototypes[did] = vecs[rs]
+                    if weights is not None and np.any(weights[rs]):
+                        vocab.name_weights[did] = weights[rs]
         return vocab
+
+    def row_name_weights(self, did: str) -> "np.ndarray":
+        """Per prototype row of ``did``, the share of its name's embedding (zeros when none)."""
+        import numpy as np
+
+        n = len(np.atleast_2d(self.prototypes[did]))
+        w = self.name_weights.get(did)
+        return np.zeros(n, dtype=np.float32) if w is None else np.broadcast_to(np.asarray(w, dtype=np.float32), (n,)).copy()
+
+    def copy_prototype(self, source: "Vocabulary", did: str) -> None:
+        """Take ``did``'s prototype rows and name weights from ``source`` (nothing when it has none)."""
+        if did in source.prototypes:
+            self.prototypes[did] = source.prototypes[did]
+            if did in source.name_weights:
+                self.name_weights[did] = source.name_weights[did]
 
     def render(self, max_level: int | None = None) -> str:
         """An indented text tree, for people."""

@@ -27,13 +27,15 @@ NAMING_TEXTS = 500
 class DescriptorDraft:
     name: str
     definition: str
-    # Offline architect only: the rows items are matched against, (rows, dim) (the group's fine
-    # cluster centroids blended with the name's embedding; an item's similarity is its best row),
+    # Offline architect only: the group's prototype rows, (rows, dim) (its fine clusters'
+    # centroids; items are matched against each row blended with the embedding of the draft's
+    # current name and definition by ``name_weight``, and an item's similarity is its best row),
     # who wrote the name, and the group's most central items (local idx).
     prototype: np.ndarray | None = field(default=None, repr=False, compare=False)
     named_by: str = ""
     exemplars: list[int] = field(default_factory=list, repr=False, compare=False)
     naming_problems: list[str] = field(default_factory=list, repr=False, compare=False)
+    name_weight: float = 0.0
 
 
 @dataclass
@@ -150,7 +152,8 @@ class EmbeddingAnnotator:
     """Nearest descriptor by cosine similarity.
 
     A descriptor is matched by its prototype when the architect gave one (offline architect: the
-    group centroid blended with the name), else by the embedding of "name: definition".
+    group's centroids blended with its name by ``name_weight``), else by the embedding of
+    "name: definition".
 
     Which items *fit* (coverage, failures) is decided one of two ways:
 
@@ -188,7 +191,9 @@ class EmbeddingAnnotator:
         from agentictagger.embed import descriptor_rows
 
         return descriptor_rows(
-            [d.prototype for d in descriptors], lambda idx: self.encode([descriptor_text(descriptors[i]) for i in idx])
+            [d.prototype for d in descriptors],
+            lambda idx: self.encode([descriptor_text(descriptors[i]) for i in idx]),
+            [d.name_weight for d in descriptors],
         )
 
     def vectors(self, descriptors: list[DescriptorDraft]) -> np.ndarray:
@@ -268,8 +273,9 @@ class EmbeddingArchitect:
 
     ``propose``: the consensus of ``restarts`` draws, each fine KMeans clusters (``fine_per_group``
     per descriptor) merged bottom-up by Ward linkage into ``target`` groups
-    (:mod:`agentictagger.vocab.grouping`). Each group is then named, and its prototype rows are
-    its pieces' centroids blended with its name's embedding (``prototype_weight``).
+    (:mod:`agentictagger.vocab.grouping`). Each group is then named; its prototype rows are its
+    pieces' centroids, matched blended with its current name's embedding (``prototype_weight``),
+    so a renamed descriptor is matched by its new name.
 
     ``refine``: drops descriptors no item chose, merges near-duplicate prototypes, and adds named
     groups for failed items when they form groups of at least ``min_new_group_share`` of the job.
@@ -351,7 +357,7 @@ class EmbeddingArchitect:
         min_kind_share: float = 0.0,
     ) -> list[DescriptorDraft]:
         """Name each group; its prototype rows are ``rows[g]`` (its fine clusters' centroids) or
-        its own centroid, each blended with the embedding of its name and definition. With
+        its own centroid, matched blended with its name and definition (``prototype_weight``). With
         ``min_kind_share``, a group whose key-phrase name fewer of its titles call its items
         (:func:`keyphrases.title_kind_share`) is left out."""
         from agentictagger.vocab.keyphrases import title_kind_share
@@ -384,17 +390,11 @@ class EmbeddingArchitect:
             rows = [rows[g] for g in keep] if rows is not None else None
             labels = [labels[g] for g in keep]
             central = [self._central(job, g) for g in groups]
-        if not labels:
-            return []
-        name_vecs = self.encode([vocabulary_text(lb.name, lb.definition) for lb in labels])
         out = []
-        for g, ((order, cent), lb, nv) in enumerate(zip(central, labels, name_vecs)):
-            w = self.prototype_weight
-            base = np.atleast_2d(rows[g] if rows is not None else cent)
-            proto = (1 - w) * base + w * np.asarray(nv, dtype=np.float32)[None, :]
-            proto = proto / np.maximum(np.linalg.norm(proto, axis=1, keepdims=True), 1e-12)
-            out.append(DescriptorDraft(lb.name, lb.definition, proto.astype(np.float32), lb.named_by, order[: self.n_exemplars],
-                                       list(lb.problems)))
+        for g, ((order, cent), lb) in enumerate(zip(central, labels)):
+            base = np.atleast_2d(rows[g] if rows is not None else cent).astype(np.float32)
+            out.append(DescriptorDraft(lb.name, lb.definition, base, lb.named_by, order[: self.n_exemplars],
+                                       list(lb.problems), self.prototype_weight))
         return out
 
     # -- the role ---------------------------------------------------------------------------------
@@ -472,7 +472,8 @@ class EmbeddingArchitect:
         """Rename the descriptors whose names the judge misreads most: the namer proposes other
         names and definitions for each (told which sibling its items were taken for), and a
         candidate replaces the name only when more of the job's items are then matched, by name and
-        definition alone, to the group they belong to. Membership (the prototypes) is unchanged."""
+        definition alone, to the group they belong to. The prototype rows (the group's centroids)
+        are kept; blended with the new name when items are matched."""
         own = np.array([a.matches[0] if a.matches else -1 for a in annotations], dtype=np.int64)
         rows = np.flatnonzero(own >= 0)
         if len(descs) < 2 or len(rows) == 0 or not hasattr(self.namer, "candidates"):
@@ -547,7 +548,8 @@ class EmbeddingArchitect:
                     best, best_score, best_vec = o, score, v
             if best is not None:
                 d = out[k]
-                out[k] = DescriptorDraft(best.name, best.definition, d.prototype, best.named_by, d.exemplars, list(best.problems))
+                out[k] = DescriptorDraft(best.name, best.definition, d.prototype, best.named_by, d.exemplars, list(best.problems),
+                                         d.name_weight)
                 text[k] = best_vec
                 current = best_score
                 renamed += 1
@@ -585,7 +587,8 @@ def _absorb_same_names(kept: list[DescriptorDraft], new: list[DescriptorDraft]) 
         old = out[i]
         if old.prototype is not None and d.prototype is not None:
             proto = np.concatenate([np.atleast_2d(old.prototype), np.atleast_2d(d.prototype)])
-            out[i] = DescriptorDraft(old.name, old.definition, proto, old.named_by, old.exemplars, old.naming_problems)
+            out[i] = DescriptorDraft(old.name, old.definition, proto, old.named_by, old.exemplars, old.naming_problems,
+                                     old.name_weight)
         absorbed += 1
     return out, absorbed
 

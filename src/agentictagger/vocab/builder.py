@@ -96,8 +96,11 @@ class JobState:
     error: str = ""
     final: list[dict] = field(default_factory=list)  # [{name, definition, members: [build idx], draft: k, ...}]
     # Last step's descriptors as the offline architect made them: prototype vectors (rounded),
-    # who named each, and their exemplars (build idx). Empty lists for an LLM architect.
+    # the share of each one's name blended into its rows when matched (absent in states written
+    # before the rows were stored unblended: 0, rows matched as they are), who named each, and
+    # their exemplars (build idx). Empty lists for an LLM architect.
     prototypes: list[list[list[float]] | None] = field(default_factory=list)
+    name_weights: list[float] = field(default_factory=list)
     named_by: list[str] = field(default_factory=list)
     exemplars: list[list[int]] = field(default_factory=list)
     # Per descriptor, why an LLM's name was not used (empty unless named_by is keyphrase-fallback).
@@ -120,9 +123,14 @@ class JobState:
                     self.named_by[k] if k < len(self.named_by) else "",
                     [],
                     list(self.naming_problems[k]) if k < len(self.naming_problems) else [],
+                    self.name_weight(k),
                 )
             )
         return out
+
+    def name_weight(self, k: int) -> float:
+        """The name weight of the last step's descriptor ``k`` (0 when the state has none)."""
+        return float(self.name_weights[k]) if k < len(self.name_weights) else 0.0
 
     def final_prototype(self, entry: dict) -> list[list[float]] | None:
         """The prototype of one ``final`` entry: ``prototypes[entry["draft"]]``. Job states written
@@ -496,6 +504,7 @@ class VocabularyBuilder:
         job.prototypes = [
             np.round(np.atleast_2d(d.prototype), 5).tolist() if d.prototype is not None else None for d in drafts
         ]
+        job.name_weights = [float(d.name_weight) for d in drafts]
         job.named_by = [d.named_by for d in drafts]
         job.naming_problems = [list(d.naming_problems) for d in drafts]
         job.exemplars = [[job.items[i] for i in d.exemplars] for d in drafts]
@@ -660,6 +669,9 @@ class VocabularyBuilder:
                 proto = job.final_prototype(d)
                 if proto is not None:
                     vocab.prototypes[did] = np.asarray(proto, dtype=np.float32)
+                    w = job.name_weight(d["draft"]) if "draft" in d else 0.0
+                    if w:
+                        vocab.name_weights[did] = np.full(len(vocab.prototypes[did]), w, dtype=np.float32)
                 add(did)
 
         add(ROOT_ID)

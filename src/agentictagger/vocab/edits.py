@@ -160,11 +160,12 @@ def rebuild(
     vocab: Vocabulary,
     children: dict[str, list[str]],
     changes: dict[str, dict[str, Any]] | None = None,
-    prototypes: dict[str, Any] | None = None,
+    prototypes: dict[str, tuple[Any, Any]] | None = None,
 ) -> Vocabulary:
     """A new vocabulary with the tree ``children`` (parent id -> child ids, ``"root"`` first),
     descriptors copied from ``vocab`` with ``changes`` (id -> fields) applied, parents and levels
-    set from the tree, and prototypes kept (``prototypes`` overrides some). Descriptors not
+    set from the tree, and prototypes kept (``prototypes`` overrides some: id -> (rows, their name
+    weights)). Descriptors not
     reachable from the root are left out."""
     changes = changes or {}
     out = Vocabulary(meta=dict(vocab.meta))
@@ -177,9 +178,13 @@ def rebuild(
 
     walk(ROOT_ID, 1)
     for d in out:
-        vec = (prototypes or {}).get(d.id, vocab.prototypes.get(d.id))
-        if vec is not None:
-            out.prototypes[d.id] = vec
+        if d.id in (prototypes or {}):
+            rows, weights = prototypes[d.id]
+            out.prototypes[d.id] = rows
+            if weights is not None and any(float(w) for w in weights):
+                out.name_weights[d.id] = weights
+        else:
+            out.copy_prototype(vocab, d.id)
     return out
 
 
@@ -318,7 +323,11 @@ def merge(vocab: Vocabulary, table: SemanticIds, source: str, target: str, reass
     exemplars = list(dict.fromkeys([*t.exemplars, *s.exemplars]))
     protos = {}
     if src in vocab.prototypes and dst in vocab.prototypes:
-        protos[dst] = np.concatenate([np.atleast_2d(vocab.prototypes[dst]), np.atleast_2d(vocab.prototypes[src])])
+        # Both descriptors' rows, each blended with the target's name when items are matched.
+        protos[dst] = (
+            np.concatenate([np.atleast_2d(vocab.prototypes[dst]), np.atleast_2d(vocab.prototypes[src])]),
+            np.concatenate([vocab.row_name_weights(dst), vocab.row_name_weights(src)]),
+        )
     new_vocab = rebuild(vocab, tree, {dst: {"item_count": t.item_count + s.item_count, "exemplars": exemplars}}, protos)
     prefix = path_ids(vocab, dst)
     through = _items_through(table, src)
@@ -373,8 +382,7 @@ def subtree_vocabulary(vocab: Vocabulary, node: str) -> Vocabulary:
     for did in subtree_ids(vocab, node)[1:]:
         d = vocab[did]
         out.add(replace(d, level=d.level - base, parent=ROOT_ID if d.parent == node else d.parent, children=[]))
-        if did in vocab.prototypes:
-            out.prototypes[did] = vocab.prototypes[did]
+        out.copy_prototype(vocab, did)
     return out
 
 
