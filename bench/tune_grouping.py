@@ -53,7 +53,8 @@ from agentictagger.catalog import LCREC_LABEL_LEVEL, load_shared, scientific_lab
 from agentictagger.config import GroupingConfig, RunConfig  # noqa: E402
 from agentictagger.embed import Embedder  # noqa: E402
 from agentictagger.vocab import grouping  # noqa: E402
-from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters, normalise, single_threaded_numerics  # noqa: E402
+from agentictagger.embed import normalise  # noqa: E402
+from agentictagger.vocab.grouping import consensus_groups, n_fine_clusters, single_threaded_numerics  # noqa: E402
 from agentictagger.vocab.quality import partition_scores  # noqa: E402
 
 TARGET = 15  # the build's level-1 target (build.branching)

@@ -554,6 +554,12 @@ def as_encoder(obj: Any) -> Any:
     return EncoderAdapter(obj)
 
 
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32; an all-zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def descriptor_rows(
     prototypes: Sequence[np.ndarray | None],
     encode_texts: "Callable[[list[int]], np.ndarray]",
@@ -578,8 +584,7 @@ def descriptor_rows(
         if r is None:
             blocks.append(np.atleast_2d(text[i]))
         elif i in text:
-            b = (1 - w[:, None]) * r + w[:, None] * text[i][None, :]
-            blocks.append(b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12))
+            blocks.append(normalise((1 - w[:, None]) * r + w[:, None] * text[i][None, :]))
         else:
             blocks.append(r)
     starts = np.zeros(len(blocks) + 1, dtype=np.int64)

@@ -21,6 +21,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from agentictagger.embed import normalise
+
 from .sidtable import Level1Descriptor
 
 Encode = Callable[[list[str]], np.ndarray]
@@ -32,11 +34,6 @@ class UserSimulator(Protocol):
     def allowed(self, texts: Sequence[str]) -> list[list[str]]: ...
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 class EmbeddingSimulator:
     def __init__(self, descriptors: Sequence[Level1Descriptor], encode: Encode, k: int = 2) -> None:
         if k < 1:
@@ -45,10 +42,10 @@ class EmbeddingSimulator:
         self.encode = encode
         self.k = min(k, len(self.descriptors))
         self.name = f"offline-embedding-top{self.k}"
-        self._d = _normalise(encode([d.text for d in self.descriptors]))
+        self._d = normalise(encode([d.text for d in self.descriptors]))
 
     def allowed(self, texts: Sequence[str]) -> list[list[str]]:
-        sims = _normalise(self.encode(list(texts))) @ self._d.T
+        sims = normalise(self.encode(list(texts))) @ self._d.T
         top = np.argsort(-sims, axis=1, kind="stable")[:, : self.k]
         return [[self.descriptors[j].id for j in row] for row in top]
 

@@ -199,8 +199,9 @@ class EmbeddingAnnotator:
     def vectors(self, descriptors: list[DescriptorDraft]) -> np.ndarray:
         """One unit vector per descriptor (the mean of its rows), e.g. to compare descriptors."""
         mat, starts = self.rows(descriptors)
-        v = np.add.reduceat(mat, starts[:-1], axis=0)
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        from agentictagger.embed import normalise
+
+        return normalise(np.add.reduceat(mat, starts[:-1], axis=0))
 
     def similarities(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int]) -> np.ndarray:
         if not descriptors or not items:
@@ -414,7 +415,7 @@ class EmbeddingArchitect:
         cluster) holding at least ``min_fine_size`` items, or its own centroid when none does.
         Nearest-row matching then gives back the group even when it is not convex (one centroid
         would cut it apart)."""
-        from agentictagger.vocab.grouping import normalise
+        from agentictagger.embed import normalise
 
         pieces, counts = np.unique(fine, return_counts=True)
         big = pieces[counts >= min(self.min_fine_size, len(members))]

@@ -21,6 +21,8 @@ from typing import Iterator
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering, KMeans, kmeans_plusplus
 
+from agentictagger.embed import normalise
+
 
 @contextmanager
 def single_threaded_numerics() -> Iterator[None]:
@@ -62,11 +64,6 @@ def draw_workers(n_draws: int) -> int:
     with _RUNNING_LOCK:
         running = max(1, _RUNNING_JOBS)
     return max(1, min(n_draws, (os.cpu_count() or 1) // running))
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def n_fine_clusters(n_items: int, target: int, per_group: int, min_size: int) -> int:
