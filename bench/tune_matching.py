@@ -16,6 +16,11 @@ the renames its steps applied. Writes ``bench/results/tune_matching.json`` and
 prints a short table.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/tune_matching.py [--seeds 0-2] [--weights 0.1 0.3 0.5 0.7 0.85 1.0]
+
+``--setting LABEL=KEY=VALUE[;KEY=VALUE...]`` (repeatable) scores named settings instead of weights,
+each a set of config overrides on the defaults (``LABEL=`` alone: the defaults), with the build
+time of each beside its figures (e.g. the sub-jobs' draws and the separating examples' trials:
+``--setting default= --setting draws5=build.grouping.sub_job_restarts=5``).
 """
 
 from __future__ import annotations
@@ -44,25 +49,41 @@ from agentictagger.vocab.summary import load_jobs, refinement_effect  # noqa: E4
 LEVELS = (1, 2)
 
 
+def settings_arg(values: list[str]) -> dict[str, list[str]]:
+    """``LABEL=KEY=VALUE;KEY=VALUE`` strings -> {label: ["KEY=VALUE", ...]} (``LABEL=``: no overrides)."""
+    out: dict[str, list[str]] = {}
+    for v in values:
+        label, _, rest = v.partition("=")
+        if not label or label in out:
+            raise SystemExit(f"--setting {v!r}: each setting needs its own label (LABEL=KEY=VALUE;...)")
+        out[label] = [kv for kv in rest.split(";") if kv]
+    return out
+
+
 def main() -> int:
     default_w = GroupingConfig().prototype_weight
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0-2"), help="e.g. 0,1 or 0-2")
     ap.add_argument("--weights", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.85, 1.0])
+    ap.add_argument("--setting", action="append", default=[],
+                    help="LABEL=KEY=VALUE[;KEY=VALUE...]: score these named overrides instead of --weights")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "tune_matching.json"))
     args = ap.parse_args()
+    settings = settings_arg(args.setting) if args.setting else {
+        f"w{w:g}": [f"build.grouping.prototype_weight={w}"] for w in args.weights}
 
     dev, embedder, emb, _, _, gold = scoring_inputs("scientific", LEVELS)
     ids = dev.ids
     rows: dict[str, list[dict]] = {}
     base_cache: dict[tuple[int, int], list[str]] = {}  # KMeans on every item, scored on the labelled ones
     for seed in args.seeds:
-        for w in args.weights:
-            key = f"w{w:g}"
+        for key, overrides in settings.items():
             run_dir = REPO / "bench" / "runs" / "tune_matching" / f"{key}_s{seed}"
-            vocab, item_paths, _, build_s = built(run_dir, dev, [f"seed={seed}", f"build.grouping.prototype_weight={w}"])
-            entry: dict = {"seed": seed, "prototype_weight": w, "run_dir": str(run_dir.relative_to(REPO)),
+            vocab, item_paths, _, build_s = built(run_dir, dev, [f"seed={seed}", *overrides])
+            entry: dict = {"seed": seed, "overrides": overrides, "run_dir": str(run_dir.relative_to(REPO)),
                            "build_and_assign_seconds": build_s}
+            if not args.setting:
+                entry["prototype_weight"] = float(overrides[0].split("=")[1])
             for lv in LEVELS:
                 lab = [r for r, g in enumerate(gold[lv]) if g is not None and len(item_paths[r]) >= lv]
                 ours = ["/".join(item_paths[r][:lv]) for r in lab]
@@ -83,7 +104,7 @@ def main() -> int:
             entry["level1_names"] = [d.name for d in vocab.children("root")]
             rows.setdefault(key, []).append(entry)
             l1, l2 = entry["level1"], entry["level2"]
-            print(f"seed {seed} w={w:g} L1 ours {l1['ours']['nmi']:.3f}/{l1['ours']['ari']:.3f} KMeans "
+            print(f"seed {seed} {key} L1 ours {l1['ours']['nmi']:.3f}/{l1['ours']['ari']:.3f} KMeans "
                   f"{l1['kmeans_ninit10']['nmi']:.3f}/{l1['kmeans_ninit10']['ari']:.3f} | L2 ours "
                   f"{l2['ours']['nmi']:.3f}/{l2['ours']['ari']:.3f} KMeans {l2['kmeans_ninit10']['nmi']:.3f}/"
                   f"{l2['kmeans_ninit10']['ari']:.3f} | names alone L1 {judge['1']['accuracy']:.3f} "
@@ -101,22 +122,29 @@ def main() -> int:
         }
         for key, rs in rows.items()
     }
+    if args.setting:
+        for key, rs in rows.items():
+            summary[key]["build_and_assign_seconds"] = [r["build_and_assign_seconds"] for r in rs]
+            # With the shared embedding cache: texts an earlier run embedded are not embedded again,
+            # so these are rough; bench/build_speed.py times builds from equal caches.
     write_result(Path(args.out), {
         "command": command_line(),
-        "what": "prototype weight of the name in the offline architect's matching rows, on Scientific's development "
+        "what": ("settings " + ", ".join(f"{k}: {' '.join(v) or 'the defaults'}" for k, v in settings.items())
+                 if args.setting else "prototype weight of the name in the offline architect's matching rows")
+        + ", on Scientific's development "
         f"half (crc32(item_id) even, {len(ids)} items), offline profile; level 1 against Amazon level 2, level 2 "
         "against Amazon level 3 (labelled items), names alone without labels",
         "default_weight": default_w,
         "seeds": args.seeds,
         "summary": summary,
-        "per_weight": rows,
+        ("per_setting" if args.setting else "per_weight"): rows,
     })
     cols = ("L1_nmi", "L1_ari", "L1_nmi_gain_over_kmeans", "L1_ari_gain_over_kmeans", "L2_nmi_gain_over_kmeans",
             "L2_ari_gain_over_kmeans", "names_alone_L1", "names_alone_L2")
-    print("\n| weight | " + " | ".join(c.replace("_", " ") for c in cols) + " |")
+    print(f"\n| {'setting' if args.setting else 'weight'} | " + " | ".join(c.replace("_", " ") for c in cols) + " |")
     print("|---|" + "---|" * len(cols))
     for key, sm in summary.items():
-        print(f"| {key[1:]} | " + " | ".join(f"{sm[c]['mean']:+.3f} ± {sm[c]['sd']:.3f} (min {min(sm[c]['values']):+.3f})"
+        print(f"| {key if args.setting else key[1:]} | " + " | ".join(f"{sm[c]['mean']:+.3f} ± {sm[c]['sd']:.3f} (min {min(sm[c]['values']):+.3f})"
                                             if "gain" in c else f"{sm[c]['mean']:.3f} ± {sm[c]['sd']:.3f}" for c in cols) + " |")
     return 0
 

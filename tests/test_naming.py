@@ -853,6 +853,32 @@ def test_architect_merges_groups_the_namer_cannot_tell_apart():
     assert not any(re.search(r"\(\d+\)", d.name) for d in drafts)
 
 
+def test_sub_jobs_group_with_their_own_number_of_draws(monkeypatch):
+    """build.grouping.sub_job_restarts: the root job draws ``restarts`` times, every sub-job
+    ``sub_job_restarts`` times (the same as the root when unset)."""
+    from agentictagger.vocab import grouping
+
+    seen: list[int] = []
+    real = grouping.consensus_groups
+
+    def spy(emb, m, target, seed, restarts):
+        seen.append(restarts)
+        return real(emb, m, target, seed, restarts)
+
+    monkeypatch.setattr(grouping, "consensus_groups", spy)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    texts = [f"item {i}" for i in range(40)]
+    root, sub = JobView("root", 1, [], texts, emb), JobView("d1", 2, ["Tools"], texts, emb)
+    for arch, want in ((EmbeddingArchitect(_Encoder(), restarts=6, sub_job_restarts=2), [6, 2]),
+                       (EmbeddingArchitect(_Encoder(), restarts=6), [6, 6])):
+        seen.clear()
+        arch.propose(root, [], 3)
+        arch.propose(sub, [], 3)
+        assert seen == want
+
+
 def test_key_phrases_are_adjacent_words_and_never_brand_fragments():
     from agentictagger.vocab.keyphrases import _phrases, debrand, name_groups, opener_brands
 
@@ -1402,6 +1428,37 @@ def test_every_groups_first_trials_are_encoded_in_one_call():
         assert sum(1 for c in first if c.startswith(f"{name}:")) == len(pools[j])
     # No first-step trial is asked for again.
     assert not any(t in first for c in trial_calls[2:] for t in c)
+
+
+def test_separating_examples_try_only_pool_size_first_and_shortlist_later():
+    """build.naming.separating_pool / separating_shortlist bound the trial sentences: the first
+    example among a group's first pool_size readable phrases, later ones among the best shortlist."""
+    from agentictagger.vocab.keyphrases import separating_examples
+
+    groups = [[f"crisp red apple {i}" for i in range(6)], [f"juicy green pear {i}" for i in range(6)]]
+    names = ["Fruit", "Fruits Too"]
+    starts = [["pear", "green"], ["apple", "red"]]
+    pools = [["pear", "green", "apple", "crisp", "red"], ["apple", "red", "pear", "juicy", "green"]]
+    calls: list[list[str]] = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return _bag_of_words(texts)
+
+    chosen = separating_examples(names, "", pools, groups, counting, starts, max_examples=3, pool_size=2, shortlist=1)
+    trials = [t for c in calls for t in c if ":" in t]
+    for j, name in enumerate(names):
+        cited = {w for t in trials if t.startswith(f"{name}:") for w in pools[j] if f" {w}" in t.split("described as")[-1]}
+        assert cited <= set(pools[j][:2]), cited  # nothing beyond the first two phrases was tried
+        assert set(chosen[j]) <= set(pools[j][:2]) | set(starts[j])
+    trial_calls = [c for c in calls if all(":" in t for t in c)]
+    assert len(trial_calls[1]) == 4  # after the starting texts: two first trials per group
+    # A shortlist of one leaves one option for the second example and none for the third.
+    assert all(len(c) == 1 for c in trial_calls[2:]), trial_calls
+    # The defaults try the whole pool (five phrases here).
+    calls.clear()
+    separating_examples(names, "", pools, groups, counting, starts, max_examples=3)
+    assert len([c for c in calls if all(":" in t for t in c)][1]) == 10
 
 
 def test_a_key_phrase_name_that_stops_inside_a_compound_is_completed():

@@ -351,6 +351,20 @@ class NamingConfig(_Section):
         "separating_levels): each group's best examples depend on its siblings' definitions, so a later pass can let "
         "more items find their own group; a pass that changes nothing ends the choice early.",
     )
+    separating_pool: int = Field(
+        20,
+        ge=1,
+        le=100,
+        description="Separating examples (see separating_levels): a definition's first example is tried among the "
+        "group's first this-many distinctive phrases, one trial sentence each.",
+    )
+    separating_shortlist: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Separating examples: each further example (up to four) is tried among the best this-many first "
+        "choices. Trials per group: separating_pool + about 3 x separating_shortlist.",
+    )
     max_level: int = Field(
         3,
         ge=1,
@@ -424,6 +438,12 @@ class GroupingConfig(_Section):
         description="Draws (fine clusterings merged into groups, different seeds) whose consensus is the "
         "grouping: items most draws put together stay together. Fewer draws are faster and less stable "
         "(bench/tune_grouping.py measures settings on the Scientific development half).",
+    )
+    sub_job_restarts: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Draws in sub-jobs (every level below 1). Empty = restarts.",
     )
     min_fine_size: int = Field(5, ge=1, description="Fine clusters hold at least this many items on average.")
     prototype_weight: float = Field(

@@ -26,7 +26,8 @@ def make_namer(naming: Any, encode: Callable, client: Callable[[str], Any]) -> A
     """The offline architect's namer: key phrases, or the LLM for levels 1..max_level."""
     from agentictagger.vocab.naming import KeyphraseNamer, LevelNamer, LLMNamer
 
-    offline = KeyphraseNamer(encode, separating_levels=naming.separating_levels, separating_sweeps=naming.separating_sweeps)
+    offline = KeyphraseNamer(encode, separating_levels=naming.separating_levels, separating_sweeps=naming.separating_sweeps,
+                             separating_pool=naming.separating_pool, separating_shortlist=naming.separating_shortlist)
     if naming.kind != "llm":
         return offline
     llm = LLMNamer(

@@ -309,6 +309,7 @@ class EmbeddingArchitect:
         min_new_group_share: float = 0.01,
         exemplars: int = 8,
         restarts: int = 20,
+        sub_job_restarts: int | None = None,
     ) -> None:
         from agentictagger.vocab.naming import KeyphraseNamer
 
@@ -325,6 +326,8 @@ class EmbeddingArchitect:
         self.min_new_group_share = min_new_group_share
         self.n_exemplars = exemplars
         self.restarts = restarts
+        #: Draws in sub-jobs (jobs with a parent); None: ``restarts``.
+        self.sub_job_restarts = restarts if sub_job_restarts is None else sub_job_restarts
 
     # -- helpers ----------------------------------------------------------------------------------
     def _ctx(self, job: JobView, taken: Sequence[str] = ()) -> Any:
@@ -405,7 +408,8 @@ class EmbeddingArchitect:
         n = len(job)
         target = max(1, min(target, n))
         m = n_fine_clusters(n, target, self.fine_per_group, self.min_fine_size)
-        labels, fine = consensus_groups(job.embeddings, m, target, job.seed, self.restarts)
+        restarts = self.sub_job_restarts if job.level > 1 else self.restarts
+        labels, fine = consensus_groups(job.embeddings, m, target, job.seed, restarts)
         keep = [g for g in range(int(labels.max()) + 1) if np.sum(labels == g) >= min(self.min_group_items, n)]
         groups = [np.flatnonzero(labels == g) for g in keep]
         return self._named_drafts(job, groups, [], [self._piece_centroids(job, fine[gi], gi) for gi in groups])

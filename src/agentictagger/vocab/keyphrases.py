@@ -541,6 +541,8 @@ def name_groups(
     separate: bool = True,
     complete: bool = True,
     separating_sweeps: int = 1,
+    separating_pool: int | None = None,
+    separating_shortlist: int | None = None,
 ) -> list[GroupName]:
     """One distinct, human-readable name + definition per group of item texts.
 
@@ -550,7 +552,8 @@ def name_groups(
     opens each definition, so a child named without its parent's words still matches its items.
     ``separate``: each definition's examples are then chosen from the group's pool so that the
     sibling texts tell the groups' items apart (:func:`separating_examples`, in ``separating_sweeps``
-    passes). ``complete``: a name
+    passes, trying at most ``separating_pool`` phrases first and ``separating_shortlist`` after;
+    defaults ``POOL_SIZE`` and ``SHORTLIST``). ``complete``: a name
     that stops inside a compound its titles write is completed (:func:`complete_compound`).
     """
     from agentictagger.vocab.name_rules import adds_to_parent, flat_key, is_kind_name, is_noun_phrase, name_key
@@ -680,7 +683,8 @@ def name_groups(
     if separate and len(out) > 1:
         starts = [[p for p in g.phrases if p.lower() != g.name.lower()][:5] for g in out]
         chosen_examples = separating_examples([g.name for g in out], context, [g.pool for g in out], groups, encode, starts,
-                                              vectors=item_vecs, sweeps=separating_sweeps)
+                                              vectors=item_vecs, sweeps=separating_sweeps,
+                                              pool_size=separating_pool, shortlist=separating_shortlist)
         for g, ex in zip(out, chosen_examples):
             g.definition = definition_sentence(g.name, context, ex)
     return out
@@ -705,6 +709,8 @@ def separating_examples(
     max_examples: int = 4,
     vectors: Sequence[np.ndarray | None] | None = None,
     sweeps: int = 1,
+    pool_size: int | None = None,
+    shortlist: int | None = None,
 ) -> list[list[str]]:
     """Per group, the examples its definition cites: chosen greedily from its pool so that more of
     the sibling groups' items find their own group's text ("name: definition", the text the
@@ -713,6 +719,9 @@ def separating_examples(
     ``vectors``: the groups' item vectors where already encoded (None rows are encoded here).
     ``sweeps``: passes over the groups; a group's best choice depends on its siblings' texts, so a
     later pass can set more items right (it stops early when a pass changes nothing).
+    ``pool_size``: the first example is tried among a group's first this-many readable phrases
+    (default ``POOL_SIZE``); ``shortlist``: later ones among the best this-many first choices
+    (default ``SHORTLIST``). Each trial is a sentence to embed: together they set the cost.
 
     Chosen on Scientific's development half (``bench/tune_renames.py``, 2 seeds): names-alone
     agreement rises by about 0.06 at level 1 and 0.08 at level 2 against citing the phrases picked
@@ -732,8 +741,9 @@ def separating_examples(
             if k and k not in seen and not set(k.split()) <= said:
                 seen.add(k)
                 keep.append(p)
-        readable.append(keep)
+        readable.append(keep[: POOL_SIZE if pool_size is None else pool_size])
     pools = readable
+    short = SHORTLIST if shortlist is None else shortlist
     given = list(vectors) if vectors is not None else [None] * len(groups)
     vecs = [v if v is not None else np.asarray(encode(list(g)), dtype=np.float32) if len(g) else np.zeros((0, 1), np.float32)
             for v, g in zip(given, groups)]
@@ -805,7 +815,7 @@ def separating_examples(
                 scores = right(x @ tv.T)
                 k = int(np.argmax(scores))
                 if step == 0:  # later steps try only the best single examples: half the encodes
-                    shortlist = [options[i] for i in np.argsort(-scores, kind="stable")[:SHORTLIST]]
+                    shortlist = [options[i] for i in np.argsort(-scores, kind="stable")[:short]]
                 prefix = [*prefix, options[k]]
                 if scores[k] > best_score:
                     best_score, best = int(scores[k]), list(prefix)

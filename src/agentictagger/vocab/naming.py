@@ -98,13 +98,24 @@ class KeyphraseNamer:
     #: ("Stainless Steel Hemostat Straight, 6 Length" says "straight").
     RENAME_KEEPS_KIND = True
 
-    def __init__(self, encode: EncodeFn, separating_levels: int = 2, separating_sweeps: int = 1) -> None:
+    def __init__(
+        self,
+        encode: EncodeFn,
+        separating_levels: int = 2,
+        separating_sweeps: int = 1,
+        separating_pool: int | None = None,
+        separating_shortlist: int | None = None,
+    ) -> None:
         self.encode = encode
         #: Levels (1..n) whose definitions cite separating examples; deeper ones cite the naming
         #: phrases (``build.naming.separating_levels``).
         self.separating_levels = separating_levels
         #: Passes over a job's groups when choosing them (``build.naming.separating_sweeps``).
         self.separating_sweeps = separating_sweeps
+        #: Phrases tried for a definition's first example and for each later one
+        #: (``build.naming.separating_pool`` / ``separating_shortlist``; None: the module defaults).
+        self.separating_pool = separating_pool
+        self.separating_shortlist = separating_shortlist
 
     def _separates(self, ctx: NamingContext) -> bool:
         return self.SEPARATING_EXAMPLES and len(ctx.parent_path) < self.separating_levels
@@ -124,6 +135,8 @@ class KeyphraseNamer:
             separate=self._separates(ctx),
             complete=self.COMPLETE_COMPOUNDS,
             separating_sweeps=self.separating_sweeps,
+            separating_pool=self.separating_pool,
+            separating_shortlist=self.separating_shortlist,
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
@@ -148,7 +161,8 @@ class KeyphraseNamer:
         if self._separates(ctx) and len(named) == len(names) and all(names):
             pools = [[p for p in n.pool if name_key(p) != name_key(name)] for n, name in zip(named, names)]
             starts = separating_examples(names, context, pools, [g.texts for g in groups], self.encode, starts,
-                                         sweeps=self.separating_sweeps)
+                                         sweeps=self.separating_sweeps, pool_size=self.separating_pool,
+                                         shortlist=self.separating_shortlist)
         return [definition_sentence(name, context, ex) if name else "" for name, ex in zip(names, starts)]
 
     def candidates(
