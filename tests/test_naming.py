@@ -853,6 +853,30 @@ def test_architect_merges_groups_the_namer_cannot_tell_apart():
     assert not any(re.search(r"\(\d+\)", d.name) for d in drafts)
 
 
+def test_separating_trials_are_set_per_level(monkeypatch):
+    """build.naming.separating_pool / separating_shortlist: one value per level, the last one for
+    every deeper level; a single number for all levels."""
+    from agentictagger.config import RunConfig
+    from agentictagger.vocab import keyphrases
+
+    seen: list[tuple[int | None, int | None]] = []
+
+    def spy(names, *args, pool_size=None, shortlist=None, **kw):
+        seen.append((pool_size, shortlist))
+        return [[] for _ in names]
+
+    monkeypatch.setattr(keyphrases, "separating_examples", spy)
+    groups = [NamingGroup([f"crisp red apple model {i}" for i in range(8)]), NamingGroup([f"juicy green pear model {i}" for i in range(8)])]
+    namer = KeyphraseNamer(_bag_of_words, separating_levels=3, separating_pool=[20, 10], separating_shortlist=[8, 4])
+    for path in ((), ("Fruit",), ("Fruit", "Orchard Fruit")):
+        namer.name(groups, NamingContext(parent_path=path))
+    assert seen == [(20, 8), (10, 4), (10, 4)]
+    cfg = RunConfig.load(overrides=["build.naming.separating_pool=12", "build.naming.separating_shortlist=[8,3]"])
+    assert cfg.build.naming.separating_pool == [12] and cfg.build.naming.separating_shortlist == [8, 3]
+    with pytest.raises(Exception):
+        RunConfig.load(overrides=["build.naming.separating_pool=[20,0]"])
+
+
 def test_sub_jobs_group_with_their_own_number_of_draws(monkeypatch):
     """build.grouping.sub_job_restarts: the root job draws ``restarts`` times, every sub-job
     ``sub_job_restarts`` times (the same as the root when unset)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import yaml
@@ -351,20 +351,27 @@ class NamingConfig(_Section):
         "separating_levels): each group's best examples depend on its siblings' definitions, so a later pass can let "
         "more items find their own group; a pass that changes nothing ends the choice early.",
     )
-    separating_pool: int = Field(
-        20,
-        ge=1,
-        le=100,
-        description="Separating examples (see separating_levels): a definition's first example is tried among the "
-        "group's first this-many distinctive phrases, one trial sentence each.",
+    separating_pool: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        [20],
+        min_length=1,
+        max_length=20,
+        description="Separating examples (see separating_levels), per level (the last value for every deeper "
+        "level; a single number for all): a definition's first example is tried among the group's first this-many "
+        "distinctive phrases, one trial sentence each.",
     )
-    separating_shortlist: int = Field(
-        8,
-        ge=1,
-        le=100,
-        description="Separating examples: each further example (up to four) is tried among the best this-many first "
-        "choices. Trials per group: separating_pool + about 3 x separating_shortlist.",
+    separating_shortlist: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        [8],
+        min_length=1,
+        max_length=20,
+        description="Separating examples, per level like separating_pool: each further example (up to four) is tried "
+        "among the best this-many first choices. Trials per group: separating_pool + about 3 x separating_shortlist.",
     )
+
+    @field_validator("separating_pool", "separating_shortlist", mode="before")
+    @classmethod
+    def _one_or_per_level(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int) else v
+
     max_level: int = Field(
         3,
         ge=1,

@@ -75,6 +75,15 @@ class Namer(Protocol):
         ...
 
 
+def _per_level(v: Sequence[int] | int | None) -> list[int] | None:
+    return None if v is None else [v] if isinstance(v, int) else list(v)
+
+
+def _at_level(per_level: list[int] | None, ctx: NamingContext) -> int | None:
+    """The value for the level ``ctx`` names (the last one for every deeper level)."""
+    return None if not per_level else per_level[min(len(ctx.parent_path), len(per_level) - 1)]
+
+
 class KeyphraseNamer:
     """Offline names from distinctive noun phrases (see :func:`keyphrases.name_groups`)."""
 
@@ -103,8 +112,8 @@ class KeyphraseNamer:
         encode: EncodeFn,
         separating_levels: int = 2,
         separating_sweeps: int = 1,
-        separating_pool: int | None = None,
-        separating_shortlist: int | None = None,
+        separating_pool: Sequence[int] | int | None = None,
+        separating_shortlist: Sequence[int] | int | None = None,
     ) -> None:
         self.encode = encode
         #: Levels (1..n) whose definitions cite separating examples; deeper ones cite the naming
@@ -112,10 +121,11 @@ class KeyphraseNamer:
         self.separating_levels = separating_levels
         #: Passes over a job's groups when choosing them (``build.naming.separating_sweeps``).
         self.separating_sweeps = separating_sweeps
-        #: Phrases tried for a definition's first example and for each later one
-        #: (``build.naming.separating_pool`` / ``separating_shortlist``; None: the module defaults).
-        self.separating_pool = separating_pool
-        self.separating_shortlist = separating_shortlist
+        #: Phrases tried for a definition's first example and for each later one, per level, the
+        #: last value for every deeper level (``build.naming.separating_pool`` /
+        #: ``separating_shortlist``; None: the module defaults).
+        self.separating_pool = _per_level(separating_pool)
+        self.separating_shortlist = _per_level(separating_shortlist)
 
     def _separates(self, ctx: NamingContext) -> bool:
         return self.SEPARATING_EXAMPLES and len(ctx.parent_path) < self.separating_levels
@@ -135,8 +145,8 @@ class KeyphraseNamer:
             separate=self._separates(ctx),
             complete=self.COMPLETE_COMPOUNDS,
             separating_sweeps=self.separating_sweeps,
-            separating_pool=self.separating_pool,
-            separating_shortlist=self.separating_shortlist,
+            separating_pool=_at_level(self.separating_pool, ctx),
+            separating_shortlist=_at_level(self.separating_shortlist, ctx),
         )
         return [GroupLabel(n.name, n.definition, "keyphrase") for n in named]
 
@@ -161,8 +171,8 @@ class KeyphraseNamer:
         if self._separates(ctx) and len(named) == len(names) and all(names):
             pools = [[p for p in n.pool if name_key(p) != name_key(name)] for n, name in zip(named, names)]
             starts = separating_examples(names, context, pools, [g.texts for g in groups], self.encode, starts,
-                                         sweeps=self.separating_sweeps, pool_size=self.separating_pool,
-                                         shortlist=self.separating_shortlist)
+                                         sweeps=self.separating_sweeps, pool_size=_at_level(self.separating_pool, ctx),
+                                         shortlist=_at_level(self.separating_shortlist, ctx))
         return [definition_sentence(name, context, ex) if name else "" for name, ex in zip(names, starts)]
 
     def candidates(
