@@ -128,7 +128,8 @@ def consensus_groups(emb: np.ndarray, m: int, target: int, seed: int, restarts: 
     them, so this is a centroid clustering of the co-association matrix without building the
     n x n matrix (average linkage on the co-association made one giant group). On the Scientific
     development half, 15 groups, 12 seeds (``bench/tune_grouping.py``): 16 fine clusters per group
-    and 20 draws (the defaults) give NMI .559 / ARI .434 against .508 / .363 for KMeans (n_init 10);
+    and 20 draws (the defaults of the root job; sub-jobs draw ``build.grouping.sub_job_restarts``
+    times) give NMI .559 / ARI .434 against .508 / .363 for KMeans (n_init 10);
     8 per group .548 / .421; 10 draws score below 20.
     """
     n = len(emb)
