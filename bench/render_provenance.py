@@ -22,6 +22,7 @@ START, END = "<!-- provenance:start -->", "<!-- provenance:end -->"
 #: Changes to the code that alter what a build gives (newest first): commit, what changed. A file
 #: built before one of them can differ by what that change touches.
 CHANGES = [
+    ("db6d1a7", "sub-jobs draw 5 times (was 20) and level-2 definitions try fewer separating examples: the tree below level 1"),
     ("22bb598", "prototypes blend each descriptor's current name when items are matched (a renamed descriptor's rows follow its new name)"),
     ("75c6185", "the name weighs 0.7 in matching (was 0.1): which items each descriptor holds, deeper jobs, names"),
     ("707ebd8", "a comma in a name is a list of phrases (LLM names only)"),
@@ -45,9 +46,9 @@ NOTES = {
     "names_llm_judge.json": "judges the run folders of taxonomy_alignment.json: its offline rows the offline builds, "
     "its local-llm-l2 rows that profile's builds (see that profile's row)",
     "text_query.json": "queries the offline builds of taxonomy_alignment.json",
-    "all_llm_profile.json": "its all-LLM rows match descriptors by their texts alone, which the two newest changes do not touch",
-    "all_llm_profile_n300.json": "its all-LLM rows match descriptors by their texts alone, which the two newest changes do not touch",
-    "all_llm_profile_first_step.json": "its all-LLM rows match descriptors by their texts alone, which the two newest changes do not touch",
+    "all_llm_profile.json": "its all-LLM rows match descriptors by their texts alone, which the three newest changes do not touch",
+    "all_llm_profile_n300.json": "its all-LLM rows match descriptors by their texts alone, which the three newest changes do not touch",
+    "all_llm_profile_first_step.json": "its all-LLM rows match descriptors by their texts alone, which the three newest changes do not touch",
     "namers_side_by_side.json": "reads the offline builds of taxonomy_alignment.json as they were then",
     "critique_names.json": "reads the builds of taxonomy_alignment.json as they were then",
 }

@@ -470,7 +470,7 @@ class GroupingConfig(_Section):
         "0.7 was chosen on the Scientific development half (bench/tune_matching.py): the most names-alone "
         "agreement among the weights whose level-1 alignment stayed level with 0.1's; at 0.85 and 1.0 the "
         "alignment drops. It also makes more sub-jobs split: on Beauty 1,722 descriptors against 1,306 at 0.1, "
-        "and a first build about 20 s slower (bench/results/build_speed_weight.json).",
+        "and a first build about 20 s slower (bench/results/build_speed_weight.json, with 20 draws in every sub-job).",
     )
 
 

@@ -272,11 +272,11 @@ def name_picks(encode: EncodeFn, vectors: np.ndarray, descriptors: list[Descript
 class EmbeddingArchitect:
     """Groups a job's items in embedding space and has a namer say what each group is.
 
-    ``propose``: the consensus of ``restarts`` draws, each fine KMeans clusters (``fine_per_group``
-    per descriptor) merged bottom-up by Ward linkage into ``target`` groups
-    (:mod:`agentictagger.vocab.grouping`). Each group is then named; its prototype rows are its
-    pieces' centroids, matched blended with its current name's embedding (``prototype_weight``),
-    so a renamed descriptor is matched by its new name.
+    ``propose``: the consensus of ``restarts`` draws (``sub_job_restarts`` in a sub-job), each fine
+    KMeans clusters (``fine_per_group`` per descriptor) merged bottom-up by Ward linkage into
+    ``target`` groups (:mod:`agentictagger.vocab.grouping`). Each group is then named; its
+    prototype rows are its pieces' centroids, matched blended with its current name's embedding
+    (``prototype_weight``), so a renamed descriptor is matched by its new name.
 
     ``refine``: drops descriptors no item chose, merges near-duplicate prototypes, and adds named
     groups for failed items when they form groups of at least ``min_new_group_share`` of the job.
