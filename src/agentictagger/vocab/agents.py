@@ -12,6 +12,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from agentictagger.embed import descriptor_rows, normalise
 from agentictagger.structures.vocabulary import descriptor_text as vocabulary_text
 
 EncodeFn = Callable[[Sequence[str]], np.ndarray]
@@ -188,8 +189,6 @@ class EmbeddingAnnotator:
         self.acceptance = acceptance
 
     def rows(self, descriptors: list[DescriptorDraft]) -> tuple[np.ndarray, np.ndarray]:
-        from agentictagger.embed import descriptor_rows
-
         return descriptor_rows(
             [d.prototype for d in descriptors],
             lambda idx: self.encode([descriptor_text(descriptors[i]) for i in idx]),
@@ -199,8 +198,6 @@ class EmbeddingAnnotator:
     def vectors(self, descriptors: list[DescriptorDraft]) -> np.ndarray:
         """One unit vector per descriptor (the mean of its rows), e.g. to compare descriptors."""
         mat, starts = self.rows(descriptors)
-        from agentictagger.embed import normalise
-
         return normalise(np.add.reduceat(mat, starts[:-1], axis=0))
 
     def similarities(self, job: JobView, descriptors: list[DescriptorDraft], items: list[int]) -> np.ndarray:
@@ -419,8 +416,6 @@ class EmbeddingArchitect:
         cluster) holding at least ``min_fine_size`` items, or its own centroid when none does.
         Nearest-row matching then gives back the group even when it is not convex (one centroid
         would cut it apart)."""
-        from agentictagger.embed import normalise
-
         pieces, counts = np.unique(fine, return_counts=True)
         big = pieces[counts >= min(self.min_fine_size, len(members))]
         parts = [members[fine == p] for p in big] or [members]
